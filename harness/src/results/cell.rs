@@ -1,0 +1,180 @@
+//! One cell's numbers: the document written to `cells/*.json` and printed by
+//! `harness bench --json`. Everything the report knows about a cell is here
+//! (plus the cell's `.hgrm` and `.hlog` files).
+
+use serde::{Deserialize, Serialize};
+
+/// How load is offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Shape {
+    /// Ping-pong: one message in flight per connection; latency = round trip.
+    Closed,
+    /// Fixed aggregate rate; latency from each message's intended send time.
+    Open,
+    /// Connect, echo once, close: the accept path.
+    Churn,
+}
+
+impl Shape {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shape::Closed => "closed",
+            Shape::Open => "open",
+            Shape::Churn => "churn",
+        }
+    }
+}
+
+/// A validity flag: the cell's numbers say less than they seem to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flag {
+    /// The load generator was ≥ 95% busy: the server may have had more to give.
+    ClientBound,
+    /// Open loop: sends fell behind their intended times.
+    BehindSchedule,
+    /// A byte was wrong or lost, or a connection failed.
+    Errors,
+    /// Some connections got no service at all.
+    Starved,
+}
+
+impl Flag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flag::ClientBound => "client-bound",
+            Flag::BehindSchedule => "behind-schedule",
+            Flag::Errors => "errors",
+            Flag::Starved => "starved",
+        }
+    }
+}
+
+/// Latency percentiles in microseconds (from a nanosecond-resolution histogram).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub p9999: f64,
+    pub max: f64,
+}
+
+/// Failures by kind. None is ever dropped silently.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Errors {
+    /// An echoed byte differed from the byte sent at that offset.
+    pub mismatch: u64,
+    /// The connection was reset (ECONNRESET, EPIPE).
+    pub reset: u64,
+    /// A message's echo did not arrive within the per-message deadline.
+    pub timeout: u64,
+    /// A connect failed or did not finish within the connect deadline.
+    pub connect: u64,
+    /// The server closed the connection with bytes still owed.
+    pub closed: u64,
+    /// Churn: no local port to connect from (EADDRNOTAVAIL, TIME_WAIT pile-up).
+    pub addr_unavailable: u64,
+}
+
+impl Errors {
+    pub fn total(&self) -> u64 {
+        self.mismatch + self.reset + self.timeout + self.connect + self.closed + self.addr_unavailable
+    }
+}
+
+/// Messages per connection during the measurement.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Fairness {
+    /// Jain's index: 1.0 when all connections got the same service, 1/n when
+    /// one connection got all of it.
+    pub jain: f64,
+    pub min: u64,
+    pub median: u64,
+    pub max: u64,
+}
+
+/// The server process, sampled from `/proc/PID` (absent for `--target`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerStats {
+    pub pid: u32,
+    /// User+system CPU time over the measurement, as a percentage of one CPU.
+    pub cpu_percent: f64,
+    pub cpu_us_per_msg: f64,
+    pub rss_peak_kib: u64,
+    pub threads: u64,
+    pub ctx_voluntary: u64,
+    pub ctx_involuntary: u64,
+    pub fds: u64,
+    pub cpus: Vec<usize>,
+}
+
+/// The load generator itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientStats {
+    /// User+system CPU time over the measurement, as a percentage of one CPU
+    /// (summed over load threads).
+    pub cpu_percent: f64,
+    /// The busiest load thread's CPU percentage: ≥ 95 means client-bound.
+    pub busiest_thread_percent: f64,
+    pub threads: u32,
+    pub cpus: Vec<usize>,
+}
+
+/// One cell: one model (or target) under one load, measured once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// The model spawned for this cell, or null for `--target`.
+    pub model: Option<String>,
+    /// Model options passed to `harness serve` (e.g. `["--edge"]`).
+    #[serde(default)]
+    pub model_args: Vec<String>,
+    /// The name charts and tables show: the model, a variant such as
+    /// `epoll-edge`, or `target` for `--target`.
+    pub label: String,
+    pub target: String,
+    /// The scenario's name in its suite (e.g. `closed-c100-s64`).
+    pub scenario: String,
+    /// Repetition number, from 1.
+    pub repeat: u32,
+    pub shape: Shape,
+    pub connections: u32,
+    pub size: u32,
+    pub idle: u32,
+    /// Open loop: offered aggregate rate in messages per second.
+    pub rate: Option<f64>,
+    pub warmup_s: f64,
+    pub duration_s: f64,
+    pub messages: u64,
+    pub msgs_per_sec: f64,
+    pub bytes_per_sec: f64,
+    /// Churn: completed connect+echo+close cycles per second.
+    pub connections_per_sec: Option<f64>,
+    pub latency_us: Latency,
+    pub errors: Errors,
+    pub starved_connections: u32,
+    pub fairness: Fairness,
+    pub server: Option<ServerStats>,
+    pub client: ClientStats,
+    /// Open loop: the fraction of messages sent later than intended by more
+    /// than the schedule tolerance.
+    #[serde(default)]
+    pub behind_schedule_fraction: f64,
+    pub flags: Vec<Flag>,
+}
+
+impl Cell {
+    /// The file stem of this cell in a result set: `LABEL--SCENARIO`, with
+    /// `--rN` added when the suite repeats.
+    pub fn file_stem(&self, repeats: u32) -> String {
+        if repeats > 1 {
+            format!("{}--{}--r{}", self.label, self.scenario, self.repeat)
+        } else {
+            format!("{}--{}", self.label, self.scenario)
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! `harness serve MODEL [--addr HOST:PORT] [model options]`: runs one model
+//! under the process contract, exactly as its own `server-MODEL` binary does.
+
+use std::ffi::OsString;
+
+/// Runs `model` with `args` (its `--addr` and its own options). Never returns.
+pub fn serve(model: &str, args: Vec<OsString>) -> ! {
+    let argv = std::iter::once(OsString::from(format!("harness serve {model}"))).chain(args);
+    use echo_core::process::run;
+    match model {
+        "single" => run(model, argv, server_single::serve),
+        "threaded" => run(model, argv, server_threaded::serve),
+        "pool" => run(model, argv, server_pool::serve),
+        "nonblocking" => run(model, argv, server_nonblocking::serve),
+        "select" => run(model, argv, server_select::serve),
+        "epoll" => run(model, argv, server_epoll::serve),
+        "coroutine" => run(model, argv, server_coroutine::serve),
+        "async" => run(model, argv, server_async::serve),
+        other => {
+            eprintln!(
+                "harness: unknown model '{other}'; the models are: {}",
+                echo_core::MODELS.join(", ")
+            );
+            std::process::exit(2)
+        }
+    }
+}

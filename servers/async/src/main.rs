@@ -1,0 +1,3 @@
+fn main() {
+    echo_core::process::main("async", server_async::serve)
+}

@@ -1,0 +1,108 @@
+//! What a model does when `accept(2)` fails.
+//!
+//! Running out of file descriptors (EMFILE, ENFILE) leaves the connection in
+//! the listen queue, so the listener stays readable: retrying at once would
+//! spin a core. Instead the model pauses accepting for [`PAUSE`], keeps serving
+//! the connections it has, and logs one line per pause episode, not per try.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+/// How long a model stops accepting after running out of file descriptors.
+pub const PAUSE: Duration = Duration::from_millis(100);
+
+/// What to do after a failed `accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptError {
+    /// Interrupted, or the peer gave up before we accepted it: accept again.
+    Retry,
+    /// Out of descriptors or kernel memory: stop accepting for [`PAUSE`].
+    Exhausted,
+    /// The listener itself is broken: `serve` returns the error.
+    Fatal,
+}
+
+/// Sorts an `accept` error into what the caller should do.
+pub fn classify(error: &io::Error) -> AcceptError {
+    match error.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => AcceptError::Exhausted,
+        Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EOPNOTSUPP | libc::EFAULT) => {
+            AcceptError::Fatal
+        }
+        _ => AcceptError::Retry,
+    }
+}
+
+/// Rate-limits the "out of file descriptors" log line to one per episode.
+#[derive(Debug, Default)]
+pub struct Exhaustion {
+    since: Option<Instant>,
+    pauses: u64,
+}
+
+impl Exhaustion {
+    /// Records a pause and returns when accepting may resume. Logs one line
+    /// when an episode starts.
+    pub fn pause(&mut self, error: &io::Error) -> Instant {
+        let now = Instant::now();
+        if self.since.is_none() {
+            eprintln!("accept: {error}; pausing accepts, serving existing connections");
+            self.since = Some(now);
+        }
+        self.pauses += 1;
+        now + PAUSE
+    }
+
+    /// Call after a successful accept: ends an episode with one log line.
+    pub fn recovered(&mut self) {
+        if let Some(since) = self.since.take() {
+            eprintln!(
+                "accept: recovered after {:.1} s ({} pauses)",
+                since.elapsed().as_secs_f64(),
+                self.pauses
+            );
+            self.pauses = 0;
+        }
+    }
+}
+
+/// The blocking models' reaction to a failed accept: sleep out an exhaustion
+/// pause, retry transient errors, and return fatal ones.
+pub fn handle_blocking(error: io::Error, exhaustion: &mut Exhaustion) -> io::Result<()> {
+    match classify(&error) {
+        AcceptError::Retry => Ok(()),
+        AcceptError::Exhausted => {
+            let resume = exhaustion.pause(&error);
+            std::thread::sleep(resume.saturating_duration_since(Instant::now()));
+            Ok(())
+        }
+        AcceptError::Fatal => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_the_errors_that_matter() {
+        let os = io::Error::from_raw_os_error;
+        assert_eq!(classify(&os(libc::EMFILE)), AcceptError::Exhausted);
+        assert_eq!(classify(&os(libc::ENFILE)), AcceptError::Exhausted);
+        assert_eq!(classify(&os(libc::EINTR)), AcceptError::Retry);
+        assert_eq!(classify(&os(libc::ECONNABORTED)), AcceptError::Retry);
+        assert_eq!(classify(&os(libc::EBADF)), AcceptError::Fatal);
+    }
+
+    #[test]
+    fn an_episode_pauses_for_the_pause_length() {
+        let mut exhaustion = Exhaustion::default();
+        let before = Instant::now();
+        let resume = exhaustion.pause(&io::Error::from_raw_os_error(libc::EMFILE));
+        assert!(resume >= before + PAUSE);
+        assert_eq!(exhaustion.pauses, 1);
+        exhaustion.recovered();
+        assert!(exhaustion.since.is_none());
+        assert_eq!(exhaustion.pauses, 0);
+    }
+}

@@ -1,0 +1,55 @@
+//! The contract every echolab model implements.
+//!
+//! Eight crates under `servers/` each implement one concurrency model of the
+//! same TCP echo server. This crate holds everything that is *not* the model,
+//! so that only the model word changes between them:
+//!
+//! # Layout
+//!
+//! - [`process`]: the process contract. [`process::main`] parses `--addr` and
+//!   the model's own options, raises the fd limit, stops on SIGTERM/SIGINT,
+//!   binds, prints `listening on HOST:PORT` and hands the listener to the
+//!   model's `serve`.
+//! - [`echo`]: the echo step itself. [`echo::echo_blocking`] for models that
+//!   block in `read`/`write`; [`echo::Echo`], a per-connection buffer and
+//!   cursor, for models that wait on readiness and must never block.
+//! - [`accept`]: what to do when `accept` fails (retry, back off while out of
+//!   file descriptors, or give up).
+//! - [`affinity`]: the CPUs this process may run on, to size runtimes.
+//!
+//! Every model exports the same two items:
+//!
+//! ```text
+//! pub struct Options { .. }            // clap::Args: the model's own options
+//! pub fn serve(listener: std::net::TcpListener, options: &Options) -> std::io::Result<()>
+//! ```
+//!
+//! The caller binds; the model serves until the process is signalled. Only a
+//! failing listener or poller makes `serve` return an error; one connection's
+//! error is one line on stderr and closes that connection only.
+
+#![forbid(unsafe_code)]
+
+pub mod accept;
+pub mod affinity;
+pub mod echo;
+pub mod process;
+
+/// Bytes a model reads from a connection at once, and the most it holds unsent
+/// for one connection: a slow reader gets backpressure, not a growing buffer.
+pub const BUFFER_SIZE: usize = 16 * 1024;
+
+/// Pending-connection queue length passed to `listen(2)` by every model.
+pub const BACKLOG: i32 = 1024;
+
+/// The names of the eight models, in the order of the progression.
+pub const MODELS: [&str; 8] = [
+    "single",
+    "threaded",
+    "pool",
+    "nonblocking",
+    "select",
+    "epoll",
+    "coroutine",
+    "async",
+];

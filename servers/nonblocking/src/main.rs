@@ -1,0 +1,3 @@
+fn main() {
+    echo_core::process::main("nonblocking", server_nonblocking::serve)
+}

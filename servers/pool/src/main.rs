@@ -1,0 +1,3 @@
+fn main() {
+    echo_core::process::main("pool", server_pool::serve)
+}

@@ -1,0 +1,46 @@
+//! # single: one client at a time, blocking
+//!
+//! **Model.** Accept one client, echo it until it closes, then accept the next.
+//!
+//! **System calls.** Per connection: `accept4`, `setsockopt(TCP_NODELAY)`,
+//! `close`. Per message: one `read` and one `write`, each blocking.
+//!
+//! **Costs.** One thread and one 16 KiB buffer for the whole server; nothing
+//! per connection.
+//!
+//! **Limits.** A second client waits in the listen queue until the first one
+//! leaves: its connect succeeds (the kernel completes the handshake) but it
+//! gets no answer. One slow or idle client stops the whole server.
+//!
+//! **Compare with.** `threaded`, which gives each client its own thread so
+//! that clients no longer wait for each other.
+
+#![forbid(unsafe_code)]
+
+use echo_core::{accept, echo::echo_blocking};
+use std::io;
+use std::net::TcpListener;
+
+/// `single` has no options of its own.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Options {}
+
+/// Serves clients one after another, forever.
+pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
+    let mut exhaustion = accept::Exhaustion::default();
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                accept::handle_blocking(error, &mut exhaustion)?;
+                continue;
+            }
+        };
+        exhaustion.recovered();
+        let _ = stream.set_nodelay(true);
+        // The next client waits here until this one closes its side.
+        if let Err(error) = echo_blocking(&stream) {
+            eprintln!("{peer}: {error}");
+        }
+    }
+}
