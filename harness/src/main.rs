@@ -5,14 +5,24 @@
 //! cell, [`run`] runs a suite of cells into a result set ([`results`]),
 //! [`report`] and [`compare`] read result sets from disk and nothing else.
 
-mod serve;
+mod bench;
+mod compare;
+mod load;
+mod measure;
+mod report;
 mod results;
+mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 
 #[derive(Debug, Parser)]
-#[command(name = "harness", version, about = "echolab: eight concurrency models of one TCP echo server, measured side by side")]
+#[command(
+    name = "harness",
+    version,
+    about = "echolab: eight concurrency models of one TCP echo server, measured side by side"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,11 +38,28 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Measure one cell: one model (or --target) under one load.
+    Bench(bench::BenchArgs),
+    /// Run a suite of cells into a result set, with its report (the main job).
+    Run(run::RunArgs),
+    /// Regenerate charts/ and the report of a result set from its raw files.
+    Report(report::ReportArgs),
+    /// Put two result sets side by side.
+    Compare(compare::CompareArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
-    match cli.command {
+    let outcome = match cli.command {
         Command::Serve { model, args } => serve::serve(&model, args),
+        Command::Bench(args) => bench::main(args),
+        Command::Run(args) => run::main(args),
+        Command::Report(args) => report::main(args),
+        Command::Compare(args) => compare::main(args),
+    };
+    if let Err(error) = outcome {
+        // One sentence a user understands: the chain of contexts, no backtrace.
+        eprintln!("harness: {error:#}");
+        std::process::exit(1);
     }
 }
