@@ -1,6 +1,189 @@
-//! Placeholder: the select model is not written yet.
+//! # select: one thread waiting in select(2)
+//!
+//! **Model.** One thread builds a read set and a write set from what each
+//! connection waits for, sleeps in `select` until some socket is ready, then
+//! serves only the ready ones.
+//!
+//! **System calls.** Per connection: `accept4`, `ioctl(FIONBIO)`,
+//! `setsockopt(TCP_NODELAY)`, `close`. Per message: one `select` (`pselect6`
+//! in strace), one `recvfrom`, one `sendto`. The kernel scans every fd up to
+//! the highest one, and copies both sets in and out, on every `select`.
+//!
+//! **Costs.** Per connection: one 16 KiB buffer and a cursor, no thread. Per
+//! wake-up: rebuilding both sets and testing every connection in them.
+//!
+//! **Limits.** An `fd_set` holds descriptors below FD_SETSIZE (1024): a
+//! connection that gets a higher fd is closed at once with one log line. Each
+//! wake-up costs O(connections) in user space and O(highest fd) in the
+//! kernel, even when one socket is ready; idle clients make busy ones slower.
+//!
+//! **Compare with.** `nonblocking`, which tries every socket without asking;
+//! `epoll`, which registers each fd once and returns only the ready ones.
+
+#![forbid(unsafe_code)]
+
+use echo_core::accept::{self, AcceptError, Exhaustion};
+use echo_core::echo::{Drain, Echo, Progress};
+use nix::errno::Errno;
+use nix::sys::select::{FD_SETSIZE, FdSet, select};
+use nix::sys::time::{TimeVal, TimeValLike};
+use std::io::{self, ErrorKind};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Instant;
+
+/// `select` has no options of its own.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Options {}
-pub fn serve(_listener: std::net::TcpListener, _options: &Options) -> std::io::Result<()> {
-    Err(std::io::Error::other("not written yet"))
+
+struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    echo: Echo,
+    /// What the last `pump` left it waiting for.
+    progress: Progress,
+}
+
+/// Waits for readiness and serves the ready sockets, forever.
+pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
+    if !fits_in_fd_set(&listener) {
+        return Err(io::Error::other("the listener's fd is beyond FD_SETSIZE"));
+    }
+    listener.set_nonblocking(true)?;
+    let mut connections: Vec<Connection> = Vec::new();
+    let mut ready: Vec<bool> = Vec::new();
+    let mut exhaustion = Exhaustion::default();
+    let mut accept_paused_until: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        accept_paused_until = accept_paused_until.filter(|&until| until > now);
+        let listener_ready = wait(&listener, &connections, accept_paused_until, &mut ready)?;
+        let mut ready_flags = ready.iter();
+        connections.retain_mut(|connection| {
+            if !ready_flags.next().copied().unwrap_or(false) {
+                return true;
+            }
+            match connection.echo.pump(&mut connection.stream, Drain::Once) {
+                Ok(Progress::Done) => false,
+                Ok(progress) => {
+                    connection.progress = progress;
+                    true
+                }
+                Err(error) => {
+                    eprintln!("{}: {error}", connection.peer);
+                    false
+                }
+            }
+        });
+        if listener_ready {
+            accept_paused_until = accept_all(&listener, &mut connections, &mut exhaustion)?;
+        }
+    }
+}
+
+/// One `select` call: the listener (unless accepting is paused) in the read
+/// set, each connection in the set its progress asks for. Fills `ready` with
+/// one flag per connection and returns whether the listener is readable.
+fn wait(
+    listener: &TcpListener,
+    connections: &[Connection],
+    accept_paused_until: Option<Instant>,
+    ready: &mut Vec<bool>,
+) -> io::Result<bool> {
+    let mut readable = FdSet::new();
+    let mut writable = FdSet::new();
+    let mut highest_fd = listener.as_raw_fd();
+    if accept_paused_until.is_none() {
+        readable.insert(listener.as_fd());
+    }
+    for connection in connections {
+        if let Progress::Open { read, write } = connection.progress {
+            let fd = connection.stream.as_fd();
+            if read {
+                readable.insert(fd);
+            }
+            if write {
+                writable.insert(fd);
+            }
+            highest_fd = highest_fd.max(fd.as_raw_fd());
+        }
+    }
+    // While accepting is paused, wake up when the pause ends.
+    let mut timeout = accept_paused_until.map(|until| {
+        let left = until.saturating_duration_since(Instant::now());
+        TimeVal::microseconds(left.as_micros() as i64)
+    });
+    loop {
+        let (mut read_result, mut write_result) = (readable, writable);
+        match select(
+            highest_fd + 1,
+            &mut read_result,
+            &mut write_result,
+            None,
+            timeout.as_mut(),
+        ) {
+            Ok(_) => {
+                ready.clear();
+                ready.extend(connections.iter().map(|connection| {
+                    let fd = connection.stream.as_fd();
+                    read_result.contains(fd) || write_result.contains(fd)
+                }));
+                return Ok(accept_paused_until.is_none() && read_result.contains(listener.as_fd()));
+            }
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+}
+
+/// Accepts until the listen queue is empty. Returns when accepting may resume
+/// if the process ran out of file descriptors.
+fn accept_all(
+    listener: &TcpListener,
+    connections: &mut Vec<Connection>,
+    exhaustion: &mut Exhaustion,
+) -> io::Result<Option<Instant>> {
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                exhaustion.recovered();
+                if !fits_in_fd_set(&stream) {
+                    let fd = stream.as_raw_fd();
+                    eprintln!(
+                        "{peer}: fd {fd} does not fit in select's fd_set (FD_SETSIZE {FD_SETSIZE}); closing"
+                    );
+                    continue;
+                }
+                if let Err(error) = stream.set_nonblocking(true) {
+                    eprintln!("{peer}: {error}");
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let (echo, progress) = (
+                    Echo::new(),
+                    Progress::Open {
+                        read: true,
+                        write: false,
+                    },
+                );
+                connections.push(Connection {
+                    stream,
+                    peer,
+                    echo,
+                    progress,
+                });
+            }
+            Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(None),
+            Err(error) => match accept::classify(&error) {
+                AcceptError::Retry => {}
+                AcceptError::Exhausted => return Ok(Some(exhaustion.pause(&error))),
+                AcceptError::Fatal => return Err(error),
+            },
+        }
+    }
+}
+
+/// Whether `socket` can go in an `fd_set` (`FdSet::insert` panics otherwise).
+fn fits_in_fd_set(socket: &impl AsRawFd) -> bool {
+    usize::try_from(socket.as_raw_fd()).is_ok_and(|fd| fd < FD_SETSIZE)
 }

@@ -1,6 +1,60 @@
-//! Placeholder: the threaded model is not written yet.
+//! # threaded: a thread per client
+//!
+//! **Model.** Accept a client, start a thread that echoes it until it closes,
+//! and go straight back to accepting.
+//!
+//! **System calls.** Per connection: `accept4`, `setsockopt(TCP_NODELAY)`,
+//! `clone3` and a dozen more to start and end the thread (`mmap` and
+//! `mprotect` for its stack, `prctl` to name it, `munmap`), `close`. Per
+//! message: one `recvfrom` and one `sendto`, blocking in the client's thread.
+//!
+//! **Costs.** Per connection: a kernel thread (scheduler entry, a context
+//! switch for every wake-up), a 2 MiB stack reserved (a few KiB touched), one
+//! 16 KiB buffer.
+//!
+//! **Limits.** Threads: `threads-max`, RLIMIT_NPROC or address space run out
+//! long before sockets do, and then the spawn fails (that connection is closed
+//! with one log line, the others carry on). Thousands of mostly idle clients
+//! mean thousands of sleeping threads; busy ones fight over the CPUs, and
+//! context switches, not echoing, become the work.
+//!
+//! **Compare with.** `single`, whose clients wait for each other; `pool`, which
+//! caps the number of threads and makes the extra clients wait instead.
+
+#![forbid(unsafe_code)]
+
+use echo_core::{accept, echo::echo_blocking};
+use std::io;
+use std::net::TcpListener;
+use std::thread;
+
+/// `threaded` has no options of its own.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Options {}
-pub fn serve(_listener: std::net::TcpListener, _options: &Options) -> std::io::Result<()> {
-    Err(std::io::Error::other("not written yet"))
+
+/// Accepts clients forever, each on a thread of its own.
+pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
+    let mut exhaustion = accept::Exhaustion::default();
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                accept::handle_blocking(error, &mut exhaustion)?;
+                continue;
+            }
+        };
+        exhaustion.recovered();
+        let _ = stream.set_nodelay(true);
+        // The thread owns the stream; it is closed when the thread ends.
+        let spawned = thread::Builder::new().name("client".into()).spawn(move || {
+            if let Err(error) = echo_blocking(&stream) {
+                eprintln!("{peer}: {error}");
+            }
+        });
+        // A failed spawn drops the closure, and the stream in it: that client
+        // is closed, the others are unaffected.
+        if let Err(error) = spawned {
+            eprintln!("{peer}: cannot start a thread: {error}");
+        }
+    }
 }

@@ -1,0 +1,7 @@
+//! The conformance suite (crate `echo-conformance`) run against this model.
+
+echo_conformance::suite!(
+    coroutine,
+    env!("CARGO_BIN_EXE_server-coroutine"),
+    kind = Kind::Concurrent
+);

@@ -1,0 +1,7 @@
+//! The conformance suite (crate `echo-conformance`) run against this model.
+
+echo_conformance::suite!(
+    pool,
+    env!("CARGO_BIN_EXE_server-pool"),
+    kind = Kind::BoundedPool { workers: 16 }
+);

@@ -1,0 +1,7 @@
+//! The conformance suite (crate `echo-conformance`) run against this model.
+
+echo_conformance::suite!(
+    single,
+    env!("CARGO_BIN_EXE_server-single"),
+    kind = Kind::OneAtATime
+);
