@@ -6,6 +6,7 @@
 //! the connections it has, and logs one line per pause episode, not per try.
 
 use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 /// How long a model stops accepting after running out of file descriptors.
@@ -77,6 +78,60 @@ pub fn handle_blocking(error: io::Error, exhaustion: &mut Exhaustion) -> io::Res
             Ok(())
         }
         AcceptError::Fatal => Err(error),
+    }
+}
+
+/// Blocking models: waits for the next client and returns it with
+/// TCP_NODELAY set. Sleeps out exhaustion pauses and retries transient
+/// errors; returns only a fatal listener error.
+pub fn next_blocking(
+    listener: &TcpListener,
+    exhaustion: &mut Exhaustion,
+) -> io::Result<(TcpStream, SocketAddr)> {
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                exhaustion.recovered();
+                let _ = stream.set_nodelay(true);
+                return Ok((stream, peer));
+            }
+            Err(error) => handle_blocking(error, exhaustion)?,
+        }
+    }
+}
+
+/// What a nonblocking listener had for a readiness model.
+#[derive(Debug)]
+pub enum Ready {
+    /// A client, already nonblocking and with TCP_NODELAY set.
+    Client(TcpStream, SocketAddr),
+    /// The listen queue is empty (`WouldBlock`).
+    Drained,
+    /// Out of descriptors: leave the listener alone until then.
+    PausedUntil(Instant),
+}
+
+/// Readiness models: accepts one client from a nonblocking listener without
+/// ever blocking. Retries transient errors; returns only a fatal one.
+pub fn next_ready(listener: &TcpListener, exhaustion: &mut Exhaustion) -> io::Result<Ready> {
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                exhaustion.recovered();
+                if let Err(error) = stream.set_nonblocking(true) {
+                    eprintln!("{peer}: {error}");
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                return Ok(Ready::Client(stream, peer));
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(Ready::Drained),
+            Err(error) => match classify(&error) {
+                AcceptError::Retry => continue,
+                AcceptError::Exhausted => return Ok(Ready::PausedUntil(exhaustion.pause(&error))),
+                AcceptError::Fatal => return Err(error),
+            },
+        }
     }
 }
 

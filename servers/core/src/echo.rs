@@ -169,7 +169,11 @@ mod tests {
     impl Read for FakeSocket {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             if self.incoming.is_empty() {
-                return if self.eof { Ok(0) } else { Err(ErrorKind::WouldBlock.into()) };
+                return if self.eof {
+                    Ok(0)
+                } else {
+                    Err(ErrorKind::WouldBlock.into())
+                };
             }
             let n = buf.len().min(self.read_chunk).min(self.incoming.len());
             for byte in buf.iter_mut().take(n) {
@@ -211,7 +215,13 @@ mod tests {
         let mut echo = Echo::new();
         let progress = echo.pump(&mut sock, Drain::Once).unwrap();
         assert_eq!(sock.outgoing, b"hello");
-        assert_eq!(progress, Progress::Open { read: true, write: false });
+        assert_eq!(
+            progress,
+            Progress::Open {
+                read: true,
+                write: false
+            }
+        );
     }
 
     #[test]
@@ -220,7 +230,13 @@ mod tests {
         let mut sock = socket(&data, usize::MAX, 10);
         let mut echo = Echo::new();
         let progress = echo.pump(&mut sock, Drain::UntilWouldBlock).unwrap();
-        assert_eq!(progress, Progress::Open { read: false, write: true });
+        assert_eq!(
+            progress,
+            Progress::Open {
+                read: false,
+                write: true
+            }
+        );
         assert!(echo.unsent() <= BUFFER_SIZE);
         assert_eq!(sock.incoming.len(), data.len() - BUFFER_SIZE);
         // The reader catches up: everything arrives, in order, then Done.
@@ -234,7 +250,10 @@ mod tests {
         let data = vec![7u8; 3 * BUFFER_SIZE + 5];
         let mut sock = socket(&data, 1000, usize::MAX);
         let mut echo = Echo::new();
-        assert_eq!(echo.pump(&mut sock, Drain::UntilWouldBlock).unwrap(), Progress::Done);
+        assert_eq!(
+            echo.pump(&mut sock, Drain::UntilWouldBlock).unwrap(),
+            Progress::Done
+        );
         assert_eq!(sock.outgoing, data);
     }
 

@@ -26,7 +26,7 @@
 
 #![forbid(unsafe_code)]
 
-use echo_core::accept::{self, AcceptError, Exhaustion};
+use echo_core::accept::{self, Exhaustion, Ready};
 use echo_core::echo::{Drain, Echo, Progress};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -166,22 +166,13 @@ fn accept_ready(
         EpollFlags::EPOLLIN
     };
     loop {
-        let (stream, peer) = match listener.accept() {
-            Ok(accepted) => accepted,
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-            Err(error) => match accept::classify(&error) {
-                AcceptError::Retry => continue,
-                AcceptError::Exhausted => return Ok(Some(exhaustion.pause(&error))),
-                AcceptError::Fatal => return Err(error),
-            },
+        let (stream, peer) = match accept::next_ready(listener, exhaustion)? {
+            Ready::Client(stream, peer) => (stream, peer),
+            Ready::Drained => return Ok(None),
+            Ready::PausedUntil(resume) => return Ok(Some(resume)),
         };
-        exhaustion.recovered();
-        let _ = stream.set_nodelay(true);
         let fd = stream.as_raw_fd() as usize;
-        let registered = stream
-            .set_nonblocking(true)
-            .and_then(|()| Ok(epoll.add(&stream, EpollEvent::new(interest, fd as u64))?));
-        match registered {
+        match epoll.add(&stream, EpollEvent::new(interest, fd as u64)) {
             Ok(()) => {
                 if connections.len() <= fd {
                     connections.resize_with(fd + 1, || None);

@@ -22,9 +22,9 @@
 
 #![forbid(unsafe_code)]
 
-use echo_core::accept::{self, AcceptError, Exhaustion};
+use echo_core::accept::{self, Exhaustion, Ready};
 use echo_core::echo::{Drain, Echo, Progress};
-use std::io::{self, ErrorKind};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Instant;
 
@@ -70,23 +70,13 @@ fn accept_all(
     exhaustion: &mut Exhaustion,
 ) -> io::Result<Option<Instant>> {
     loop {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                exhaustion.recovered();
-                if let Err(error) = stream.set_nonblocking(true) {
-                    eprintln!("{peer}: {error}");
-                    continue;
-                }
-                let _ = stream.set_nodelay(true);
+        match accept::next_ready(listener, exhaustion)? {
+            Ready::Client(stream, peer) => {
                 let echo = Echo::new();
                 connections.push(Connection { stream, peer, echo });
             }
-            Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(None),
-            Err(error) => match accept::classify(&error) {
-                AcceptError::Retry => {}
-                AcceptError::Exhausted => return Ok(Some(exhaustion.pause(&error))),
-                AcceptError::Fatal => return Err(error),
-            },
+            Ready::Drained => return Ok(None),
+            Ready::PausedUntil(resume) => return Ok(Some(resume)),
         }
     }
 }

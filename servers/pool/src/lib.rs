@@ -56,15 +56,7 @@ pub fn serve(listener: TcpListener, options: &Options) -> io::Result<()> {
     }
     let mut exhaustion = accept::Exhaustion::default();
     loop {
-        let (stream, peer) = match listener.accept() {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                accept::handle_blocking(error, &mut exhaustion)?;
-                continue;
-            }
-        };
-        exhaustion.recovered();
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = accept::next_blocking(&listener, &mut exhaustion)?;
         // Blocks while every worker is busy: the next clients queue in the kernel.
         if idle_worker.send((stream, peer)).is_err() {
             return Err(io::Error::other("every worker has stopped"));

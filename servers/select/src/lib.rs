@@ -22,12 +22,12 @@
 
 #![forbid(unsafe_code)]
 
-use echo_core::accept::{self, AcceptError, Exhaustion};
+use echo_core::accept::{self, Exhaustion, Ready};
 use echo_core::echo::{Drain, Echo, Progress};
 use nix::errno::Errno;
 use nix::sys::select::{FD_SETSIZE, FdSet, select};
 use nix::sys::time::{TimeVal, TimeValLike};
-use std::io::{self, ErrorKind};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Instant;
@@ -144,9 +144,8 @@ fn accept_all(
     exhaustion: &mut Exhaustion,
 ) -> io::Result<Option<Instant>> {
     loop {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                exhaustion.recovered();
+        match accept::next_ready(listener, exhaustion)? {
+            Ready::Client(stream, peer) => {
                 if !fits_in_fd_set(&stream) {
                     let fd = stream.as_raw_fd();
                     eprintln!(
@@ -154,18 +153,11 @@ fn accept_all(
                     );
                     continue;
                 }
-                if let Err(error) = stream.set_nonblocking(true) {
-                    eprintln!("{peer}: {error}");
-                    continue;
-                }
-                let _ = stream.set_nodelay(true);
-                let (echo, progress) = (
-                    Echo::new(),
-                    Progress::Open {
-                        read: true,
-                        write: false,
-                    },
-                );
+                let echo = Echo::new();
+                let progress = Progress::Open {
+                    read: true,
+                    write: false,
+                };
                 connections.push(Connection {
                     stream,
                     peer,
@@ -173,12 +165,8 @@ fn accept_all(
                     progress,
                 });
             }
-            Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(None),
-            Err(error) => match accept::classify(&error) {
-                AcceptError::Retry => {}
-                AcceptError::Exhausted => return Ok(Some(exhaustion.pause(&error))),
-                AcceptError::Fatal => return Err(error),
-            },
+            Ready::Drained => return Ok(None),
+            Ready::PausedUntil(resume) => return Ok(Some(resume)),
         }
     }
 }

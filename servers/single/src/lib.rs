@@ -29,15 +29,7 @@ pub struct Options {}
 pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
     let mut exhaustion = accept::Exhaustion::default();
     loop {
-        let (stream, peer) = match listener.accept() {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                accept::handle_blocking(error, &mut exhaustion)?;
-                continue;
-            }
-        };
-        exhaustion.recovered();
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = accept::next_blocking(&listener, &mut exhaustion)?;
         // The next client waits here until this one closes its side.
         if let Err(error) = echo_blocking(&stream) {
             eprintln!("{peer}: {error}");

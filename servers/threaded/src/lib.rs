@@ -36,15 +36,7 @@ pub struct Options {}
 pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
     let mut exhaustion = accept::Exhaustion::default();
     loop {
-        let (stream, peer) = match listener.accept() {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                accept::handle_blocking(error, &mut exhaustion)?;
-                continue;
-            }
-        };
-        exhaustion.recovered();
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = accept::next_blocking(&listener, &mut exhaustion)?;
         // The thread owns the stream; it is closed when the thread ends.
         let spawned = thread::Builder::new().name("client".into()).spawn(move || {
             if let Err(error) = echo_blocking(&stream) {
