@@ -1,8 +1,85 @@
-//! Placeholder for `harness report`.
+//! `harness report DIR`: charts and a report from a result set's raw files.
+//!
+//! Layout, in pipeline order:
+//! - [`read`]: the readers of `manifest.json`, `cells/*.json`, `*.hgrm`, `*.hlog`;
+//! - [`load`]: a whole result set, in sorted order;
+//! - [`groups`]: repeats → entries → scenarios → sweeps, label order and colours;
+//! - [`document`]: the report as data (sections, tables, chart specifications);
+//! - [`charts`]: each chart drawn to SVG with plotters;
+//! - [`markdown`] and [`html`]: `report.md` (charts linked) and `report.html`
+//!   (charts inlined, self-contained).
+//!
+//! The output depends only on the raw files: no clock, sorted iteration,
+//! fixed number formatting, so a second run writes the same bytes.
+
+mod charts;
+mod document;
+pub(crate) mod groups;
+mod html;
+pub(crate) mod load;
+mod markdown;
+mod read;
+
+use anyhow::Context;
+use rayon::prelude::*;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
-pub struct ReportArgs {}
+pub struct ReportArgs {
+    /// The result set directory (holding manifest.json and cells/).
+    pub dir: PathBuf,
+}
 
-pub fn main(_args: ReportArgs) -> anyhow::Result<()> {
-    anyhow::bail!("'harness report' is not written yet")
+pub fn main(args: ReportArgs) -> anyhow::Result<()> {
+    generate(&args.dir)?;
+    println!("wrote {}", args.dir.join("report.html").display());
+    Ok(())
+}
+
+/// Reads the result set in `dir` and writes `charts/*.svg`, `report.md` and
+/// `report.html` there.
+pub fn generate(dir: &Path) -> anyhow::Result<()> {
+    let set = load::result_set(dir, load::Histograms::Read)?;
+    let document = document::build(&set);
+    let svgs = document
+        .charts
+        .par_iter()
+        .map(|chart| charts::render(chart).with_context(|| format!("cannot draw chart {}", chart.file)))
+        .collect::<anyhow::Result<Vec<String>>>()?;
+
+    let charts_dir = dir.join("charts");
+    std::fs::create_dir_all(&charts_dir)
+        .with_context(|| format!("cannot create {}", charts_dir.display()))?;
+    let planned: BTreeSet<&str> = document.charts.iter().map(|chart| chart.file.as_str()).collect();
+    remove_stale_charts(&charts_dir, &planned)?;
+    for (chart, svg) in document.charts.iter().zip(&svgs) {
+        write(&charts_dir.join(&chart.file), svg)?;
+    }
+    write(&dir.join("report.md"), &markdown::render(&document))?;
+    write(&dir.join("report.html"), &html::render(&document, &svgs))?;
+    Ok(())
+}
+
+fn write(path: &Path, contents: &str) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Charts left from an earlier report of a different result set shape.
+fn remove_stale_charts(charts_dir: &Path, planned: &BTreeSet<&str>) -> anyhow::Result<()> {
+    let entries =
+        std::fs::read_dir(charts_dir).with_context(|| format!("cannot read {}", charts_dir.display()))?;
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("cannot read {}", charts_dir.display()))?
+            .path();
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default();
+        if name.ends_with(".svg") && !planned.contains(name) {
+            std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
 }

@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 /// How load is offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Shape {
     /// Ping-pong: one message in flight per connection; latency = round trip.

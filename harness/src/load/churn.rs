@@ -1,0 +1,347 @@
+//! Churn: connect, echo one message, close, again — the accept path.
+//!
+//! Each of the thread's loops keeps one connection cycle going at a time.
+//! Latency is connect start to the last echoed byte; the count of completed
+//! cycles gives connections per second. Running out of local ports
+//! (`EADDRNOTAVAIL`, usually a pile-up of TIME_WAIT sockets) is its own error
+//! kind, `addr_unavailable`. A loop whose cycle failed waits [`RETRY`] before
+//! the next one, so a refusing server is not hammered in a spin.
+
+use super::connect::finish_connect;
+use super::recorder::Recorder;
+use super::{
+    CONNECT_DEADLINE, Clock, Failure, HOUSEKEEPING, LoadPlan, MESSAGE_DEADLINE, ThreadCpu, ThreadOutcome,
+    ThreadShare, count_connect_error, payload,
+};
+use crate::results::cell::Errors;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Pause after a failed cycle.
+const RETRY: Duration = Duration::from_millis(1);
+const CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting to start the next cycle at `retry_at`.
+    Waiting,
+    Connecting,
+    Echoing,
+}
+
+struct Cycle {
+    state: State,
+    stream: Option<TcpStream>,
+    stream_id: u64,
+    started: u64,
+    retry_at: u64,
+    written: u64,
+    received: u64,
+    corrupt: bool,
+    /// Completed cycles in the measurement.
+    completed: u64,
+}
+
+pub struct Churn {
+    addr: SocketAddr,
+    size: u64,
+    poll: Poll,
+    cycles: Vec<Cycle>,
+    next_stream_id: u64,
+    errors: Errors,
+    recorder: Recorder,
+    read_buffer: Vec<u8>,
+    write_buffer: Vec<u8>,
+    messages: u64,
+    completed_total: u64,
+}
+
+impl Churn {
+    pub fn new(plan: &LoadPlan, share: ThreadShare) -> io::Result<Churn> {
+        let cycles = (0..share.connections)
+            .map(|_| Cycle {
+                state: State::Waiting,
+                stream: None,
+                stream_id: 0,
+                started: 0,
+                retry_at: 0,
+                written: 0,
+                received: 0,
+                corrupt: false,
+                completed: 0,
+            })
+            .collect();
+        Ok(Churn {
+            addr: plan.addr,
+            size: u64::from(plan.size),
+            poll: Poll::new()?,
+            cycles,
+            // Stream ids distinct from every other thread's.
+            next_stream_id: (share.index as u64) << 40,
+            errors: Errors::default(),
+            recorder: Recorder::new(plan.duration.as_secs_f64().ceil() as u64),
+            read_buffer: vec![0; CHUNK],
+            write_buffer: vec![0; CHUNK],
+            messages: 0,
+            completed_total: 0,
+        })
+    }
+
+    pub fn run(&mut self, clock: Clock, progress: &AtomicU64) -> io::Result<ThreadOutcome> {
+        std::thread::sleep(clock.start.saturating_duration_since(std::time::Instant::now()));
+        let mut events = Events::with_capacity(1024);
+        let mut cpu = ThreadCpu::default();
+        let mut next_housekeeping = 0;
+        loop {
+            let now = clock.now_ns();
+            cpu.observe(&clock, now);
+            if now >= clock.measure_until {
+                break;
+            }
+            if now >= next_housekeeping {
+                self.check_deadlines(now);
+                progress.store(self.completed_total, Ordering::Relaxed);
+                next_housekeeping = now + HOUSEKEEPING.as_nanos() as u64;
+            }
+            let mut wake_at = next_housekeeping.min(clock.measure_until);
+            if now < clock.measure_from {
+                wake_at = wake_at.min(clock.measure_from);
+            }
+            for index in 0..self.cycles.len() {
+                if self.cycles[index].state == State::Waiting {
+                    if self.cycles[index].retry_at <= now {
+                        self.begin(index, now);
+                    }
+                    if self.cycles[index].state == State::Waiting {
+                        wake_at = wake_at.min(self.cycles[index].retry_at);
+                    }
+                }
+            }
+            let timeout = Duration::from_nanos(wake_at.saturating_sub(clock.now_ns()));
+            if let Err(error) = self.poll.poll(&mut events, Some(timeout))
+                && error.kind() != io::ErrorKind::Interrupted
+            {
+                return Err(error);
+            }
+            for event in events.iter() {
+                let index = event.token().0;
+                match self.cycles[index].state {
+                    State::Waiting => {}
+                    State::Connecting => {
+                        if event.is_writable() || event.is_error() || event.is_write_closed() {
+                            self.connected(index, &clock);
+                        }
+                    }
+                    State::Echoing => {
+                        if event.is_writable() {
+                            self.flush(index, &clock);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.receive(index, &clock);
+                        }
+                    }
+                }
+            }
+        }
+        progress.store(self.completed_total, Ordering::Relaxed);
+        Ok(self.finish(cpu))
+    }
+
+    /// Starts a new cycle on loop `index`.
+    fn begin(&mut self, index: usize, now: u64) {
+        let stream_id = self.next_stream_id;
+        self.next_stream_id += 1;
+        let cycle = &mut self.cycles[index];
+        cycle.stream_id = stream_id;
+        cycle.started = now;
+        cycle.written = 0;
+        cycle.received = 0;
+        cycle.corrupt = false;
+        match TcpStream::connect(self.addr) {
+            Ok(mut stream) => {
+                let registered = self.poll.registry().register(
+                    &mut stream,
+                    Token(index),
+                    Interest::READABLE | Interest::WRITABLE,
+                );
+                match registered {
+                    Ok(()) => {
+                        cycle.stream = Some(stream);
+                        cycle.state = State::Connecting;
+                    }
+                    Err(error) => {
+                        count_connect_error(&mut self.errors, &error);
+                        self.retry_later(index, now);
+                    }
+                }
+            }
+            Err(error) => {
+                count_connect_error(&mut self.errors, &error);
+                self.retry_later(index, now);
+            }
+        }
+    }
+
+    fn connected(&mut self, index: usize, clock: &Clock) {
+        let Some(stream) = self.cycles[index].stream.as_ref() else {
+            return;
+        };
+        match finish_connect(stream) {
+            Ok(false) => {}
+            Ok(true) => {
+                self.cycles[index].state = State::Echoing;
+                self.flush(index, clock);
+            }
+            Err(error) => {
+                count_connect_error(&mut self.errors, &error);
+                self.close(index);
+                self.retry_later(index, clock.now_ns());
+            }
+        }
+    }
+
+    fn flush(&mut self, index: usize, clock: &Clock) {
+        let cycle = &mut self.cycles[index];
+        let Some(stream) = cycle.stream.as_mut() else {
+            return;
+        };
+        while cycle.written < self.size {
+            let length = (self.size - cycle.written).min(CHUNK as u64) as usize;
+            let chunk = &mut self.write_buffer[..length];
+            payload::fill(cycle.stream_id, cycle.written, chunk);
+            match stream.write(chunk) {
+                Ok(written) => {
+                    cycle.written += written as u64;
+                    if written < length {
+                        return;
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    self.failed(index, Failure::of(&error), clock.now_ns());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn receive(&mut self, index: usize, clock: &Clock) {
+        loop {
+            let cycle = &mut self.cycles[index];
+            let Some(stream) = cycle.stream.as_mut() else {
+                return;
+            };
+            match stream.read(&mut self.read_buffer) {
+                Ok(0) => {
+                    self.failed(index, Failure::Closed, clock.now_ns());
+                    return;
+                }
+                Ok(length) => {
+                    if cycle.received + length as u64 > cycle.written {
+                        self.errors.mismatch += 1;
+                        self.failed(index, Failure::Mismatch, clock.now_ns());
+                        return;
+                    }
+                    let bytes = &self.read_buffer[..length];
+                    if !payload::matches(cycle.stream_id, cycle.received, bytes) {
+                        cycle.corrupt = true;
+                    }
+                    cycle.received += length as u64;
+                    if cycle.received == self.size {
+                        self.complete(index, clock);
+                        return;
+                    }
+                    if length < self.read_buffer.len() {
+                        return;
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    self.failed(index, Failure::of(&error), clock.now_ns());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn complete(&mut self, index: usize, clock: &Clock) {
+        let now = clock.now_ns();
+        self.completed_total += 1;
+        let cycle = &mut self.cycles[index];
+        if cycle.corrupt {
+            self.errors.mismatch += 1;
+        } else if clock.in_measurement(now) {
+            self.recorder
+                .record(now.saturating_sub(cycle.started), now - clock.measure_from);
+            cycle.completed += 1;
+            self.messages += 1;
+        }
+        self.close(index);
+        if now < clock.measure_until {
+            self.begin(index, now);
+        }
+    }
+
+    fn failed(&mut self, index: usize, failure: Failure, now: u64) {
+        failure.count(&mut self.errors);
+        self.close(index);
+        self.retry_later(index, now);
+    }
+
+    fn close(&mut self, index: usize) {
+        if let Some(mut stream) = self.cycles[index].stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+    }
+
+    fn retry_later(&mut self, index: usize, now: u64) {
+        let cycle = &mut self.cycles[index];
+        cycle.state = State::Waiting;
+        cycle.retry_at = now + RETRY.as_nanos() as u64;
+    }
+
+    fn check_deadlines(&mut self, now: u64) {
+        for index in 0..self.cycles.len() {
+            let cycle = &self.cycles[index];
+            let waited = Duration::from_nanos(now.saturating_sub(cycle.started));
+            match cycle.state {
+                State::Connecting if waited > CONNECT_DEADLINE => {
+                    self.errors.connect += 1;
+                    self.close(index);
+                    self.retry_later(index, now);
+                }
+                State::Echoing if waited > MESSAGE_DEADLINE => self.failed(index, Failure::Timeout, now),
+                _ => {}
+            }
+        }
+    }
+
+    fn finish(&mut self, cpu: ThreadCpu) -> ThreadOutcome {
+        for index in 0..self.cycles.len() {
+            self.close(index);
+        }
+        let per_connection: Vec<u64> = self.cycles.iter().map(|cycle| cycle.completed).collect();
+        let starved = per_connection.iter().filter(|&&count| count == 0).count() as u32;
+        let recorder = std::mem::replace(&mut self.recorder, Recorder::new(1));
+        let (histogram, intervals) = recorder.finish();
+        let (cpu, wall) = cpu.busy();
+        ThreadOutcome {
+            histogram,
+            intervals,
+            errors: std::mem::take(&mut self.errors),
+            messages: self.messages,
+            per_connection,
+            starved,
+            scheduled_sends: 0,
+            late_sends: 0,
+            cpu,
+            wall,
+        }
+    }
+}

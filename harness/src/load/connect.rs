@@ -1,0 +1,96 @@
+//! Opening many connections at once without flooding the listen queue:
+//! nonblocking connects, at most [`IN_FLIGHT`] unfinished at a time, each
+//! with its own deadline, the whole phase with another.
+
+use super::{CONNECT_DEADLINE, SETUP_DEADLINE, count_connect_error};
+use crate::results::cell::Errors;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Connects being established at once: enough to keep the server's accept
+/// loop busy, few enough not to overflow a 1024-entry listen queue.
+pub const IN_FLIGHT: usize = 256;
+
+/// Opens `count` connections to `addr`. A connection that fails or does not
+/// finish in time is `None` and counted in the returned errors.
+pub fn connect_all(addr: SocketAddr, count: usize) -> io::Result<(Vec<Option<TcpStream>>, Errors)> {
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(1024);
+    let mut errors = Errors::default();
+    let mut connected: Vec<Option<TcpStream>> = (0..count).map(|_| None).collect();
+    let mut pending: Vec<Option<(TcpStream, Instant)>> = (0..count).map(|_| None).collect();
+    let phase_deadline = Instant::now() + SETUP_DEADLINE;
+    let (mut next, mut in_flight, mut oldest) = (0usize, 0usize, 0usize);
+
+    while next < count || in_flight > 0 {
+        while in_flight < IN_FLIGHT && next < count {
+            match TcpStream::connect(addr) {
+                Ok(mut stream) => {
+                    poll.registry()
+                        .register(&mut stream, Token(next), Interest::WRITABLE)?;
+                    pending[next] = Some((stream, Instant::now()));
+                    in_flight += 1;
+                }
+                Err(error) => count_connect_error(&mut errors, &error),
+            }
+            next += 1;
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for event in events.iter() {
+            let index = event.token().0;
+            let Some((stream, _)) = pending[index].as_mut() else {
+                continue;
+            };
+            match finish_connect(stream) {
+                Ok(false) => continue, // spurious wake-up: still connecting
+                Ok(true) => {
+                    let (mut stream, _) = pending[index].take().expect("checked above");
+                    poll.registry().deregister(&mut stream)?;
+                    connected[index] = Some(stream);
+                }
+                Err(error) => {
+                    pending[index] = None;
+                    count_connect_error(&mut errors, &error);
+                }
+            }
+            in_flight -= 1;
+        }
+        let now = Instant::now();
+        while oldest < next && pending[oldest].is_none() {
+            oldest += 1;
+        }
+        for slot in &mut pending[oldest..next] {
+            let expired = matches!(slot, Some((_, started))
+                if now.duration_since(*started) > CONNECT_DEADLINE || now > phase_deadline);
+            if expired {
+                *slot = None;
+                errors.connect += 1;
+                in_flight -= 1;
+            }
+        }
+        if now > phase_deadline && next < count {
+            errors.connect += (count - next) as u64;
+            next = count;
+        }
+    }
+    Ok((connected, errors))
+}
+
+/// After a writable event on a connecting socket: `Ok(true)` when connected
+/// (and TCP_NODELAY set), `Ok(false)` when still in progress, or the error.
+pub fn finish_connect(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(error) = stream.take_error()? {
+        return Err(error);
+    }
+    match stream.peer_addr() {
+        Ok(_) => {
+            stream.set_nodelay(true)?;
+            Ok(true)
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(error) => Err(error),
+    }
+}

@@ -1,0 +1,89 @@
+//! Recording latencies: one HdrHistogram for the whole measurement and one per
+//! second of it. Recording never allocates; a second's histogram is put aside
+//! (one allocation per second, not per message) when the next second starts.
+
+use hdrhistogram::Histogram;
+
+/// Largest latency a histogram tracks: 60 s in nanoseconds. Longer ones are
+/// recorded as 60 s.
+pub const HIGHEST_NS: u64 = 60_000_000_000;
+
+/// Significant decimal digits kept for every value.
+pub const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// An empty latency histogram: 1 ns to 60 s, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIGHEST_NS, SIGNIFICANT_DIGITS)
+        .expect("constant histogram bounds are valid")
+}
+
+/// Latencies of one load thread over the measurement.
+pub struct Recorder {
+    whole: Histogram<u64>,
+    current: Histogram<u64>,
+    current_second: u64,
+    finished_seconds: Vec<Histogram<u64>>,
+    seconds: u64,
+}
+
+impl Recorder {
+    /// A recorder for a measurement `seconds` long (rounded up; at least 1).
+    pub fn new(seconds: u64) -> Recorder {
+        let seconds = seconds.max(1);
+        Recorder {
+            whole: new_histogram(),
+            current: new_histogram(),
+            current_second: 0,
+            finished_seconds: Vec::with_capacity(seconds as usize),
+            seconds,
+        }
+    }
+
+    /// Records `latency_ns` for a message that completed `at_ns` after the
+    /// measurement started. Completion times never go backwards; ones past
+    /// the end land in the last second.
+    #[inline]
+    pub fn record(&mut self, latency_ns: u64, at_ns: u64) {
+        let second = (at_ns / 1_000_000_000).min(self.seconds - 1);
+        while self.current_second < second {
+            self.next_second();
+        }
+        self.whole.saturating_record(latency_ns);
+        self.current.saturating_record(latency_ns);
+    }
+
+    fn next_second(&mut self) {
+        self.finished_seconds.push(self.current.clone());
+        self.current.reset();
+        self.current_second += 1;
+    }
+
+    /// The whole histogram and exactly one histogram per second.
+    pub fn finish(mut self) -> (Histogram<u64>, Vec<Histogram<u64>>) {
+        while self.current_second + 1 < self.seconds {
+            self.next_second();
+        }
+        self.finished_seconds.push(self.current);
+        (self.whole, self.finished_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_land_in_their_second_and_in_the_whole() {
+        let mut recorder = Recorder::new(3);
+        recorder.record(1_000, 10);
+        recorder.record(2_000, 2_500_000_000);
+        recorder.record(HIGHEST_NS * 2, 9_000_000_000);
+        let (whole, seconds) = recorder.finish();
+        assert_eq!(whole.len(), 3);
+        assert_eq!(seconds.len(), 3);
+        assert_eq!(seconds[0].len(), 1);
+        assert_eq!(seconds[1].len(), 0);
+        assert_eq!(seconds[2].len(), 2);
+        assert!(whole.max() >= HIGHEST_NS - HIGHEST_NS / 1000);
+    }
+}

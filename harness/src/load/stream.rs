@@ -1,0 +1,473 @@
+//! Closed and open loop over long-lived connections.
+//!
+//! **Closed loop** (ping-pong): every connection sends one message, waits for
+//! all of its echo, sends the next. Latency is the round trip. A stalled
+//! server stalls the sender too, so a stall shows up as one slow message.
+//!
+//! **Open loop**: messages are due at a fixed aggregate rate, round-robin over
+//! the connections, message `j` of the thread at `start + j / rate`. A message
+//! is sent when due whether or not earlier echoes came back (several may be in
+//! flight on one connection; when the socket is full, the bytes wait in the
+//! payload function, not in memory). Latency is measured from the *intended*
+//! send time, so a stalled server is charged for every message it delayed: no
+//! coordinated omission. Messages due in the measurement window are measured,
+//! and after the window the loop waits (up to [`MESSAGE_DEADLINE`]) for their
+//! echoes. A send issued more than [`LATE_SEND`] after its intended time is
+//! *late*: the load generator, not the server, fell behind.
+//!
+//! Per message the thread makes one `write`, one `read` (a short read means
+//! the socket is drained, so no extra `read` to see `EAGAIN`) and shares one
+//! `epoll_wait` with the other ready connections.
+
+use super::connect::connect_all;
+use super::recorder::Recorder;
+use super::timer::Timer;
+use super::{
+    Clock, Failure, HOUSEKEEPING, LATE_SEND, LoadPlan, MESSAGE_DEADLINE, ThreadCpu, ThreadOutcome,
+    ThreadShare, add_errors, payload,
+};
+use crate::results::cell::{Errors, Shape};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+const TIMER: Token = Token(usize::MAX - 1);
+/// Bytes read or generated at once.
+const CHUNK: usize = 64 * 1024;
+
+/// One long-lived connection and where its byte stream stands.
+struct Connection {
+    stream: Option<TcpStream>,
+    stream_id: u64,
+    /// Bytes the schedule has asked to send so far.
+    owed: u64,
+    written: u64,
+    received: u64,
+    /// Closed loop: when the message in flight was sent (ns after start).
+    sent_at: u64,
+    /// Completed messages in the measurement.
+    completed: u64,
+    /// The message being received has a wrong byte.
+    corrupt: bool,
+    connected: bool,
+    failure: Option<Failure>,
+    /// Registered for writability: only while bytes wait for socket space,
+    /// so that every ACK does not wake the thread.
+    wants_writable: bool,
+}
+
+/// The connections of one load thread and everything it needs to drive them.
+pub struct Streams {
+    shape: Shape,
+    size: u64,
+    poll: Poll,
+    timer: Timer,
+    connections: Vec<Connection>,
+    idle: Vec<TcpStream>,
+    errors: Errors,
+    recorder: Recorder,
+    read_buffer: Vec<u8>,
+    write_buffer: Vec<u8>,
+    /// Open loop: nanoseconds between two sends of this thread.
+    send_period: f64,
+    next_send: u64,
+    scheduled_sends: u64,
+    late_sends: u64,
+    messages: u64,
+    /// Completed messages, warm-up included (progress display).
+    completed_total: u64,
+}
+
+impl Streams {
+    /// Opens this thread's active and idle connections.
+    pub fn connect(plan: &LoadPlan, share: ThreadShare) -> io::Result<Streams> {
+        let poll = Poll::new()?;
+        let mut timer = Timer::new()?;
+        poll.registry().register(&mut timer, TIMER, Interest::READABLE)?;
+        let (streams, mut errors) = connect_all(plan.addr, share.connections)?;
+        let (idle, idle_errors) = connect_all(plan.addr, share.idle)?;
+        add_errors(&mut errors, &idle_errors);
+        let mut connections = Vec::with_capacity(share.connections);
+        for (index, stream) in streams.into_iter().enumerate() {
+            let connected = stream.is_some();
+            let mut connection = Connection {
+                stream,
+                stream_id: share.first_connection + index as u64,
+                owed: 0,
+                written: 0,
+                received: 0,
+                sent_at: 0,
+                completed: 0,
+                corrupt: false,
+                connected,
+                failure: None,
+                wants_writable: false,
+            };
+            if let Some(stream) = connection.stream.as_mut() {
+                poll.registry()
+                    .register(stream, Token(index), Interest::READABLE)?;
+            }
+            connections.push(connection);
+        }
+        let seconds = plan.duration.as_secs_f64().ceil() as u64;
+        Ok(Streams {
+            shape: plan.shape,
+            size: u64::from(plan.size),
+            poll,
+            timer,
+            connections,
+            idle: idle.into_iter().flatten().collect(),
+            errors,
+            recorder: Recorder::new(seconds),
+            read_buffer: vec![0; CHUNK],
+            write_buffer: vec![0; CHUNK],
+            send_period: if share.rate > 0.0 {
+                1e9 / share.rate
+            } else {
+                f64::INFINITY
+            },
+            next_send: 0,
+            scheduled_sends: 0,
+            late_sends: 0,
+            messages: 0,
+            completed_total: 0,
+        })
+    }
+
+    /// Drives the connections until the measurement ends (open loop: until
+    /// the measured messages are echoed or their deadline passes).
+    pub fn run(&mut self, clock: Clock, progress: &AtomicU64) -> io::Result<ThreadOutcome> {
+        let mut events = Events::with_capacity(1024);
+        let mut cpu = ThreadCpu::default();
+        std::thread::sleep(clock.start.saturating_duration_since(std::time::Instant::now()));
+        if self.shape == Shape::Closed {
+            for index in 0..self.connections.len() {
+                if self.connections[index].stream.is_some() {
+                    self.connections[index].owed = self.size;
+                    self.connections[index].sent_at = clock.now_ns();
+                    self.flush(index);
+                }
+            }
+        }
+        let mut next_housekeeping = 0;
+        let mut timer_armed_for = u64::MAX;
+        loop {
+            let now = clock.now_ns();
+            cpu.observe(&clock, now);
+            if now >= next_housekeeping {
+                self.check_deadlines(now);
+                progress.store(self.completed_total, Ordering::Relaxed);
+                next_housekeeping = now + HOUSEKEEPING.as_nanos() as u64;
+            }
+            if now >= clock.measure_until {
+                let drained = self.shape == Shape::Closed || !self.anything_owed();
+                let drain_over = now >= clock.measure_until + MESSAGE_DEADLINE.as_nanos() as u64;
+                if drained || drain_over {
+                    break;
+                }
+            }
+            let mut wake_at = next_housekeeping;
+            if now < clock.measure_from {
+                wake_at = wake_at.min(clock.measure_from);
+            } else if now < clock.measure_until {
+                wake_at = wake_at.min(clock.measure_until);
+            }
+            if self.shape == Shape::Open {
+                self.send_due(&clock, now);
+                let due = self.due_time(self.next_send);
+                if due < clock.measure_until && due != timer_armed_for {
+                    self.timer
+                        .arm(Duration::from_nanos(due.saturating_sub(clock.now_ns())))?;
+                    timer_armed_for = due;
+                }
+            }
+            let timeout = Duration::from_nanos(wake_at.saturating_sub(now));
+            if let Err(error) = self.poll.poll(&mut events, Some(timeout))
+                && error.kind() != io::ErrorKind::Interrupted
+            {
+                return Err(error);
+            }
+            for event in events.iter() {
+                let token = event.token();
+                if token == TIMER {
+                    self.timer.acknowledge();
+                    timer_armed_for = u64::MAX;
+                    continue;
+                }
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    self.receive(token.0, &clock);
+                }
+                if event.is_writable() {
+                    self.flush(token.0);
+                }
+            }
+        }
+        progress.store(self.completed_total, Ordering::Relaxed);
+        Ok(self.finish(cpu))
+    }
+
+    /// Open loop: nanoseconds after start at which send `sequence` is due.
+    #[inline]
+    fn due_time(&self, sequence: u64) -> u64 {
+        (sequence as f64 * self.send_period) as u64
+    }
+
+    /// Open loop: issues every send that is due by `now` and falls before
+    /// the end of the measurement.
+    fn send_due(&mut self, clock: &Clock, now: u64) {
+        let count = self.connections.len() as u64;
+        loop {
+            let due = self.due_time(self.next_send);
+            if due > now || due >= clock.measure_until {
+                return;
+            }
+            let index = (self.next_send % count) as usize;
+            self.next_send += 1;
+            if self.connections[index].stream.is_none() {
+                continue;
+            }
+            if clock.in_measurement(due) {
+                self.scheduled_sends += 1;
+                if now - due > LATE_SEND.as_nanos() as u64 {
+                    self.late_sends += 1;
+                }
+            }
+            self.connections[index].owed += self.size;
+            self.flush(index);
+        }
+    }
+
+    fn anything_owed(&self) -> bool {
+        self.connections
+            .iter()
+            .any(|connection| connection.stream.is_some() && connection.received < connection.owed)
+    }
+
+    /// Writes what the schedule owes on connection `index`, until done or
+    /// the socket is full (a writable event resumes it).
+    fn flush(&mut self, index: usize) {
+        let connection = &mut self.connections[index];
+        let Some(stream) = connection.stream.as_mut() else {
+            return;
+        };
+        let mut blocked = false;
+        while connection.written < connection.owed {
+            let length = (connection.owed - connection.written).min(CHUNK as u64) as usize;
+            let chunk = &mut self.write_buffer[..length];
+            payload::fill(connection.stream_id, connection.written, chunk);
+            match stream.write(chunk) {
+                Ok(written) => {
+                    connection.written += written as u64;
+                    if written < length {
+                        blocked = true; // socket full
+                        break;
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    blocked = true;
+                    break;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    self.fail(index, Failure::of(&error));
+                    return;
+                }
+            }
+        }
+        if blocked != connection.wants_writable {
+            let interest = if blocked {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            match self.poll.registry().reregister(stream, Token(index), interest) {
+                Ok(()) => connection.wants_writable = blocked,
+                Err(error) => self.fail(index, Failure::of(&error)),
+            }
+        }
+    }
+
+    /// Reads and verifies what connection `index` has echoed.
+    fn receive(&mut self, index: usize, clock: &Clock) {
+        loop {
+            let Some(stream) = self.connections[index].stream.as_mut() else {
+                return;
+            };
+            match stream.read(&mut self.read_buffer) {
+                Ok(0) => {
+                    self.fail(index, Failure::Closed);
+                    return;
+                }
+                Ok(length) => {
+                    let now = clock.now_ns();
+                    if !self.take(index, length, clock, now) {
+                        return;
+                    }
+                    if length < self.read_buffer.len() {
+                        return; // drained: the next byte brings a new edge
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    self.fail(index, Failure::of(&error));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Verifies `length` bytes just read into the read buffer and completes
+    /// the messages they finish. False when the connection was given up.
+    fn take(&mut self, index: usize, length: usize, clock: &Clock, now: u64) -> bool {
+        let size = self.size;
+        let count = self.connections.len() as u64;
+        let connection = &mut self.connections[index];
+        if connection.received + length as u64 > connection.written {
+            // Bytes nobody sent: the stream can no longer be trusted.
+            self.errors.mismatch += 1;
+            self.fail(index, Failure::Mismatch);
+            return false;
+        }
+        let mut offset = 0;
+        let mut send_next = false;
+        while offset < length {
+            let message = connection.received / size;
+            let message_end = (message + 1) * size;
+            let take = ((message_end - connection.received) as usize).min(length - offset);
+            let bytes = &self.read_buffer[offset..offset + take];
+            if !payload::matches(connection.stream_id, connection.received, bytes) {
+                connection.corrupt = true;
+            }
+            connection.received += take as u64;
+            offset += take;
+            if connection.received < message_end {
+                break;
+            }
+            self.completed_total += 1;
+            if connection.corrupt {
+                connection.corrupt = false;
+                self.errors.mismatch += 1;
+            } else {
+                let (started, measured) = match self.shape {
+                    Shape::Open => {
+                        let due = (((message * count) + index as u64) as f64 * self.send_period) as u64;
+                        (due, clock.in_measurement(due))
+                    }
+                    _ => (connection.sent_at, clock.in_measurement(now)),
+                };
+                if measured {
+                    self.recorder.record(
+                        now.saturating_sub(started),
+                        now.saturating_sub(clock.measure_from),
+                    );
+                    connection.completed += 1;
+                    self.messages += 1;
+                }
+            }
+            if self.shape == Shape::Closed && now < clock.measure_until {
+                connection.owed += size;
+                connection.sent_at = now;
+                send_next = true;
+            }
+        }
+        if send_next {
+            self.flush(index);
+        }
+        true
+    }
+
+    /// Gives up connections whose oldest message has waited too long.
+    fn check_deadlines(&mut self, now: u64) {
+        let deadline = MESSAGE_DEADLINE.as_nanos() as u64;
+        let count = self.connections.len() as u64;
+        for index in 0..self.connections.len() {
+            let connection = &self.connections[index];
+            if connection.stream.is_none() || connection.received >= connection.owed {
+                continue;
+            }
+            let started = match self.shape {
+                Shape::Open => {
+                    let message = connection.received / self.size;
+                    self.due_time(message * count + index as u64)
+                }
+                _ => connection.sent_at,
+            };
+            if now.saturating_sub(started) > deadline {
+                self.fail(index, Failure::Timeout);
+            }
+        }
+    }
+
+    fn fail(&mut self, index: usize, failure: Failure) {
+        let connection = &mut self.connections[index];
+        if let Some(mut stream) = connection.stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+            connection.failure = Some(failure);
+        }
+    }
+
+    fn finish(&mut self, cpu: ThreadCpu) -> ThreadOutcome {
+        let mut errors = std::mem::take(&mut self.errors);
+        let mut per_connection = Vec::with_capacity(self.connections.len());
+        let mut starved = 0;
+        for connection in &self.connections {
+            if !connection.connected {
+                continue;
+            }
+            per_connection.push(connection.completed);
+            match connection.failure {
+                // A connection that never got service in the measurement is
+                // starved; its unanswered message is not counted again.
+                None | Some(Failure::Timeout) if connection.completed == 0 => starved += 1,
+                Some(failure) => failure.count(&mut errors),
+                None => {}
+            }
+        }
+        for stream in &mut self.idle {
+            let mut probe = [0u8; 1];
+            match stream.read(&mut probe) {
+                Ok(0) => errors.closed += 1,
+                Ok(_) => errors.mismatch += 1,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => errors.reset += 1,
+            }
+        }
+        self.connections.clear();
+        self.idle.clear();
+        let recorder = std::mem::replace(&mut self.recorder, Recorder::new(1));
+        let (histogram, intervals) = recorder.finish();
+        let (cpu, wall) = cpu.busy();
+        ThreadOutcome {
+            histogram,
+            intervals,
+            errors,
+            messages: self.messages,
+            per_connection,
+            starved,
+            scheduled_sends: self.scheduled_sends,
+            late_sends: self.late_sends,
+            cpu,
+            wall,
+        }
+    }
+}
+
+/// The outcome of a thread that had nothing to do.
+pub fn empty_outcome(plan: &LoadPlan) -> ThreadOutcome {
+    let (histogram, intervals) = Recorder::new(plan.duration.as_secs_f64().ceil() as u64).finish();
+    ThreadOutcome {
+        histogram,
+        intervals,
+        errors: Errors::default(),
+        messages: 0,
+        per_connection: Vec::new(),
+        starved: 0,
+        scheduled_sends: 0,
+        late_sends: 0,
+        cpu: Duration::ZERO,
+        wall: Duration::ZERO,
+    }
+}

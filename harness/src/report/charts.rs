@@ -1,0 +1,825 @@
+//! Charts as SVG text, drawn with plotters from plain data.
+//!
+//! Every chart has a title, axis labels with units and a legend panel to the
+//! right of the plot (so the legend never covers a line). A model keeps its
+//! colour in every chart. A flagged cell is drawn as a hollow marker reached by
+//! dashed segments (hollow bar, dashed line, red-framed panel), and the legend
+//! says so.
+
+use super::groups::{Spread, compact, count};
+use super::read::{IntervalSummary, PercentileRow};
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::ops::Range;
+
+/// An RGB colour.
+pub type Rgb = (u8, u8, u8);
+
+/// One chart to draw: its file name under `charts/`, title and data.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    pub file: String,
+    pub title: String,
+    pub body: ChartBody,
+}
+
+#[derive(Debug, Clone)]
+pub enum ChartBody {
+    /// Latency by percentile, HdrHistogram style, one line per label.
+    Spectrum(Vec<SpectrumLine>),
+    /// A measure against a swept parameter, one line per label.
+    Sweep(SweepChart),
+    /// Latency per second, one panel per cell.
+    Timeline(Vec<TimelinePanel>),
+    /// One horizontal bar per label.
+    Bars(BarChart),
+}
+
+#[derive(Debug, Clone)]
+pub struct SpectrumLine {
+    pub label: String,
+    pub colour: Rgb,
+    pub flags: String,
+    pub rows: Vec<PercentileRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SweepChart {
+    pub x_label: String,
+    pub x_scale: XScale,
+    pub y_label: String,
+    pub y_log: bool,
+    pub series: Vec<SweepSeries>,
+}
+
+/// How a sweep's x values are placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XScale {
+    /// Logarithmic, ticks at the swept values.
+    Log,
+    /// Evenly spaced in value order (for values that include 0).
+    Ordinal,
+}
+
+#[derive(Debug, Clone)]
+pub struct SweepSeries {
+    pub label: String,
+    pub colour: Rgb,
+    pub points: Vec<SweepPoint>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SweepPoint {
+    pub x: f64,
+    pub y: Spread,
+    pub flagged: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TimelinePanel {
+    pub title: String,
+    pub colour: Rgb,
+    pub flags: String,
+    pub intervals: Vec<IntervalSummary>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BarChart {
+    pub value_label: String,
+    pub bars: Vec<Bar>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Bar {
+    pub label: String,
+    pub colour: Rgb,
+    pub value: Spread,
+    pub flagged: bool,
+}
+
+const FONT: &str = "sans-serif";
+const WIDTH: u32 = 960;
+const HEIGHT: u32 = 540;
+const LEGEND_WIDTH: u32 = 220;
+const FLAGGED_NOTE: &str = "flagged cell";
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type Coord = Cartesian2d<Ticked, Ticked>;
+
+/// A linear coordinate in plotting units whose ticks are exactly the axis's
+/// own (plotters' key-point combinator offers no label formatter for f64).
+struct Ticked {
+    inner: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for Ticked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        self.ticks.clone()
+    }
+
+    fn range(&self) -> Range<f64> {
+        self.inner.range()
+    }
+}
+
+/// Draws `chart` and returns the SVG document.
+pub fn render(chart: &Chart) -> anyhow::Result<String> {
+    let size = match &chart.body {
+        ChartBody::Timeline(panels) => {
+            let rows = panels.len().div_ceil(TIMELINE_COLUMNS).max(1) as u32;
+            (WIDTH, TIMELINE_HEADER + rows * TIMELINE_PANEL_HEIGHT)
+        }
+        _ => (WIDTH, HEIGHT),
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE)?;
+        match &chart.body {
+            ChartBody::Spectrum(lines) => spectrum(&root, &chart.title, lines)?,
+            ChartBody::Sweep(sweep) => sweep_chart(&root, &chart.title, sweep)?,
+            ChartBody::Timeline(panels) => timeline(&root, &chart.title, panels)?,
+            ChartBody::Bars(bars) => bar_chart(&root, &chart.title, bars)?,
+        }
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+fn colour((red, green, blue): Rgb) -> RGBColor {
+    RGBColor(red, green, blue)
+}
+
+fn hollow(colour: RGBColor, stroke_width: u32) -> ShapeStyle {
+    ShapeStyle {
+        color: colour.to_rgba(),
+        filled: false,
+        stroke_width,
+    }
+}
+
+/// One axis: its range in plotting units, its ticks (position, label), and
+/// whether plotting units are log10 of the values.
+struct Axis {
+    range: Range<f64>,
+    ticks: Vec<(f64, String)>,
+    log: bool,
+}
+
+impl Axis {
+    /// Where value `value` goes, in plotting units.
+    fn at(&self, value: f64) -> f64 {
+        if !self.log {
+            value
+        } else if value > 0.0 {
+            value.log10()
+        } else {
+            self.range.start
+        }
+    }
+
+    fn coord(&self) -> Ticked {
+        Ticked {
+            inner: self.range.clone().into(),
+            ticks: self.ticks.iter().map(|(position, _)| *position).collect(),
+        }
+    }
+
+    fn label(&self, position: f64) -> String {
+        self.ticks
+            .iter()
+            .min_by(|a, b| (a.0 - position).abs().total_cmp(&(b.0 - position).abs()))
+            .map(|(_, label)| label.clone())
+            .unwrap_or_default()
+    }
+
+    /// From 0 to a little above `max`, at round steps.
+    fn linear(max: f64, format: fn(f64) -> String) -> Axis {
+        Axis::linear_with_headroom(max, 1.05, format)
+    }
+
+    /// From 0 to the first round step at or above `max * headroom`.
+    fn linear_with_headroom(max: f64, headroom: f64, format: fn(f64) -> String) -> Axis {
+        let max = if max.is_finite() && max > 0.0 { max } else { 1.0 };
+        let raw_step = max / 5.0;
+        let magnitude = 10f64.powf(raw_step.log10().floor());
+        let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+            .iter()
+            .map(|factor| factor * magnitude)
+            .find(|step| *step >= raw_step)
+            .unwrap_or(10.0 * magnitude);
+        let steps = (max * headroom / step - 1e-9).ceil() as usize;
+        let ticks = (0..=steps)
+            .map(|index| (index as f64 * step, format(index as f64 * step)))
+            .collect();
+        Axis {
+            range: 0.0..steps as f64 * step,
+            ticks,
+            log: false,
+        }
+    }
+
+    /// Logarithmic over `min..max` (both > 0), ticks at 1-2-5 steps (every
+    /// step on a narrow range, every decade on a wide one).
+    fn log(min: f64, max: f64, format: fn(f64) -> String) -> Axis {
+        let min = if min.is_finite() && min > 0.0 { min } else { 1.0 };
+        let max = if max.is_finite() && max > min {
+            max
+        } else {
+            min * 10.0
+        };
+        let decades = max.log10() - min.log10();
+        let factors: &[f64] = if decades > 4.0 {
+            &[1.0]
+        } else if decades > 1.0 {
+            &[1.0, 2.0, 5.0]
+        } else {
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+        };
+        let candidates: Vec<f64> = ((min.log10().floor() as i32)..=(max.log10().ceil() as i32))
+            .flat_map(|exponent| factors.iter().map(move |factor| factor * 10f64.powi(exponent)))
+            .collect();
+        // On narrow ranges the axis ends at ticks, so its ends are labelled.
+        let (low, high) = if decades > 4.0 {
+            (min.log10() - 0.1, max.log10() + 0.1)
+        } else {
+            let below = candidates
+                .iter()
+                .copied()
+                .filter(|tick| *tick <= min)
+                .fold(f64::NAN, f64::max);
+            let below = if below.is_nan() { min } else { below };
+            let above = candidates
+                .iter()
+                .copied()
+                .find(|tick| *tick >= max)
+                .unwrap_or(max);
+            (below.log10() - 0.02, above.log10() + 0.02)
+        };
+        let ticks = candidates
+            .into_iter()
+            .filter(|value| (low..=high).contains(&value.log10()))
+            .map(|value| (value.log10(), format(value)))
+            .collect();
+        Axis {
+            range: low..high,
+            ticks,
+            log: true,
+        }
+    }
+
+    /// Logarithmic with ticks at exactly `values` (all > 0).
+    fn log_at(values: &[f64], format: fn(f64) -> String) -> Axis {
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (min, max) = if min.is_finite() && min > 0.0 {
+            (min, max)
+        } else {
+            (1.0, 10.0)
+        };
+        let ticks = values
+            .iter()
+            .map(|value| (value.log10(), format(*value)))
+            .collect();
+        Axis {
+            range: min.log10() - 0.15..max.log10() + 0.15,
+            ticks,
+            log: true,
+        }
+    }
+
+    /// Evenly spaced labels at positions 0, 1, 2, ...
+    fn ordinal(labels: Vec<String>) -> Axis {
+        let count = labels.len().max(1) as f64;
+        let ticks = labels
+            .into_iter()
+            .enumerate()
+            .map(|(index, label)| (index as f64, label))
+            .collect();
+        Axis {
+            range: -0.5..count - 0.5,
+            ticks,
+            log: false,
+        }
+    }
+
+    /// HdrHistogram's percentile axis: log10(1/(1-p)), 0% to 99.999%.
+    fn percentile() -> Axis {
+        let labels = ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"];
+        let ticks = labels
+            .iter()
+            .enumerate()
+            .map(|(index, label)| (index as f64, label.to_string()))
+            .collect();
+        Axis {
+            range: 0.0..5.0,
+            ticks,
+            log: false,
+        }
+    }
+}
+
+fn latency_tick(value: f64) -> String {
+    if value >= 1.0 {
+        count(value)
+    } else {
+        compact(value)
+    }
+}
+
+fn frame<'a, 'b>(
+    area: &'a Area<'b>,
+    title: &str,
+    (x, x_label): (&Axis, &str),
+    (y, y_label): (&Axis, &str),
+    title_size: u32,
+) -> anyhow::Result<ChartContext<'a, SVGBackend<'b>, Coord>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, title_size))
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x.coord(), y.coord())?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .axis_desc_style((FONT, 15))
+        .label_style((FONT, 13))
+        .x_label_formatter(&|position| x.label(*position))
+        .y_label_formatter(&|position| y.label(*position))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(TRANSPARENT)
+        .draw()?;
+    Ok(chart)
+}
+
+/// How a legend item's sample is drawn.
+struct LegendItem {
+    label: String,
+    colour: RGBColor,
+    dashed: bool,
+    marker: Option<bool>,
+}
+
+impl LegendItem {
+    fn line(label: impl Into<String>, colour: RGBColor, dashed: bool) -> Self {
+        LegendItem {
+            label: label.into(),
+            colour,
+            dashed,
+            marker: None,
+        }
+    }
+
+    fn flagged_note() -> Self {
+        LegendItem {
+            label: FLAGGED_NOTE.into(),
+            colour: RGBColor(90, 90, 90),
+            dashed: true,
+            marker: Some(false),
+        }
+    }
+}
+
+fn draw_sample(area: &Area, item: &LegendItem, (x, y): (i32, i32)) -> anyhow::Result<()> {
+    let stroke = item.colour.stroke_width(2);
+    if item.dashed {
+        for start in [0, 11, 22] {
+            area.draw(&PathElement::new(
+                vec![(x + start, y), (x + start + 7, y)],
+                stroke,
+            ))?;
+        }
+    } else {
+        area.draw(&PathElement::new(vec![(x, y), (x + 29, y)], stroke))?;
+    }
+    match item.marker {
+        Some(true) => area.draw(&Circle::new((x + 14, y), 4, item.colour.filled()))?,
+        Some(false) => {
+            area.draw(&Circle::new((x + 14, y), 5, WHITE.filled()))?;
+            area.draw(&Circle::new((x + 14, y), 5, hollow(item.colour, 2)))?;
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// A vertical legend in its own panel.
+fn draw_legend(area: &Area, items: &[LegendItem]) -> anyhow::Result<()> {
+    let style = (FONT, 14)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    for (index, item) in items.iter().enumerate() {
+        let y = 64 + 24 * index as i32;
+        draw_sample(area, item, (8, y))?;
+        area.draw(&Text::new(item.label.clone(), (46, y), style.clone()))?;
+    }
+    Ok(())
+}
+
+fn spectrum(root: &Area, title: &str, lines: &[SpectrumLine]) -> anyhow::Result<()> {
+    let (plot_area, legend_area) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+    let curves: Vec<Vec<(f64, f64)>> = lines.iter().map(|line| spectrum_points(&line.rows)).collect();
+    let values = curves
+        .iter()
+        .flatten()
+        .map(|(_, value)| *value)
+        .filter(|value| *value > 0.0);
+    let (min, max) = min_max(values);
+    let x = Axis::percentile();
+    let y = Axis::log(min, max, latency_tick);
+    let mut chart = frame(
+        &plot_area,
+        title,
+        (&x, "percentile"),
+        (&y, "latency (µs, log scale)"),
+        22,
+    )?;
+    let mut legend = Vec::new();
+    for (line, curve) in lines.iter().zip(&curves) {
+        let line_colour = colour(line.colour);
+        let points: Vec<(f64, f64)> = curve
+            .iter()
+            .map(|(position, value)| (*position, y.at(*value)))
+            .collect();
+        let flagged = !line.flags.is_empty();
+        if points.is_empty() {
+            legend.push(LegendItem::line(
+                format!("{} (no messages)", line.label),
+                line_colour,
+                flagged,
+            ));
+        } else if flagged {
+            chart.draw_series(DashedLineSeries::new(points, 8, 5, line_colour.stroke_width(2)))?;
+            legend.push(LegendItem::line(
+                format!("{} (flagged)", line.label),
+                line_colour,
+                true,
+            ));
+        } else {
+            chart.draw_series(LineSeries::new(points, line_colour.stroke_width(2)))?;
+            legend.push(LegendItem::line(line.label.clone(), line_colour, false));
+        }
+    }
+    draw_legend(&legend_area, &legend)
+}
+
+/// The spectrum's points: (log10(1/(1-p)), value), up to and including
+/// 99.999%, where the line ends at the first value at or beyond it.
+fn spectrum_points(rows: &[PercentileRow]) -> Vec<(f64, f64)> {
+    const END: f64 = 5.0;
+    let mut points = Vec::new();
+    for row in rows {
+        let position = if row.percentile < 1.0 {
+            -(1.0 - row.percentile).log10()
+        } else {
+            f64::INFINITY
+        };
+        if position < END {
+            points.push((position.max(0.0), row.value_us));
+        } else {
+            points.push((END, row.value_us));
+            break;
+        }
+    }
+    points
+}
+
+fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(min, max), value| {
+        (min.min(value), max.max(value))
+    })
+}
+
+fn sweep_chart(root: &Area, title: &str, sweep: &SweepChart) -> anyhow::Result<()> {
+    let (plot_area, legend_area) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+    let mut xs: Vec<f64> = sweep
+        .series
+        .iter()
+        .flat_map(|series| series.points.iter().map(|point| point.x))
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let x = match sweep.x_scale {
+        XScale::Log => Axis::log_at(&xs, compact),
+        XScale::Ordinal => Axis::ordinal(xs.iter().map(|value| count(*value)).collect()),
+    };
+    let x_at = |value: f64| match sweep.x_scale {
+        XScale::Log => x.at(value),
+        XScale::Ordinal => xs.iter().position(|known| *known == value).unwrap_or(0) as f64,
+    };
+    let all = || sweep.series.iter().flat_map(|series| series.points.iter());
+    let y = if sweep.y_log {
+        let (min, max) = min_max(
+            all()
+                .flat_map(|point| [point.y.min, point.y.max])
+                .filter(|value| *value > 0.0),
+        );
+        Axis::log(min, max, compact)
+    } else {
+        let (_, max) = min_max(all().map(|point| point.y.max));
+        Axis::linear(max, compact)
+    };
+    let mut chart = frame(&plot_area, title, (&x, &sweep.x_label), (&y, &sweep.y_label), 22)?;
+    let mut legend = Vec::new();
+    let mut any_flagged = false;
+    // Drawn last, so no valid point of another series hides them.
+    let mut flagged_markers = Vec::new();
+    for series in &sweep.series {
+        let series_colour = colour(series.colour);
+        let mut points = series.points.clone();
+        points.sort_by(|a, b| a.x.total_cmp(&b.x));
+        let place = |point: &SweepPoint, value: f64| (x_at(point.x), y.at(value));
+        for pair in points.windows(2) {
+            let path = vec![
+                place(&pair[0], pair[0].y.median),
+                place(&pair[1], pair[1].y.median),
+            ];
+            if pair[0].flagged || pair[1].flagged {
+                chart.draw_series(DashedLineSeries::new(path, 8, 5, series_colour.stroke_width(2)))?;
+            } else {
+                chart.draw_series(LineSeries::new(path, series_colour.stroke_width(2)))?;
+            }
+        }
+        for point in &points {
+            if point.y.max > point.y.min {
+                let (low, high) = (place(point, point.y.min), place(point, point.y.max));
+                let cap = |at| EmptyElement::at(at) + PathElement::new(vec![(-5, 0), (5, 0)], series_colour);
+                chart.draw_series([PathElement::new(vec![low, high], series_colour.stroke_width(1))])?;
+                chart.draw_series([cap(low), cap(high)])?;
+            }
+            let at = place(point, point.y.median);
+            if point.flagged {
+                flagged_markers.push((at, series_colour));
+            } else {
+                chart.draw_series([Circle::new(at, 4, series_colour.filled())])?;
+            }
+        }
+        let flagged = points.iter().filter(|point| point.flagged).count();
+        any_flagged |= flagged > 0;
+        let label = if flagged > 0 {
+            format!("{} ({flagged} flagged)", series.label)
+        } else {
+            series.label.clone()
+        };
+        legend.push(LegendItem {
+            label,
+            colour: series_colour,
+            dashed: false,
+            marker: Some(true),
+        });
+    }
+    for (at, marker_colour) in flagged_markers {
+        chart.draw_series([Circle::new(at, 5, WHITE.filled())])?;
+        chart.draw_series([Circle::new(at, 5, hollow(marker_colour, 2))])?;
+    }
+    if any_flagged {
+        legend.push(LegendItem::flagged_note());
+    }
+    if all().any(|point| point.y.runs > 1) {
+        legend.push(LegendItem::line(
+            "bars: min-max of repeats",
+            RGBColor(90, 90, 90),
+            false,
+        ));
+    }
+    draw_legend(&legend_area, &legend)
+}
+
+const TIMELINE_COLUMNS: usize = 2;
+const TIMELINE_HEADER: u32 = 84;
+const TIMELINE_PANEL_HEIGHT: u32 = 280;
+
+fn timeline(root: &Area, title: &str, panels: &[TimelinePanel]) -> anyhow::Result<()> {
+    let body = root.titled(title, (FONT, 22))?;
+    let (legend_area, grid) = body.split_vertically(TIMELINE_HEADER - 40);
+    let style = (FONT, 14)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    let grey = RGBColor(60, 60, 60);
+    let mut items = vec![
+        (LegendItem::line("p50", grey, false), 1),
+        (LegendItem::line("p99", grey, false), 3),
+        (LegendItem::line("max", grey, true), 1),
+    ];
+    if panels.iter().any(|panel| !panel.flags.is_empty()) {
+        items.push((
+            LegendItem::line("flagged cell: red frame, dashed p99", RGBColor(200, 0, 0), true),
+            2,
+        ));
+    }
+    let mut x_offset = 16;
+    for (item, stroke_width) in &items {
+        let y = 20;
+        if item.dashed {
+            for start in [0, 11, 22] {
+                let segment = vec![(x_offset + start, y), (x_offset + start + 7, y)];
+                legend_area.draw(&PathElement::new(
+                    segment,
+                    item.colour.stroke_width(*stroke_width),
+                ))?;
+            }
+        } else {
+            let segment = vec![(x_offset, y), (x_offset + 29, y)];
+            legend_area.draw(&PathElement::new(
+                segment,
+                item.colour.stroke_width(*stroke_width),
+            ))?;
+        }
+        legend_area.draw(&Text::new(item.label.clone(), (x_offset + 36, y), style.clone()))?;
+        x_offset += 36 + 9 * item.label.len() as i32 + 24;
+    }
+
+    let intervals = || {
+        panels
+            .iter()
+            .flat_map(|panel| panel.intervals.iter())
+            .filter(|interval| interval.count > 0)
+    };
+    let (min, max) = min_max(
+        intervals()
+            .flat_map(|interval| [interval.p50_us, interval.max_us])
+            .filter(|v| *v > 0.0),
+    );
+    let (_, last) = min_max(intervals().map(|interval| interval.end_s));
+    let x = Axis::linear_with_headroom(if last.is_finite() { last } else { 1.0 }, 1.0, compact);
+    let y = Axis::log(min, max, latency_tick);
+    let rows = panels.len().div_ceil(TIMELINE_COLUMNS).max(1);
+    let areas = grid.split_evenly((rows, TIMELINE_COLUMNS));
+    for (panel, area) in panels.iter().zip(&areas) {
+        let flagged = !panel.flags.is_empty();
+        let caption = if flagged {
+            format!("{} - FLAGGED: {}", panel.title, panel.flags)
+        } else {
+            panel.title.clone()
+        };
+        let mut chart = frame(area, &caption, (&x, "time (s)"), (&y, "latency (µs, log)"), 15)?;
+        let panel_colour = colour(panel.colour);
+        let recorded: Vec<&IntervalSummary> = panel
+            .intervals
+            .iter()
+            .filter(|interval| interval.count > 0)
+            .collect();
+        let series = |value: fn(&IntervalSummary) -> f64| -> Vec<(f64, f64)> {
+            recorded
+                .iter()
+                .flat_map(|interval| {
+                    let at = y.at(value(interval));
+                    [(interval.start_s, at), (interval.end_s, at)]
+                })
+                .collect()
+        };
+        chart.draw_series(LineSeries::new(
+            series(|interval| interval.p50_us),
+            panel_colour.stroke_width(1),
+        ))?;
+        if flagged {
+            chart.draw_series(DashedLineSeries::new(
+                series(|interval| interval.p99_us),
+                8,
+                5,
+                panel_colour.stroke_width(3),
+            ))?;
+        } else {
+            chart.draw_series(LineSeries::new(
+                series(|interval| interval.p99_us),
+                panel_colour.stroke_width(3),
+            ))?;
+        }
+        chart.draw_series(DashedLineSeries::new(
+            series(|interval| interval.max_us),
+            4,
+            4,
+            panel_colour.stroke_width(1),
+        ))?;
+        if recorded.is_empty() {
+            let note = (FONT, 14)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            let (width, height) = area.dim_in_pixel();
+            area.draw(&Text::new(
+                "no intervals recorded",
+                (width as i32 / 2, height as i32 / 2),
+                note,
+            ))?;
+        }
+        if flagged {
+            let (width, height) = area.dim_in_pixel();
+            let frame_style = hollow(RGBColor(200, 0, 0), 2);
+            area.draw(&Rectangle::new(
+                [(1, 1), (width as i32 - 2, height as i32 - 2)],
+                frame_style,
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+fn bar_chart(root: &Area, title: &str, chart_data: &BarChart) -> anyhow::Result<()> {
+    let (plot_area, legend_area) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+    let bars = &chart_data.bars;
+    // The first bar at the top.
+    let y = Axis::ordinal(bars.iter().rev().map(|bar| bar.label.clone()).collect());
+    let row = |index: usize| (bars.len() - 1 - index) as f64;
+    let (_, max) = min_max(bars.iter().map(|bar| bar.value.max));
+    let x = Axis::linear(max * 1.15, compact);
+    let mut chart = ChartBuilder::on(&plot_area)
+        .caption(title, (FONT, 22))
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(150)
+        .build_cartesian_2d(x.coord(), y.coord())?;
+    chart
+        .configure_mesh()
+        .x_desc(chart_data.value_label.as_str())
+        .axis_desc_style((FONT, 15))
+        .label_style((FONT, 13))
+        .x_label_formatter(&|position| x.label(*position))
+        .y_label_formatter(&|position| y.label(*position))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(TRANSPARENT)
+        .draw()?;
+    let value_style = (FONT, 13)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    let mut legend = Vec::new();
+    for (index, bar) in bars.iter().enumerate() {
+        let bar_colour = colour(bar.colour);
+        let corners = [(0.0, row(index) - 0.32), (bar.value.median, row(index) + 0.32)];
+        if bar.flagged {
+            chart.draw_series([Rectangle::new(corners, WHITE.filled())])?;
+            chart.draw_series([Rectangle::new(corners, hollow(bar_colour, 2))])?;
+        } else {
+            chart.draw_series([Rectangle::new(corners, bar_colour.filled())])?;
+        }
+        if bar.value.max > bar.value.min {
+            let (low, high) = ((bar.value.min, row(index)), (bar.value.max, row(index)));
+            let cap = |at| EmptyElement::at(at) + PathElement::new(vec![(0, -5), (0, 5)], BLACK);
+            chart.draw_series([PathElement::new(vec![low, high], BLACK.stroke_width(1))])?;
+            chart.draw_series([cap(low), cap(high)])?;
+        }
+        let text = crate::report::groups::number(bar.value.median);
+        let at = (bar.value.max.max(bar.value.median), row(index));
+        chart.draw_series([EmptyElement::at(at) + Text::new(text, (8, 0), value_style.clone())])?;
+        let label = if bar.flagged {
+            format!("{} (flagged)", bar.label)
+        } else {
+            bar.label.clone()
+        };
+        legend.push(LegendItem {
+            label,
+            colour: bar_colour,
+            dashed: false,
+            marker: Some(!bar.flagged),
+        });
+    }
+    if bars.iter().any(|bar| bar.flagged) {
+        legend.push(LegendItem::flagged_note());
+    }
+    if bars.iter().any(|bar| bar.value.runs > 1) {
+        legend.push(LegendItem::line("bars: min-max of repeats", BLACK, false));
+    }
+    draw_legend(&legend_area, &legend)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spectrum_stops_at_five_nines() {
+        let row = |value_us, percentile| PercentileRow { value_us, percentile };
+        let rows = [row(1.0, 0.0), row(2.0, 0.9), row(3.0, 0.999999), row(4.0, 1.0)];
+        let points = spectrum_points(&rows);
+        assert_eq!(points.len(), 3);
+        assert_eq!(points[2], (5.0, 3.0));
+        assert!((points[1].0 - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn log_axis_ticks_are_inside_its_range() {
+        let axis = Axis::log(3.0, 4000.0, latency_tick);
+        assert!(
+            axis.ticks
+                .iter()
+                .all(|(position, _)| axis.range.contains(position))
+        );
+        assert!(axis.ticks.iter().any(|(_, label)| label == "1,000"));
+    }
+}

@@ -1,0 +1,654 @@
+//! The report as data: the manifest, then sections with charts and tables.
+//! [`super::markdown`] and [`super::html`] only lay it out.
+
+use super::charts::{
+    Bar, BarChart, Chart, ChartBody, SpectrumLine, SweepChart, SweepPoint, SweepSeries, TimelinePanel, XScale,
+};
+use super::groups::{self, Entry, Labels, Scenario, Spread, Sweep, SweepAxis, count, kib, number};
+use super::load::ResultSet;
+use crate::results::cell::{Cell, Flag, Shape};
+use std::collections::BTreeSet;
+
+/// Everything the report shows, in order.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub title: String,
+    /// One sentence: suite, commit, machine.
+    pub headline: String,
+    /// Every manifest field, flattened to dotted keys.
+    pub manifest: Vec<(String, String)>,
+    pub sections: Vec<Section>,
+    /// Every chart the sections refer to.
+    pub charts: Vec<Chart>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Section {
+    /// An anchor: letters, digits, `-`.
+    pub id: String,
+    pub title: String,
+    pub paragraphs: Vec<String>,
+    /// Indexes into [`Document::charts`].
+    pub charts: Vec<usize>,
+    pub table: Option<Table>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+const FLAG_MEANINGS: &str = "Flags: client-bound = the load generator was at least 95% busy, so the server \
+may have had more to give; behind-schedule = open loop sends fell behind their intended times; errors = a byte \
+was wrong or lost, or a connection failed; starved = some connections got no service at all. Flagged cells are \
+drawn with hollow markers and dashed lines.";
+
+/// Builds the report of `set`.
+pub fn build(set: &ResultSet) -> Document {
+    let labels = Labels::new(set.cells.iter().map(|data| data.cell.label.as_str()));
+    let scenarios = groups::scenarios(&set.cells, &labels);
+    let sweeps = groups::sweeps(&scenarios);
+    let manifest = flatten_manifest(&set.manifest);
+    let suite = lookup(&manifest, &["suite", "suite.name", "suite_name"]);
+    let title = match &suite {
+        Some(suite) => format!("echolab report: suite {suite}"),
+        None => "echolab report".to_owned(),
+    };
+    let mut builder = Builder {
+        labels,
+        charts: Vec::new(),
+        files: BTreeSet::new(),
+    };
+    let mut sections = vec![flagged_section(&scenarios)];
+    for sweep in &sweeps {
+        sections.push(builder.sweep_section(sweep));
+    }
+    for scenario in &scenarios {
+        sections.push(builder.scenario_section(scenario));
+    }
+    if let Some(section) = builder.timeline_section(&scenarios) {
+        sections.push(section);
+    }
+    let mut ids = BTreeSet::new();
+    for section in &mut sections {
+        section.id = unique(&slug(&section.id), &mut ids);
+    }
+    Document {
+        title,
+        headline: headline(&manifest, suite),
+        manifest,
+        sections,
+        charts: builder.charts,
+    }
+}
+
+struct Builder {
+    labels: Labels,
+    charts: Vec<Chart>,
+    files: BTreeSet<String>,
+}
+
+/// A measure plotted or tabulated per cell.
+struct Metric {
+    name: &'static str,
+    title: &'static str,
+    axis_label: &'static str,
+    log: bool,
+    value: fn(&Cell) -> Option<f64>,
+}
+
+const THROUGHPUT: Metric = Metric {
+    name: "throughput",
+    title: "Throughput",
+    axis_label: "throughput (msgs/s)",
+    log: false,
+    value: |cell| Some(cell.msgs_per_sec),
+};
+const P99: Metric = Metric {
+    name: "p99",
+    title: "p99 latency",
+    axis_label: "p99 latency (µs, log scale)",
+    log: true,
+    value: |cell| Some(cell.latency_us.p99),
+};
+const CPU_PER_MESSAGE: Metric = Metric {
+    name: "cpu",
+    title: "Server CPU per message",
+    axis_label: "server CPU per message (µs)",
+    log: false,
+    value: |cell| cell.server.as_ref().map(|server| server.cpu_us_per_msg),
+};
+const RSS_PER_CONNECTION: Metric = Metric {
+    name: "rss",
+    title: "Server RSS per open connection",
+    axis_label: "server peak RSS per open connection (KiB, log scale)",
+    log: true,
+    value: |cell| {
+        let open = f64::from(cell.connections) + f64::from(cell.idle);
+        cell.server
+            .as_ref()
+            .map(|server| server.rss_peak_kib as f64 / open.max(1.0))
+    },
+};
+const FAIRNESS: Metric = Metric {
+    name: "fairness",
+    title: "Fairness",
+    axis_label: "fairness (Jain's index, 1 = even)",
+    log: false,
+    value: |cell| Some(cell.fairness.jain),
+};
+
+fn churn_rate(cell: &Cell) -> Option<f64> {
+    Some(cell.connections_per_sec.unwrap_or(cell.msgs_per_sec))
+}
+
+impl Builder {
+    /// Registers a chart under a unique file name and returns its index.
+    fn add_chart(&mut self, stem: &str, title: String, body: ChartBody) -> usize {
+        let file = format!("{}.svg", unique(&slug(stem), &mut self.files));
+        self.charts.push(Chart { file, title, body });
+        self.charts.len() - 1
+    }
+
+    fn sweep_section(&mut self, sweep: &Sweep) -> Section {
+        let (metrics, x_scale, heading): (&[&Metric], XScale, &str) = match sweep.axis {
+            SweepAxis::Connections => (
+                &[
+                    &THROUGHPUT,
+                    &P99,
+                    &CPU_PER_MESSAGE,
+                    &RSS_PER_CONNECTION,
+                    &FAIRNESS,
+                ],
+                XScale::Log,
+                "Connections",
+            ),
+            SweepAxis::Idle => (
+                &[&P99, &CPU_PER_MESSAGE, &THROUGHPUT],
+                XScale::Ordinal,
+                "Idle connections",
+            ),
+            SweepAxis::Rate => (&[&P99, &THROUGHPUT], XScale::Log, "Offered rate"),
+        };
+        let description = sweep.describe();
+        let axis_key = match sweep.axis {
+            SweepAxis::Connections => "connections",
+            SweepAxis::Idle => "idle",
+            SweepAxis::Rate => "rate",
+        };
+        let mut charts = Vec::new();
+        for metric in metrics {
+            let title = format!("{} vs {}: {}", metric.title, sweep.axis.name(), description);
+            let body = ChartBody::Sweep(SweepChart {
+                x_label: sweep.axis.name().to_owned(),
+                x_scale,
+                y_label: metric.axis_label.to_owned(),
+                y_log: metric.log,
+                series: self.sweep_series(sweep, metric.value),
+            });
+            charts.push(self.add_chart(
+                &format!("{axis_key}-{}--{}", sweep.slug(), metric.name),
+                title,
+                body,
+            ));
+        }
+        let scenario_names: Vec<&str> = sweep.scenarios.iter().map(|scenario| scenario.name).collect();
+        Section {
+            id: format!("sweep-{axis_key}-{}", sweep.slug()),
+            title: format!("{heading} sweep: {description}"),
+            paragraphs: vec![format!(
+                "Scenarios {}. Points are medians of the repeats; bars span their minimum and maximum.",
+                scenario_names.join(", ")
+            )],
+            charts,
+            table: Some(self.sweep_table(sweep)),
+        }
+    }
+
+    /// One series per label present in the sweep, in label order.
+    fn sweep_series(&self, sweep: &Sweep, metric: fn(&Cell) -> Option<f64>) -> Vec<SweepSeries> {
+        let mut labels: Vec<&str> = sweep
+            .scenarios
+            .iter()
+            .flat_map(|scenario| scenario.entries.iter().map(|entry| entry.label))
+            .collect();
+        labels.sort_by_key(|label| (self.labels.rank(label), *label));
+        labels.dedup();
+        labels
+            .into_iter()
+            .filter_map(|label| {
+                let points: Vec<SweepPoint> = sweep
+                    .scenarios
+                    .iter()
+                    .filter_map(|scenario| {
+                        let entry = scenario.entries.iter().find(|entry| entry.label == label)?;
+                        Some(SweepPoint {
+                            x: sweep.axis.value(scenario),
+                            y: entry.spread(metric)?,
+                            flagged: entry.flagged(),
+                        })
+                    })
+                    .collect();
+                (!points.is_empty()).then(|| SweepSeries {
+                    label: label.to_owned(),
+                    colour: self.labels.colour(label),
+                    points,
+                })
+            })
+            .collect()
+    }
+
+    fn sweep_table(&self, sweep: &Sweep) -> Table {
+        let headers = [
+            "model",
+            sweep.axis.name(),
+            "msgs/s",
+            "p50 µs",
+            "p99 µs",
+            "CPU µs/msg",
+            "RSS",
+            "RSS/conn",
+            "fairness",
+            "flags",
+        ];
+        let mut rows: Vec<(usize, &str, f64, Vec<String>)> = Vec::new();
+        for scenario in &sweep.scenarios {
+            for entry in &scenario.entries {
+                let x = sweep.axis.value(scenario);
+                let row = vec![
+                    entry.label.to_owned(),
+                    count(x),
+                    with_range(entry.spread(|cell| Some(cell.msgs_per_sec)), count),
+                    median(entry.spread(|cell| Some(cell.latency_us.p50)), number),
+                    with_range(entry.spread(|cell| Some(cell.latency_us.p99)), number),
+                    median(entry.spread(CPU_PER_MESSAGE.value), number),
+                    median(entry.spread(rss), kib),
+                    median(entry.spread(RSS_PER_CONNECTION.value), kib),
+                    median(entry.spread(FAIRNESS.value), |value| format!("{value:.3}")),
+                    entry.flags_text(),
+                ];
+                rows.push((self.labels.rank(entry.label), entry.label, x, row));
+            }
+        }
+        rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
+        Table {
+            headers: headers.iter().map(|header| header.to_string()).collect(),
+            rows: rows.into_iter().map(|(_, _, _, row)| row).collect(),
+        }
+    }
+
+    fn scenario_section(&mut self, scenario: &Scenario) -> Section {
+        let mut charts = Vec::new();
+        let lines = scenario
+            .entries
+            .iter()
+            .map(|entry| SpectrumLine {
+                label: entry.label.to_owned(),
+                colour: self.labels.colour(entry.label),
+                flags: entry
+                    .representative()
+                    .cell
+                    .flags
+                    .iter()
+                    .map(|flag| flag.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                rows: entry.representative().spectrum.clone(),
+            })
+            .collect();
+        let title = format!("Latency by percentile: {}", scenario.name);
+        charts.push(self.add_chart(
+            &format!("spectrum--{}", scenario.name),
+            title,
+            ChartBody::Spectrum(lines),
+        ));
+        if scenario.shape == Shape::Churn {
+            let bars = scenario
+                .entries
+                .iter()
+                .filter_map(|entry| {
+                    Some(Bar {
+                        label: entry.label.to_owned(),
+                        colour: self.labels.colour(entry.label),
+                        value: entry.spread(churn_rate)?,
+                        flagged: entry.flagged(),
+                    })
+                })
+                .collect();
+            let body = ChartBody::Bars(BarChart {
+                value_label: "connections per second (connect, echo, close)".into(),
+                bars,
+            });
+            let title = format!("Churn: connections per second, {}", scenario.name);
+            charts.push(self.add_chart(&format!("churn--{}", scenario.name), title, body));
+        }
+        let repeats = scenario.entries.iter().any(|entry| entry.runs.len() > 1);
+        let mut paragraphs = vec![format!("{}.", capitalise(&scenario.describe()))];
+        if repeats {
+            paragraphs.push(
+                "Values are medians of the repeats (msgs/s and p99 with their min-max); the percentile chart \
+                 draws each model's repeat with the median p99."
+                    .to_owned(),
+            );
+        }
+        Section {
+            id: format!("scenario-{}", scenario.name),
+            title: format!("Scenario {}", scenario.name),
+            paragraphs,
+            charts,
+            table: Some(scenario_table(scenario, repeats)),
+        }
+    }
+
+    /// Latency per second of each label's largest closed-loop cell (most
+    /// connections) and of its open-loop cell at the highest offered rate.
+    fn timeline_section(&mut self, scenarios: &[Scenario]) -> Option<Section> {
+        let mut charts = Vec::new();
+        for (shape, describe) in [
+            (
+                Shape::Closed,
+                "each model's closed-loop cell with the most connections",
+            ),
+            (
+                Shape::Open,
+                "each model's open-loop cell at the highest offered rate",
+            ),
+        ] {
+            let mut chosen: Vec<(&Entry, &Scenario)> = Vec::new();
+            for scenario in scenarios.iter().filter(|scenario| scenario.shape == shape) {
+                for entry in &scenario.entries {
+                    let rank = |scenario: &Scenario| {
+                        (
+                            scenario.connections,
+                            scenario.rate.unwrap_or(0.0).to_bits(),
+                            scenario.idle,
+                            scenario.size,
+                        )
+                    };
+                    match chosen.iter_mut().find(|(known, _)| known.label == entry.label) {
+                        Some(slot) if rank(scenario) > rank(slot.1) => *slot = (entry, scenario),
+                        Some(_) => {}
+                        None => chosen.push((entry, scenario)),
+                    }
+                }
+            }
+            if chosen.is_empty() {
+                continue;
+            }
+            chosen.sort_by_key(|(entry, _)| (self.labels.rank(entry.label), entry.label));
+            let panels = chosen
+                .iter()
+                .map(|(entry, scenario)| {
+                    let run = entry.representative();
+                    TimelinePanel {
+                        title: format!("{}, {}", entry.label, scenario.name),
+                        colour: self.labels.colour(entry.label),
+                        flags: run
+                            .cell
+                            .flags
+                            .iter()
+                            .map(|flag| flag.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        intervals: run.intervals.clone(),
+                    }
+                })
+                .collect();
+            let title = format!("Latency per second: {describe}");
+            charts.push(self.add_chart(
+                &format!("timeline-{}", shape.as_str()),
+                title,
+                ChartBody::Timeline(panels),
+            ));
+        }
+        (!charts.is_empty()).then(|| Section {
+            id: "latency-over-time".to_owned(),
+            title: "Latency over time".to_owned(),
+            paragraphs: vec![
+                "p50, p99 and maximum latency of each one-second interval (drawn as steps), from the cells' interval logs."
+                    .to_owned(),
+            ],
+            charts,
+            table: None,
+        })
+    }
+}
+
+fn rss(cell: &Cell) -> Option<f64> {
+    cell.server.as_ref().map(|server| server.rss_peak_kib as f64)
+}
+
+fn scenario_table(scenario: &Scenario, repeats: bool) -> Table {
+    let churn = scenario.shape == Shape::Churn;
+    let mut headers = vec!["model"];
+    if repeats {
+        headers.push("runs");
+    }
+    if churn {
+        headers.push("conns/s");
+    }
+    headers.extend([
+        "msgs/s",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "max µs",
+        "CPU µs/msg",
+        "RSS",
+        "flags",
+    ]);
+    let rows = scenario
+        .entries
+        .iter()
+        .map(|entry| {
+            let mut row = vec![entry.label.to_owned()];
+            if repeats {
+                row.push(entry.runs.len().to_string());
+            }
+            if churn {
+                row.push(with_range(entry.spread(churn_rate), count));
+            }
+            row.extend([
+                with_range(entry.spread(|cell| Some(cell.msgs_per_sec)), count),
+                median(entry.spread(|cell| Some(cell.latency_us.p50)), number),
+                with_range(entry.spread(|cell| Some(cell.latency_us.p99)), number),
+                median(entry.spread(|cell| Some(cell.latency_us.p999)), number),
+                median(entry.spread(|cell| Some(cell.latency_us.max)), number),
+                median(entry.spread(CPU_PER_MESSAGE.value), number),
+                median(entry.spread(rss), kib),
+                entry.flags_text(),
+            ]);
+            row
+        })
+        .collect();
+    Table {
+        headers: headers.into_iter().map(str::to_owned).collect(),
+        rows,
+    }
+}
+
+fn flagged_section(scenarios: &[Scenario]) -> Section {
+    let mut rows = Vec::new();
+    for scenario in scenarios {
+        for entry in &scenario.entries {
+            for run in &entry.runs {
+                let cell = &run.cell;
+                if cell.flags.is_empty() {
+                    continue;
+                }
+                let mut details = Vec::new();
+                if cell.errors.total() > 0 {
+                    details.push(format!("{} errors", count(cell.errors.total() as f64)));
+                }
+                if cell.starved_connections > 0 {
+                    details.push(format!("{} starved connections", cell.starved_connections));
+                }
+                if cell.flags.contains(&Flag::ClientBound) {
+                    details.push(format!(
+                        "busiest load thread {}%",
+                        number(cell.client.busiest_thread_percent)
+                    ));
+                }
+                if cell.flags.contains(&Flag::BehindSchedule) {
+                    details.push(format!(
+                        "{}% sent late",
+                        number(cell.behind_schedule_fraction * 100.0)
+                    ));
+                }
+                rows.push(vec![
+                    entry.label.to_owned(),
+                    scenario.name.to_owned(),
+                    cell.repeat.to_string(),
+                    cell.flags
+                        .iter()
+                        .map(|flag| flag.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    details.join("; "),
+                ]);
+            }
+        }
+    }
+    let mut paragraphs = vec![FLAG_MEANINGS.to_owned()];
+    let table = if rows.is_empty() {
+        paragraphs.insert(0, "No cell is flagged.".to_owned());
+        None
+    } else {
+        let runs = if rows.len() == 1 {
+            "1 flagged run".to_owned()
+        } else {
+            format!("{} flagged runs", rows.len())
+        };
+        paragraphs.insert(0, format!("{runs}: their numbers say less than they seem to."));
+        let headers = ["model", "scenario", "repeat", "flags", "details"];
+        Some(Table {
+            headers: headers.iter().map(|header| header.to_string()).collect(),
+            rows,
+        })
+    };
+    Section {
+        id: "flagged-cells".to_owned(),
+        title: "Flagged cells".to_owned(),
+        paragraphs,
+        charts: Vec::new(),
+        table,
+    }
+}
+
+fn median(spread: Option<Spread>, format: impl Fn(f64) -> String) -> String {
+    spread.map_or_else(|| "-".to_owned(), |spread| format(spread.median))
+}
+
+/// The median, and its min-max when there are repeats.
+fn with_range(spread: Option<Spread>, format: impl Fn(f64) -> String) -> String {
+    match spread {
+        None => "-".to_owned(),
+        Some(spread) if spread.runs > 1 => {
+            format!(
+                "{} ({}-{})",
+                format(spread.median),
+                format(spread.min),
+                format(spread.max)
+            )
+        }
+        Some(spread) => format(spread.median),
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut characters = text.chars();
+    match characters.next() {
+        Some(first) => first.to_uppercase().chain(characters).collect(),
+        None => String::new(),
+    }
+}
+
+/// Letters, digits, `.`, `_` and `-` kept; anything else becomes `_`.
+fn slug(text: &str) -> String {
+    text.chars()
+        .map(|character| {
+            if character.is_ascii_alphanumeric() || "._-".contains(character) {
+                character
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn unique(candidate: &str, used: &mut BTreeSet<String>) -> String {
+    let mut name = candidate.to_owned();
+    let mut suffix = 2;
+    while !used.insert(name.clone()) {
+        name = format!("{candidate}-{suffix}");
+        suffix += 1;
+    }
+    name
+}
+
+/// The manifest as `dotted.key = value` rows, in the manifest's key order.
+fn flatten_manifest(manifest: &serde_json::Value) -> Vec<(String, String)> {
+    fn walk(prefix: &str, value: &serde_json::Value, rows: &mut Vec<(String, String)>) {
+        match value {
+            serde_json::Value::Object(map) if !map.is_empty() => {
+                for (key, value) in map {
+                    let key = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    walk(&key, value, rows);
+                }
+            }
+            serde_json::Value::String(text) => rows.push((prefix.to_owned(), text.clone())),
+            other => rows.push((prefix.to_owned(), other.to_string())),
+        }
+    }
+    let mut rows = Vec::new();
+    walk("", manifest, &mut rows);
+    rows
+}
+
+/// The first manifest row whose key is one of `keys` or ends with `.KEY`.
+fn lookup(rows: &[(String, String)], keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|wanted| {
+        rows.iter()
+            .find(|(key, _)| key == wanted || key.ends_with(&format!(".{wanted}")))
+            .map(|(_, value)| value.clone())
+    })
+}
+
+fn headline(rows: &[(String, String)], suite: Option<String>) -> String {
+    let mut parts = Vec::new();
+    if let Some(suite) = suite {
+        parts.push(format!("suite {suite}"));
+    }
+    if let Some(commit) = lookup(rows, &["git_commit", "commit"]) {
+        parts.push(format!("commit {commit}"));
+    }
+    if let Some(version) = lookup(rows, &["harness_version", "tool_version", "version"]) {
+        parts.push(format!("harness {version}"));
+    }
+    let mut machine = Vec::new();
+    if let Some(cpu) = lookup(rows, &["cpu_model", "cpu"]) {
+        machine.push(cpu);
+    }
+    if let Some(cores) = lookup(rows, &["cores"]) {
+        machine.push(format!("{cores} cores"));
+    }
+    if let Some(kernel) = lookup(rows, &["kernel"]) {
+        machine.push(kernel);
+    }
+    if !machine.is_empty() {
+        parts.push(format!("on {}", machine.join(", ")));
+    }
+    if let Some(created) = lookup(rows, &["created_utc", "created"]) {
+        parts.push(format!("created {created}"));
+    }
+    if parts.is_empty() {
+        "Result set without the usual manifest fields.".to_owned()
+    } else {
+        capitalise(&parts.join("; ")) + "."
+    }
+}

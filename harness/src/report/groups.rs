@@ -1,0 +1,464 @@
+//! How cells are grouped for display: repeats into entries, entries into
+//! scenarios, scenarios into sweeps; the fixed order and colour of labels;
+//! number formatting shared by charts, tables and `harness compare`.
+
+use super::load::CellData;
+use crate::results::cell::{Cell, Flag, Shape};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The models in the order of the progression; their colours never change.
+pub const MODEL_ORDER: [&str; 8] = [
+    "single",
+    "threaded",
+    "pool",
+    "nonblocking",
+    "select",
+    "epoll",
+    "coroutine",
+    "async",
+];
+
+/// Tableau-10 followed by darker shades: readable on white, distinct in print.
+const PALETTE: [(u8, u8, u8); 16] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+    (0, 63, 92),
+    (122, 81, 149),
+    (188, 80, 144),
+    (255, 166, 0),
+    (60, 90, 30),
+    (90, 40, 40),
+];
+
+/// Labels in display order (the eight models first, in their fixed order,
+/// then other labels sorted), each with a fixed colour.
+#[derive(Debug, Clone)]
+pub struct Labels {
+    others: Vec<String>,
+}
+
+impl Labels {
+    pub fn new<'a>(labels: impl IntoIterator<Item = &'a str>) -> Self {
+        let others: BTreeSet<String> = labels
+            .into_iter()
+            .filter(|label| !MODEL_ORDER.contains(label))
+            .map(str::to_owned)
+            .collect();
+        Labels {
+            others: others.into_iter().collect(),
+        }
+    }
+
+    /// The position of `label` in display order.
+    pub fn rank(&self, label: &str) -> usize {
+        match MODEL_ORDER.iter().position(|model| *model == label) {
+            Some(position) => position,
+            None => {
+                let position = self.others.iter().position(|other| other == label);
+                MODEL_ORDER.len() + position.unwrap_or(self.others.len())
+            }
+        }
+    }
+
+    pub fn colour(&self, label: &str) -> (u8, u8, u8) {
+        PALETTE[self.rank(label) % PALETTE.len()]
+    }
+}
+
+/// Median, minimum and maximum over the repeats of one entry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub runs: usize,
+}
+
+impl Spread {
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
+        let mut values: Vec<f64> = values.into_iter().filter(|value| value.is_finite()).collect();
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let middle = values.len() / 2;
+        let median = if values.len() % 2 == 1 {
+            values[middle]
+        } else {
+            (values[middle - 1] + values[middle]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: values[0],
+            max: values[values.len() - 1],
+            runs: values.len(),
+        })
+    }
+}
+
+/// One label in one scenario: all its repeats, sorted by repeat number.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    pub label: &'a str,
+    pub runs: Vec<&'a CellData>,
+}
+
+impl<'a> Entry<'a> {
+    pub fn cell(&self) -> &'a Cell {
+        &self.runs[0].cell
+    }
+
+    /// Every flag raised in any repeat.
+    pub fn flags(&self) -> BTreeSet<Flag> {
+        self.runs
+            .iter()
+            .flat_map(|run| run.cell.flags.iter().copied())
+            .collect()
+    }
+
+    pub fn flagged(&self) -> bool {
+        self.runs.iter().any(|run| !run.cell.flags.is_empty())
+    }
+
+    pub fn flags_text(&self) -> String {
+        self.flags()
+            .iter()
+            .map(|flag| flag.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub fn spread(&self, metric: impl Fn(&Cell) -> Option<f64>) -> Option<Spread> {
+        Spread::of(self.runs.iter().filter_map(|run| metric(&run.cell)))
+    }
+
+    /// The repeat whose p99 is the median one: the run drawn where only one
+    /// run can be drawn (percentile spectrum, latency over time).
+    pub fn representative(&self) -> &'a CellData {
+        let mut runs = self.runs.clone();
+        runs.sort_by(|a, b| {
+            a.cell
+                .latency_us
+                .p99
+                .total_cmp(&b.cell.latency_us.p99)
+                .then(a.cell.repeat.cmp(&b.cell.repeat))
+        });
+        runs[(runs.len() - 1) / 2]
+    }
+}
+
+/// One scenario: its load parameters and one entry per label.
+#[derive(Debug, Clone)]
+pub struct Scenario<'a> {
+    pub name: &'a str,
+    pub shape: Shape,
+    pub connections: u32,
+    pub size: u32,
+    pub idle: u32,
+    pub rate: Option<f64>,
+    /// In label display order.
+    pub entries: Vec<Entry<'a>>,
+}
+
+impl Scenario<'_> {
+    /// A one-line description of the load.
+    pub fn describe(&self) -> String {
+        let mut text = match self.shape {
+            Shape::Closed => "closed loop (ping-pong)".to_owned(),
+            Shape::Open => "open loop (fixed rate)".to_owned(),
+            Shape::Churn => "churn (connect, echo once, close)".to_owned(),
+        };
+        text.push_str(&format!(
+            ", {} connections, {} B messages",
+            count(self.connections.into()),
+            self.size
+        ));
+        if self.idle > 0 {
+            text.push_str(&format!(", {} idle connections", count(self.idle.into())));
+        }
+        if let Some(rate) = self.rate {
+            text.push_str(&format!(", offered {} msgs/s", count(rate)));
+        }
+        text
+    }
+
+    fn sort_key(&self) -> (Shape, u32, u32, u64, u32, &str) {
+        let rate = self.rate.map_or(0, |rate| rate.max(0.0).round() as u64);
+        (
+            self.shape,
+            self.size,
+            self.idle,
+            rate,
+            self.connections,
+            self.name,
+        )
+    }
+}
+
+/// Groups cells into scenarios (sorted by shape, size, idle, rate,
+/// connections, name) and entries (sorted by label display order).
+pub fn scenarios<'a>(cells: &'a [CellData], labels: &Labels) -> Vec<Scenario<'a>> {
+    let mut by_scenario: BTreeMap<&str, BTreeMap<&str, Vec<&CellData>>> = BTreeMap::new();
+    for data in cells {
+        by_scenario
+            .entry(data.cell.scenario.as_str())
+            .or_default()
+            .entry(data.cell.label.as_str())
+            .or_default()
+            .push(data);
+    }
+    let mut scenarios: Vec<Scenario> = by_scenario
+        .into_iter()
+        .map(|(name, by_label)| {
+            let mut entries: Vec<Entry> = by_label
+                .into_iter()
+                .map(|(label, mut runs)| {
+                    runs.sort_by_key(|run| run.cell.repeat);
+                    Entry { label, runs }
+                })
+                .collect();
+            entries.sort_by_key(|entry| (labels.rank(entry.label), entry.label));
+            let first = entries[0].cell();
+            Scenario {
+                name,
+                shape: first.shape,
+                connections: first.connections,
+                size: first.size,
+                idle: first.idle,
+                rate: first.rate,
+                entries,
+            }
+        })
+        .collect();
+    scenarios.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    scenarios
+}
+
+/// The parameter a sweep varies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SweepAxis {
+    Connections,
+    Idle,
+    Rate,
+}
+
+impl SweepAxis {
+    pub fn value(self, scenario: &Scenario) -> f64 {
+        match self {
+            SweepAxis::Connections => scenario.connections.into(),
+            SweepAxis::Idle => scenario.idle.into(),
+            SweepAxis::Rate => scenario.rate.unwrap_or(0.0),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SweepAxis::Connections => "connections",
+            SweepAxis::Idle => "idle connections",
+            SweepAxis::Rate => "offered rate (msgs/s)",
+        }
+    }
+}
+
+/// Scenarios that differ only in one parameter, sorted by it.
+#[derive(Debug, Clone)]
+pub struct Sweep<'s, 'a> {
+    pub axis: SweepAxis,
+    pub scenarios: Vec<&'s Scenario<'a>>,
+}
+
+impl Sweep<'_, '_> {
+    /// What the scenarios share, in words.
+    pub fn describe(&self) -> String {
+        let first = self.scenarios[0];
+        let shape = match first.shape {
+            Shape::Closed => "closed loop",
+            Shape::Open => "open loop",
+            Shape::Churn => "churn",
+        };
+        let mut parts = vec![shape.to_owned(), format!("{} B messages", first.size)];
+        if self.axis != SweepAxis::Connections {
+            parts.push(format!("{} connections", count(first.connections.into())));
+        }
+        if self.axis != SweepAxis::Idle && first.idle > 0 {
+            parts.push(format!("{} idle", count(first.idle.into())));
+        }
+        if self.axis != SweepAxis::Rate
+            && let Some(rate) = first.rate
+        {
+            parts.push(format!("offered {} msgs/s", count(rate)));
+        }
+        parts.join(", ")
+    }
+
+    /// A file-name-safe key for the sweep's charts.
+    pub fn slug(&self) -> String {
+        let first = self.scenarios[0];
+        let mut slug = format!("{}-s{}", first.shape.as_str(), first.size);
+        if self.axis != SweepAxis::Connections {
+            slug.push_str(&format!("-c{}", first.connections));
+        }
+        if self.axis != SweepAxis::Idle {
+            slug.push_str(&format!("-i{}", first.idle));
+        }
+        if self.axis != SweepAxis::Rate
+            && let Some(rate) = first.rate
+        {
+            slug.push_str(&format!("-r{}", rate.round()));
+        }
+        slug
+    }
+}
+
+/// Every sweep over connections (any shape), idle connections (any shape)
+/// and offered rate (open loop) with at least two points.
+pub fn sweeps<'s, 'a>(scenarios: &'s [Scenario<'a>]) -> Vec<Sweep<'s, 'a>> {
+    let mut sweeps = Vec::new();
+    for axis in [SweepAxis::Connections, SweepAxis::Idle, SweepAxis::Rate] {
+        let mut groups: BTreeMap<(Shape, u32, u32, u32, u64), Vec<&Scenario>> = BTreeMap::new();
+        for scenario in scenarios {
+            if axis == SweepAxis::Rate && scenario.shape != Shape::Open {
+                continue;
+            }
+            let rate_bits = scenario.rate.map_or(0, f64::to_bits);
+            let key = match axis {
+                SweepAxis::Connections => (scenario.shape, scenario.size, 0, scenario.idle, rate_bits),
+                SweepAxis::Idle => (scenario.shape, scenario.size, scenario.connections, 0, rate_bits),
+                SweepAxis::Rate => (
+                    scenario.shape,
+                    scenario.size,
+                    scenario.connections,
+                    scenario.idle,
+                    0,
+                ),
+            };
+            groups.entry(key).or_default().push(scenario);
+        }
+        for (_, mut members) in groups {
+            members.sort_by(|a, b| axis.value(a).total_cmp(&axis.value(b)).then(a.name.cmp(b.name)));
+            let distinct: BTreeSet<u64> = members
+                .iter()
+                .map(|member| axis.value(member).to_bits())
+                .collect();
+            if distinct.len() >= 2 {
+                sweeps.push(Sweep {
+                    axis,
+                    scenarios: members,
+                });
+            }
+        }
+    }
+    sweeps
+}
+
+/// A count or rate with thousands separators and no decimals: `12,345`.
+pub fn count(value: f64) -> String {
+    if !value.is_finite() {
+        return "-".to_owned();
+    }
+    let rounded = value.round();
+    let digits = format!("{}", rounded.abs() as u64);
+    let mut grouped = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    if rounded < 0.0 {
+        format!("-{grouped}")
+    } else {
+        grouped
+    }
+}
+
+/// A measured value with about three significant digits: `12,345`, `123`,
+/// `12.3`, `1.23`, `0.123`.
+pub fn number(value: f64) -> String {
+    let magnitude = value.abs();
+    if !value.is_finite() {
+        "-".to_owned()
+    } else if magnitude >= 100.0 || magnitude == 0.0 {
+        count(value)
+    } else if magnitude >= 10.0 {
+        format!("{value:.1}")
+    } else if magnitude >= 1.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.3}")
+    }
+}
+
+/// KiB as a human size: `812 KiB`, `12.3 MiB`, `1.25 GiB`.
+pub fn kib(value: f64) -> String {
+    if value >= 1024.0 * 1024.0 {
+        format!("{} GiB", number(value / (1024.0 * 1024.0)))
+    } else if value >= 1024.0 {
+        format!("{} MiB", number(value / 1024.0))
+    } else {
+        format!("{} KiB", number(value))
+    }
+}
+
+/// A tick label: `0.5`, `20`, `500`, `2k`, `1.5M`.
+pub fn compact(value: f64) -> String {
+    let magnitude = value.abs();
+    let (scaled, suffix) = if magnitude >= 1e9 {
+        (value / 1e9, "G")
+    } else if magnitude >= 1e6 {
+        (value / 1e6, "M")
+    } else if magnitude >= 1e3 {
+        (value / 1e3, "k")
+    } else {
+        (value, "")
+    };
+    let text = format!("{scaled:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_format_the_same_way_every_time() {
+        assert_eq!(count(1234567.4), "1,234,567");
+        assert_eq!(count(999.0), "999");
+        assert_eq!(number(12.345), "12.3");
+        assert_eq!(number(0.0), "0");
+        assert_eq!(number(1.0), "1.00");
+        assert_eq!(kib(2048.0), "2.00 MiB");
+        assert_eq!(compact(20000.0), "20k");
+        assert_eq!(compact(0.5), "0.5");
+        assert_eq!(compact(1500000.0), "1.5M");
+    }
+
+    #[test]
+    fn spread_takes_the_median_of_an_even_count_as_the_midpoint() {
+        let spread = Spread::of([4.0, 1.0, 3.0, 2.0]).unwrap();
+        assert_eq!(
+            (spread.median, spread.min, spread.max, spread.runs),
+            (2.5, 1.0, 4.0, 4)
+        );
+        assert!(Spread::of([f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn models_keep_their_colour_whatever_else_is_present() {
+        let labels = Labels::new(["epoll-edge", "async", "zeta"]);
+        assert_eq!(labels.rank("single"), 0);
+        assert_eq!(labels.rank("async"), 7);
+        assert_eq!(labels.rank("epoll-edge"), 8);
+        assert_eq!(labels.rank("zeta"), 9);
+        assert_eq!(labels.colour("epoll"), PALETTE[5]);
+    }
+}

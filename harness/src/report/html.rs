@@ -1,0 +1,106 @@
+//! `report.html`: one self-contained page, charts inlined as `<svg
+//! class="chart">`, a few lines of CSS, no scripts, fonts or network.
+
+use super::document::{Document, Table};
+use std::fmt::Write;
+
+const STYLE: &str = "\
+body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}
+h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ccc;padding-bottom:.2em}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f2f2f2}td:first-child,th:first-child,td:last-child,th:last-child{text-align:left}
+table.manifest td{text-align:left}
+figure{margin:1em 0}figcaption{font-size:.9em;color:#555}
+svg.chart{display:block;max-width:100%;height:auto;border:1px solid #eee}
+";
+
+/// `svgs[i]` is the SVG document of `document.charts[i]`.
+pub fn render(document: &Document, svgs: &[String]) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n<p>{headline}</p>\n",
+        title = escape(&document.title),
+        headline = escape(&document.headline),
+    );
+    out.push_str("<h2 id=\"manifest\">Manifest</h2>\n<table class=\"manifest\">\n");
+    for (key, value) in &document.manifest {
+        let _ = writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", escape(key), escape(value));
+    }
+    out.push_str("</table>\n<h2 id=\"contents\">Contents</h2>\n<ul>\n");
+    for section in &document.sections {
+        let _ = writeln!(
+            out,
+            "<li><a href=\"#{}\">{}</a></li>",
+            section.id,
+            escape(&section.title)
+        );
+    }
+    out.push_str("</ul>\n");
+    for section in &document.sections {
+        let _ = writeln!(
+            out,
+            "<section>\n<h2 id=\"{}\">{}</h2>",
+            section.id,
+            escape(&section.title)
+        );
+        for paragraph in &section.paragraphs {
+            let _ = writeln!(out, "<p>{}</p>", escape(paragraph));
+        }
+        for &index in &section.charts {
+            let chart = &document.charts[index];
+            let id = format!("chart-{}", chart.file.trim_end_matches(".svg"));
+            let opening = format!(
+                "<svg class=\"chart\" id=\"{}\" role=\"img\" aria-label=\"{}\" ",
+                escape(&id),
+                escape(&chart.title)
+            );
+            let svg = svgs[index].replacen("<svg ", &opening, 1);
+            let _ = writeln!(
+                out,
+                "<figure>\n{}<figcaption>{}</figcaption>\n</figure>",
+                svg,
+                escape(&chart.title)
+            );
+        }
+        if let Some(section_table) = &section.table {
+            table(&mut out, section_table);
+        }
+        out.push_str("</section>\n");
+    }
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+fn table(out: &mut String, table: &Table) {
+    out.push_str("<table>\n<tr>");
+    for header in &table.headers {
+        let _ = write!(out, "<th>{}</th>", escape(header));
+    }
+    out.push_str("</tr>\n");
+    for row in &table.rows {
+        out.push_str("<tr>");
+        for cell in row {
+            let _ = write!(out, "<td>{}</td>", escape(cell));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+}
+
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}

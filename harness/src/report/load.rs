@@ -1,0 +1,109 @@
+//! Reading a whole result set from disk, in a fixed order.
+
+use super::read::{self, IntervalSummary, PercentileRow};
+use crate::results::cell::Cell;
+use anyhow::{Context, bail};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// A result set as the report sees it.
+#[derive(Debug)]
+pub struct ResultSet {
+    pub dir: PathBuf,
+    pub manifest: serde_json::Value,
+    /// Sorted by file stem.
+    pub cells: Vec<CellData>,
+}
+
+/// One cell with its histograms.
+#[derive(Debug)]
+pub struct CellData {
+    pub cell: Cell,
+    /// From the `.hgrm` file (empty when only the JSON was read).
+    pub spectrum: Vec<PercentileRow>,
+    /// From the `.hlog` file (empty when only the JSON was read).
+    pub intervals: Vec<IntervalSummary>,
+}
+
+/// What to read besides the manifest and the cells' JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Histograms {
+    Read,
+    Skip,
+}
+
+/// Reads `dir/manifest.json` and every `dir/cells/*.json`, with each cell's
+/// `.hgrm` and `.hlog` when asked.
+pub fn result_set(dir: &Path, histograms: Histograms) -> anyhow::Result<ResultSet> {
+    if !dir.is_dir() {
+        bail!("{} is not a result set directory", dir.display());
+    }
+    let manifest = read::manifest(&dir.join("manifest.json"))?;
+    let cells_dir = dir.join("cells");
+    let stems = cell_stems(&cells_dir)?;
+    if stems.is_empty() {
+        bail!("{} holds no cell documents (*.json)", cells_dir.display());
+    }
+    let mut cells = Vec::with_capacity(stems.len());
+    let mut seen = BTreeSet::new();
+    for stem in stems {
+        let json_path = cells_dir.join(format!("{stem}.json"));
+        let cell = read::cell(&json_path)?;
+        if !seen.insert((cell.label.clone(), cell.scenario.clone(), cell.repeat)) {
+            bail!(
+                "{}: a second cell for {} / {} repeat {}",
+                json_path.display(),
+                cell.label,
+                cell.scenario,
+                cell.repeat
+            );
+        }
+        let (spectrum, intervals) = match histograms {
+            Histograms::Skip => (Vec::new(), Vec::new()),
+            Histograms::Read => (
+                read::percentile_distribution(&required(&cells_dir, &stem, "hgrm")?)?,
+                read::interval_log(&required(&cells_dir, &stem, "hlog")?, cell.duration_s)?,
+            ),
+        };
+        cells.push(CellData {
+            cell,
+            spectrum,
+            intervals,
+        });
+    }
+    Ok(ResultSet {
+        dir: dir.to_path_buf(),
+        manifest,
+        cells,
+    })
+}
+
+fn required(cells_dir: &Path, stem: &str, extension: &str) -> anyhow::Result<PathBuf> {
+    let path = cells_dir.join(format!("{stem}.{extension}"));
+    if !path.is_file() {
+        bail!(
+            "{} is missing (every cell has a .json, a .hgrm and a .hlog file)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The stems of `cells/*.json`, sorted.
+fn cell_stems(cells_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let entries =
+        std::fs::read_dir(cells_dir).with_context(|| format!("cannot read {}", cells_dir.display()))?;
+    let mut stems = Vec::new();
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("cannot read {}", cells_dir.display()))?
+            .path();
+        if path.extension().is_some_and(|extension| extension == "json") {
+            let stem = path.file_stem().and_then(|stem| stem.to_str());
+            let stem = stem.with_context(|| format!("{}: file name is not UTF-8", path.display()))?;
+            stems.push(stem.to_owned());
+        }
+    }
+    stems.sort();
+    Ok(stems)
+}

@@ -1,0 +1,73 @@
+//! `report.md`: the document with charts linked by relative path.
+
+use super::document::{Document, Table};
+use std::fmt::Write;
+
+pub fn render(document: &Document) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# {}\n\n{}\n\n## Manifest\n",
+        document.title, document.headline
+    );
+    let manifest = Table {
+        headers: vec!["field".into(), "value".into()],
+        rows: document
+            .manifest
+            .iter()
+            .map(|(key, value)| vec![key.clone(), value.clone()])
+            .collect(),
+    };
+    table(&mut out, &manifest);
+    out.push_str("\n## Contents\n\n");
+    for section in &document.sections {
+        let _ = writeln!(out, "- [{}](#{})", escape(&section.title), section.id);
+    }
+    for section in &document.sections {
+        let _ = writeln!(
+            out,
+            "\n<a id=\"{}\"></a>\n\n## {}\n",
+            section.id,
+            escape(&section.title)
+        );
+        for paragraph in &section.paragraphs {
+            let _ = writeln!(out, "{}\n", escape(paragraph));
+        }
+        for &index in &section.charts {
+            let chart = &document.charts[index];
+            let _ = writeln!(out, "![{}](charts/{})\n", escape(&chart.title), chart.file);
+        }
+        if let Some(section_table) = &section.table {
+            table(&mut out, section_table);
+        }
+    }
+    out
+}
+
+fn table(out: &mut String, table: &Table) {
+    let row = |cells: &[String]| {
+        let cells: Vec<String> = cells
+            .iter()
+            .map(|cell| escape(cell).replace('|', "\\|"))
+            .collect();
+        format!("| {} |\n", cells.join(" | "))
+    };
+    out.push_str(&row(&table.headers));
+    out.push_str(&format!("|{}\n", "---|".repeat(table.headers.len())));
+    for cells in &table.rows {
+        out.push_str(&row(cells));
+    }
+}
+
+/// Characters that Markdown would read as markup (underscores inside words
+/// are text in CommonMark, and no line starts with the text).
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        if "\\`*[]<>".contains(character) {
+            escaped.push('\\');
+        }
+        escaped.push(character);
+    }
+    escaped
+}

@@ -1,0 +1,276 @@
+//! A cell's three files in a result set, written and read back:
+//!
+//! - `LABEL--SCENARIO.json`: the [`Cell`] document.
+//! - `LABEL--SCENARIO.hgrm`: the whole measurement's percentile distribution,
+//!   exactly as HdrHistogram's `outputPercentileDistribution` prints it
+//!   (values in microseconds, 5 ticks per half distance), which the
+//!   HdrHistogram plotter reads.
+//! - `LABEL--SCENARIO.hlog`: one histogram per second of the measurement
+//!   (nanoseconds), an HdrHistogram interval log as `HistogramLogProcessor`
+//!   reads it. Interval start times are seconds since the measurement began;
+//!   no wall-clock time is written, so a result set does not change with the
+//!   day it was produced on.
+
+use crate::bench::CellRecord;
+use crate::results::cell::Cell;
+use anyhow::{Context, anyhow, bail};
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLogWriterBuilder, LogEntry};
+use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+/// Percentile ticks per half distance to 100%, as the Java tools default to.
+const TICKS_PER_HALF_DISTANCE: u32 = 5;
+/// Histograms hold nanoseconds; `.hgrm` shows microseconds.
+const NANOS_PER_MICRO: f64 = 1_000.0;
+/// The `.hlog` max column in milliseconds, like Java's `HistogramLogWriter`.
+const NANOS_PER_MILLI: f64 = 1_000_000.0;
+
+/// One row of a `.hgrm` file.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(dead_code, reason = "read by the report step")]
+pub struct HgrmRow {
+    /// Microseconds.
+    pub value: f64,
+    /// From 0 to 1.
+    pub percentile: f64,
+    pub total_count: u64,
+    /// `1/(1-Percentile)`; absent on the last row (percentile 1).
+    pub inverse: Option<f64>,
+}
+
+/// Writes the cell's `.json`, `.hgrm` and `.hlog` into `cells_dir`.
+pub fn write_cell(cells_dir: &Path, record: &CellRecord, repeats: u32) -> anyhow::Result<()> {
+    std::fs::create_dir_all(cells_dir).with_context(|| format!("cannot create {}", cells_dir.display()))?;
+    let stem = record.cell.file_stem(repeats);
+    let write = |extension: &str, bytes: &[u8]| -> anyhow::Result<()> {
+        let path = cells_dir.join(format!("{stem}.{extension}"));
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    };
+    let mut json = serde_json::to_string_pretty(&record.cell)?;
+    json.push('\n');
+    write("json", json.as_bytes())?;
+    write("hgrm", percentile_distribution(&record.histogram).as_bytes())?;
+    write("hlog", &interval_log(&record.intervals, record.cell.duration_s)?)?;
+    Ok(())
+}
+
+/// The text `outputPercentileDistribution(out, 5, 1000.0)` prints for a
+/// nanosecond histogram.
+pub fn percentile_distribution(histogram: &Histogram<u64>) -> String {
+    let mut text = String::new();
+    let _ = write!(
+        text,
+        "{:>12} {:>14} {:>10} {:>14}\n\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
+    let mut total_count = 0u64;
+    if !histogram.is_empty() {
+        for step in histogram.iter_quantiles(TICKS_PER_HALF_DISTANCE) {
+            total_count += step.count_since_last_iteration();
+            let value = step.value_iterated_to() as f64 / NANOS_PER_MICRO;
+            let percentile = step.quantile_iterated_to();
+            if percentile < 1.0 {
+                let inverse = 1.0 / (1.0 - percentile);
+                let _ = writeln!(
+                    text,
+                    "{value:12.3} {percentile:2.12} {total_count:10} {inverse:14.2}"
+                );
+            } else {
+                let _ = writeln!(text, "{value:12.3} {percentile:2.12} {total_count:10}");
+            }
+        }
+    }
+    let mean = histogram.mean() / NANOS_PER_MICRO;
+    let deviation = histogram.stdev() / NANOS_PER_MICRO;
+    let max = histogram.max() as f64 / NANOS_PER_MICRO;
+    let _ = writeln!(
+        text,
+        "#[Mean    = {mean:12.3}, StdDeviation   = {deviation:12.3}]"
+    );
+    let _ = writeln!(
+        text,
+        "#[Max     = {max:12.3}, Total count    = {:12}]",
+        histogram.len()
+    );
+    let _ = writeln!(
+        text,
+        "#[Buckets = {:12}, SubBuckets     = {:12}]",
+        histogram.buckets(),
+        sub_bucket_count(histogram.sigfig())
+    );
+    text
+}
+
+/// HdrHistogram's sub-bucket count for `sigfig` significant digits.
+fn sub_bucket_count(sigfig: u8) -> u64 {
+    let largest_single_unit = 2 * 10u64.pow(u32::from(sigfig));
+    let magnitude = 64 - (largest_single_unit - 1).leading_zeros();
+    1 << magnitude
+}
+
+/// An interval log of one histogram per second; the last one may be shorter.
+fn interval_log(intervals: &[Histogram<u64>], duration_s: f64) -> anyhow::Result<Vec<u8>> {
+    let mut log = Vec::new();
+    let mut serializer = V2DeflateSerializer::new();
+    {
+        let mut header = IntervalLogWriterBuilder::new();
+        header.add_comment(&format!("[Logged with harness {}]", env!("CARGO_PKG_VERSION")));
+        header.add_comment("[Histogram log format version 1.3]");
+        header.add_comment("[Latencies in nanoseconds; start times in seconds since the measurement began]");
+        header.begin_log_with(&mut log, &mut serializer)?;
+    }
+    log.extend_from_slice(
+        b"\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
+    );
+    let mut writer = IntervalLogWriterBuilder::new()
+        .with_max_value_divisor(NANOS_PER_MILLI)
+        .begin_log_with(&mut log, &mut serializer)?;
+    for (second, histogram) in intervals.iter().enumerate() {
+        let start = second as f64;
+        let length = (duration_s - start).clamp(0.0, 1.0);
+        writer
+            .write_histogram(
+                histogram,
+                Duration::from_secs(second as u64),
+                Duration::from_secs_f64(length),
+                None,
+            )
+            .map_err(|error| anyhow!("cannot encode an interval histogram: {error}"))?;
+    }
+    Ok(log)
+}
+
+/// Reads a cell's `.json`.
+#[allow(dead_code, reason = "read by the report step")]
+pub fn read_cell_json(path: &Path) -> anyhow::Result<Cell> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a cell document", path.display()))
+}
+
+/// Reads the rows of a `.hgrm` file.
+#[allow(dead_code, reason = "read by the report step")]
+pub fn read_hgrm(path: &Path) -> anyhow::Result<Vec<HgrmRow>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut rows = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with("Value") {
+            continue;
+        }
+        let bad = || {
+            anyhow!(
+                "{} line {}: not a percentile row: '{line}'",
+                path.display(),
+                number + 1
+            )
+        };
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if !(3..=4).contains(&fields.len()) {
+            return Err(bad());
+        }
+        rows.push(HgrmRow {
+            value: fields[0].parse().map_err(|_| bad())?,
+            percentile: fields[1].parse().map_err(|_| bad())?,
+            total_count: fields[2].parse().map_err(|_| bad())?,
+            inverse: match fields.get(3) {
+                Some(field) => Some(field.parse().map_err(|_| bad())?),
+                None => None,
+            },
+        });
+    }
+    Ok(rows)
+}
+
+/// Reads a `.hlog` file: each interval's start (seconds) and histogram.
+#[allow(dead_code, reason = "read by the report step")]
+pub fn read_hlog(path: &Path) -> anyhow::Result<Vec<(f64, Histogram<u64>)>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut deserializer = Deserializer::new();
+    let mut intervals = Vec::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        let entry = entry.map_err(|error| anyhow!("{} is not an interval log: {error:?}", path.display()))?;
+        let LogEntry::Interval(interval) = entry else {
+            continue;
+        };
+        let encoded = base64_decode(interval.encoded_histogram())
+            .with_context(|| format!("{}: an interval is not base64", path.display()))?;
+        let histogram: Histogram<u64> =
+            deserializer
+                .deserialize(&mut encoded.as_slice())
+                .map_err(|error| {
+                    anyhow!(
+                        "{}: an interval histogram does not decode: {error:?}",
+                        path.display()
+                    )
+                })?;
+        intervals.push((interval.start_timestamp().as_secs_f64(), histogram));
+    }
+    Ok(intervals)
+}
+
+/// Standard base64 with padding, the encoding of interval log histograms.
+#[allow(dead_code, reason = "read by the report step")]
+fn base64_decode(text: &str) -> anyhow::Result<Vec<u8>> {
+    fn sextet(byte: u8) -> Option<u32> {
+        Some(u32::from(match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        }))
+    }
+    let text = text.trim_end().trim_end_matches('=').as_bytes();
+    let mut bytes = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut accumulator, mut bits) = (0u32, 0u32);
+    for &byte in text {
+        let Some(value) = sextet(byte) else {
+            bail!("unexpected character {:?}", byte as char)
+        };
+        accumulator = (accumulator << 6) | value;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push((accumulator >> bits) as u8);
+            accumulator &= (1 << bits) - 1;
+        }
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips_every_length() {
+        // "Man" → "TWFu" and friends, from RFC 4648's examples.
+        assert_eq!(base64_decode("Zm9vYmFy").unwrap(), b"foobar");
+        assert_eq!(base64_decode("Zm9vYg==").unwrap(), b"foob");
+        assert_eq!(base64_decode("Zm9vYmE=").unwrap(), b"fooba");
+        assert!(base64_decode("Zm9v!").is_err());
+    }
+
+    #[test]
+    fn the_distribution_has_the_java_layout() {
+        let mut histogram = crate::load::recorder::new_histogram();
+        for value in 1..=1000u64 {
+            histogram.record(value * 1000).unwrap();
+        }
+        let text = percentile_distribution(&histogram);
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "       Value     Percentile TotalCount 1/(1-Percentile)"
+        );
+        assert_eq!(lines.next().unwrap(), "");
+        assert!(text.contains("#[Buckets = "));
+        assert!(text.contains("SubBuckets     =         2048]"));
+        let last_row = text.lines().rfind(|line| !line.starts_with('#')).unwrap();
+        assert!(last_row.contains(" 1.000000000000       1000"), "{last_row}");
+    }
+}

@@ -1,0 +1,209 @@
+//! The files of a result set that describe the whole run: `manifest.json` and
+//! `summary.csv`.
+
+use super::cell::Cell;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// `manifest.json`: what was run, where, with what.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub harness_version: String,
+    pub git_commit: String,
+    pub created_utc: String,
+    pub machine: Machine,
+    pub suite: serde_json::Value,
+    pub parameters: Parameters,
+    /// Cells that could not be measured (server failed to start, crashed, ...).
+    #[serde(default)]
+    pub failures: Vec<Failure>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    pub hostname: String,
+    pub cpu_model: String,
+    pub cores: usize,
+    pub kernel: String,
+    pub rustc: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Parameters {
+    pub server_cpus: Vec<usize>,
+    pub client_cpus: Vec<usize>,
+    pub repeat: u32,
+    pub models: Vec<String>,
+    pub command: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Failure {
+    pub label: String,
+    pub scenario: String,
+    pub repeat: u32,
+    pub error: String,
+}
+
+impl Machine {
+    pub fn this_one() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("model name")
+                    .and_then(|rest| rest.split_once(':'))
+            })
+            .map(|(_, name)| name.trim().to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        let uname = nix::sys::utsname::uname().ok();
+        Machine {
+            hostname: hostname(),
+            cpu_model,
+            cores: std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(1)
+                .max(online_cpus()),
+            kernel: uname
+                .map(|u| {
+                    format!(
+                        "{} {}",
+                        u.sysname().to_string_lossy(),
+                        u.release().to_string_lossy()
+                    )
+                })
+                .unwrap_or_else(|| "unknown".into()),
+            rustc: env!("ECHOLAB_RUSTC_VERSION").to_owned(),
+        }
+    }
+}
+
+fn online_cpus() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .map(|text| {
+            text.trim()
+                .split(',')
+                .map(|range| match range.split_once('-') {
+                    Some((a, b)) => b.parse::<usize>().unwrap_or(0) + 1 - a.parse::<usize>().unwrap_or(0),
+                    None => 1,
+                })
+                .sum()
+        })
+        .unwrap_or(1)
+}
+
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The commit the harness runs from, with `-dirty` when the tree has changes;
+/// `unknown` outside a git checkout.
+pub fn git_commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "HEAD"]) {
+        Some(commit) => match git(&["status", "--porcelain", "--untracked-files=no"]) {
+            Some(changes) if !changes.is_empty() => format!("{commit}-dirty"),
+            _ => commit,
+        },
+        None => "unknown".into(),
+    }
+}
+
+pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let path = dir.join("manifest.json");
+    let text = serde_json::to_string_pretty(manifest)?;
+    std::fs::write(&path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// One row of `summary.csv`.
+#[derive(Debug, Serialize)]
+struct SummaryRow<'a> {
+    label: &'a str,
+    model: &'a str,
+    scenario: &'a str,
+    repeat: u32,
+    shape: &'a str,
+    connections: u32,
+    size: u32,
+    idle: u32,
+    rate: Option<f64>,
+    messages: u64,
+    msgs_per_sec: f64,
+    connections_per_sec: Option<f64>,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    max_us: f64,
+    errors: u64,
+    starved_connections: u32,
+    jain: f64,
+    server_cpu_percent: Option<f64>,
+    cpu_us_per_msg: Option<f64>,
+    rss_peak_kib: Option<u64>,
+    threads: Option<u64>,
+    client_cpu_percent: f64,
+    flags: String,
+}
+
+/// Writes `summary.csv`, one row per cell, in the order given.
+pub fn write_summary(dir: &Path, cells: &[Cell]) -> Result<()> {
+    let path = dir.join("summary.csv");
+    let mut writer =
+        csv::Writer::from_path(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    for cell in cells {
+        writer.serialize(SummaryRow {
+            label: &cell.label,
+            model: cell.model.as_deref().unwrap_or(""),
+            scenario: &cell.scenario,
+            repeat: cell.repeat,
+            shape: cell.shape.as_str(),
+            connections: cell.connections,
+            size: cell.size,
+            idle: cell.idle,
+            rate: cell.rate,
+            messages: cell.messages,
+            msgs_per_sec: round2(cell.msgs_per_sec),
+            connections_per_sec: cell.connections_per_sec.map(round2),
+            p50_us: cell.latency_us.p50,
+            p99_us: cell.latency_us.p99,
+            p999_us: cell.latency_us.p999,
+            max_us: cell.latency_us.max,
+            errors: cell.errors.total(),
+            starved_connections: cell.starved_connections,
+            jain: cell.fairness.jain,
+            server_cpu_percent: cell.server.as_ref().map(|s| round2(s.cpu_percent)),
+            cpu_us_per_msg: cell.server.as_ref().map(|s| s.cpu_us_per_msg),
+            rss_peak_kib: cell.server.as_ref().map(|s| s.rss_peak_kib),
+            threads: cell.server.as_ref().map(|s| s.threads),
+            client_cpu_percent: round2(cell.client.cpu_percent),
+            flags: cell
+                .flags
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        })?;
+    }
+    writer
+        .flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}

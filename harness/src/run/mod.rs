@@ -1,0 +1,268 @@
+//! `harness run`: the main job. Runs a suite (every scenario × every model,
+//! `--repeat` times) into a result set, prints a summary table, and writes the
+//! report and charts.
+
+mod suite;
+
+use crate::bench::{self, CellSpec};
+use crate::report;
+use crate::results::cell::Cell;
+use crate::results::{files, set};
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+pub use suite::Suite;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// `quick` (about 3 minutes), `full`, or a suite file (TOML).
+    #[arg(long, default_value = "quick", value_name = "quick|full|FILE.toml")]
+    suite: String,
+    /// Run only these models (labels or model names), comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "M,M,..")]
+    models: Vec<String>,
+    /// Run every cell this many times; tables and charts show the median and
+    /// the min–max spread.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    repeat: u32,
+    /// Where to write the result set [default: results/runs/<UTC time>-<hostname>]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+pub fn main(args: RunArgs) -> Result<()> {
+    let mut suite = Suite::load(&args.suite)?;
+    if !args.models.is_empty() {
+        suite.select_models(&args.models)?;
+    }
+    let started = SystemTime::now();
+    let out = args.out.clone().unwrap_or_else(|| default_out_dir(started));
+    let cells_dir = out.join("cells");
+    std::fs::create_dir_all(&cells_dir)
+        .with_context(|| format!("cannot create the result set directory {}", out.display()))?;
+    ensure_empty_of_cells(&cells_dir)?;
+    echo_core::process::raise_fd_limit().ok();
+
+    let (server_cpus, client_cpus) = bench::default_cpu_split();
+    let runs = suite.model_runs();
+    let scenarios = suite.scenarios();
+    let mut manifest = set::Manifest {
+        harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+        git_commit: set::git_commit(),
+        created_utc: humantime::format_rfc3339_seconds(started).to_string(),
+        machine: set::Machine::this_one(),
+        suite: serde_json::to_value(&suite)?,
+        parameters: set::Parameters {
+            server_cpus: server_cpus.clone(),
+            client_cpus: client_cpus.clone(),
+            repeat: args.repeat,
+            models: runs.iter().map(|run| run.label.clone()).collect(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+        },
+        failures: Vec::new(),
+    };
+    set::write_manifest(&out, &manifest)?;
+
+    let total = runs.len() * scenarios.len() * args.repeat as usize;
+    let per_cell = Duration::from_secs_f64(suite.warmup_s + suite.duration_s);
+    eprintln!(
+        "echolab: suite '{}': {} models x {} scenarios x {} = {total} cells, about {} min; server on CPUs {:?}, load on CPUs {:?}",
+        suite.name,
+        runs.len(),
+        scenarios.len(),
+        args.repeat,
+        ((per_cell.as_secs_f64() + 1.0) * total as f64 / 60.0).ceil(),
+        server_cpus,
+        client_cpus,
+    );
+    eprintln!("echolab: writing {}", out.display());
+    let progress = progress_bar(total as u64);
+    let mut cells: Vec<Cell> = Vec::new();
+    for repeat in 1..=args.repeat {
+        for scenario in &scenarios {
+            for run in &runs {
+                let spec = CellSpec {
+                    label: run.label.clone(),
+                    model: Some(run.model.clone()),
+                    model_args: run.args.clone(),
+                    target: None,
+                    scenario: scenario.name.clone(),
+                    repeat,
+                    load: scenario.load.clone(),
+                    server_cpus: server_cpus.clone(),
+                    client_cpus: client_cpus.clone(),
+                };
+                progress.set_message(format!("{} / {} (run {repeat})", run.label, scenario.name));
+                let outcome = bench::run_cell(&spec).and_then(|record| {
+                    files::write_cell(&cells_dir, &record, args.repeat)?;
+                    Ok(record.cell)
+                });
+                match outcome {
+                    Ok(cell) => {
+                        if !cell.flags.is_empty() {
+                            let flags: Vec<_> = cell.flags.iter().map(|f| f.as_str()).collect();
+                            progress.println(format!(
+                                "  {} / {}: flagged {}",
+                                cell.label,
+                                cell.scenario,
+                                flags.join(", ")
+                            ));
+                        }
+                        cells.push(cell);
+                    }
+                    Err(error) => {
+                        progress.println(format!("  {} / {}: FAILED: {error:#}", run.label, scenario.name));
+                        manifest.failures.push(set::Failure {
+                            label: run.label.clone(),
+                            scenario: scenario.name.clone(),
+                            repeat,
+                            error: format!("{error:#}"),
+                        });
+                    }
+                }
+                progress.inc(1);
+            }
+        }
+        // Keep what is measured so far on disk: an interrupted run still
+        // leaves a readable result set.
+        set::write_summary(&out, &cells)?;
+        set::write_manifest(&out, &manifest)?;
+    }
+    progress.finish_and_clear();
+
+    print!("{}", summary_table(&cells, args.repeat));
+    report::generate(&out).with_context(|| format!("cannot write the report of {}", out.display()))?;
+    println!("\nresult set: {}", out.display());
+    println!("report:     {}", out.join("report.md").display());
+    if !manifest.failures.is_empty() {
+        bail!(
+            "{} of {total} cells could not be measured (see 'failures' in {})",
+            manifest.failures.len(),
+            out.join("manifest.json").display()
+        );
+    }
+    Ok(())
+}
+
+fn default_out_dir(started: SystemTime) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(started)
+        .to_string()
+        .replace([':', '-'], "");
+    Path::new("results")
+        .join("runs")
+        .join(format!("{stamp}-{}", set::hostname()))
+}
+
+/// Refuses to mix two runs in one result set.
+fn ensure_empty_of_cells(cells_dir: &Path) -> Result<()> {
+    let has_cells = std::fs::read_dir(cells_dir)
+        .with_context(|| format!("cannot read {}", cells_dir.display()))?
+        .next()
+        .is_some();
+    if has_cells {
+        bail!(
+            "{} already holds cells of another run; choose a new --out directory",
+            cells_dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    let progress = ProgressBar::new(total);
+    progress.set_draw_target(ProgressDrawTarget::stderr());
+    progress.set_style(
+        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} cells, ~{eta} left  {msg}")
+            .expect("the progress template is valid"),
+    );
+    progress.enable_steady_tick(Duration::from_millis(250));
+    progress
+}
+
+/// The table printed at the end: one row per scenario and label; with
+/// repeats, the median and the min–max spread.
+fn summary_table(cells: &[Cell], repeats: u32) -> String {
+    use std::collections::BTreeMap;
+    use std::fmt::Write;
+    let mut groups: BTreeMap<(String, String), Vec<&Cell>> = BTreeMap::new();
+    let mut order: Vec<(String, String)> = Vec::new();
+    for cell in cells {
+        let key = (cell.scenario.clone(), cell.label.clone());
+        if !groups.contains_key(&key) {
+            order.push(key.clone());
+        }
+        groups.entry(key).or_default().push(cell);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{:<24} {:<22} {:>22} {:>9} {:>9} {:>10} {:>7} {:>9}  flags",
+        "scenario", "model", "msgs/s", "p50 µs", "p99 µs", "max µs", "cpu %", "cpu µs/m"
+    );
+    let mut last_scenario = String::new();
+    for key in order {
+        let group = &groups[&key];
+        let median = |f: &dyn Fn(&Cell) -> f64| median_of(group.iter().map(|c| f(c)).collect());
+        let throughput = if repeats > 1 {
+            let values: Vec<f64> = group.iter().map(|c| c.msgs_per_sec).collect();
+            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = values.iter().copied().fold(0.0, f64::max);
+            format!("{:.0} [{:.0}–{:.0}]", median_of(values), min, max)
+        } else {
+            format!("{:.0}", group[0].msgs_per_sec)
+        };
+        let mut flags: Vec<&str> = group
+            .iter()
+            .flat_map(|c| c.flags.iter().map(|f| f.as_str()))
+            .collect();
+        flags.sort_unstable();
+        flags.dedup();
+        let scenario = if key.0 == last_scenario {
+            String::new()
+        } else {
+            key.0.clone()
+        };
+        last_scenario = key.0.clone();
+        let _ = writeln!(
+            out,
+            "{:<24} {:<22} {:>22} {:>9.1} {:>9.1} {:>10.1} {:>7.1} {:>9.2}  {}",
+            scenario,
+            key.1,
+            throughput,
+            median(&|c| c.latency_us.p50),
+            median(&|c| c.latency_us.p99),
+            median(&|c| c.latency_us.max),
+            median(&|c| c.server.as_ref().map_or(f64::NAN, |s| s.cpu_percent)),
+            median(&|c| c.server.as_ref().map_or(f64::NAN, |s| s.cpu_us_per_msg)),
+            flags.join(" "),
+        );
+    }
+    out
+}
+
+/// The median (the mean of the middle two for an even count).
+pub fn median_of(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[middle - 1] + values[middle]) / 2.0
+    } else {
+        values[middle]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median_of(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median_of(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median_of(Vec::new()).is_nan());
+    }
+}
