@@ -126,6 +126,11 @@ pub fn run_cell_observed(
         (None, Some(target)) => (check_target(target)?, None),
         (None, None) => bail!("a cell needs a model or a target"),
     };
+    // The sampling thread (this one) stays off the server's CPUs too.
+    if !spec.client_cpus.is_empty() {
+        echo_core::affinity::pin_to(&spec.client_cpus)
+            .context("cannot pin the harness to the client CPUs")?;
+    }
     let plan = LoadPlan {
         addr,
         shape: spec.load.shape,
@@ -170,10 +175,12 @@ fn drive(
                 break;
             }
             if now >= next_sample {
-                // Listing thousands of fds costs; once a second is enough.
-                let count_fds = samples.is_multiple_of(5) || now >= measure_until;
-                if let Ok(sample) = measure::sample(server.pid(), count_fds) {
-                    watch.add(sample);
+                // The ends are detailed (context-switch deltas need both);
+                // between them, once a second is enough.
+                let detailed = watch.first.is_none() || samples.is_multiple_of(5) || now >= measure_until;
+                let at = Instant::now();
+                if let Ok(sample) = measure::sample(server.pid(), detailed) {
+                    watch.add(at, sample);
                 }
                 samples += 1;
                 next_sample += SAMPLE_EVERY;

@@ -259,9 +259,11 @@ pub struct ProcSample {
     pub fds: u64,
 }
 
-/// Reads `/proc/PID`. `count_fds` lists `/proc/PID/fd` too (costly with
-/// thousands of connections, so not on every sample).
-pub fn sample(pid: u32, count_fds: bool) -> std::io::Result<ProcSample> {
+/// Reads `/proc/PID`. `detailed` also lists `/proc/PID/fd` and reads every
+/// thread's status for context switches: costly with thousands of
+/// connections or threads, so only at the ends of the measurement and now and
+/// then between.
+pub fn sample(pid: u32, detailed: bool) -> std::io::Result<ProcSample> {
     let root = format!("/proc/{pid}");
     let stat = std::fs::read_to_string(format!("{root}/stat"))?;
     // Fields after the command name, which may itself contain spaces or ')'.
@@ -294,6 +296,9 @@ pub fn sample(pid: u32, count_fds: bool) -> std::io::Result<ProcSample> {
             _ => {}
         }
     }
+    if !detailed {
+        return Ok(sample);
+    }
     if let Ok(tasks) = std::fs::read_dir(format!("{root}/task")) {
         for task in tasks.flatten() {
             let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
@@ -308,9 +313,7 @@ pub fn sample(pid: u32, count_fds: bool) -> std::io::Result<ProcSample> {
             }
         }
     }
-    if count_fds {
-        sample.fds = std::fs::read_dir(format!("{root}/fd"))?.count() as u64;
-    }
+    sample.fds = std::fs::read_dir(format!("{root}/fd"))?.count() as u64;
     Ok(sample)
 }
 
@@ -326,9 +329,8 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Adds a sample taken now.
-    pub fn add(&mut self, sample: ProcSample) {
-        let now = Instant::now();
+    /// Adds a sample whose reading started at `now` (CPU time is read first).
+    pub fn add(&mut self, now: Instant, sample: ProcSample) {
         self.peak_rss_kib = self.peak_rss_kib.max(sample.rss_kib).max(sample.rss_peak_kib);
         self.peak_threads = self.peak_threads.max(sample.threads);
         self.peak_fds = self.peak_fds.max(sample.fds);

@@ -150,9 +150,10 @@ impl Connection {
     }
 }
 
-/// Accepts one connection (level-triggered: epoll reports the rest again) or
-/// every pending one (edge-triggered: it will not). Returns when accepting
-/// may resume if the process is out of descriptors.
+/// Accepts every pending connection (in both modes: under load a wakeup
+/// serves many sockets, and one accept per wakeup would leave clients
+/// waiting in the listen queue). Returns when accepting may resume if the
+/// process is out of descriptors.
 fn accept_ready(
     listener: &TcpListener,
     epoll: &Epoll,
@@ -186,9 +187,6 @@ fn accept_ready(
                 });
             }
             Err(error) => eprintln!("{peer}: {error}"),
-        }
-        if !edge {
-            return Ok(None);
         }
     }
 }
