@@ -94,7 +94,6 @@ pub struct CellProgress {
 }
 
 /// Measures one cell.
-#[allow(dead_code, reason = "the entry point `harness run` uses")]
 pub fn run_cell(spec: &CellSpec) -> anyhow::Result<CellRecord> {
     run_cell_observed(spec, &mut |_| {})
 }

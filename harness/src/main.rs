@@ -5,6 +5,8 @@
 //! cell, [`run`] runs a suite of cells into a result set ([`results`]),
 //! [`report`] and [`compare`] read result sets from disk and nothing else.
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod compare;
 mod load;
@@ -32,11 +34,16 @@ struct Cli {
 enum Command {
     /// Run one model under the process contract (prints `listening on HOST:PORT`).
     Serve {
-        /// single, threaded, pool, nonblocking, select, epoll, coroutine or async.
-        model: String,
-        /// --addr HOST:PORT and the model's own options.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<OsString>,
+        /// MODEL (single, threaded, pool, nonblocking, select, epoll,
+        /// coroutine or async), then --addr HOST:PORT and the model's own
+        /// options (`harness serve MODEL --help` lists them).
+        #[arg(
+            required = true,
+            value_name = "MODEL [--addr HOST:PORT] [OPTIONS]",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        model_and_args: Vec<OsString>,
     },
     /// Measure one cell: one model (or --target) under one load.
     Bench(bench::BenchArgs),
@@ -51,7 +58,10 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Serve { model, args } => serve::serve(&model, args),
+        Command::Serve { mut model_and_args } => {
+            let args = model_and_args.split_off(1);
+            serve::serve(&model_and_args[0].to_string_lossy(), args)
+        }
         Command::Bench(args) => bench::main(args),
         Command::Run(args) => run::main(args),
         Command::Report(args) => report::main(args),

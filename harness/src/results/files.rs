@@ -13,7 +13,9 @@
 
 use crate::bench::CellRecord;
 use crate::results::cell::Cell;
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLogWriterBuilder, LogEntry};
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
@@ -30,7 +32,6 @@ const NANOS_PER_MILLI: f64 = 1_000_000.0;
 
 /// One row of a `.hgrm` file.
 #[derive(Debug, Clone, PartialEq)]
-#[allow(dead_code, reason = "read by the report step")]
 pub struct HgrmRow {
     /// Microseconds.
     pub value: f64,
@@ -144,14 +145,12 @@ fn interval_log(intervals: &[Histogram<u64>], duration_s: f64) -> anyhow::Result
 }
 
 /// Reads a cell's `.json`.
-#[allow(dead_code, reason = "read by the report step")]
 pub fn read_cell_json(path: &Path) -> anyhow::Result<Cell> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not a cell document", path.display()))
 }
 
 /// Reads the rows of a `.hgrm` file.
-#[allow(dead_code, reason = "read by the report step")]
 pub fn read_hgrm(path: &Path) -> anyhow::Result<Vec<HgrmRow>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut rows = Vec::new();
@@ -185,7 +184,6 @@ pub fn read_hgrm(path: &Path) -> anyhow::Result<Vec<HgrmRow>> {
 }
 
 /// Reads a `.hlog` file: each interval's start (seconds) and histogram.
-#[allow(dead_code, reason = "read by the report step")]
 pub fn read_hlog(path: &Path) -> anyhow::Result<Vec<(f64, Histogram<u64>)>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut deserializer = Deserializer::new();
@@ -195,7 +193,8 @@ pub fn read_hlog(path: &Path) -> anyhow::Result<Vec<(f64, Histogram<u64>)>> {
         let LogEntry::Interval(interval) = entry else {
             continue;
         };
-        let encoded = base64_decode(interval.encoded_histogram())
+        let encoded = BASE64
+            .decode(interval.encoded_histogram().trim_end())
             .with_context(|| format!("{}: an interval is not base64", path.display()))?;
         let histogram: Histogram<u64> =
             deserializer
@@ -211,49 +210,9 @@ pub fn read_hlog(path: &Path) -> anyhow::Result<Vec<(f64, Histogram<u64>)>> {
     Ok(intervals)
 }
 
-/// Standard base64 with padding, the encoding of interval log histograms.
-#[allow(dead_code, reason = "read by the report step")]
-fn base64_decode(text: &str) -> anyhow::Result<Vec<u8>> {
-    fn sextet(byte: u8) -> Option<u32> {
-        Some(u32::from(match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        }))
-    }
-    let text = text.trim_end().trim_end_matches('=').as_bytes();
-    let mut bytes = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut accumulator, mut bits) = (0u32, 0u32);
-    for &byte in text {
-        let Some(value) = sextet(byte) else {
-            bail!("unexpected character {:?}", byte as char)
-        };
-        accumulator = (accumulator << 6) | value;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            bytes.push((accumulator >> bits) as u8);
-            accumulator &= (1 << bits) - 1;
-        }
-    }
-    Ok(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_round_trips_every_length() {
-        // "Man" → "TWFu" and friends, from RFC 4648's examples.
-        assert_eq!(base64_decode("Zm9vYmFy").unwrap(), b"foobar");
-        assert_eq!(base64_decode("Zm9vYg==").unwrap(), b"foob");
-        assert_eq!(base64_decode("Zm9vYmE=").unwrap(), b"fooba");
-        assert!(base64_decode("Zm9v!").is_err());
-    }
 
     #[test]
     fn the_distribution_has_the_java_layout() {

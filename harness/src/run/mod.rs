@@ -9,7 +9,8 @@ use crate::report;
 use crate::results::cell::Cell;
 use crate::results::{files, set};
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 pub use suite::Suite;
@@ -78,6 +79,10 @@ pub fn main(args: RunArgs) -> Result<()> {
     );
     eprintln!("echolab: writing {}", out.display());
     let progress = progress_bar(total as u64);
+    // Without a terminal (CI, nohup, a pipe) the bar is hidden: one line per
+    // cell instead, so a long run still shows where it is.
+    let plain_progress = !std::io::stderr().is_terminal();
+    let run_started = std::time::Instant::now();
     let mut cells: Vec<Cell> = Vec::new();
     for repeat in 1..=args.repeat {
         for scenario in &scenarios {
@@ -122,6 +127,26 @@ pub fn main(args: RunArgs) -> Result<()> {
                     }
                 }
                 progress.inc(1);
+                if plain_progress {
+                    let done = progress.position();
+                    let elapsed = run_started.elapsed();
+                    let left = elapsed.mul_f64((total as u64 - done) as f64 / done as f64);
+                    let measured = cells
+                        .last()
+                        .filter(|cell| {
+                            cell.label == run.label && cell.scenario == scenario.name && cell.repeat == repeat
+                        })
+                        .map_or("failed".to_owned(), |cell| {
+                            format!("{:.0} msgs/s", cell.msgs_per_sec)
+                        });
+                    eprintln!(
+                        "[{done}/{total}] {} / {} (run {repeat}): {measured}; {} elapsed, ~{} left",
+                        run.label,
+                        scenario.name,
+                        HumanDuration(elapsed),
+                        HumanDuration(left)
+                    );
+                }
             }
         }
         // Keep what is measured so far on disk: an interrupted run still

@@ -9,7 +9,7 @@
 //! to stderr, and runs until SIGTERM or SIGINT, then exits 0 at once.
 
 use crate::BACKLOG;
-use clap::{Args, Parser};
+use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{SigSet, Signal};
 use socket2::{Domain, Socket, Type};
@@ -44,10 +44,15 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::<O>::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(error) => error.exit(),
-    };
+    let about = format!(
+        "The echolab `{model}` echo server: prints `listening on HOST:PORT`, echoes every byte \
+         back, and exits 0 on SIGTERM or SIGINT."
+    );
+    let cli = Cli::<O>::command()
+        .about(about)
+        .try_get_matches_from(args)
+        .and_then(|matches| Cli::<O>::from_arg_matches(&matches))
+        .unwrap_or_else(|error| error.exit());
     if let Err(error) = raise_fd_limit() {
         eprintln!("{model}: cannot raise the open-file limit: {error}");
     }
