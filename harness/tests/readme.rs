@@ -45,11 +45,8 @@ fn every_subcommand_and_option_in_the_readme_exists() {
             let subcommand = rest.split_whitespace().next().unwrap().to_owned();
             usage.entry(subcommand.clone()).or_default().extend(options(rest));
             current = Some(subcommand);
-        } else if line.starts_with("    ") && current.is_some() {
-            usage
-                .get_mut(current.as_ref().unwrap())
-                .unwrap()
-                .extend(options(line));
+        } else if let Some(subcommand) = current.as_ref().filter(|_| line.starts_with("    ")) {
+            usage.get_mut(subcommand).unwrap().extend(options(line));
         } else {
             current = None;
         }
