@@ -345,6 +345,11 @@ fn frame<'a, 'b>(
     (y, y_label): (&Axis, &str),
     title_size: u32,
 ) -> anyhow::Result<ChartContext<'a, SVGBackend<'b>, Coord>> {
+    // A long title gets a smaller font rather than running off the chart
+    // (about 0.55 em per character in a sans-serif face).
+    let width = f64::from(area.dim_in_pixel().0.saturating_sub(24));
+    let fitting = (width / (0.55 * title.chars().count().max(1) as f64)).floor() as u32;
+    let title_size = title_size.min(fitting.max(11));
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, title_size))
         .margin(12)
