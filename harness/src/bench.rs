@@ -19,6 +19,7 @@
 //! failed; `starved` when connections completed no message at all in the
 //! measurement (their unanswered message is not counted as a timeout too).
 
+pub use crate::load::LoadSpec;
 use crate::load::{LoadOutcome, LoadPlan, LoadRun};
 use crate::measure::{self, ServerProcess, Watch};
 use crate::results::cell::{Cell, ClientStats, Fairness, Flag, Latency, ServerStats, Shape};
@@ -45,19 +46,6 @@ const MAX_SECONDS: f64 = 24.0 * 3600.0;
 const TARGET_CHECK: Duration = Duration::from_secs(2);
 /// How often the server is sampled during the measurement.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
-
-/// The load of one cell.
-#[derive(Debug, Clone)]
-pub struct LoadSpec {
-    pub shape: Shape,
-    pub connections: u32,
-    pub size: u32,
-    pub rate: Option<f64>,
-    pub idle: u32,
-    pub warmup: Duration,
-    pub duration: Duration,
-    pub client_threads: u32,
-}
 
 /// One cell: what to run, under which load, on which CPUs.
 #[derive(Debug, Clone)]
@@ -132,14 +120,7 @@ pub fn run_cell_observed(
     }
     let plan = LoadPlan {
         addr,
-        shape: spec.load.shape,
-        connections: spec.load.connections,
-        size: spec.load.size,
-        rate: spec.load.rate,
-        idle: spec.load.idle,
-        warmup: spec.load.warmup,
-        duration: spec.load.duration,
-        threads: spec.load.client_threads.max(1),
+        load: spec.load.clone(),
         cpus: spec.client_cpus.clone(),
     };
     let (outcome, watch) = drive(&plan, server.as_mut(), observe)?;
@@ -158,9 +139,9 @@ fn drive(
     let mut run = LoadRun::start(plan).context("cannot start the load threads")?;
     run.wait_connected().context("cannot open the connections")?;
     let clock = run.begin();
-    let measure_from = clock.start + plan.warmup;
-    let measure_until = measure_from + plan.duration;
-    let total = plan.warmup + plan.duration;
+    let measure_from = clock.start + plan.load.warmup;
+    let measure_until = measure_from + plan.load.duration;
+    let total = plan.load.warmup + plan.load.duration;
     let mut watch = Watch::default();
     let mut next_sample = measure_from;
     let mut samples = 0u64;

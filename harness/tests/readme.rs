@@ -81,7 +81,7 @@ fn every_model_option_in_the_readme_exists() {
         .collect::<Vec<_>>()
         .join(" ");
     assert!(!line.is_empty(), "the README lists no model options");
-    for model in echo_core_models() {
+    for model in echo_core::MODELS {
         for mention in line.split(&format!("`{model} ")).skip(1) {
             let listed = mention.split('`').next().unwrap();
             let help = help(&["serve", model]);
@@ -93,19 +93,6 @@ fn every_model_option_in_the_readme_exists() {
             }
         }
     }
-}
-
-fn echo_core_models() -> [&'static str; 8] {
-    [
-        "single",
-        "threaded",
-        "pool",
-        "nonblocking",
-        "select",
-        "epoll",
-        "coroutine",
-        "async",
-    ]
 }
 
 #[test]

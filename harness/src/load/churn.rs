@@ -10,7 +10,7 @@
 use super::connect::finish_connect;
 use super::recorder::Recorder;
 use super::{
-    CONNECT_DEADLINE, Clock, Failure, HOUSEKEEPING, LoadPlan, MESSAGE_DEADLINE, ThreadCpu, ThreadOutcome,
+    CONNECT_DEADLINE, Clock, Failure, HOUSEKEEPING, LoadOutcome, LoadPlan, MESSAGE_DEADLINE, ThreadCpu,
     ThreadShare, count_connect_error, payload,
 };
 use crate::results::cell::Errors;
@@ -77,13 +77,13 @@ impl Churn {
             .collect();
         Ok(Churn {
             addr: plan.addr,
-            size: u64::from(plan.size),
+            size: u64::from(plan.load.size),
             poll: Poll::new()?,
             cycles,
             // Stream ids distinct from every other thread's.
             next_stream_id: (share.index as u64) << 40,
             errors: Errors::default(),
-            recorder: Recorder::new(plan.duration.as_secs_f64().ceil() as u64),
+            recorder: Recorder::new(plan.load.duration.as_secs_f64().ceil() as u64),
             read_buffer: vec![0; CHUNK],
             write_buffer: vec![0; CHUNK],
             messages: 0,
@@ -91,7 +91,7 @@ impl Churn {
         })
     }
 
-    pub fn run(&mut self, clock: Clock, progress: &AtomicU64) -> io::Result<ThreadOutcome> {
+    pub fn run(&mut self, clock: Clock, progress: &AtomicU64) -> io::Result<LoadOutcome> {
         std::thread::sleep(clock.start.saturating_duration_since(std::time::Instant::now()));
         let mut events = Events::with_capacity(1024);
         let mut cpu = ThreadCpu::default();
@@ -322,7 +322,7 @@ impl Churn {
         }
     }
 
-    fn finish(&mut self, cpu: ThreadCpu) -> ThreadOutcome {
+    fn finish(&mut self, cpu: ThreadCpu) -> LoadOutcome {
         for index in 0..self.cycles.len() {
             self.close(index);
         }
@@ -331,7 +331,7 @@ impl Churn {
         let recorder = std::mem::replace(&mut self.recorder, Recorder::new(1));
         let (histogram, intervals) = recorder.finish();
         let (cpu, wall) = cpu.busy();
-        ThreadOutcome {
+        LoadOutcome {
             histogram,
             intervals,
             errors: std::mem::take(&mut self.errors),
@@ -340,8 +340,7 @@ impl Churn {
             starved,
             scheduled_sends: 0,
             late_sends: 0,
-            cpu,
-            wall,
+            threads: vec![(cpu, wall)],
         }
     }
 }

@@ -46,22 +46,24 @@ pub const LATE_SEND: Duration = Duration::from_millis(1);
 /// How often deadlines are checked and progress is published.
 pub const HOUSEKEEPING: Duration = Duration::from_millis(100);
 
-/// What to offer, where, for how long.
+/// The load of one cell: what to offer, and for how long.
 #[derive(Debug, Clone)]
-pub struct LoadPlan {
-    pub addr: SocketAddr,
+pub struct LoadSpec {
     pub shape: Shape,
-    /// Active connections (churn: concurrent connect-echo-close loops).
     pub connections: u32,
-    /// Message size in bytes.
     pub size: u32,
-    /// Open loop: aggregate messages per second.
     pub rate: Option<f64>,
-    /// Extra connections held open and silent.
     pub idle: u32,
     pub warmup: Duration,
     pub duration: Duration,
-    pub threads: u32,
+    pub client_threads: u32,
+}
+
+/// A load aimed at a server, from pinned threads.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    pub addr: SocketAddr,
+    pub load: LoadSpec,
     /// Load thread `i` is pinned to `cpus[i % len]` (not pinned if empty).
     pub cpus: Vec<usize>,
 }
@@ -77,11 +79,11 @@ pub struct Clock {
 
 impl Clock {
     fn new(start: Instant, plan: &LoadPlan) -> Clock {
-        let measure_from = plan.warmup.as_nanos() as u64;
+        let measure_from = plan.load.warmup.as_nanos() as u64;
         Clock {
             start,
             measure_from,
-            measure_until: measure_from + plan.duration.as_nanos() as u64,
+            measure_until: measure_from + plan.load.duration.as_nanos() as u64,
         }
     }
 
@@ -128,9 +130,9 @@ impl ThreadCpu {
     }
 }
 
-/// One load thread's results.
+/// What load threads measured: one thread's, or all of them merged.
 #[derive(Debug)]
-pub struct ThreadOutcome {
+pub struct LoadOutcome {
     pub histogram: Histogram<u64>,
     pub intervals: Vec<Histogram<u64>>,
     pub errors: Errors,
@@ -142,23 +144,46 @@ pub struct ThreadOutcome {
     /// Open loop: sends due in the measurement, and those issued late.
     pub scheduled_sends: u64,
     pub late_sends: u64,
-    pub cpu: Duration,
-    pub wall: Duration,
-}
-
-/// All load threads' results, merged.
-#[derive(Debug)]
-pub struct LoadOutcome {
-    pub histogram: Histogram<u64>,
-    pub intervals: Vec<Histogram<u64>>,
-    pub errors: Errors,
-    pub messages: u64,
-    pub per_connection: Vec<u64>,
-    pub starved: u32,
-    pub scheduled_sends: u64,
-    pub late_sends: u64,
     /// (CPU time, wall time) of each load thread over the measurement.
     pub threads: Vec<(Duration, Duration)>,
+}
+
+impl LoadOutcome {
+    /// Nothing measured yet: histograms over `seconds` intervals.
+    pub fn empty(seconds: u64) -> LoadOutcome {
+        let (histogram, intervals) = recorder::Recorder::new(seconds).finish();
+        LoadOutcome {
+            histogram,
+            intervals,
+            errors: Errors::default(),
+            messages: 0,
+            per_connection: Vec::new(),
+            starved: 0,
+            scheduled_sends: 0,
+            late_sends: 0,
+            threads: Vec::new(),
+        }
+    }
+
+    /// Adds another thread's outcome to this one.
+    fn absorb(&mut self, other: LoadOutcome) {
+        // Same bounds everywhere, so adding never fails.
+        let _ = self.histogram.add(&other.histogram);
+        if self.intervals.len() < other.intervals.len() {
+            self.intervals
+                .resize_with(other.intervals.len(), recorder::new_histogram);
+        }
+        for (into, from) in self.intervals.iter_mut().zip(&other.intervals) {
+            let _ = into.add(from);
+        }
+        add_errors(&mut self.errors, &other.errors);
+        self.messages += other.messages;
+        self.per_connection.extend_from_slice(&other.per_connection);
+        self.starved += other.starved;
+        self.scheduled_sends += other.scheduled_sends;
+        self.late_sends += other.late_sends;
+        self.threads.extend(other.threads);
+    }
 }
 
 /// Load threads that are connecting, waiting to start, or running.
@@ -167,14 +192,14 @@ pub struct LoadRun {
     start_senders: Vec<mpsc::Sender<Instant>>,
     setup: mpsc::Receiver<io::Result<()>>,
     progress: Arc<Vec<AtomicU64>>,
-    handles: Vec<JoinHandle<io::Result<ThreadOutcome>>>,
+    handles: Vec<JoinHandle<io::Result<LoadOutcome>>>,
     clock: Option<Clock>,
 }
 
 impl LoadRun {
     /// Starts the load threads; they connect, then wait for [`LoadRun::begin`].
     pub fn start(plan: &LoadPlan) -> io::Result<LoadRun> {
-        let threads = plan.threads.max(1) as usize;
+        let threads = plan.load.client_threads.max(1) as usize;
         let progress: Arc<Vec<AtomicU64>> = Arc::new((0..threads).map(|_| AtomicU64::new(0)).collect());
         let (setup_sender, setup) = mpsc::channel();
         let mut start_senders = Vec::with_capacity(threads);
@@ -268,9 +293,9 @@ impl ThreadShare {
             let first = index * base + index.min(extra);
             (first as u64, base + usize::from(index < extra))
         };
-        let (first_connection, connections) = split(plan.connections);
-        let (_, idle) = split(plan.idle);
-        let rate = plan.rate.unwrap_or(0.0) * connections as f64 / plan.connections.max(1) as f64;
+        let (first_connection, connections) = split(plan.load.connections);
+        let (_, idle) = split(plan.load.idle);
+        let rate = plan.load.rate.unwrap_or(0.0) * connections as f64 / plan.load.connections.max(1) as f64;
         ThreadShare {
             index,
             first_connection,
@@ -287,7 +312,7 @@ fn load_thread(
     setup: &mpsc::Sender<io::Result<()>>,
     start: &mpsc::Receiver<Instant>,
     progress: &AtomicU64,
-) -> io::Result<ThreadOutcome> {
+) -> io::Result<LoadOutcome> {
     if !plan.cpus.is_empty() {
         let cpu = plan.cpus[share.index % plan.cpus.len()];
         echo_core::affinity::pin_to(&[cpu])?;
@@ -296,7 +321,7 @@ fn load_thread(
         let _ = setup.send(Ok(()));
         return Ok(stream::empty_outcome(plan));
     }
-    match plan.shape {
+    match plan.load.shape {
         Shape::Churn => {
             let mut driver = match churn::Churn::new(plan, share) {
                 Ok(driver) => driver,
@@ -328,36 +353,10 @@ fn load_thread(
     }
 }
 
-fn merge(outcomes: Vec<ThreadOutcome>) -> LoadOutcome {
-    let mut merged = LoadOutcome {
-        histogram: recorder::new_histogram(),
-        intervals: Vec::new(),
-        errors: Errors::default(),
-        messages: 0,
-        per_connection: Vec::new(),
-        starved: 0,
-        scheduled_sends: 0,
-        late_sends: 0,
-        threads: Vec::new(),
-    };
+fn merge(outcomes: Vec<LoadOutcome>) -> LoadOutcome {
+    let mut merged = LoadOutcome::empty(0);
     for outcome in outcomes {
-        // Same bounds everywhere, so adding never fails.
-        let _ = merged.histogram.add(&outcome.histogram);
-        if merged.intervals.len() < outcome.intervals.len() {
-            merged
-                .intervals
-                .resize_with(outcome.intervals.len(), recorder::new_histogram);
-        }
-        for (into, from) in merged.intervals.iter_mut().zip(&outcome.intervals) {
-            let _ = into.add(from);
-        }
-        add_errors(&mut merged.errors, &outcome.errors);
-        merged.messages += outcome.messages;
-        merged.per_connection.extend_from_slice(&outcome.per_connection);
-        merged.starved += outcome.starved;
-        merged.scheduled_sends += outcome.scheduled_sends;
-        merged.late_sends += outcome.late_sends;
-        merged.threads.push((outcome.cpu, outcome.wall));
+        merged.absorb(outcome);
     }
     merged
 }

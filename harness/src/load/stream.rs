@@ -23,8 +23,8 @@ use super::connect::connect_all;
 use super::recorder::Recorder;
 use super::timer::Timer;
 use super::{
-    Clock, Failure, HOUSEKEEPING, LATE_SEND, LoadPlan, MESSAGE_DEADLINE, ThreadCpu, ThreadOutcome,
-    ThreadShare, add_errors, payload,
+    Clock, Failure, HOUSEKEEPING, LATE_SEND, LoadOutcome, LoadPlan, MESSAGE_DEADLINE, ThreadCpu, ThreadShare,
+    add_errors, payload,
 };
 use crate::results::cell::{Errors, Shape};
 use mio::net::TcpStream;
@@ -111,10 +111,10 @@ impl Streams {
             }
             connections.push(connection);
         }
-        let seconds = plan.duration.as_secs_f64().ceil() as u64;
+        let seconds = plan.load.duration.as_secs_f64().ceil() as u64;
         Ok(Streams {
-            shape: plan.shape,
-            size: u64::from(plan.size),
+            shape: plan.load.shape,
+            size: u64::from(plan.load.size),
             poll,
             timer,
             connections,
@@ -138,7 +138,7 @@ impl Streams {
 
     /// Drives the connections until the measurement ends (open loop: until
     /// the measured messages are echoed or their deadline passes).
-    pub fn run(&mut self, clock: Clock, progress: &AtomicU64) -> io::Result<ThreadOutcome> {
+    pub fn run(&mut self, clock: Clock, progress: &AtomicU64) -> io::Result<LoadOutcome> {
         let mut events = Events::with_capacity(1024);
         let mut cpu = ThreadCpu::default();
         std::thread::sleep(clock.start.saturating_duration_since(std::time::Instant::now()));
@@ -409,7 +409,7 @@ impl Streams {
         }
     }
 
-    fn finish(&mut self, cpu: ThreadCpu) -> ThreadOutcome {
+    fn finish(&mut self, cpu: ThreadCpu) -> LoadOutcome {
         let mut errors = std::mem::take(&mut self.errors);
         let mut per_connection = Vec::with_capacity(self.connections.len());
         let mut starved = 0;
@@ -440,7 +440,7 @@ impl Streams {
         let recorder = std::mem::replace(&mut self.recorder, Recorder::new(1));
         let (histogram, intervals) = recorder.finish();
         let (cpu, wall) = cpu.busy();
-        ThreadOutcome {
+        LoadOutcome {
             histogram,
             intervals,
             errors,
@@ -449,25 +449,14 @@ impl Streams {
             starved,
             scheduled_sends: self.scheduled_sends,
             late_sends: self.late_sends,
-            cpu,
-            wall,
+            threads: vec![(cpu, wall)],
         }
     }
 }
 
 /// The outcome of a thread that had nothing to do.
-pub fn empty_outcome(plan: &LoadPlan) -> ThreadOutcome {
-    let (histogram, intervals) = Recorder::new(plan.duration.as_secs_f64().ceil() as u64).finish();
-    ThreadOutcome {
-        histogram,
-        intervals,
-        errors: Errors::default(),
-        messages: 0,
-        per_connection: Vec::new(),
-        starved: 0,
-        scheduled_sends: 0,
-        late_sends: 0,
-        cpu: Duration::ZERO,
-        wall: Duration::ZERO,
-    }
+pub fn empty_outcome(plan: &LoadPlan) -> LoadOutcome {
+    let mut outcome = LoadOutcome::empty(plan.load.duration.as_secs_f64().ceil() as u64);
+    outcome.threads.push((Duration::ZERO, Duration::ZERO));
+    outcome
 }
