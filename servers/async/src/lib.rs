@@ -6,7 +6,7 @@
 //!
 //! **System calls.** Per connection: `accept4` (nonblocking at once),
 //! `epoll_ctl(ADD)` (edge-triggered, once), `setsockopt(TCP_NODELAY)`, then
-//! `epoll_ctl(DEL)` and `close`. Per message: one `read` and one `write`; a
+//! `epoll_ctl(DEL)` and `close`. Per message: one `recvfrom` and one `sendto`; a
 //! short read tells tokio the socket is drained, so no `EAGAIN` read follows,
 //! and `epoll_wait` runs only when no task is ready.
 //!

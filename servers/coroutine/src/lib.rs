@@ -6,7 +6,7 @@
 //!
 //! **System calls.** Per connection: `accept4`, `ioctl(FIONBIO)`,
 //! `epoll_ctl(ADD)`, `setsockopt(TCP_NODELAY)`, then `epoll_ctl(DEL)` and
-//! `close`. Per message: one `read` and one `write`, nonblocking underneath; a
+//! `close`. Per message: one `recvfrom` and one `sendto`, nonblocking underneath; a
 //! read that would block parks the coroutine until a share of `epoll_wait`.
 //!
 //! **Costs.** Per connection: a stack (`--stack-size`, default 32 KiB of

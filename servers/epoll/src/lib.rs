@@ -6,10 +6,10 @@
 //!
 //! **System calls.** Per connection: `accept4`, `ioctl(FIONBIO)`,
 //! `setsockopt(TCP_NODELAY)`, `epoll_ctl(ADD)`, `close` (which unregisters).
-//! Per message: one `read`, one `write`, and a share of one `epoll_wait` that
+//! Per message: one `recvfrom`, one `sendto`, and a share of one `epoll_wait` that
 //! returns every ready socket at once. Level-triggered adds `epoll_ctl(MOD)`
 //! only when a slow reader flips a connection between reading and writing;
-//! edge-triggered never modifies, but drains until `EAGAIN`: one more `read`.
+//! edge-triggered never modifies, but drains until `EAGAIN`: one more `recvfrom`.
 //!
 //! **Costs.** Per connection: one registered fd (a kernel `epitem`), one
 //! 16 KiB buffer, one table slot. No thread, no stack.

@@ -3,7 +3,7 @@
 //! **Model.** Accept one client, echo it until it closes, then accept the next.
 //!
 //! **System calls.** Per connection: `accept4`, `setsockopt(TCP_NODELAY)`,
-//! `close`. Per message: one `read` and one `write`, each blocking.
+//! `close`. Per message: one `recvfrom` and one `sendto`, each blocking.
 //!
 //! **Costs.** One thread and one 16 KiB buffer for the whole server; nothing
 //! per connection.
