@@ -322,35 +322,44 @@ fn load_thread(
         return Ok(stream::empty_outcome(plan));
     }
     match plan.load.shape {
-        Shape::Churn => {
-            let mut driver = match churn::Churn::new(plan, share) {
-                Ok(driver) => driver,
-                Err(error) => {
-                    let _ = setup.send(Err(io::Error::new(error.kind(), error.to_string())));
-                    return Err(error);
-                }
-            };
-            let _ = setup.send(Ok(()));
-            let Ok(start) = start.recv() else {
-                return Ok(stream::empty_outcome(plan));
-            };
-            driver.run(Clock::new(start, plan), progress)
-        }
-        Shape::Closed | Shape::Open => {
-            let mut driver = match stream::Streams::connect(plan, share) {
-                Ok(driver) => driver,
-                Err(error) => {
-                    let _ = setup.send(Err(io::Error::new(error.kind(), error.to_string())));
-                    return Err(error);
-                }
-            };
-            let _ = setup.send(Ok(()));
-            let Ok(start) = start.recv() else {
-                return Ok(stream::empty_outcome(plan));
-            };
-            driver.run(Clock::new(start, plan), progress)
-        }
+        Shape::Churn => start_when_told(
+            churn::Churn::new(plan, share),
+            plan,
+            setup,
+            start,
+            |mut driver, clock| driver.run(clock, progress),
+        ),
+        Shape::Closed | Shape::Open => start_when_told(
+            stream::Streams::connect(plan, share),
+            plan,
+            setup,
+            start,
+            |mut driver, clock| driver.run(clock, progress),
+        ),
     }
+}
+
+/// Reports the driver's setup (its connections) to the coordinator, waits for
+/// the common start instant, then runs it.
+fn start_when_told<Driver>(
+    created: io::Result<Driver>,
+    plan: &LoadPlan,
+    setup: &mpsc::Sender<io::Result<()>>,
+    start: &mpsc::Receiver<Instant>,
+    run: impl FnOnce(Driver, Clock) -> io::Result<LoadOutcome>,
+) -> io::Result<LoadOutcome> {
+    let driver = match created {
+        Ok(driver) => driver,
+        Err(error) => {
+            let _ = setup.send(Err(io::Error::new(error.kind(), error.to_string())));
+            return Err(error);
+        }
+    };
+    let _ = setup.send(Ok(()));
+    let Ok(start) = start.recv() else {
+        return Ok(stream::empty_outcome(plan));
+    };
+    run(driver, Clock::new(start, plan))
 }
 
 fn merge(outcomes: Vec<LoadOutcome>) -> LoadOutcome {
