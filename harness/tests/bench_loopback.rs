@@ -361,3 +361,52 @@ fn base64_decode(text: &str) -> Vec<u8> {
     }
     bytes
 }
+
+/// Churn against a server that records where each connection came from:
+/// every cycle is a new connection, every echo is verified, and on loopback
+/// the connections come from many source addresses (so the client does not
+/// run out of ports to one server port).
+#[test]
+fn churn_opens_a_new_verified_connection_per_cycle_from_many_sources() {
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, Mutex};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address").to_string();
+    let sources = Arc::new(Mutex::new((0u64, BTreeSet::new())));
+    let seen = Arc::clone(&sources);
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut seen = seen.lock().unwrap();
+            seen.0 += 1;
+            seen.1.insert(stream.peer_addr().expect("peer").ip());
+            drop(seen);
+            stream.set_read_timeout(Some(SOCKET_TIMEOUT)).expect("timeout");
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut &stream, &mut &stream);
+            });
+        }
+    });
+    let cell = bench_json(&[
+        "--target",
+        &addr,
+        "--shape",
+        "churn",
+        "--connections",
+        "4",
+        "--warmup",
+        "0.2",
+        "--duration",
+        "1",
+    ]);
+    let cycles = cell["messages"].as_u64().unwrap();
+    assert!(cycles > 0, "no cycle completed: {cell}");
+    assert_eq!(cell["errors"]["mismatch"], 0, "{cell}");
+    assert!(cell["connections_per_sec"].as_f64().unwrap() > 0.0, "{cell}");
+    let (accepted, ips) = &*sources.lock().unwrap();
+    assert!(
+        *accepted >= cycles,
+        "{accepted} connections accepted for {cycles} cycles"
+    );
+    assert!(ips.len() > 1, "every connection came from {ips:?}");
+    assert!(ips.iter().all(|ip| ip.is_loopback()), "{ips:?}");
+}

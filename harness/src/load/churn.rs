@@ -4,10 +4,13 @@
 //! Latency is connect start to the last echoed byte; the count of completed
 //! cycles gives connections per second. Running out of local ports
 //! (`EADDRNOTAVAIL`, usually a pile-up of TIME_WAIT sockets) is its own error
-//! kind, `addr_unavailable`. A loop whose cycle failed waits [`RETRY`] before
+//! kind, `addr_unavailable`; against a loopback target the connections come
+//! from 64 source addresses (127.0.0.1–64) so that ports run out 64 times
+//! later, and the cell measures the server's accept path rather than the
+//! client's search for a free port. A loop whose cycle failed waits [`RETRY`] before
 //! the next one, so a refusing server is not hammered in a spin.
 
-use super::connect::finish_connect;
+use super::connect::{connect_from, finish_connect, loopback_source};
 use super::recorder::Recorder;
 use super::{
     CONNECT_DEADLINE, Clock, Failure, HOUSEKEEPING, LoadOutcome, LoadPlan, MESSAGE_DEADLINE, ThreadCpu,
@@ -161,7 +164,7 @@ impl Churn {
         cycle.written = 0;
         cycle.received = 0;
         cycle.corrupt = false;
-        match TcpStream::connect(self.addr) {
+        match connect_from(self.addr, loopback_source(self.addr, stream_id)) {
             Ok(mut stream) => {
                 let registered = self.poll.registry().register(
                     &mut stream,

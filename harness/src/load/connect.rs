@@ -6,8 +6,11 @@ use super::{CONNECT_DEADLINE, SETUP_DEADLINE, count_connect_error};
 use crate::results::cell::Errors;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use nix::sys::socket::setsockopt;
+use nix::sys::socket::sockopt::IpBindAddressNoPort;
+use socket2::{Domain, Socket, Type};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Connects being established at once: enough to keep the server's accept
@@ -77,6 +80,44 @@ pub fn connect_all(addr: SocketAddr, count: usize) -> io::Result<(Vec<Option<Tcp
         }
     }
     Ok((connected, errors))
+}
+
+/// Source addresses churn spreads its connections over when the target is
+/// on loopback: each source address has its own ~28k ephemeral ports to the
+/// server's one port, so a churn at tens of thousands of connections per
+/// second does not spend its time searching TIME_WAIT sockets for a free one.
+pub const LOOPBACK_SOURCES: u8 = 64;
+
+/// The source address for the `n`th connection to `target`: `127.0.0.(1 +
+/// n % LOOPBACK_SOURCES)` when the target is IPv4 loopback, else none (the
+/// kernel picks).
+pub fn loopback_source(target: SocketAddr, n: u64) -> Option<IpAddr> {
+    match target.ip() {
+        IpAddr::V4(ip) if ip.is_loopback() => Some(IpAddr::V4(Ipv4Addr::new(
+            127,
+            0,
+            0,
+            1 + (n % u64::from(LOOPBACK_SOURCES)) as u8,
+        ))),
+        _ => None,
+    }
+}
+
+/// Starts a nonblocking connect to `target`, from `source` if given (bound
+/// with IP_BIND_ADDRESS_NO_PORT, so the port is chosen per 4-tuple at connect).
+pub fn connect_from(target: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(target);
+    };
+    let socket = Socket::new(Domain::for_address(target), Type::STREAM.nonblocking(), None)?;
+    setsockopt(&socket, IpBindAddressNoPort, &true)?;
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    match socket.connect(&target.into()) {
+        Ok(()) => {}
+        Err(error) if error.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(error) => return Err(error),
+    }
+    Ok(TcpStream::from_std(socket.into()))
 }
 
 /// After a writable event on a connecting socket: `Ok(true)` when connected
