@@ -101,7 +101,8 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// The commit the harness runs from, with `-dirty` when the tree has changes;
+/// The commit the harness runs from, with `-dirty` when tracked code (anything
+/// outside `results/`) has changes;
 /// `unknown` outside a git checkout.
 pub fn git_commit() -> String {
     let git = |args: &[&str]| {
@@ -115,7 +116,15 @@ pub fn git_commit() -> String {
             .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
     };
     match git(&["rev-parse", "HEAD"]) {
-        Some(commit) => match git(&["status", "--porcelain", "--untracked-files=no"]) {
+        // Dirty means the code differs: result sets under results/ do not count.
+        Some(commit) => match git(&[
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ":/",
+            ":!/results",
+        ]) {
             Some(changes) if !changes.is_empty() => format!("{commit}-dirty"),
             _ => commit,
         },
