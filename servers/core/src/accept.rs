@@ -100,20 +100,17 @@ pub fn next_blocking(
     }
 }
 
-/// What a nonblocking listener had for a readiness model.
-#[derive(Debug)]
-pub enum Ready {
-    /// A client, already nonblocking and with TCP_NODELAY set.
-    Client(TcpStream, SocketAddr),
-    /// The listen queue is empty (`WouldBlock`).
-    Drained,
-    /// Out of descriptors: leave the listener alone until then.
-    PausedUntil(Instant),
-}
-
-/// Readiness models: accepts one client from a nonblocking listener without
-/// ever blocking. Retries transient errors; returns only a fatal one.
-pub fn next_ready(listener: &TcpListener, exhaustion: &mut Exhaustion) -> io::Result<Ready> {
+/// Readiness models: accepts every client waiting on a nonblocking listener,
+/// without ever blocking, and hands each one (already nonblocking, with
+/// TCP_NODELAY set) to `on_client`. Returns `None` once the listen queue is
+/// empty (`WouldBlock`), or the instant accepting may resume when the process
+/// is out of descriptors: leave the listener alone until then. Retries
+/// transient errors; returns only a fatal one.
+pub fn drain_ready(
+    listener: &TcpListener,
+    exhaustion: &mut Exhaustion,
+    mut on_client: impl FnMut(TcpStream, SocketAddr),
+) -> io::Result<Option<Instant>> {
     loop {
         match listener.accept() {
             Ok((stream, peer)) => {
@@ -123,12 +120,12 @@ pub fn next_ready(listener: &TcpListener, exhaustion: &mut Exhaustion) -> io::Re
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
-                return Ok(Ready::Client(stream, peer));
+                on_client(stream, peer);
             }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(Ready::Drained),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(error) => match classify(&error) {
                 AcceptError::Retry => continue,
-                AcceptError::Exhausted => return Ok(Ready::PausedUntil(exhaustion.pause(&error))),
+                AcceptError::Exhausted => return Ok(Some(exhaustion.pause(&error))),
                 AcceptError::Fatal => return Err(error),
             },
         }

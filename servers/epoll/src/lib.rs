@@ -26,7 +26,7 @@
 
 #![forbid(unsafe_code)]
 
-use echo_core::accept::{self, Exhaustion, Ready};
+use echo_core::accept::{self, Exhaustion};
 use echo_core::echo::{Drain, Echo, Progress};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -166,12 +166,7 @@ fn accept_ready(
     } else {
         EpollFlags::EPOLLIN
     };
-    loop {
-        let (stream, peer) = match accept::next_ready(listener, exhaustion)? {
-            Ready::Client(stream, peer) => (stream, peer),
-            Ready::Drained => return Ok(None),
-            Ready::PausedUntil(resume) => return Ok(Some(resume)),
-        };
+    accept::drain_ready(listener, exhaustion, |stream, peer| {
         let fd = stream.as_raw_fd() as usize;
         match epoll.add(&stream, EpollEvent::new(interest, fd as u64)) {
             Ok(()) => {
@@ -188,5 +183,5 @@ fn accept_ready(
             }
             Err(error) => eprintln!("{peer}: {error}"),
         }
-    }
+    })
 }

@@ -22,7 +22,7 @@
 
 #![forbid(unsafe_code)]
 
-use echo_core::accept::{self, Exhaustion, Ready};
+use echo_core::accept::{self, Exhaustion};
 use echo_core::echo::{Drain, Echo, Progress};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -46,7 +46,13 @@ pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
     let mut accept_paused_until: Option<Instant> = None;
     loop {
         if accept_paused_until.is_none_or(|until| Instant::now() >= until) {
-            accept_paused_until = accept_all(&listener, &mut connections, &mut exhaustion)?;
+            accept_paused_until = accept::drain_ready(&listener, &mut exhaustion, |stream, peer| {
+                connections.push(Connection {
+                    stream,
+                    peer,
+                    echo: Echo::new(),
+                });
+            })?;
         }
         // One read and one write attempt per connection, ready or not.
         connections.retain_mut(|connection| {
@@ -59,24 +65,5 @@ pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
                 }
             }
         });
-    }
-}
-
-/// Accepts until the listen queue is empty. Returns when accepting may resume
-/// if the process ran out of file descriptors.
-fn accept_all(
-    listener: &TcpListener,
-    connections: &mut Vec<Connection>,
-    exhaustion: &mut Exhaustion,
-) -> io::Result<Option<Instant>> {
-    loop {
-        match accept::next_ready(listener, exhaustion)? {
-            Ready::Client(stream, peer) => {
-                let echo = Echo::new();
-                connections.push(Connection { stream, peer, echo });
-            }
-            Ready::Drained => return Ok(None),
-            Ready::PausedUntil(resume) => return Ok(Some(resume)),
-        }
     }
 }

@@ -22,7 +22,7 @@
 
 #![forbid(unsafe_code)]
 
-use echo_core::accept::{self, Exhaustion, Ready};
+use echo_core::accept::{self, Exhaustion};
 use echo_core::echo::{Drain, Echo, Progress};
 use nix::errno::Errno;
 use nix::sys::select::{FD_SETSIZE, FdSet, select};
@@ -136,39 +136,30 @@ fn wait(
     }
 }
 
-/// Accepts until the listen queue is empty. Returns when accepting may resume
-/// if the process ran out of file descriptors.
+/// Accepts every waiting client; one whose fd cannot go in an `fd_set` is
+/// closed at once. Returns when accepting may resume if out of descriptors.
 fn accept_all(
     listener: &TcpListener,
     connections: &mut Vec<Connection>,
     exhaustion: &mut Exhaustion,
 ) -> io::Result<Option<Instant>> {
-    loop {
-        match accept::next_ready(listener, exhaustion)? {
-            Ready::Client(stream, peer) => {
-                if !fits_in_fd_set(&stream) {
-                    let fd = stream.as_raw_fd();
-                    eprintln!(
-                        "{peer}: fd {fd} does not fit in select's fd_set (FD_SETSIZE {FD_SETSIZE}); closing"
-                    );
-                    continue;
-                }
-                let echo = Echo::new();
-                let progress = Progress::Open {
-                    read: true,
-                    write: false,
-                };
-                connections.push(Connection {
-                    stream,
-                    peer,
-                    echo,
-                    progress,
-                });
-            }
-            Ready::Drained => return Ok(None),
-            Ready::PausedUntil(resume) => return Ok(Some(resume)),
+    accept::drain_ready(listener, exhaustion, |stream, peer| {
+        if !fits_in_fd_set(&stream) {
+            let fd = stream.as_raw_fd();
+            eprintln!("{peer}: fd {fd} does not fit in select's fd_set (FD_SETSIZE {FD_SETSIZE}); closing");
+            return;
         }
-    }
+        let progress = Progress::Open {
+            read: true,
+            write: false,
+        };
+        connections.push(Connection {
+            stream,
+            peer,
+            echo: Echo::new(),
+            progress,
+        });
+    })
 }
 
 /// Whether `socket` can go in an `fd_set` (`FdSet::insert` panics otherwise).
