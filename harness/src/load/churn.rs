@@ -19,14 +19,13 @@ use super::{
 use crate::results::cell::Errors;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Pause after a failed cycle.
 const RETRY: Duration = Duration::from_millis(1);
-const CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -87,8 +86,8 @@ impl Churn {
             next_stream_id: (share.index as u64) << 40,
             errors: Errors::default(),
             recorder: Recorder::new(plan.load.duration.as_secs_f64().ceil() as u64),
-            read_buffer: vec![0; CHUNK],
-            write_buffer: vec![0; CHUNK],
+            read_buffer: vec![0; super::CHUNK],
+            write_buffer: vec![0; super::CHUNK],
             messages: 0,
             completed_total: 0,
         })
@@ -212,24 +211,15 @@ impl Churn {
         let Some(stream) = cycle.stream.as_mut() else {
             return;
         };
-        while cycle.written < self.size {
-            let length = (self.size - cycle.written).min(CHUNK as u64) as usize;
-            let chunk = &mut self.write_buffer[..length];
-            payload::fill(cycle.stream_id, cycle.written, chunk);
-            match stream.write(chunk) {
-                Ok(written) => {
-                    cycle.written += written as u64;
-                    if written < length {
-                        return;
-                    }
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => {
-                    self.failed(index, Failure::of(&error), clock.now_ns());
-                    return;
-                }
-            }
+        let sent = payload::send(
+            stream,
+            cycle.stream_id,
+            &mut cycle.written,
+            self.size,
+            &mut self.write_buffer,
+        );
+        if let Err(error) = sent {
+            self.failed(index, Failure::of(&error), clock.now_ns());
         }
     }
 

@@ -45,6 +45,8 @@ pub const MESSAGE_DEADLINE: Duration = Duration::from_secs(5);
 pub const LATE_SEND: Duration = Duration::from_millis(1);
 /// How often deadlines are checked and progress is published.
 pub const HOUSEKEEPING: Duration = Duration::from_millis(100);
+/// Bytes a load thread reads or generates at once.
+pub const CHUNK: usize = 64 * 1024;
 
 /// The load of one cell: what to offer, and for how long.
 #[derive(Debug, Clone)]

@@ -7,6 +7,8 @@
 //! encoding is the byte at `offset`. A flipped, lost, duplicated or reordered
 //! byte changes what the checker expects, so none of them goes unnoticed.
 
+use std::io::{self, Write};
+
 /// The 8-byte word at index `word` of stream `stream_id`.
 #[inline]
 fn word(stream_id: u64, word: u64) -> [u8; 8] {
@@ -69,6 +71,36 @@ pub fn matches(stream_id: u64, offset: u64, received: &[u8]) -> bool {
     }
     let tail = chunks.remainder();
     tail.is_empty() || *tail == word(stream_id, position / 8)[..tail.len()]
+}
+
+/// Writes bytes `*written..end` of stream `stream_id` to a nonblocking
+/// `socket`, generating them `buffer.len()` at a time into `buffer`.
+/// `Ok(true)` when all are written, `Ok(false)` when the socket is full (wait
+/// for writability and call again); any other error is the connection's.
+pub fn send<W: Write>(
+    socket: &mut W,
+    stream_id: u64,
+    written: &mut u64,
+    end: u64,
+    buffer: &mut [u8],
+) -> io::Result<bool> {
+    while *written < end {
+        let length = (end - *written).min(buffer.len() as u64) as usize;
+        let chunk = &mut buffer[..length];
+        fill(stream_id, *written, chunk);
+        match socket.write(chunk) {
+            Ok(sent) => {
+                *written += sent as u64;
+                if sent < length {
+                    return Ok(false); // socket full
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

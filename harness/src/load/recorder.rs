@@ -1,6 +1,7 @@
-//! Recording latencies: one HdrHistogram for the whole measurement and one per
-//! second of it. Recording never allocates; a second's histogram is put aside
-//! (one allocation per second, not per message) when the next second starts.
+//! Recording latencies: one HdrHistogram per second of the measurement, and
+//! the whole measurement as their sum. Recording never allocates; a second's
+//! histogram is put aside (one allocation per second, not per message) when
+//! the next second starts.
 
 use hdrhistogram::Histogram;
 
@@ -19,7 +20,6 @@ pub fn new_histogram() -> Histogram<u64> {
 
 /// Latencies of one load thread over the measurement.
 pub struct Recorder {
-    whole: Histogram<u64>,
     current: Histogram<u64>,
     current_second: u64,
     finished_seconds: Vec<Histogram<u64>>,
@@ -31,7 +31,6 @@ impl Recorder {
     pub fn new(seconds: u64) -> Recorder {
         let seconds = seconds.max(1);
         Recorder {
-            whole: new_histogram(),
             current: new_histogram(),
             current_second: 0,
             finished_seconds: Vec::with_capacity(seconds as usize),
@@ -48,7 +47,6 @@ impl Recorder {
         while self.current_second < second {
             self.next_second();
         }
-        self.whole.saturating_record(latency_ns);
         self.current.saturating_record(latency_ns);
     }
 
@@ -58,13 +56,19 @@ impl Recorder {
         self.current_second += 1;
     }
 
-    /// The whole histogram and exactly one histogram per second.
+    /// The whole histogram (the sum of the seconds: every value lands in
+    /// exactly one) and exactly one histogram per second.
     pub fn finish(mut self) -> (Histogram<u64>, Vec<Histogram<u64>>) {
         while self.current_second + 1 < self.seconds {
             self.next_second();
         }
         self.finished_seconds.push(self.current);
-        (self.whole, self.finished_seconds)
+        let mut whole = new_histogram();
+        for second in &self.finished_seconds {
+            // Same bounds everywhere, so adding never fails.
+            let _ = whole.add(second);
+        }
+        (whole, self.finished_seconds)
     }
 }
 

@@ -29,13 +29,11 @@ use super::{
 use crate::results::cell::{Errors, Shape};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const TIMER: Token = Token(usize::MAX - 1);
-/// Bytes read or generated at once.
-const CHUNK: usize = 64 * 1024;
 
 /// One long-lived connection and where its byte stream stands.
 struct Connection {
@@ -121,8 +119,8 @@ impl Streams {
             idle: idle.into_iter().flatten().collect(),
             errors,
             recorder: Recorder::new(seconds),
-            read_buffer: vec![0; CHUNK],
-            write_buffer: vec![0; CHUNK],
+            read_buffer: vec![0; super::CHUNK],
+            write_buffer: vec![0; super::CHUNK],
             send_period: if share.rate > 0.0 {
                 1e9 / share.rate
             } else {
@@ -211,7 +209,7 @@ impl Streams {
     /// Open loop: nanoseconds after start at which send `sequence` is due.
     #[inline]
     fn due_time(&self, sequence: u64) -> u64 {
-        (sequence as f64 * self.send_period) as u64
+        due_time(self.send_period, sequence)
     }
 
     /// Open loop: issues every send that is due by `now` and falls before
@@ -252,30 +250,19 @@ impl Streams {
         let Some(stream) = connection.stream.as_mut() else {
             return;
         };
-        let mut blocked = false;
-        while connection.written < connection.owed {
-            let length = (connection.owed - connection.written).min(CHUNK as u64) as usize;
-            let chunk = &mut self.write_buffer[..length];
-            payload::fill(connection.stream_id, connection.written, chunk);
-            match stream.write(chunk) {
-                Ok(written) => {
-                    connection.written += written as u64;
-                    if written < length {
-                        blocked = true; // socket full
-                        break;
-                    }
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    blocked = true;
-                    break;
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => {
-                    self.fail(index, Failure::of(&error));
-                    return;
-                }
+        let blocked = match payload::send(
+            stream,
+            connection.stream_id,
+            &mut connection.written,
+            connection.owed,
+            &mut self.write_buffer,
+        ) {
+            Ok(all_written) => !all_written,
+            Err(error) => {
+                self.fail(index, Failure::of(&error));
+                return;
             }
-        }
+        };
         if blocked != connection.wants_writable {
             let interest = if blocked {
                 Interest::READABLE | Interest::WRITABLE
@@ -353,7 +340,7 @@ impl Streams {
             } else {
                 let (started, measured) = match self.shape {
                     Shape::Open => {
-                        let due = (((message * count) + index as u64) as f64 * self.send_period) as u64;
+                        let due = due_time(self.send_period, message * count + index as u64);
                         (due, clock.in_measurement(due))
                     }
                     _ => (connection.sent_at, clock.in_measurement(now)),
@@ -452,6 +439,14 @@ impl Streams {
             threads: vec![(cpu, wall)],
         }
     }
+}
+
+/// Open loop: nanoseconds after start at which the thread's send `sequence`
+/// is due, sends being `period` ns apart. Message `m` of connection `i` is
+/// send `m * connections + i` (round-robin).
+#[inline]
+fn due_time(period: f64, sequence: u64) -> u64 {
+    (sequence as f64 * period) as u64
 }
 
 /// The outcome of a thread that had nothing to do.
