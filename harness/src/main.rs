@@ -1,20 +1,29 @@
 //! `harness`: echolab's load generator, runner, result sets, reports, charts.
 //!
-//! The pipeline is visible in the module names: [`load`] generates load and
-//! records it, [`measure`] watches the server process, [`bench`] runs one
-//! cell, [`run`] runs a suite of cells into a result set ([`results`]),
-//! [`report`] and [`compare`] read result sets from disk and nothing else.
+//! The pipeline is visible in the module names: [`server`] is the server
+//! under test (a model, a command, or a target), [`cpus`] where it and the
+//! load run, [`load`] generates load and records it, [`measure`] watches the
+//! server's process tree and the harness itself, [`cell`] measures one cell,
+//! [`bench`] and [`run`] are the commands that measure (one cell, a suite into
+//! a result set, [`results`]), [`report`] and [`compare`] read result sets
+//! from disk and nothing else.
+//!
+//! Unsafe code is denied everywhere but one function: the pre-exec hook that
+//! ties a spawned server's life to the harness (`server::process`).
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod bench;
+mod cell;
 mod compare;
+mod cpus;
 mod load;
 mod measure;
 mod report;
 mod results;
 mod run;
 mod serve;
+mod server;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -45,7 +54,7 @@ enum Command {
         )]
         model_and_args: Vec<OsString>,
     },
-    /// Measure one cell: one model (or --target) under one load.
+    /// Measure one cell: one server (--model, --server-cmd or --target) under one load.
     Bench(bench::BenchArgs),
     /// Run a suite of cells into a result set, with its report (the main job).
     Run(run::RunArgs),
@@ -57,6 +66,12 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. })
+        && let Err(error) = server::guard::install()
+    {
+        eprintln!("harness: cannot install signal handling: {error}");
+        std::process::exit(1);
+    }
     let outcome = match cli.command {
         Command::Serve { mut model_and_args } => {
             let args = model_and_args.split_off(1);

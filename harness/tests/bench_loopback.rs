@@ -7,50 +7,16 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// No single bench run in these tests may take longer.
-const WATCHDOG: Duration = Duration::from_secs(60);
+mod support;
+
+use support::{Served, bench_json, flags, harness};
+
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Runs `harness ARGS`, killing it when the watchdog expires.
-fn harness(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("harness starts");
-    let started = Instant::now();
-    while child.try_wait().expect("wait works").is_none() {
-        if started.elapsed() > WATCHDOG {
-            let _ = child.kill();
-            panic!("harness {args:?} ran longer than {WATCHDOG:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output is collected")
-}
-
-/// Runs `harness bench ARGS --json` and returns the cell document.
-fn bench_json(args: &[&str]) -> Value {
-    let mut all = vec!["bench"];
-    all.extend_from_slice(args);
-    all.push("--json");
-    let output = harness(&all);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "harness {all:?} failed: {stderr}");
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-        panic!(
-            "stdout of {all:?} is not one JSON document ({error}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })
-}
 
 /// Starts a thread-per-connection server on 127.0.0.1:0 that runs `handle`
 /// for each connection; returns its address.
@@ -108,15 +74,6 @@ fn stalling_echo(mut stream: TcpStream) {
             return;
         }
     }
-}
-
-fn flags(cell: &Value) -> Vec<String> {
-    cell["flags"]
-        .as_array()
-        .expect("flags")
-        .iter()
-        .map(|flag| flag.as_str().unwrap().to_string())
-        .collect()
 }
 
 fn micros(cell: &Value, percentile: &str) -> f64 {
@@ -216,21 +173,8 @@ fn a_model_serving_one_client_at_a_time_starves_the_others_and_ends_on_time() {
 
 #[test]
 fn target_drives_a_server_started_separately() {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["serve", "single", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server starts");
-    let mut ready = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut ready)
-        .expect("ready line");
-    let addr = ready
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("ready line format")
-        .to_string();
+    let server = Served::start("single");
+    let addr = server.addr.clone();
     let cell = bench_json(&[
         "--target",
         &addr,
@@ -241,8 +185,7 @@ fn target_drives_a_server_started_separately() {
         "--duration",
         "1",
     ]);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert!(cell["model"].is_null());
     assert!(cell["server"].is_null());
     assert_eq!(cell["target"].as_str(), Some(addr.as_str()));

@@ -104,3 +104,57 @@ fn the_readme_test_command_is_what_ci_runs() {
         ".ci/run must run the README's test command"
     );
 }
+
+/// Every TOML block in the README is a suite the harness accepts, and the
+/// shell blocks' `--server-cmd` examples name files that exist.
+#[test]
+fn the_readme_suite_examples_are_valid_suites() {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in README.lines() {
+        match (&mut current, line.trim_start().starts_with("```")) {
+            (None, true) if line.trim() == "```toml" => current = Some(String::new()),
+            (Some(block), true) => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some(block), false) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert!(!blocks.is_empty(), "the README has no suite example");
+    let dir = tempfile::tempdir().unwrap();
+    for (index, block) in blocks.iter().enumerate() {
+        let path = dir.path().join(format!("suite{index}.toml"));
+        std::fs::write(&path, block).unwrap();
+        // An unknown model in --models fails only after the suite is read.
+        let output = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args([
+                "run",
+                "--suite",
+                path.to_str().unwrap(),
+                "--models",
+                "no-such-model",
+            ])
+            .output()
+            .expect("harness runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("'no-such-model' is neither in suite"),
+            "README suite example {index} is not a valid suite: {stderr}\n{block}"
+        );
+    }
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    for word in README.split_whitespace() {
+        if word.starts_with("harness/examples/") {
+            let path = word.trim_matches(|c: char| "'\"`,".contains(c));
+            assert!(
+                std::path::Path::new(root).join(path).exists(),
+                "the README names {path}, which does not exist"
+            );
+        }
+    }
+}

@@ -28,9 +28,9 @@ use crate::results::cell::{Errors, Shape};
 use hdrhistogram::Histogram;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -194,6 +194,9 @@ pub struct LoadRun {
     start_senders: Vec<mpsc::Sender<Instant>>,
     setup: mpsc::Receiver<io::Result<()>>,
     progress: Arc<Vec<AtomicU64>>,
+    /// Thread ids of the load threads, so the harness can tell its own
+    /// overhead from the load it generates.
+    thread_ids: Arc<Mutex<Vec<i32>>>,
     handles: Vec<JoinHandle<io::Result<LoadOutcome>>>,
     clock: Option<Clock>,
 }
@@ -204,6 +207,7 @@ impl LoadRun {
         let threads = plan.load.client_threads.max(1) as usize;
         let progress: Arc<Vec<AtomicU64>> = Arc::new((0..threads).map(|_| AtomicU64::new(0)).collect());
         let (setup_sender, setup) = mpsc::channel();
+        let thread_ids = Arc::new(Mutex::new(Vec::with_capacity(threads)));
         let mut start_senders = Vec::with_capacity(threads);
         let mut handles = Vec::with_capacity(threads);
         for index in 0..threads {
@@ -213,9 +217,15 @@ impl LoadRun {
             let plan = plan.clone();
             let setup_sender = setup_sender.clone();
             let progress = Arc::clone(&progress);
+            let ids = Arc::clone(&thread_ids);
             let handle = std::thread::Builder::new()
                 .name(format!("load-{index}"))
-                .spawn(move || load_thread(&plan, share, &setup_sender, &start_receiver, &progress[index]))?;
+                .spawn(move || {
+                    ids.lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .push(crate::measure::thread_id());
+                    load_thread(&plan, share, &setup_sender, &start_receiver, &progress[index])
+                })?;
             handles.push(handle);
         }
         Ok(LoadRun {
@@ -223,6 +233,7 @@ impl LoadRun {
             start_senders,
             setup,
             progress,
+            thread_ids,
             handles,
             clock: None,
         })
@@ -250,6 +261,15 @@ impl LoadRun {
         }
         self.clock = Some(clock);
         clock
+    }
+
+    /// The load threads' ids (all of them, once [`LoadRun::wait_connected`]
+    /// has returned).
+    pub fn thread_ids(&self) -> Vec<i32> {
+        self.thread_ids
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Messages completed so far (warm-up included), for progress display.

@@ -1,26 +1,12 @@
-//! Watching the server process: spawning it pinned, waiting for its ready
-//! line, sampling it from `/proc/PID`, stopping it and checking how it ended.
-//! Also the load threads' own CPU time.
+//! Watching what runs during a cell: the server's process tree, sampled from
+//! `/proc`, and the harness itself, whose own threads (everything but the
+//! load threads) are measured over the same window so that a cell says how
+//! much the instrument cost.
 
-use anyhow::{Context, bail};
-use nix::sched::{sched_getaffinity, sched_setaffinity};
+use crate::server::tree::{self, ProcStat};
 use nix::sys::resource::{UsageWho, getrusage};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How long a model may take to print `listening on HOST:PORT`.
-pub const READY_DEADLINE: Duration = Duration::from_secs(10);
-/// How long a model may take to exit after SIGTERM.
-pub const STOP_DEADLINE: Duration = Duration::from_secs(5);
-/// Lines of the server's stderr kept for error messages.
-const STDERR_TAIL: usize = 20;
 /// `/proc/PID/stat` counts CPU time in USER_HZ ticks, 100 per second on Linux.
 const TICKS_PER_SECOND: u64 = 100;
 
@@ -36,268 +22,70 @@ fn timeval(value: nix::sys::time::TimeVal) -> Duration {
     Duration::from_secs(value.tv_sec().max(0) as u64) + Duration::from_micros(value.tv_usec().max(0) as u64)
 }
 
-/// A model running as `harness serve MODEL` in a child process.
-pub struct ServerProcess {
-    model: String,
-    child: Child,
-    pub addr: SocketAddr,
-    stderr_tail: Arc<Mutex<VecDeque<String>>>,
-    readers: Vec<JoinHandle<()>>,
+/// The id of the calling thread, as `/proc/self/task/TID` names it.
+pub fn thread_id() -> i32 {
+    nix::unistd::gettid().as_raw()
 }
 
-impl ServerProcess {
-    /// Starts `harness serve MODEL --addr 127.0.0.1:0 ARGS` pinned to `cpus`
-    /// (the child inherits the spawning thread's affinity, so its threads and
-    /// any runtime it sizes are confined from the first instruction) and
-    /// waits for its ready line.
-    pub fn spawn(model: &str, model_args: &[String], cpus: &[usize]) -> anyhow::Result<ServerProcess> {
-        let exe = std::env::current_exe().context("cannot find the harness executable")?;
-        let mut command = Command::new(exe);
-        command
-            .args(["serve", model, "--addr", "127.0.0.1:0"])
-            .args(model_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let saved = sched_getaffinity(Pid::from_raw(0)).context("cannot read the CPU affinity")?;
-        if !cpus.is_empty() {
-            echo_core::affinity::pin_to(cpus)
-                .with_context(|| format!("cannot pin the server to CPUs {cpus:?}"))?;
-        }
-        let spawned = command.spawn();
-        sched_setaffinity(Pid::from_raw(0), &saved).context("cannot restore the CPU affinity")?;
-        let mut child = spawned.with_context(|| format!("cannot start model '{model}'"))?;
-
-        let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
-        let mut readers = Vec::new();
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let tail = Arc::clone(&stderr_tail);
-        readers.push(std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut tail = tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                if tail.len() == STDERR_TAIL {
-                    tail.pop_front();
-                }
-                tail.push_back(line);
-            }
-        }));
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (ready_sender, ready) = mpsc::channel();
-        readers.push(std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let first = lines.next();
-            let _ = ready_sender.send(first);
-            for _ in lines.map_while(Result::ok) {} // keep the pipe drained
-        }));
-
-        let mut server = ServerProcess {
-            model: model.to_string(),
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stderr_tail,
-            readers,
-        };
-        let line = match ready.recv_timeout(READY_DEADLINE) {
-            Ok(Some(Ok(line))) => line,
-            Ok(_) => {
-                let status = server.wait_for_exit(STOP_DEADLINE);
-                bail!(
-                    "model '{model}' {} before it was ready{}",
-                    describe(status),
-                    server.tail()
-                );
-            }
-            Err(_) => {
-                server.kill();
-                bail!(
-                    "model '{model}' printed no ready line within {} s{}",
-                    READY_DEADLINE.as_secs(),
-                    server.tail()
-                );
-            }
-        };
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|addr| addr.trim().parse().ok());
-        match addr {
-            Some(addr) => server.addr = addr,
-            None => {
-                server.kill();
-                bail!("model '{model}' printed '{line}' instead of 'listening on HOST:PORT'");
-            }
-        }
-        Ok(server)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Errors when the server has already exited.
-    pub fn check_running(&mut self) -> anyhow::Result<()> {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            self.join_readers();
-            bail!(
-                "model '{}' {} during the measurement{}",
-                self.model,
-                describe(Some(status)),
-                self.tail()
-            );
-        }
-        Ok(())
-    }
-
-    /// Stops the server with SIGTERM and checks that it exited with status 0.
-    pub fn stop(mut self) -> anyhow::Result<()> {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            self.join_readers();
-            bail!(
-                "model '{}' {} before it was stopped{}",
-                self.model,
-                describe(Some(status)),
-                self.tail()
-            );
-        }
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        let status = self.wait_for_exit(STOP_DEADLINE);
-        match status {
-            Some(status) if status.success() => Ok(()),
-            Some(status) => bail!(
-                "model '{}' {} when stopped with SIGTERM{}",
-                self.model,
-                describe(Some(status)),
-                self.tail()
-            ),
-            None => {
-                self.kill();
-                bail!(
-                    "model '{}' did not exit within {} s of SIGTERM{}",
-                    self.model,
-                    STOP_DEADLINE.as_secs(),
-                    self.tail()
-                )
-            }
-        }
-    }
-
-    /// Waits up to `deadline` for the child to exit.
-    fn wait_for_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
-        let until = Instant::now() + deadline;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    self.join_readers();
-                    return Some(status);
-                }
-                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
-                _ => return None,
-            }
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.join_readers();
-    }
-
-    fn join_readers(&mut self) {
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
-        }
-    }
-
-    /// The last lines of the server's stderr, for an error message.
-    fn tail(&self) -> String {
-        let tail = self
-            .stderr_tail
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if tail.is_empty() {
-            String::from(" (no output on stderr)")
-        } else {
-            let lines: Vec<&str> = tail.iter().map(String::as_str).collect();
-            format!("; its stderr ends with: {}", lines.join(" | "))
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        // A server left behind by an error must not outlive the cell.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn describe(status: Option<ExitStatus>) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match status {
-        Some(status) => match (status.code(), status.signal()) {
-            (Some(code), _) => format!("exited with status {code}"),
-            (None, Some(signal)) => format!("was killed by signal {signal}"),
-            _ => format!("ended ({status})"),
-        },
-        None => String::from("ended"),
-    }
-}
-
-/// One look at a process in `/proc/PID`.
+/// One look at a server's process tree, summed over its processes.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ProcSample {
-    /// User + system CPU time of all its threads, living and dead.
+pub struct TreeSample {
+    /// User + system CPU time of every process of the tree, with the time of
+    /// the children each has reaped (so an exited worker's time stays counted).
     pub cpu: Duration,
     pub rss_kib: u64,
-    /// Peak resident set size (VmHWM).
+    /// Sum of each process's peak resident set (VmHWM); detailed samples only.
     pub rss_peak_kib: u64,
     pub threads: u64,
-    /// Summed over its living threads (`/proc/PID/task/*/status`).
+    pub processes: u64,
+    /// Summed over the living threads of the tree (detailed samples only).
     pub ctx_voluntary: u64,
     pub ctx_involuntary: u64,
     pub fds: u64,
 }
 
-/// Reads `/proc/PID`. `detailed` also lists `/proc/PID/fd` and reads every
-/// thread's status for context switches: costly with thousands of
-/// connections or threads, so only at the ends of the measurement and now and
-/// then between.
-pub fn sample(pid: u32, detailed: bool) -> std::io::Result<ProcSample> {
-    let root = format!("/proc/{pid}");
-    let stat = std::fs::read_to_string(format!("{root}/stat"))?;
-    // Fields after the command name, which may itself contain spaces or ')'.
-    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |index: usize| {
-        fields
-            .get(index)
-            .and_then(|field| field.parse::<u64>().ok())
-            .unwrap_or(0)
+/// Samples the tree led by `root`. A plain sample costs one read of
+/// `/proc/*/stat` per process on the machine (to find the tree); `detailed`
+/// also reads each member's status, every thread's status (context
+/// switches) and its fd directory, which is costly with thousands of threads
+/// or connections, so only at the ends of the measurement and now and then.
+/// `None` when the root is gone.
+pub fn sample_tree(root: u32, detailed: bool) -> Option<TreeSample> {
+    let members = tree::members_of(&tree::scan(), root as i32);
+    if !members.iter().any(|process| process.pid == root as i32) {
+        return None;
+    }
+    Some(sum_members(&members, detailed))
+}
+
+fn sum_members(members: &[ProcStat], detailed: bool) -> TreeSample {
+    let page_kib = page_size() / 1024;
+    let mut sample = TreeSample {
+        processes: members.len() as u64,
+        ..TreeSample::default()
     };
-    // utime and stime are fields 14 and 15 of stat(5); field 3 is index 0 here.
-    let cpu_ticks = ticks(11) + ticks(12);
-    let mut sample = ProcSample {
-        cpu: Duration::from_millis(cpu_ticks * 1000 / TICKS_PER_SECOND),
-        ..ProcSample::default()
-    };
-    let status = std::fs::read_to_string(format!("{root}/status"))?;
-    for line in status.lines() {
-        let mut parts = line.split_whitespace();
-        let key = parts.next().unwrap_or("");
-        let value = parts
-            .next()
-            .and_then(|value| value.parse::<u64>().ok())
-            .unwrap_or(0);
-        match key {
-            "VmRSS:" => sample.rss_kib = value,
-            "VmHWM:" => sample.rss_peak_kib = value,
-            "Threads:" => sample.threads = value,
-            _ => {}
+    let mut ticks = 0;
+    for process in members {
+        ticks += process.cpu_ticks;
+        sample.threads += process.threads;
+        sample.rss_kib += process.rss_pages * page_kib;
+        if detailed {
+            add_details(process.pid, &mut sample);
         }
     }
-    if !detailed {
-        return Ok(sample);
+    sample.cpu = Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND);
+    sample
+}
+
+/// VmHWM, context switches of every thread, open fds.
+fn add_details(pid: i32, sample: &mut TreeSample) {
+    let root = format!("/proc/{pid}");
+    if let Ok(status) = std::fs::read_to_string(format!("{root}/status")) {
+        for line in status.lines() {
+            if let Some(value) = line.strip_prefix("VmHWM:") {
+                sample.rss_peak_kib += first_number(value);
+            }
+        }
     }
     if let Ok(tasks) = std::fs::read_dir(format!("{root}/task")) {
         for task in tasks.flatten() {
@@ -306,33 +94,50 @@ pub fn sample(pid: u32, detailed: bool) -> std::io::Result<ProcSample> {
             };
             for line in status.lines() {
                 if let Some(value) = line.strip_prefix("voluntary_ctxt_switches:") {
-                    sample.ctx_voluntary += value.trim().parse::<u64>().unwrap_or(0);
+                    sample.ctx_voluntary += first_number(value);
                 } else if let Some(value) = line.strip_prefix("nonvoluntary_ctxt_switches:") {
-                    sample.ctx_involuntary += value.trim().parse::<u64>().unwrap_or(0);
+                    sample.ctx_involuntary += first_number(value);
                 }
             }
         }
     }
-    sample.fds = std::fs::read_dir(format!("{root}/fd"))?.count() as u64;
-    Ok(sample)
+    if let Ok(fds) = std::fs::read_dir(format!("{root}/fd")) {
+        sample.fds += fds.count() as u64;
+    }
+}
+
+fn first_number(text: &str) -> u64 {
+    text.split_whitespace()
+        .next()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
+}
+
+fn page_size() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |size| size as u64)
 }
 
 /// Samples of the server over the measurement: the first, the last, peaks.
 #[derive(Debug, Default)]
 pub struct Watch {
     pub pid: u32,
-    pub first: Option<(Instant, ProcSample)>,
-    pub last: Option<(Instant, ProcSample)>,
+    pub first: Option<(Instant, TreeSample)>,
+    pub last: Option<(Instant, TreeSample)>,
     pub peak_rss_kib: u64,
     pub peak_threads: u64,
+    pub peak_processes: u64,
     pub peak_fds: u64,
 }
 
 impl Watch {
-    /// Adds a sample whose reading started at `now` (CPU time is read first).
-    pub fn add(&mut self, now: Instant, sample: ProcSample) {
+    /// Adds a sample whose reading started at `now`.
+    pub fn add(&mut self, now: Instant, sample: TreeSample) {
         self.peak_rss_kib = self.peak_rss_kib.max(sample.rss_kib).max(sample.rss_peak_kib);
         self.peak_threads = self.peak_threads.max(sample.threads);
+        self.peak_processes = self.peak_processes.max(sample.processes);
         self.peak_fds = self.peak_fds.max(sample.fds);
         if self.first.is_none() {
             self.first = Some((now, sample));
@@ -352,5 +157,76 @@ impl Watch {
             ),
             _ => (Duration::ZERO, Duration::ZERO, 0, 0),
         }
+    }
+}
+
+/// CPU time of the harness's own threads except `load_threads`: the main
+/// thread (pacing, sampling, progress), the server's keeper and pipe readers,
+/// the signal thread. Read from `/proc/self/task/*/schedstat` (nanoseconds),
+/// or from the threads' tick counts where schedstat is missing.
+pub fn harness_cpu_except(load_threads: &[i32]) -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let mut total = Duration::ZERO;
+    for task in tasks.flatten() {
+        let Some(tid) = task
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if load_threads.contains(&tid) {
+            continue;
+        }
+        let on_cpu = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+            .map(Duration::from_nanos)
+            .or_else(|| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                let process = tree::parse_stat(&stat)?;
+                Some(Duration::from_millis(process.cpu_ticks * 1000 / TICKS_PER_SECOND))
+            });
+        total += on_cpu.unwrap_or_default();
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_harness_sees_its_own_busy_thread_and_can_leave_it_out() {
+        let (tid_sender, tid) = std::sync::mpsc::channel();
+        let busy = std::thread::spawn(move || {
+            tid_sender.send(thread_id()).unwrap();
+            let until = Instant::now() + Duration::from_millis(600);
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        });
+        let busy_tid = tid.recv().unwrap();
+        let (all_before, others_before) = (harness_cpu_except(&[]), harness_cpu_except(&[busy_tid]));
+        std::thread::sleep(Duration::from_millis(300));
+        let (all_after, others_after) = (harness_cpu_except(&[]), harness_cpu_except(&[busy_tid]));
+        busy.join().unwrap();
+        let others = others_after - others_before;
+        let busy_share = (all_after - all_before).saturating_sub(others);
+        // (Other tests run in this process too: only the excluded thread's
+        // share is certain.)
+        assert!(
+            busy_share >= Duration::from_millis(50),
+            "busy thread: {busy_share:?}, others {others:?}"
+        );
+    }
+
+    #[test]
+    fn this_process_is_sampled_as_a_tree() {
+        let sample = sample_tree(std::process::id(), true).unwrap();
+        assert!(sample.processes >= 1 && sample.threads >= 1 && sample.fds > 0);
+        assert!(sample.rss_kib > 0 && sample.rss_peak_kib >= sample.rss_kib / 2);
     }
 }

@@ -39,11 +39,6 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
 }
 
-const FLAG_MEANINGS: &str = "Flags: client-bound = the load generator was at least 95% busy, so the server \
-may have had more to give; behind-schedule = open loop sends fell behind their intended times; errors = a byte \
-was wrong or lost, or a connection failed; starved = some connections got no service at all. Flagged cells are \
-drawn with hollow markers and dashed lines.";
-
 /// Builds the report of `set`.
 pub fn build(set: &ResultSet) -> Document {
     let labels = Labels::new(set.cells.iter().map(|data| data.cell.label.as_str()));
@@ -490,6 +485,18 @@ fn flagged_section(scenarios: &[Scenario]) -> Section {
                         number(cell.client.busiest_thread_percent)
                     ));
                 }
+                if cell.flags.contains(&Flag::SharedCpu) {
+                    let shared: Vec<usize> = cell
+                        .server_cpus
+                        .iter()
+                        .copied()
+                        .filter(|cpu| cell.client.cpus.contains(cpu))
+                        .collect();
+                    details.push(format!(
+                        "server and load on CPU {}",
+                        crate::cpus::format_cpulist(&shared)
+                    ));
+                }
                 if cell.flags.contains(&Flag::BehindSchedule) {
                     details.push(format!(
                         "{}% sent late",
@@ -510,7 +517,7 @@ fn flagged_section(scenarios: &[Scenario]) -> Section {
             }
         }
     }
-    let mut paragraphs = vec![FLAG_MEANINGS.to_owned()];
+    let mut paragraphs = vec![crate::cell::flags::meanings()];
     let table = if rows.is_empty() {
         paragraphs.insert(0, "No cell is flagged.".to_owned());
         None

@@ -40,6 +40,8 @@ pub enum Flag {
     Errors,
     /// Some connections got no service at all.
     Starved,
+    /// The server and the load generator ran on a common CPU.
+    SharedCpu,
 }
 
 impl Flag {
@@ -49,6 +51,7 @@ impl Flag {
             Flag::BehindSchedule => "behind-schedule",
             Flag::Errors => "errors",
             Flag::Starved => "starved",
+            Flag::SharedCpu => "shared-cpu",
         }
     }
 }
@@ -100,19 +103,28 @@ pub struct Fairness {
     pub max: u64,
 }
 
-/// The server process, sampled from `/proc/PID` (absent for `--target`).
+/// The server's process tree, sampled from `/proc` (absent for `--target`):
+/// every figure is summed over the server process and all its descendants.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServerStats {
+    /// The process the harness started (the leader of the tree).
     pub pid: u32,
     /// User+system CPU time over the measurement, as a percentage of one CPU.
     pub cpu_percent: f64,
     pub cpu_us_per_msg: f64,
+    /// Peak of the summed resident sets (shared pages count once per process).
     pub rss_peak_kib: u64,
     pub threads: u64,
     pub ctx_voluntary: u64,
     pub ctx_involuntary: u64,
     pub fds: u64,
     pub cpus: Vec<usize>,
+    /// Most processes the tree had at once during the measurement.
+    #[serde(default)]
+    pub processes: u64,
+    /// How the server ended when stopped with SIGTERM: `status 0`, `signal 9`.
+    #[serde(default)]
+    pub exit: Option<String>,
 }
 
 /// The load generator itself.
@@ -125,6 +137,11 @@ pub struct ClientStats {
     pub busiest_thread_percent: f64,
     pub threads: u32,
     pub cpus: Vec<usize>,
+    /// CPU time of the harness's other threads (pacing, sampling, progress,
+    /// pipes) over the measurement, as a percentage of one CPU: what the
+    /// instrument itself cost beside the load.
+    #[serde(default)]
+    pub overhead_percent: f64,
 }
 
 /// One cell: one model (or target) under one load, measured once.
@@ -135,10 +152,18 @@ pub struct Cell {
     /// Model options passed to `harness serve` (e.g. `["--edge"]`).
     #[serde(default)]
     pub model_args: Vec<String>,
+    /// The server command (`--server-cmd`, or `command` in a suite) as
+    /// given, `{port}` and `{addr}` unreplaced; null for models and targets.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
     /// The name charts and tables show: the model, a variant such as
-    /// `epoll-edge`, or `target` for `--target`.
+    /// `epoll-edge`, a command's label, or `target` for `--target`.
     pub label: String,
     pub target: String,
+    /// The CPUs the server ran on (for a target: as declared with
+    /// `--server-cpus`, empty when unknown); the load's are `client.cpus`.
+    #[serde(default)]
+    pub server_cpus: Vec<usize>,
     /// The scenario's name in its suite (e.g. `closed-c100-s64`).
     pub scenario: String,
     /// Repetition number, from 1.
@@ -167,6 +192,15 @@ pub struct Cell {
     #[serde(default)]
     pub behind_schedule_fraction: f64,
     pub flags: Vec<Flag>,
+}
+
+/// A measured cell: its numbers and its histograms (nanoseconds).
+#[derive(Debug, Clone)]
+pub struct CellRecord {
+    pub cell: Cell,
+    pub histogram: hdrhistogram::Histogram<u64>,
+    /// One per second of the measurement; the last may cover less.
+    pub intervals: Vec<hdrhistogram::Histogram<u64>>,
 }
 
 impl Cell {

@@ -11,8 +11,7 @@
 //!   no wall-clock time is written, so a result set does not change with the
 //!   day it was produced on.
 
-use crate::bench::CellRecord;
-use crate::results::cell::Cell;
+use crate::results::cell::{Cell, CellRecord};
 use anyhow::{Context, anyhow};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;

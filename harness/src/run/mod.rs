@@ -4,7 +4,9 @@
 
 mod suite;
 
-use crate::bench::{self, CellSpec};
+use crate::bench;
+use crate::cell::{self, CellSpec};
+use crate::cpus::{CpuLayout, format_cpulist};
 use crate::report;
 use crate::results::cell::Cell;
 use crate::results::{files, set};
@@ -20,9 +22,20 @@ pub struct RunArgs {
     /// `quick` (about 3 minutes), `full`, or a suite file (TOML).
     #[arg(long, default_value = "quick", value_name = "quick|full|FILE.toml")]
     suite: String,
-    /// Run only these models (labels or model names), comma-separated.
+    /// Run only these models (labels or model names), comma-separated: the
+    /// suite's entries (commands included) and any built-in model.
     #[arg(long, value_delimiter = ',', value_name = "M,M,..")]
     models: Vec<String>,
+    /// CPUs for the servers, cpulist syntax (0-3,8) [default: the first half
+    /// of the affinity mask].
+    #[arg(long, value_name = "LIST")]
+    server_cpus: Option<String>,
+    /// CPUs for the load threads and the harness [default: the rest of the mask].
+    #[arg(long, value_name = "LIST")]
+    client_cpus: Option<String>,
+    /// Load threads per cell, pinned to the client CPUs in turn [default: one per client CPU].
+    #[arg(long, value_name = "N")]
+    client_threads: Option<u32>,
     /// Run every cell this many times; tables and charts show the median and
     /// the min–max spread.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -37,6 +50,11 @@ pub fn main(args: RunArgs) -> Result<()> {
     if !args.models.is_empty() {
         suite.select_models(&args.models)?;
     }
+    let servers = suite.servers()?;
+    let cpus = CpuLayout::for_this_process(args.server_cpus.as_deref(), args.client_cpus.as_deref(), true)?;
+    let client_threads = args
+        .client_threads
+        .unwrap_or_else(|| bench::default_client_threads(&cpus));
     let started = SystemTime::now();
     let out = args.out.clone().unwrap_or_else(|| default_out_dir(started));
     let cells_dir = out.join("cells");
@@ -45,9 +63,11 @@ pub fn main(args: RunArgs) -> Result<()> {
     ensure_empty_of_cells(&cells_dir)?;
     echo_core::process::raise_fd_limit().ok();
 
-    let (server_cpus, client_cpus) = bench::default_cpu_split();
-    let runs = suite.model_runs();
-    let scenarios = suite.scenarios();
+    let mut scenarios = suite.scenarios();
+    for scenario in &mut scenarios {
+        scenario.load.client_threads = client_threads;
+        cell::check_load(&scenario.load)?;
+    }
     let mut manifest = set::Manifest {
         harness_version: env!("CARGO_PKG_VERSION").to_owned(),
         git_commit: set::git_commit(),
@@ -55,28 +75,32 @@ pub fn main(args: RunArgs) -> Result<()> {
         machine: set::Machine::this_one(),
         suite: serde_json::to_value(&suite)?,
         parameters: set::Parameters {
-            server_cpus: server_cpus.clone(),
-            client_cpus: client_cpus.clone(),
+            server_cpus: cpus.server.clone(),
+            client_cpus: cpus.client.clone(),
             repeat: args.repeat,
-            models: runs.iter().map(|run| run.label.clone()).collect(),
+            models: servers.iter().map(|server| server.label.clone()).collect(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
         },
         failures: Vec::new(),
     };
     set::write_manifest(&out, &manifest)?;
 
-    let total = runs.len() * scenarios.len() * args.repeat as usize;
+    let total = servers.len() * scenarios.len() * args.repeat as usize;
     let per_cell = Duration::from_secs_f64(suite.warmup_s + suite.duration_s);
     eprintln!(
-        "echolab: suite '{}': {} models x {} scenarios x {} = {total} cells, about {} min; server on CPUs {:?}, load on CPUs {:?}",
+        "echolab: suite '{}': {} models x {} scenarios x {} = {total} cells, about {} min; server on CPU {}, load on CPU {} ({client_threads} load thread{})",
         suite.name,
-        runs.len(),
+        servers.len(),
         scenarios.len(),
         args.repeat,
         ((per_cell.as_secs_f64() + 1.0) * total as f64 / 60.0).ceil(),
-        server_cpus,
-        client_cpus,
+        format_cpulist(&cpus.server),
+        format_cpulist(&cpus.client),
+        if client_threads == 1 { "" } else { "s" },
     );
+    if let Some(warning) = cpus.shared_warning() {
+        eprintln!("{warning}");
+    }
     eprintln!("echolab: writing {}", out.display());
     let progress = progress_bar(total as u64);
     // Without a terminal (CI, nohup, a pipe) the bar is hidden: one line per
@@ -86,20 +110,16 @@ pub fn main(args: RunArgs) -> Result<()> {
     let mut cells: Vec<Cell> = Vec::new();
     for repeat in 1..=args.repeat {
         for scenario in &scenarios {
-            for run in &runs {
+            for server in &servers {
                 let spec = CellSpec {
-                    label: run.label.clone(),
-                    model: Some(run.model.clone()),
-                    model_args: run.args.clone(),
-                    target: None,
+                    server: server.clone(),
                     scenario: scenario.name.clone(),
                     repeat,
                     load: scenario.load.clone(),
-                    server_cpus: server_cpus.clone(),
-                    client_cpus: client_cpus.clone(),
+                    cpus: cpus.clone(),
                 };
-                progress.set_message(format!("{} / {} (run {repeat})", run.label, scenario.name));
-                let outcome = bench::run_cell(&spec).and_then(|record| {
+                progress.set_message(format!("{} / {} (run {repeat})", server.label, scenario.name));
+                let outcome = cell::run_cell(&spec).and_then(|record| {
                     files::write_cell(&cells_dir, &record, args.repeat)?;
                     Ok(record.cell)
                 });
@@ -107,19 +127,25 @@ pub fn main(args: RunArgs) -> Result<()> {
                     Ok(cell) => {
                         if !cell.flags.is_empty() {
                             let flags: Vec<_> = cell.flags.iter().map(|f| f.as_str()).collect();
-                            progress.println(format!(
-                                "  {} / {}: flagged {}",
-                                cell.label,
-                                cell.scenario,
-                                flags.join(", ")
-                            ));
+                            say(
+                                &progress,
+                                format!(
+                                    "  {} / {}: flagged {}",
+                                    cell.label,
+                                    cell.scenario,
+                                    flags.join(", ")
+                                ),
+                            );
                         }
                         cells.push(cell);
                     }
                     Err(error) => {
-                        progress.println(format!("  {} / {}: FAILED: {error:#}", run.label, scenario.name));
+                        say(
+                            &progress,
+                            format!("  {} / {}: FAILED: {error:#}", server.label, scenario.name),
+                        );
                         manifest.failures.push(set::Failure {
-                            label: run.label.clone(),
+                            label: server.label.clone(),
                             scenario: scenario.name.clone(),
                             repeat,
                             error: format!("{error:#}"),
@@ -134,29 +160,38 @@ pub fn main(args: RunArgs) -> Result<()> {
                     let measured = cells
                         .last()
                         .filter(|cell| {
-                            cell.label == run.label && cell.scenario == scenario.name && cell.repeat == repeat
+                            cell.label == server.label
+                                && cell.scenario == scenario.name
+                                && cell.repeat == repeat
                         })
                         .map_or("failed".to_owned(), |cell| {
                             format!("{:.0} msgs/s", cell.msgs_per_sec)
                         });
                     eprintln!(
                         "[{done}/{total}] {} / {} (run {repeat}): {measured}; {} elapsed, ~{} left",
-                        run.label,
+                        server.label,
                         scenario.name,
                         HumanDuration(elapsed),
                         HumanDuration(left)
                     );
                 }
+                // Keep what is measured so far on disk: an interrupted run
+                // still leaves a readable result set.
+                set::write_summary(&out, &cells)?;
+                set::write_manifest(&out, &manifest)?;
             }
         }
-        // Keep what is measured so far on disk: an interrupted run still
-        // leaves a readable result set.
-        set::write_summary(&out, &cells)?;
-        set::write_manifest(&out, &manifest)?;
     }
     progress.finish_and_clear();
 
     print!("{}", summary_table(&cells, args.repeat));
+    let shared = cpus.shared();
+    if !shared.is_empty() {
+        println!(
+            "\nevery cell is flagged shared-cpu: the servers and the load shared CPU {}, so each side's numbers include the other's",
+            format_cpulist(&shared)
+        );
+    }
     report::generate(&out).with_context(|| format!("cannot write the report of {}", out.display()))?;
     println!("\nresult set: {}", out.display());
     println!("report:     {}", out.join("report.md").display());
@@ -168,6 +203,16 @@ pub fn main(args: RunArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Prints a line above the progress bar, or on stderr when there is no bar
+/// (no terminal: CI, nohup, a pipe), so that no failure goes unsaid.
+fn say(progress: &ProgressBar, line: String) {
+    if progress.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        progress.println(line);
+    }
 }
 
 fn default_out_dir(started: SystemTime) -> PathBuf {

@@ -5,7 +5,11 @@
 //! name = "quick"
 //! warmup_s = 1.0
 //! duration_s = 3.0
-//! models = ["epoll", { label = "epoll-edge", model = "epoll", args = ["--edge"] }]
+//! models = [
+//!     "epoll",                                                       # a model
+//!     { label = "epoll-edge", model = "epoll", args = ["--edge"] },  # a variant
+//!     { label = "mine", command = ["./my-server", "--port", "{port}"] }, # your server
+//! ]
 //!
 //! [[sweep]]            # every combination of the lists below is one scenario
 //! name = "closed"
@@ -16,8 +20,10 @@
 //! rate = [20000]       # open loop only: offered messages per second
 //! ```
 
-use crate::bench::{self, LoadSpec};
+use crate::cell;
+use crate::load::LoadSpec;
 use crate::results::cell::Shape;
+use crate::server::ServerUnderTest;
 use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -39,17 +45,56 @@ pub struct Suite {
     pub sweeps: Vec<Sweep>,
 }
 
-/// A model to run: a plain model name, or a labelled variant with options.
+/// A server to run: a plain model name, a labelled variant of a model with
+/// options, or a labelled command (`{port}`/`{addr}` replaced at start).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ModelEntry {
     Name(String),
-    Variant {
-        label: String,
-        model: String,
-        #[serde(default)]
-        args: Vec<String>,
-    },
+    Table(EntryTable),
+}
+
+/// `{ label = .., model = .., args = [..] }` or `{ label = .., command = [..] }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryTable {
+    pub label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+}
+
+impl ModelEntry {
+    fn server(&self) -> Result<ServerUnderTest> {
+        match self {
+            ModelEntry::Name(name) => ServerUnderTest::model(name, &[], None),
+            ModelEntry::Table(EntryTable {
+                label,
+                model: Some(model),
+                args,
+                command: None,
+            }) => ServerUnderTest::model(model, args, Some(label)),
+            ModelEntry::Table(EntryTable {
+                label,
+                model: None,
+                args,
+                command: Some(command),
+            }) if args.is_empty() => ServerUnderTest::command(command.clone(), Some(label)),
+            ModelEntry::Table(EntryTable { label, .. }) => bail!(
+                "models entry '{label}' needs either model (with optional args) or command, not both or neither"
+            ),
+        }
+    }
+
+    fn names(&self) -> (&str, Option<&str>) {
+        match self {
+            ModelEntry::Name(name) => (name, Some(name)),
+            ModelEntry::Table(table) => (&table.label, table.model.as_deref()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,14 +112,6 @@ pub struct Sweep {
 
 fn no_idle() -> Vec<u32> {
     vec![0]
-}
-
-/// A model as the runner starts it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelRun {
-    pub label: String,
-    pub model: String,
-    pub args: Vec<String>,
 }
 
 /// One scenario: a named load, run against every model.
@@ -115,12 +152,14 @@ impl Suite {
         );
         ensure!(!self.models.is_empty(), "models is empty");
         ensure!(!self.sweeps.is_empty(), "there is no [[sweep]]");
-        for run in self.model_runs() {
+        let servers = self.servers()?;
+        for (index, server) in servers.iter().enumerate() {
             ensure!(
-                echo_core::MODELS.contains(&run.model.as_str()),
-                "unknown model '{}'; the models are: {}",
-                run.model,
-                echo_core::MODELS.join(", ")
+                !servers[..index]
+                    .iter()
+                    .any(|earlier| earlier.label == server.label),
+                "two models entries are labelled '{}'",
+                server.label
             );
         }
         for sweep in &self.sweeps {
@@ -141,49 +180,54 @@ impl Suite {
             );
         }
         for scenario in self.scenarios() {
-            bench::check_load(&scenario.load).with_context(|| format!("scenario {}", scenario.name))?;
+            cell::check_load(&scenario.load).with_context(|| format!("scenario {}", scenario.name))?;
         }
         Ok(())
     }
 
-    pub fn model_runs(&self) -> Vec<ModelRun> {
-        self.models
-            .iter()
-            .map(|entry| match entry {
-                ModelEntry::Name(name) => ModelRun {
-                    label: name.clone(),
-                    model: name.clone(),
-                    args: Vec::new(),
-                },
-                ModelEntry::Variant { label, model, args } => ModelRun {
-                    label: label.clone(),
-                    model: model.clone(),
-                    args: args.clone(),
-                },
-            })
-            .collect()
+    /// The servers of the suite, in file order.
+    pub fn servers(&self) -> Result<Vec<ServerUnderTest>> {
+        self.models.iter().map(ModelEntry::server).collect()
     }
 
-    /// Keeps only the models whose label (or model name) is in `wanted`.
+    /// Keeps only the servers named in `wanted` (a label, or a model name
+    /// for all its variants), in the order given; a built-in model the suite
+    /// does not list is added as it is, so `--models` can mix the suite's
+    /// commands with any model.
     pub fn select_models(&mut self, wanted: &[String]) -> Result<()> {
-        let runs = self.model_runs();
+        let mut selected = Vec::new();
         for name in wanted {
-            if !runs.iter().any(|run| &run.label == name || &run.model == name) {
-                let labels: Vec<_> = runs.iter().map(|run| run.label.as_str()).collect();
+            let matching: Vec<&ModelEntry> = self
+                .models
+                .iter()
+                .filter(|entry| {
+                    let (label, model) = entry.names();
+                    label == name || model == Some(name.as_str())
+                })
+                .collect();
+            if matching.is_empty() {
+                if echo_core::MODELS.contains(&name.as_str()) {
+                    selected.push(ModelEntry::Name(name.clone()));
+                    continue;
+                }
+                let labels: Vec<&str> = self.models.iter().map(|entry| entry.names().0).collect();
                 bail!(
-                    "model '{name}' is not in suite '{}'; it has: {}",
+                    "'{name}' is neither in suite '{}' ({}) nor a model ({})",
                     self.name,
-                    labels.join(", ")
+                    labels.join(", "),
+                    echo_core::MODELS.join(", ")
                 );
             }
+            for entry in matching {
+                if !selected
+                    .iter()
+                    .any(|chosen: &ModelEntry| chosen.names().0 == entry.names().0)
+                {
+                    selected.push(entry.clone());
+                }
+            }
         }
-        self.models.retain(|entry| {
-            let (label, model) = match entry {
-                ModelEntry::Name(name) => (name, name),
-                ModelEntry::Variant { label, model, .. } => (label, model),
-            };
-            wanted.iter().any(|name| name == label || name == model)
-        });
+        self.models = selected;
         Ok(())
     }
 
@@ -211,7 +255,7 @@ impl Suite {
                                 client_threads: 1,
                             };
                             scenarios.push(Scenario {
-                                name: bench::scenario_name(&load),
+                                name: cell::scenario_name(&load),
                                 load,
                             });
                         }
@@ -230,14 +274,17 @@ mod tests {
     #[test]
     fn built_in_suites_parse_and_expand() {
         let quick = Suite::load("quick").unwrap();
-        assert_eq!(quick.model_runs().len(), 8);
+        assert_eq!(quick.servers().unwrap().len(), echo_core::MODELS.len());
         assert_eq!(quick.scenarios().len(), 4);
         let full = Suite::load("full").unwrap();
-        let runs = full.model_runs();
-        let edge = runs.iter().find(|run| run.label == "epoll-edge").unwrap();
+        let servers = full.servers().unwrap();
+        let edge = servers
+            .iter()
+            .find(|server| server.label == "epoll-edge")
+            .unwrap();
         assert_eq!(
-            (edge.model.as_str(), edge.args.as_slice()),
-            ("epoll", &["--edge".to_owned()][..])
+            (edge.model_name(), edge.model_args()),
+            (Some("epoll"), &["--edge".to_owned()][..])
         );
         let names: Vec<_> = full.scenarios().into_iter().map(|s| s.name).collect();
         let unique: std::collections::BTreeSet<_> = names.iter().collect();
@@ -256,7 +303,59 @@ mod tests {
         quick
             .select_models(&["epoll".to_owned(), "async".to_owned()])
             .unwrap();
-        assert_eq!(quick.model_runs().len(), 2);
+        assert_eq!(quick.servers().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_suite_can_hold_commands_and_mix_them_with_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mine.toml");
+        std::fs::write(
+            &path,
+            r#"
+name = "mine"
+warmup_s = 0.5
+duration_s = 1.0
+models = [{ label = "mine", command = ["./my-server", "--port", "{port}"] }]
+[[sweep]]
+name = "closed"
+shape = "closed"
+connections = [10]
+size = [64]
+"#,
+        )
+        .unwrap();
+        let mut suite = Suite::load(path.to_str().unwrap()).unwrap();
+        suite
+            .select_models(&["epoll".to_owned(), "mine".to_owned()])
+            .unwrap();
+        let servers = suite.servers().unwrap();
+        let labels: Vec<&str> = servers.iter().map(|server| server.label.as_str()).collect();
+        assert_eq!(labels, ["epoll", "mine"]);
+        assert_eq!(
+            servers[1].command_argv().unwrap(),
+            ["./my-server", "--port", "{port}"]
+        );
+        std::fs::write(
+            &path,
+            r#"
+name = "bad"
+warmup_s = 0.5
+duration_s = 1.0
+models = [{ label = "both", model = "epoll", command = ["x"] }]
+[[sweep]]
+name = "closed"
+shape = "closed"
+connections = [10]
+size = [64]
+"#,
+        )
+        .unwrap();
+        let error = format!("{:#}", Suite::load(path.to_str().unwrap()).unwrap_err());
+        assert!(
+            error.contains("either model") && error.contains("'both'"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -1,0 +1,232 @@
+//! The instrument check: is the harness ever the limit of what it measures?
+//!
+//! Runs the plainest possible load generator (`examples/pingpong.rs`: one
+//! thread, one epoll set, no verification, no histograms) and `harness bench`
+//! against the same `epoll` server, in interleaved pairs (the order within a
+//! pair alternates), server on the first CPU of the mask and load on the last,
+//! and prints the medians and their ratio, harness / plain, for `--model`
+//! (the harness spawns the server) and `--target` (a server started
+//! separately), at 100 and 1,000 connections. The aim is a ratio of at least
+//! 0.95 everywhere; the harness's own overhead (`client.overhead_percent`) is
+//! printed beside it.
+//!
+//! ```text
+//! cargo bench -p harness --bench instrument_check               # 5 pairs, 3 s each
+//! cargo bench -p harness --bench instrument_check -- --pairs 7 --duration 5 --connections 100
+//! ```
+
+#[allow(dead_code)]
+#[path = "../examples/pingpong.rs"]
+mod pingpong;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// The ratio below which the harness counts as the limit of a measurement.
+const GOAL: f64 = 0.95;
+const WARMUP_S: f64 = 1.0;
+
+struct Options {
+    pairs: usize,
+    duration_s: f64,
+    connections: Vec<usize>,
+    modes: Vec<String>,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        pairs: 5,
+        duration_s: 3.0,
+        connections: vec![100, 1000],
+        modes: vec!["model".into(), "target".into()],
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+        match arg.as_str() {
+            "--pairs" => options.pairs = value().parse().expect("--pairs N"),
+            "--duration" => options.duration_s = value().parse().expect("--duration SECS"),
+            "--connections" => {
+                options.connections = value()
+                    .split(',')
+                    .map(|count| count.parse().expect("--connections N,N"))
+                    .collect()
+            }
+            "--modes" => options.modes = value().split(',').map(str::to_owned).collect(),
+            "--bench" => {} // added by cargo bench
+            other => panic!(
+                "unknown option {other}; options: --pairs N --duration SECS --connections N,N --modes model,target"
+            ),
+        }
+    }
+    options
+}
+
+/// `harness serve epoll` pinned to `cpu`, killed on drop.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(cpu: usize) -> Server {
+        // Spawned from a thread pinned to `cpu`: the child inherits its mask.
+        let mut child = std::thread::spawn(move || {
+            echo_core::affinity::pin_to(&[cpu]).expect("pin");
+            Command::new(env!("CARGO_BIN_EXE_harness"))
+                .args(["serve", "epoll", "--addr", "127.0.0.1:0"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("the harness runs")
+        })
+        .join()
+        .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("ready line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("ready line")
+            .to_owned();
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The plain client, on a thread of its own pinned to `cpu`.
+fn plain(addr: &str, connections: usize, duration_s: f64, cpu: usize) -> f64 {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                echo_core::affinity::pin_to(&[cpu]).expect("pin");
+                pingpong::measure(addr, connections, 64, WARMUP_S, duration_s).expect("the plain client runs")
+            })
+            .join()
+            .unwrap()
+    })
+}
+
+/// `harness bench` with `server` arguments; (msgs/s, overhead %).
+fn harness(server: &[&str], connections: usize, duration_s: f64, cpus: (usize, usize)) -> (f64, f64) {
+    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("bench")
+        .args(server)
+        .args([
+            "--server-cpus",
+            &cpus.0.to_string(),
+            "--client-cpus",
+            &cpus.1.to_string(),
+        ])
+        .args(["--connections", &connections.to_string()])
+        .args([
+            "--warmup",
+            &WARMUP_S.to_string(),
+            "--duration",
+            &duration_s.to_string(),
+        ])
+        .arg("--json")
+        .output()
+        .expect("the harness runs");
+    assert!(
+        output.status.success(),
+        "harness bench {server:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let cell: serde_json::Value = serde_json::from_slice(&output.stdout).expect("cell JSON");
+    (
+        cell["msgs_per_sec"].as_f64().unwrap(),
+        cell["client"]["overhead_percent"].as_f64().unwrap(),
+    )
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    } else {
+        sorted[middle]
+    }
+}
+
+fn main() {
+    let options = options();
+    let mask = echo_core::affinity::allowed_cpus().expect("affinity");
+    if mask.len() < 2 {
+        println!("instrument check skipped: it needs 2 CPUs (one for the server, one for the load)");
+        return;
+    }
+    let cpus = (mask[0], mask[mask.len() - 1]);
+    println!(
+        "instrument check: epoll server on CPU {}, load on CPU {}, {} interleaved pairs of {} s (+{} s warm-up), 64-byte ping-pong",
+        cpus.0, cpus.1, options.pairs, options.duration_s, WARMUP_S
+    );
+    println!(
+        "{:<7} {:>11} {:>13} {:>13} {:>7} {:>10}  runs (plain / harness, msgs/s)",
+        "mode", "connections", "plain", "harness", "ratio", "overhead"
+    );
+    let mut below_goal = false;
+    for mode in &options.modes {
+        for &connections in &options.connections {
+            let (mut plains, mut harnesses, mut overheads) = (Vec::new(), Vec::new(), Vec::new());
+            for pair in 0..options.pairs {
+                let run_plain = || {
+                    let server = Server::start(cpus.0);
+                    plain(&server.addr, connections, options.duration_s, cpus.1)
+                };
+                let target = (mode == "target").then(|| Server::start(cpus.0));
+                let run_harness = || match &target {
+                    Some(server) => {
+                        harness(&["--target", &server.addr], connections, options.duration_s, cpus)
+                    }
+                    None => harness(&["--model", "epoll"], connections, options.duration_s, cpus),
+                };
+                let (plain_rate, (harness_rate, overhead)) = if pair % 2 == 0 {
+                    let plain_rate = run_plain();
+                    (plain_rate, run_harness())
+                } else {
+                    let measured = run_harness();
+                    (run_plain(), measured)
+                };
+                plains.push(plain_rate);
+                harnesses.push(harness_rate);
+                overheads.push(overhead);
+            }
+            let ratio = median(&harnesses) / median(&plains);
+            below_goal |= ratio < GOAL;
+            let runs: Vec<String> = plains
+                .iter()
+                .zip(&harnesses)
+                .map(|(plain, harness)| format!("{:.0}k/{:.0}k", plain / 1e3, harness / 1e3))
+                .collect();
+            println!(
+                "{:<7} {:>11} {:>13.0} {:>13.0} {:>7.3} {:>9.1}%  {}",
+                mode,
+                connections,
+                median(&plains),
+                median(&harnesses),
+                ratio,
+                median(&overheads),
+                runs.join(" ")
+            );
+        }
+    }
+    println!(
+        "{}",
+        if below_goal {
+            format!("BELOW GOAL: the harness reached less than {GOAL} of the plain client somewhere")
+        } else {
+            format!("goal met: the harness reached at least {GOAL} of the plain client everywhere")
+        }
+    );
+}

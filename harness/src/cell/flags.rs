@@ -1,0 +1,91 @@
+//! When a cell's numbers say less than they seem to. Each flag is one rule:
+//! what is measured, the threshold, and the sentence a reader is shown. The
+//! report lists these sentences; [`judge`] applies the rules to a cell.
+
+use crate::results::cell::{Cell, Flag};
+
+/// A load thread at least this busy may have held the server back.
+pub const CLIENT_BOUND_PERCENT: f64 = 95.0;
+/// A server this busy (averaged over its CPUs) is itself the limit.
+pub const SERVER_SATURATED_PERCENT: f64 = 90.0;
+/// Open loop: the fraction of late sends above which the cell is flagged.
+pub const BEHIND_SCHEDULE_LIMIT: f64 = 0.01;
+
+/// One flag's rule.
+pub struct Rule {
+    pub flag: Flag,
+    /// What is measured and the threshold, for a reader checking a verdict.
+    pub threshold: &'static str,
+    /// What the flag means for the numbers.
+    pub meaning: &'static str,
+    pub applies: fn(&Cell) -> bool,
+}
+
+/// Every flag, in the order cells list them.
+pub const RULES: [Rule; 5] = [
+    Rule {
+        flag: Flag::ClientBound,
+        threshold: "the busiest load thread was at least 95% busy while the server used under 90% of its CPUs (always, for a target, whose CPU is unknown)",
+        meaning: "the load generator may have been the limit, so the server may have had more to give",
+        applies: |cell| {
+            // On loopback each message costs the client about as much kernel
+            // work as the server: a saturated server meets a busy client, and
+            // then both sides are the limit and the server's numbers stand.
+            let server_saturated = cell.server.as_ref().is_some_and(|server| {
+                server.cpu_percent / server.cpus.len().max(1) as f64 >= SERVER_SATURATED_PERCENT
+            });
+            cell.client.busiest_thread_percent >= CLIENT_BOUND_PERCENT && !server_saturated
+        },
+    },
+    Rule {
+        flag: Flag::BehindSchedule,
+        threshold: "more than 1% of the open loop's measured sends went out more than 1 ms after their intended time",
+        meaning: "the load generator fell behind the offered rate",
+        applies: |cell| cell.behind_schedule_fraction > BEHIND_SCHEDULE_LIMIT,
+    },
+    Rule {
+        flag: Flag::Errors,
+        threshold: "any wrong byte, reset, timeout, early close or failed connect",
+        meaning: "a byte was wrong or lost, or a connection failed",
+        applies: |cell| cell.errors.total() > 0,
+    },
+    Rule {
+        flag: Flag::Starved,
+        threshold: "any connection completed no message in the measurement",
+        meaning: "some connections got no service at all",
+        applies: |cell| cell.starved_connections > 0,
+    },
+    Rule {
+        flag: Flag::SharedCpu,
+        threshold: "the server's CPUs and the load's CPUs overlap (as on a one-CPU affinity mask)",
+        meaning: "the server and the load generator took turns on a CPU, so each side's numbers include the other's",
+        applies: |cell| cell.server_cpus.iter().any(|cpu| cell.client.cpus.contains(cpu)),
+    },
+];
+
+/// The flags `cell` earns, in [`RULES`] order.
+pub fn judge(cell: &Cell) -> Vec<Flag> {
+    RULES
+        .iter()
+        .filter(|rule| (rule.applies)(cell))
+        .map(|rule| rule.flag)
+        .collect()
+}
+
+/// One paragraph naming every flag and its meaning, for reports.
+pub fn meanings() -> String {
+    let mut text = String::from("Flags: ");
+    for (index, rule) in RULES.iter().enumerate() {
+        if index > 0 {
+            text.push_str("; ");
+        }
+        text.push_str(&format!(
+            "{} = {} ({})",
+            rule.flag.as_str(),
+            rule.meaning,
+            rule.threshold
+        ));
+    }
+    text.push_str(". Flagged cells are drawn with hollow markers and dashed lines.");
+    text
+}

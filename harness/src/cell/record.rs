@@ -1,0 +1,143 @@
+//! Turning what a cell measured into its document ([`Cell`]) and histograms.
+
+use super::{CellSpec, Measured, flags};
+use crate::results::cell::{Cell, CellRecord, ClientStats, Fairness, Latency, ServerStats, Shape};
+use hdrhistogram::Histogram;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+/// The cell document of `spec`, from what was measured and how the server
+/// exited (`None` for a target).
+pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<ExitStatus>) -> CellRecord {
+    let Measured {
+        outcome,
+        watch,
+        overhead,
+    } = measured;
+    let load = &spec.load;
+    let duration_s = load.duration.as_secs_f64();
+    let msgs_per_sec = outcome.messages as f64 / duration_s;
+    let server = spec.server.spawns().then(|| {
+        let (cpu, wall, ctx_voluntary, ctx_involuntary) = watch.deltas();
+        let cpu_us = cpu.as_secs_f64() * 1e6;
+        ServerStats {
+            pid: watch.pid,
+            cpu_percent: percent(cpu, wall),
+            cpu_us_per_msg: if outcome.messages > 0 {
+                cpu_us / outcome.messages as f64
+            } else {
+                0.0
+            },
+            rss_peak_kib: watch.peak_rss_kib,
+            threads: watch.peak_threads,
+            ctx_voluntary,
+            ctx_involuntary,
+            fds: watch.peak_fds,
+            cpus: spec.cpus.server.clone(),
+            processes: watch.peak_processes,
+            exit: exit.map(crate::server::process::exit_text),
+        }
+    });
+    let thread_percents: Vec<f64> = outcome
+        .threads
+        .iter()
+        .map(|&(cpu, wall)| percent(cpu, wall))
+        .collect();
+    let client = ClientStats {
+        cpu_percent: thread_percents.iter().sum(),
+        busiest_thread_percent: thread_percents.iter().copied().fold(0.0, f64::max),
+        threads: outcome.threads.len() as u32,
+        cpus: spec.cpus.client.clone(),
+        overhead_percent: percent(overhead.0, overhead.1),
+    };
+    let behind_schedule_fraction = if outcome.scheduled_sends > 0 {
+        outcome.late_sends as f64 / outcome.scheduled_sends as f64
+    } else {
+        0.0
+    };
+    let mut cell = Cell {
+        model: spec.server.model_name().map(str::to_owned),
+        model_args: spec.server.model_args().to_vec(),
+        command: spec.server.command_argv().map(<[String]>::to_vec),
+        label: spec.server.label.clone(),
+        target: match &spec.server.kind {
+            crate::server::Kind::Target { addr } => addr.clone(),
+            _ => String::new(),
+        },
+        server_cpus: spec.cpus.server.clone(),
+        scenario: spec.scenario.clone(),
+        repeat: spec.repeat,
+        shape: load.shape,
+        connections: load.connections,
+        size: load.size,
+        idle: load.idle,
+        rate: load.rate,
+        warmup_s: load.warmup.as_secs_f64(),
+        duration_s,
+        messages: outcome.messages,
+        msgs_per_sec,
+        bytes_per_sec: msgs_per_sec * f64::from(load.size),
+        connections_per_sec: (load.shape == Shape::Churn).then_some(msgs_per_sec),
+        latency_us: latency(&outcome.histogram),
+        errors: outcome.errors.clone(),
+        starved_connections: outcome.starved,
+        fairness: fairness(&outcome.per_connection),
+        server,
+        client,
+        behind_schedule_fraction,
+        flags: Vec::new(),
+    };
+    cell.flags = flags::judge(&cell);
+    CellRecord {
+        cell,
+        histogram: outcome.histogram.clone(),
+        intervals: outcome.intervals.clone(),
+    }
+}
+
+fn percent(cpu: Duration, wall: Duration) -> f64 {
+    if wall.is_zero() {
+        0.0
+    } else {
+        100.0 * cpu.as_secs_f64() / wall.as_secs_f64()
+    }
+}
+
+/// Percentiles in microseconds.
+pub fn latency(histogram: &Histogram<u64>) -> Latency {
+    if histogram.is_empty() {
+        return Latency::default();
+    }
+    let micros = |nanos: u64| nanos as f64 / 1000.0;
+    Latency {
+        min: micros(histogram.min()),
+        mean: histogram.mean() / 1000.0,
+        p50: micros(histogram.value_at_quantile(0.50)),
+        p90: micros(histogram.value_at_quantile(0.90)),
+        p99: micros(histogram.value_at_quantile(0.99)),
+        p999: micros(histogram.value_at_quantile(0.999)),
+        p9999: micros(histogram.value_at_quantile(0.9999)),
+        max: micros(histogram.max()),
+    }
+}
+
+/// Min, median, max and Jain's index of the messages per connection.
+pub fn fairness(per_connection: &[u64]) -> Fairness {
+    if per_connection.is_empty() {
+        return Fairness::default();
+    }
+    let mut sorted = per_connection.to_vec();
+    sorted.sort_unstable();
+    let sum: f64 = sorted.iter().map(|&count| count as f64).sum();
+    let sum_of_squares: f64 = sorted.iter().map(|&count| (count as f64).powi(2)).sum();
+    Fairness {
+        jain: if sum_of_squares > 0.0 {
+            sum * sum / (sorted.len() as f64 * sum_of_squares)
+        } else {
+            0.0
+        },
+        min: sorted[0],
+        median: sorted[sorted.len() / 2],
+        max: sorted[sorted.len() - 1],
+    }
+}

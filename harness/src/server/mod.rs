@@ -1,0 +1,306 @@
+//! The server under test, in its three forms, one notion for every command:
+//!
+//! - a built-in **model** with its options, run as `harness serve MODEL`;
+//! - a **command**, any server a user brings (`--server-cmd 'PROGRAM ARG… {port}'`,
+//!   or `command = [..]` in a suite), spawned and measured exactly like a model;
+//! - a **target**, a server already running anywhere (`--target HOST:PORT`),
+//!   driven but not measured.
+//!
+//! [`ServerUnderTest::start`] spawns (pinned, in its own process group) or
+//! attaches; [`Started`] is what a cell drives, samples and stops.
+//!
+//! # Layout
+//!
+//! - [`process`]: spawning, readiness, stopping and killing a process tree.
+//! - [`tree`]: which processes make up the tree, from `/proc`.
+//! - [`guard`]: no server outlives the harness.
+
+pub mod guard;
+pub mod process;
+pub mod tree;
+
+use anyhow::{Context, bail};
+use process::{Ready, ServerProcess};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::process::ExitStatus;
+use std::time::Duration;
+
+/// How long `--target` may take to accept a first connection.
+const TARGET_CHECK: Duration = Duration::from_secs(2);
+
+/// What serves the cell, and the name tables and charts show for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerUnderTest {
+    pub label: String,
+    pub kind: Kind,
+    /// How long a spawned server may take to become ready.
+    pub ready_within: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// `harness serve MODEL ARGS…`
+    Model { model: String, args: Vec<String> },
+    /// A program and its arguments; `{port}` and `{addr}` are replaced by a
+    /// free port and `127.0.0.1:PORT` the harness picked.
+    Command { argv: Vec<String> },
+    /// `HOST:PORT` of a server that is already running.
+    Target { addr: String },
+}
+
+impl ServerUnderTest {
+    /// A built-in model, labelled `label` (the model's name if `None`).
+    pub fn model(model: &str, args: &[String], label: Option<&str>) -> anyhow::Result<ServerUnderTest> {
+        if !echo_core::MODELS.contains(&model) {
+            bail!(
+                "unknown model '{model}'; the models are: {}",
+                echo_core::MODELS.join(", ")
+            );
+        }
+        Ok(ServerUnderTest {
+            label: check_label(label.unwrap_or(model))?,
+            kind: Kind::Model {
+                model: model.to_owned(),
+                args: args.to_vec(),
+            },
+            ready_within: process::READY_DEADLINE,
+        })
+    }
+
+    /// A command (program and arguments), labelled `label` (the program's
+    /// file name if `None`).
+    pub fn command(argv: Vec<String>, label: Option<&str>) -> anyhow::Result<ServerUnderTest> {
+        let Some(program) = argv.first() else {
+            bail!("the server command is empty");
+        };
+        let default_label = std::path::Path::new(program)
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| program.clone());
+        Ok(ServerUnderTest {
+            label: check_label(label.unwrap_or(&default_label))?,
+            kind: Kind::Command { argv },
+            ready_within: process::READY_DEADLINE,
+        })
+    }
+
+    /// `--server-cmd 'PROGRAM ARG…'`, split like a shell would (quotes kept
+    /// together, no variables or globs).
+    pub fn command_line(line: &str, label: Option<&str>) -> anyhow::Result<ServerUnderTest> {
+        let argv = shlex::split(line)
+            .with_context(|| format!("--server-cmd '{line}' has an unterminated quote or escape"))?;
+        ServerUnderTest::command(argv, label)
+    }
+
+    /// A server already running at `addr`.
+    pub fn target(addr: &str, label: Option<&str>) -> anyhow::Result<ServerUnderTest> {
+        Ok(ServerUnderTest {
+            label: check_label(label.unwrap_or("target"))?,
+            kind: Kind::Target {
+                addr: addr.to_owned(),
+            },
+            ready_within: process::READY_DEADLINE,
+        })
+    }
+
+    /// True when the harness starts (and so measures) the server.
+    pub fn spawns(&self) -> bool {
+        !matches!(self.kind, Kind::Target { .. })
+    }
+
+    /// The model's name, for the cell document (`None` for commands and targets).
+    pub fn model_name(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Model { model, .. } => Some(model),
+            _ => None,
+        }
+    }
+
+    pub fn model_args(&self) -> &[String] {
+        match &self.kind {
+            Kind::Model { args, .. } => args,
+            _ => &[],
+        }
+    }
+
+    pub fn command_argv(&self) -> Option<&[String]> {
+        match &self.kind {
+            Kind::Command { argv } => Some(argv),
+            _ => None,
+        }
+    }
+
+    /// How messages name it: `model 'epoll --edge'`, `command 'python3 echo.py {port}'`.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            Kind::Model { model, args } => {
+                let mut words = vec![model.clone()];
+                words.extend(args.iter().cloned());
+                format!("model '{}'", words.join(" "))
+            }
+            Kind::Command { argv } => format!("command '{}'", join_command(argv)),
+            Kind::Target { addr } => format!("target {addr}"),
+        }
+    }
+
+    /// Starts the server pinned to `cpus` (or checks that the target
+    /// accepts a connection) and returns it ready to be driven.
+    pub fn start(&self, cpus: &[usize]) -> anyhow::Result<Started> {
+        match &self.kind {
+            Kind::Model { model, args } => {
+                let exe = std::env::current_exe().context("cannot find the harness executable")?;
+                let mut argv = vec![
+                    exe.to_string_lossy().into_owned(),
+                    "serve".into(),
+                    model.clone(),
+                    "--addr".into(),
+                    "127.0.0.1:0".into(),
+                ];
+                argv.extend(args.iter().cloned());
+                let process =
+                    ServerProcess::spawn(&self.describe(), &argv, cpus, Ready::FirstLine, self.ready_within)?;
+                Ok(Started {
+                    addr: process.addr,
+                    process: Some(process),
+                })
+            }
+            Kind::Command { argv } => {
+                let needs_port = argv
+                    .iter()
+                    .any(|arg| arg.contains("{port}") || arg.contains("{addr}"));
+                let port = if needs_port { Some(free_port()?) } else { None };
+                let argv: Vec<String> = argv
+                    .iter()
+                    .map(|arg| match port {
+                        Some(port) => arg
+                            .replace("{port}", &port.to_string())
+                            .replace("{addr}", &format!("127.0.0.1:{port}")),
+                        None => arg.clone(),
+                    })
+                    .collect();
+                let process = ServerProcess::spawn(
+                    &self.describe(),
+                    &argv,
+                    cpus,
+                    Ready::LineOrPort(port),
+                    self.ready_within,
+                )?;
+                Ok(Started {
+                    addr: process.addr,
+                    process: Some(process),
+                })
+            }
+            Kind::Target { addr } => Ok(Started {
+                addr: check_target(addr)?,
+                process: None,
+            }),
+        }
+    }
+}
+
+/// A server ready to be driven.
+pub struct Started {
+    pub addr: SocketAddr,
+    /// The process tree, when the harness started it.
+    pub process: Option<ServerProcess>,
+}
+
+impl Started {
+    /// Stops a spawned server and returns how it exited (`None` for a target).
+    pub fn stop(self) -> anyhow::Result<Option<ExitStatus>> {
+        match self.process {
+            Some(process) => process.stop().map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A label names files (`LABEL--SCENARIO.json`) and chart series.
+fn check_label(label: &str) -> anyhow::Result<String> {
+    let fine = !label.is_empty()
+        && label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && !label.contains("--")
+        && !label.starts_with('.');
+    if !fine {
+        bail!(
+            "label '{label}' must be letters, digits, '.', '_' or single '-' (it names files), e.g. --label my-server"
+        );
+    }
+    Ok(label.to_owned())
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port on 127.0.0.1")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Resolves `--target` and checks that it accepts a connection.
+fn check_target(target: &str) -> anyhow::Result<SocketAddr> {
+    let addr = target
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .with_context(|| format!("cannot resolve target '{target}' (expected HOST:PORT)"))?;
+    std::net::TcpStream::connect_timeout(&addr, TARGET_CHECK)
+        .with_context(|| format!("cannot connect to target {target}"))?;
+    Ok(addr)
+}
+
+/// A command line as a user would type it back: words that a shell would
+/// split or expand are quoted, `{port}` is left as it is.
+pub fn join_command(argv: &[String]) -> String {
+    let plain = |word: &str| {
+        !word.is_empty()
+            && word
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%{}".contains(c))
+    };
+    argv.iter()
+        .map(|word| {
+            if plain(word) {
+                word.clone()
+            } else {
+                shlex::try_quote(word).map_or_else(|_| word.clone(), |quoted| quoted.into_owned())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_split_like_a_shell_and_label_themselves() {
+        let server =
+            ServerUnderTest::command_line("/usr/bin/python3 'my echo.py' --port {port}", None).unwrap();
+        assert_eq!(server.label, "python3");
+        assert_eq!(
+            server.command_argv().unwrap(),
+            ["/usr/bin/python3", "my echo.py", "--port", "{port}"]
+        );
+        assert_eq!(
+            server.describe(),
+            "command '/usr/bin/python3 'my echo.py' --port {port}'"
+        );
+        assert!(ServerUnderTest::command_line("echo 'open", None).is_err());
+        assert!(ServerUnderTest::command_line("", None).is_err());
+    }
+
+    #[test]
+    fn labels_and_models_are_checked() {
+        assert!(ServerUnderTest::model("epol", &[], None).is_err());
+        assert!(ServerUnderTest::model("epoll", &[], Some("a/b")).is_err());
+        assert!(ServerUnderTest::model("epoll", &[], Some("a--b")).is_err());
+        assert_eq!(
+            ServerUnderTest::model("epoll", &["--edge".into()], Some("epoll-edge"))
+                .unwrap()
+                .describe(),
+            "model 'epoll --edge'"
+        );
+    }
+}

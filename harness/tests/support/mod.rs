@@ -1,0 +1,120 @@
+//! What the harness's end-to-end tests share: running the real binary under
+//! a watchdog, reading a cell's JSON, and a model served on its own for
+//! `--target` tests.
+
+#![allow(dead_code)] // each test file uses part of it
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// No single harness run in these tests may take longer.
+pub const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// The harness binary under test.
+pub fn harness_exe() -> &'static str {
+    env!("CARGO_BIN_EXE_harness")
+}
+
+/// Runs `harness ARGS`, killing it when the watchdog expires.
+pub fn harness(args: &[&str]) -> Output {
+    let mut command = Command::new(harness_exe());
+    command.args(args);
+    run_watched(command, args)
+}
+
+/// Runs a prepared command to its end under the watchdog.
+pub fn run_watched(mut command: Command, what: &[&str]) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("harness starts");
+    // Drain both pipes while waiting, so a chatty run cannot block on them.
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out = thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let err = thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait works") {
+            break status;
+        }
+        if started.elapsed() > WATCHDOG {
+            let _ = child.kill();
+            panic!("harness {what:?} ran longer than {WATCHDOG:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap().into_bytes(),
+        stderr: err.join().unwrap().into_bytes(),
+    }
+}
+
+/// The cell document printed by a successful `harness bench … --json`.
+pub fn cell_of(output: &Output, what: &[&str]) -> Value {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "harness {what:?} failed: {stderr}");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "stdout of {what:?} is not one JSON document ({error}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// Runs `harness bench ARGS --json` and returns the cell document.
+pub fn bench_json(args: &[&str]) -> Value {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    cell_of(&harness(&all), &all)
+}
+
+pub fn flags(cell: &Value) -> Vec<String> {
+    cell["flags"]
+        .as_array()
+        .expect("flags")
+        .iter()
+        .map(|flag| flag.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A model served by `harness serve` on 127.0.0.1:0, killed on drop.
+pub struct Served {
+    child: Child,
+    pub addr: String,
+}
+
+impl Served {
+    pub fn start(model: &str) -> Served {
+        let mut child = Command::new(harness_exe())
+            .args(["serve", model, "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("server starts");
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .expect("ready line");
+        let addr = ready
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("ready line format")
+            .to_string();
+        Served { child, addr }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
