@@ -109,7 +109,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
         (_, _, Some(target)) => ServerUnderTest::target(target, label)?,
         _ => bail!("give --model, --server-cmd or --target"),
     };
-    server.ready_within = seconds("ready-timeout", args.ready_timeout)?;
+    server.launch.ready_within = seconds("ready-timeout", args.ready_timeout)?;
     let cpus = CpuLayout::for_this_process(
         args.server_cpus.as_deref(),
         args.client_cpus.as_deref(),

@@ -33,8 +33,27 @@ const TARGET_CHECK: Duration = Duration::from_secs(2);
 pub struct ServerUnderTest {
     pub label: String,
     pub kind: Kind,
-    /// How long a spawned server may take to become ready.
+    /// How a spawned server is started.
+    pub launch: Launch,
+}
+
+/// How a spawned server is started, beyond its command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// How long it may take to become ready.
     pub ready_within: Duration,
+    /// RLIMIT_NOFILE (soft and hard) it starts under, when set: a server
+    /// cannot raise it, so it runs out of descriptors at this many.
+    pub nofile_limit: Option<u64>,
+}
+
+impl Default for Launch {
+    fn default() -> Launch {
+        Launch {
+            ready_within: process::READY_DEADLINE,
+            nofile_limit: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +82,7 @@ impl ServerUnderTest {
                 model: model.to_owned(),
                 args: args.to_vec(),
             },
-            ready_within: process::READY_DEADLINE,
+            launch: Launch::default(),
         })
     }
 
@@ -80,7 +99,7 @@ impl ServerUnderTest {
         Ok(ServerUnderTest {
             label: check_label(label.unwrap_or(&default_label))?,
             kind: Kind::Command { argv },
-            ready_within: process::READY_DEADLINE,
+            launch: Launch::default(),
         })
     }
 
@@ -99,7 +118,7 @@ impl ServerUnderTest {
             kind: Kind::Target {
                 addr: addr.to_owned(),
             },
-            ready_within: process::READY_DEADLINE,
+            launch: Launch::default(),
         })
     }
 
@@ -158,7 +177,7 @@ impl ServerUnderTest {
                 ];
                 argv.extend(args.iter().cloned());
                 let process =
-                    ServerProcess::spawn(&self.describe(), &argv, cpus, Ready::FirstLine, self.ready_within)?;
+                    ServerProcess::spawn(&self.describe(), &argv, cpus, Ready::FirstLine, &self.launch)?;
                 Ok(Started {
                     addr: process.addr,
                     process: Some(process),
@@ -183,7 +202,7 @@ impl ServerUnderTest {
                     &argv,
                     cpus,
                     Ready::LineOrPort(port),
-                    self.ready_within,
+                    &self.launch,
                 )?;
                 Ok(Started {
                     addr: process.addr,

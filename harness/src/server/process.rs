@@ -18,7 +18,7 @@
 //! - **Registered** while it runs ([`super::guard`]): a harness stopped by
 //!   SIGINT or SIGTERM kills every server it started before it exits.
 
-use super::guard;
+use super::{Launch, guard};
 use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -71,16 +71,16 @@ struct Keeper {
 }
 
 impl ServerProcess {
-    /// Spawns `argv` pinned to `cpus` in its own process group and waits
-    /// up to `ready_within` until it is ready. `name` names it in errors. On
-    /// any failure the whole process group is killed before the error is
+    /// Spawns `argv` pinned to `cpus` in its own process group, as `launch`
+    /// says, and waits until it is ready. `name` names it in errors. On any
+    /// failure the whole process group is killed before the error is
     /// returned.
     pub fn spawn(
         name: &str,
         argv: &[String],
         cpus: &[usize],
         ready: Ready,
-        ready_within: Duration,
+        launch: &Launch,
     ) -> anyhow::Result<ServerProcess> {
         let Some((program, args)) = argv.split_first() else {
             bail!("{name}: the command is empty");
@@ -92,7 +92,7 @@ impl ServerProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        with_parent_death_signal(&mut command);
+        prepare_child(&mut command, launch.nofile_limit);
         let (child, keeper) = spawn_kept(command, cpus).with_context(|| format!("cannot start {name}"))?;
         guard::register(child.id());
 
@@ -132,7 +132,7 @@ impl ServerProcess {
             }
             for _ in reading.map_while(Result::ok) {} // keep the pipe drained
         }));
-        match server.wait_ready(ready, &lines, ready_within) {
+        match server.wait_ready(ready, &lines, launch.ready_within) {
             Ok(addr) => {
                 server.addr = addr;
                 Ok(server)
@@ -380,20 +380,24 @@ fn spawn_kept(mut command: Command, cpus: &[usize]) -> anyhow::Result<(Child, Ke
     Ok((child, Keeper { release, thread }))
 }
 
-/// The child gets SIGKILL when the thread that spawned it ends, so a server
-/// never outlives a harness that was killed; and it starts with no signal
-/// blocked (the harness blocks its stop signals for its signal thread, and
-/// a blocked mask survives exec: a server would never see SIGTERM).
+/// What the child does between fork and exec. It gets SIGKILL when the
+/// thread that spawned it ends, so a server never outlives a harness that was
+/// killed; it starts with no signal blocked (the harness blocks its stop
+/// signals for its signal thread, and a blocked mask survives exec: a server
+/// would never see SIGTERM); and it gets its descriptor limit, if one is set.
 #[allow(unsafe_code)]
-fn with_parent_death_signal(command: &mut Command) {
+fn prepare_child(command: &mut Command, nofile_limit: Option<u64>) {
     // SAFETY: the closure runs in the child between fork and exec and only
-    // makes the prctl(2) and sigprocmask(2) system calls, which are
-    // async-signal-safe; it touches no lock, allocation or other state
+    // makes the prctl(2), sigprocmask(2) and setrlimit(2) system calls, which
+    // are async-signal-safe; it touches no lock, allocation or other state
     // shared with the parent's threads.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
             nix::sys::signal::SigSet::empty().thread_set_mask()?;
+            if let Some(limit) = nofile_limit {
+                nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, limit, limit)?;
+            }
             Ok(())
         });
     }
