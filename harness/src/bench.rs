@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// command's program, or "target"].
     #[arg(long, value_name = "NAME")]
     label: Option<String>,
+    /// Do not count the server's system calls (they are counted with the
+    /// kernel's tracepoints where permitted).
+    #[arg(long)]
+    no_syscalls: bool,
     /// Seconds a spawned server may take to become ready.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     ready_timeout: f64,
@@ -110,6 +114,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
         _ => bail!("give --model, --server-cmd or --target"),
     };
     server.launch.ready_within = seconds("ready-timeout", args.ready_timeout)?;
+    server.launch.count_syscalls = !args.no_syscalls;
     let cpus = CpuLayout::for_this_process(
         args.server_cpus.as_deref(),
         args.client_cpus.as_deref(),
@@ -247,6 +252,7 @@ pub fn summary(cell: &Cell) -> String {
                 |exit| format!("exited with {exit} on SIGTERM")
             )
         );
+        text += &format!("  syscalls    {}\n", syscalls_line(&s.syscalls));
     } else {
         text += &format!(
             "  server      {} (not measured: not started by the harness){}\n",
@@ -281,6 +287,35 @@ pub fn summary(cell: &Cell) -> String {
         }
     );
     text
+}
+
+/// `2.02 per message: recvfrom 1.00, sendto 1.00, epoll_wait 0.02; EAGAIN: …`
+fn syscalls_line(syscalls: &crate::results::cell::Syscalls) -> String {
+    if let Some(reason) = &syscalls.unavailable {
+        return format!("unavailable ({reason})");
+    }
+    let mut by_count: Vec<(&String, &f64)> = syscalls.per_msg.iter().collect();
+    by_count.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+    let names: Vec<String> = by_count
+        .iter()
+        .filter(|(_, count)| **count >= 0.005)
+        .take(8)
+        .map(|(name, count)| format!("{name} {count:.2}"))
+        .collect();
+    let mut line = format!(
+        "{:.2} per message: {}",
+        syscalls.per_msg_total.unwrap_or(0.0),
+        names.join(", ")
+    );
+    if !syscalls.eagain_per_msg.is_empty() {
+        let eagain: Vec<String> = syscalls
+            .eagain_per_msg
+            .iter()
+            .map(|(name, count)| format!("{name} {count:.2}"))
+            .collect();
+        line += &format!("; failed with EAGAIN: {}", eagain.join(", "));
+    }
+    line
 }
 
 fn cpu_list(cpus: &[usize]) -> String {

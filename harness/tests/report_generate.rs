@@ -4,7 +4,7 @@
 
 mod report_fixture;
 
-use report_fixture::{harness, path_arg, snapshot, suite, write_result_set};
+use report_fixture::{harness, path_arg, scenarios, snapshot, suite, write_result_set};
 use std::path::Path;
 
 fn generated(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
@@ -106,6 +106,21 @@ fn the_reports_show_every_chart_and_the_manifest() {
             "no {kind} chart among {charts:?}"
         );
     }
+    // System calls: one stacked chart per scenario, and the table, for the
+    // labels that counted them only.
+    let syscall_charts = charts
+        .iter()
+        .filter(|chart| chart.starts_with("syscalls--"))
+        .count();
+    assert_eq!(syscall_charts, scenarios().len(), "{charts:?}");
+    assert!(
+        markdown
+            .contains("| closed-c10-s64 | epoll | 2.25 | recvfrom 1.00, sendto 1.00, epoll_wait 0.25 | - |")
+    );
+    assert!(
+        !markdown.contains("| closed-c10-s64 | threaded | "),
+        "threaded counted nothing"
+    );
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub mod record;
 
 use crate::cpus::CpuLayout;
 use crate::load::{LoadOutcome, LoadPlan, LoadRun, LoadSpec};
+use crate::measure::syscalls::SyscallCounts;
 use crate::measure::{self, Watch};
 use crate::results::cell::{CellRecord, Shape};
 use crate::server::ServerUnderTest;
@@ -111,6 +112,9 @@ pub struct Measured {
     /// CPU time of the harness's non-load threads, and the wall time it was
     /// taken over (the measurement window).
     pub overhead: (Duration, Duration),
+    /// The server's system calls over the measurement window, or why they
+    /// were not counted (`None` for a target).
+    pub syscalls: Option<Result<SyscallCounts, String>>,
 }
 
 /// The instants at which the driving thread wakes: samples of the server
@@ -171,6 +175,8 @@ fn drive(
     let mut watch = Watch::default();
     let mut overhead_start: Option<(Instant, Duration)> = None;
     let mut overhead = (Duration::ZERO, Duration::ZERO);
+    let mut syscalls_start: Option<Result<SyscallCounts, String>> = None;
+    let mut syscalls = None;
     let mut server_failure = None;
     loop {
         let now = Instant::now();
@@ -184,8 +190,18 @@ fn drive(
         if !schedule.sampling_done && now >= schedule.next_sample {
             let at = Instant::now();
             let harness_cpu = measure::harness_cpu_except(&load_threads);
-            if let Some(server) = server.as_deref() {
+            if let Some(server) = server.as_deref_mut() {
                 let last = now >= schedule.measure_until;
+                // The kernel's system-call counters: at the ends only.
+                if schedule.samples == 0 {
+                    syscalls_start = Some(server.syscalls());
+                } else if last {
+                    syscalls = match (syscalls_start.take(), server.syscalls()) {
+                        (Some(Ok(start)), Ok(end)) => Some(Ok(end.since(&start))),
+                        (Some(Err(reason)), _) | (_, Err(reason)) => Some(Err(reason)),
+                        (None, Ok(_)) => None,
+                    };
+                }
                 let detailed = schedule.samples.is_multiple_of(DETAILED_EVERY) || last;
                 if let Some(sample) = measure::sample_tree(server.pid(), detailed) {
                     watch.add(at, sample);
@@ -223,6 +239,7 @@ fn drive(
         outcome,
         watch,
         overhead,
+        syscalls,
     })
 }
 

@@ -1,8 +1,10 @@
 //! Turning what a cell measured into its document ([`Cell`]) and histograms.
 
 use super::{CellSpec, Measured, flags};
-use crate::results::cell::{Cell, CellRecord, ClientStats, Fairness, Latency, ServerStats, Shape};
+use crate::measure::syscalls::SyscallCounts;
+use crate::results::cell::{Cell, CellRecord, ClientStats, Fairness, Latency, ServerStats, Shape, Syscalls};
 use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<ExitStatus>) ->
         outcome,
         watch,
         overhead,
+        syscalls,
     } = measured;
     let load = &spec.load;
     let duration_s = load.duration.as_secs_f64();
@@ -36,6 +39,7 @@ pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<ExitStatus>) ->
             cpus: spec.cpus.server.clone(),
             processes: watch.peak_processes,
             exit: exit.map(crate::server::process::exit_text),
+            syscalls: syscalls_per_message(syscalls.as_ref(), outcome.messages),
         }
     });
     let thread_percents: Vec<f64> = outcome
@@ -92,6 +96,42 @@ pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<ExitStatus>) ->
         cell,
         histogram: outcome.histogram.clone(),
         intervals: outcome.intervals.clone(),
+    }
+}
+
+/// The counted system calls divided by the completed messages: by name
+/// (the calls not counted by name are `other`), in total, and those that
+/// failed with EAGAIN.
+fn syscalls_per_message(counted: Option<&Result<SyscallCounts, String>>, messages: u64) -> Syscalls {
+    match counted {
+        None => Syscalls::unavailable("the window was not sampled at both ends"),
+        Some(Err(reason)) => Syscalls::unavailable(reason),
+        Some(Ok(_)) if messages == 0 => Syscalls::unavailable("no message completed"),
+        Some(Ok(counts)) => {
+            let per = |count: u64| count as f64 / messages as f64;
+            let mut by_name: BTreeMap<String, f64> = counts
+                .named
+                .iter()
+                .filter(|&(_, &count)| count > 0)
+                .map(|(&name, &count)| (name.to_owned(), per(count)))
+                .collect();
+            let named: u64 = counts.named.values().sum();
+            let other = counts.total.saturating_sub(named);
+            if other > 0 {
+                by_name.insert(String::from("other"), per(other));
+            }
+            Syscalls {
+                per_msg: by_name,
+                per_msg_total: Some(per(counts.total)),
+                eagain_per_msg: counts
+                    .eagain
+                    .iter()
+                    .filter(|&(_, &count)| count > 0)
+                    .map(|(&name, &count)| (name.to_owned(), per(count)))
+                    .collect(),
+                unavailable: None,
+            }
+        }
     }
 }
 

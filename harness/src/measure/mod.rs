@@ -3,6 +3,8 @@
 //! load threads) are measured over the same window so that a cell says how
 //! much the instrument cost.
 
+pub mod syscalls;
+
 use crate::server::tree::{self, ProcStat};
 use nix::sys::resource::{UsageWho, getrusage};
 use std::time::{Duration, Instant};

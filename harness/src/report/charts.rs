@@ -36,6 +36,8 @@ pub enum ChartBody {
     Timeline(Vec<TimelinePanel>),
     /// One horizontal bar per label.
     Bars(BarChart),
+    /// One horizontal bar per label, split into named parts.
+    StackedBars(StackedBarChart),
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +102,27 @@ pub struct Bar {
     pub flagged: bool,
 }
 
+#[derive(Debug, Clone)]
+pub struct StackedBarChart {
+    pub value_label: String,
+    /// The parts' names and colours, in stacking (and legend) order.
+    pub parts: Vec<(String, Rgb)>,
+    pub bars: Vec<StackedBar>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StackedBar {
+    pub label: String,
+    /// One value per part, in [`StackedBarChart::parts`] order.
+    pub values: Vec<f64>,
+    pub flagged: bool,
+}
+
+/// A stacked bar longer than this many times the median bar is cut at the
+/// axis end and labelled with its value, so that one outlier does not flatten
+/// every other bar.
+const OFF_SCALE_FACTOR: f64 = 4.0;
+
 const FONT: &str = "sans-serif";
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 540;
@@ -151,6 +174,7 @@ pub fn render(chart: &Chart) -> anyhow::Result<String> {
             ChartBody::Sweep(sweep) => sweep_chart(&root, &chart.title, sweep)?,
             ChartBody::Timeline(panels) => timeline(&root, &chart.title, panels)?,
             ChartBody::Bars(bars) => bar_chart(&root, &chart.title, bars)?,
+            ChartBody::StackedBars(bars) => stacked_bar_chart(&root, &chart.title, bars)?,
         }
         root.present()?;
     }
@@ -799,6 +823,91 @@ fn bar_chart(root: &Area, title: &str, chart_data: &BarChart) -> anyhow::Result<
     }
     if bars.iter().any(|bar| bar.value.runs > 1) {
         legend.push(LegendItem::line("bars: min-max of repeats", BLACK, false));
+    }
+    draw_legend(&legend_area, &legend)
+}
+
+fn stacked_bar_chart(root: &Area, title: &str, chart_data: &StackedBarChart) -> anyhow::Result<()> {
+    let (plot_area, legend_area) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+    let bars = &chart_data.bars;
+    let y = Axis::ordinal(bars.iter().rev().map(|bar| bar.label.clone()).collect());
+    let row = |index: usize| (bars.len() - 1 - index) as f64;
+    let totals: Vec<f64> = bars.iter().map(|bar| bar.values.iter().sum()).collect();
+    let mut sorted = totals.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+    let (_, max) = min_max(totals.iter().copied());
+    let end = if median > 0.0 {
+        max.min(median * OFF_SCALE_FACTOR)
+    } else {
+        max
+    };
+    let x = Axis::linear(end.max(f64::MIN_POSITIVE) * 1.15, compact);
+    let mut chart = ChartBuilder::on(&plot_area)
+        .caption(title, (FONT, 22))
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(150)
+        .build_cartesian_2d(x.coord(), y.coord())?;
+    chart
+        .configure_mesh()
+        .x_desc(chart_data.value_label.as_str())
+        .axis_desc_style((FONT, 15))
+        .label_style((FONT, 13))
+        .x_label_formatter(&|position| x.label(*position))
+        .y_label_formatter(&|position| y.label(*position))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(TRANSPARENT)
+        .draw()?;
+    let value_style = (FONT, 13)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    let axis_end = x.range.end;
+    for (index, bar) in bars.iter().enumerate() {
+        let mut start = 0.0;
+        for (value, (_, part_colour)) in bar.values.iter().zip(&chart_data.parts) {
+            let stop = (start + value).min(axis_end);
+            if stop > start {
+                let corners = [(start, row(index) - 0.32), (stop, row(index) + 0.32)];
+                let fill = if bar.flagged {
+                    colour(*part_colour).mix(0.35).filled()
+                } else {
+                    colour(*part_colour).filled()
+                };
+                chart.draw_series([Rectangle::new(corners, fill)])?;
+            }
+            start += value;
+        }
+        let total = totals[index];
+        if bar.flagged {
+            let corners = [(0.0, row(index) - 0.32), (total.min(axis_end), row(index) + 0.32)];
+            chart.draw_series([Rectangle::new(corners, hollow(BLACK, 1))])?;
+        }
+        let (text, at) = if total > axis_end {
+            (
+                format!("{} (off scale)", crate::report::groups::number(total)),
+                axis_end * 0.72,
+            )
+        } else {
+            (crate::report::groups::number(total), total)
+        };
+        chart.draw_series([
+            EmptyElement::at((at, row(index))) + Text::new(text, (8, 0), value_style.clone())
+        ])?;
+    }
+    let mut legend: Vec<LegendItem> = chart_data
+        .parts
+        .iter()
+        .map(|(name, part_colour)| LegendItem {
+            label: name.clone(),
+            colour: colour(*part_colour),
+            dashed: false,
+            marker: Some(true),
+        })
+        .collect();
+    if bars.iter().any(|bar| bar.flagged) {
+        legend.push(LegendItem::line("pale, framed: flagged cell", BLACK, false));
     }
     draw_legend(&legend_area, &legend)
 }

@@ -2,12 +2,26 @@
 //! [`super::markdown`] and [`super::html`] only lay it out.
 
 use super::charts::{
-    Bar, BarChart, Chart, ChartBody, SpectrumLine, SweepChart, SweepPoint, SweepSeries, TimelinePanel, XScale,
+    Bar, BarChart, Chart, ChartBody, SpectrumLine, StackedBar, StackedBarChart, SweepChart, SweepPoint,
+    SweepSeries, TimelinePanel, XScale,
 };
 use super::groups::{self, Entry, Labels, Scenario, Spread, Sweep, SweepAxis, count, kib, number};
 use super::load::ResultSet;
 use crate::results::cell::{Cell, Flag, Shape};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A label's system calls in a scenario: medians per call, and per call
+/// failing with EAGAIN.
+type Measured<'s, 'a> = (
+    &'s Scenario<'a>,
+    &'s Entry<'a>,
+    BTreeMap<String, f64>,
+    BTreeMap<String, f64>,
+);
+
+/// System calls drawn as parts of their own in the system-call charts; the
+/// rest are summed as `other`.
+const SYSCALL_PARTS: usize = 8;
 
 /// Everything the report shows, in order.
 #[derive(Debug, Clone)]
@@ -61,6 +75,9 @@ pub fn build(set: &ResultSet) -> Document {
     }
     for scenario in &scenarios {
         sections.push(builder.scenario_section(scenario));
+    }
+    if let Some(section) = builder.syscall_section(&scenarios) {
+        sections.push(section);
     }
     if let Some(section) = builder.timeline_section(&scenarios) {
         sections.push(section);
@@ -334,6 +351,165 @@ impl Builder {
             charts,
             table: Some(scenario_table(scenario, repeats)),
         }
+    }
+
+    /// System calls per message of every label in every scenario where they
+    /// were counted: one stacked chart per scenario, one table.
+    fn syscall_section(&mut self, scenarios: &[Scenario]) -> Option<Section> {
+        // Each label's medians per syscall name, per scenario.
+        let mut measured: Vec<Measured> = Vec::new();
+        for scenario in scenarios {
+            for entry in &scenario.entries {
+                let by_name = |eagain: bool| -> BTreeMap<String, f64> {
+                    let names: BTreeSet<&String> = entry
+                        .runs
+                        .iter()
+                        .filter_map(|run| run.cell.server.as_ref())
+                        .flat_map(|server| {
+                            if eagain {
+                                server.syscalls.eagain_per_msg.keys()
+                            } else {
+                                server.syscalls.per_msg.keys()
+                            }
+                        })
+                        .collect();
+                    names
+                        .into_iter()
+                        .filter_map(|name| {
+                            let spread = entry.spread(|cell| {
+                                let syscalls = &cell.server.as_ref()?.syscalls;
+                                syscalls.per_msg_total?;
+                                let map = if eagain {
+                                    &syscalls.eagain_per_msg
+                                } else {
+                                    &syscalls.per_msg
+                                };
+                                Some(map.get(name).copied().unwrap_or(0.0))
+                            })?;
+                            Some((name.clone(), spread.median))
+                        })
+                        .collect()
+                };
+                let calls = by_name(false);
+                if !calls.is_empty() {
+                    measured.push((scenario, entry, calls, by_name(true)));
+                }
+            }
+        }
+        if measured.is_empty() {
+            return None;
+        }
+        // The same parts, in the same colours, in every chart.
+        let mut weight: BTreeMap<&str, f64> = BTreeMap::new();
+        for (_, _, calls, _) in &measured {
+            for (name, value) in calls {
+                *weight.entry(name.as_str()).or_default() += value;
+            }
+        }
+        let mut names: Vec<(&str, f64)> = weight.into_iter().filter(|(name, _)| *name != "other").collect();
+        names.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+        let mut parts: Vec<String> = names
+            .iter()
+            .take(SYSCALL_PARTS)
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
+        let lumped: BTreeSet<String> = names
+            .iter()
+            .skip(SYSCALL_PARTS)
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
+        parts.push("other".to_owned());
+        let coloured: Vec<(String, super::charts::Rgb)> = parts
+            .iter()
+            .enumerate()
+            .map(|(index, name)| (name.clone(), groups::part_colour(index)))
+            .collect();
+        let mut charts = Vec::new();
+        let mut rows = Vec::new();
+        for scenario in scenarios {
+            let here: Vec<_> = measured
+                .iter()
+                .filter(|(of, ..)| of.name == scenario.name)
+                .collect();
+            if here.is_empty() {
+                continue;
+            }
+            let bars = here
+                .iter()
+                .map(|(_, entry, calls, _)| {
+                    let values = parts
+                        .iter()
+                        .map(|part| {
+                            if part == "other" {
+                                calls
+                                    .iter()
+                                    .filter(|(name, _)| *name == "other" || lumped.contains(*name))
+                                    .map(|(_, value)| value)
+                                    .sum()
+                            } else {
+                                calls.get(part).copied().unwrap_or(0.0)
+                            }
+                        })
+                        .collect();
+                    StackedBar {
+                        label: entry.label.to_owned(),
+                        values,
+                        flagged: entry.flagged(),
+                    }
+                })
+                .collect();
+            let body = ChartBody::StackedBars(StackedBarChart {
+                value_label: "system calls per message (churn: per connection)".into(),
+                parts: coloured.clone(),
+                bars,
+            });
+            let title = format!("System calls per message: {}", scenario.name);
+            charts.push(self.add_chart(&format!("syscalls--{}", scenario.name), title, body));
+            for (_, entry, calls, eagain) in &here {
+                let listed = |map: &BTreeMap<String, f64>| -> String {
+                    let mut items: Vec<(&String, &f64)> =
+                        map.iter().filter(|(_, value)| **value >= 0.005).collect();
+                    items.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+                    let text: Vec<String> = items
+                        .iter()
+                        .map(|(name, value)| format!("{name} {value:.2}"))
+                        .collect();
+                    if text.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        text.join(", ")
+                    }
+                };
+                let total = entry
+                    .spread(|cell| cell.server.as_ref()?.syscalls.per_msg_total)
+                    .map_or_else(|| "-".to_owned(), |spread| format!("{:.2}", spread.median));
+                rows.push(vec![
+                    scenario.name.to_owned(),
+                    entry.label.to_owned(),
+                    total,
+                    listed(calls),
+                    listed(eagain),
+                ]);
+            }
+        }
+        Some(Section {
+            id: "system-calls".to_owned(),
+            title: "System calls per message".to_owned(),
+            paragraphs: vec![
+                "Counted by the kernel's tracepoints (raw_syscalls and syscalls:sys_enter_*) over each cell's \
+                 measurement, for the server's whole process tree, divided by the messages echoed (churn: by the \
+                 connections). EAGAIN: the calls that found nothing to do. Medians of the repeats."
+                    .to_owned(),
+            ],
+            charts,
+            table: Some(Table {
+                headers: ["scenario", "model", "total", "by call", "failed with EAGAIN"]
+                    .iter()
+                    .map(|header| header.to_string())
+                    .collect(),
+                rows,
+            }),
+        })
     }
 
     /// Latency per second of each label's largest closed-loop cell (most

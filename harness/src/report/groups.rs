@@ -29,6 +29,11 @@ const PALETTE: [(u8, u8, u8); 16] = [
     (90, 40, 40),
 ];
 
+/// The colour of the `index`-th part of a stacked chart.
+pub fn part_colour(index: usize) -> (u8, u8, u8) {
+    PALETTE[index % PALETTE.len()]
+}
+
 /// Labels in display order (the eight models first, in their fixed order,
 /// then other labels sorted), each with a fixed colour.
 #[derive(Debug, Clone)]

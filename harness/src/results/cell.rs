@@ -125,6 +125,35 @@ pub struct ServerStats {
     /// How the server ended when stopped with SIGTERM: `status 0`, `signal 9`.
     #[serde(default)]
     pub exit: Option<String>,
+    /// System calls per completed message (churn: per cycle), counted by the
+    /// kernel's tracepoints over the measurement for the whole tree.
+    #[serde(flatten)]
+    pub syscalls: Syscalls,
+}
+
+/// The server's system calls per message, as the cell document writes them:
+/// `syscalls_per_msg` (by name; `other` for calls not counted by name),
+/// `syscalls_per_msg_total`, `syscalls_eagain_per_msg` (calls that failed
+/// with EAGAIN), or `syscalls_unavailable` with the reason.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Syscalls {
+    #[serde(rename = "syscalls_per_msg", default)]
+    pub per_msg: std::collections::BTreeMap<String, f64>,
+    #[serde(rename = "syscalls_per_msg_total", default)]
+    pub per_msg_total: Option<f64>,
+    #[serde(rename = "syscalls_eagain_per_msg", default)]
+    pub eagain_per_msg: std::collections::BTreeMap<String, f64>,
+    #[serde(rename = "syscalls_unavailable", default)]
+    pub unavailable: Option<String>,
+}
+
+impl Syscalls {
+    pub fn unavailable(reason: &str) -> Syscalls {
+        Syscalls {
+            unavailable: Some(reason.to_owned()),
+            ..Syscalls::default()
+        }
+    }
 }
 
 /// The load generator itself.

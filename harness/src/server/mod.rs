@@ -45,6 +45,9 @@ pub struct Launch {
     /// RLIMIT_NOFILE (soft and hard) it starts under, when set: a server
     /// cannot raise it, so it runs out of descriptors at this many.
     pub nofile_limit: Option<u64>,
+    /// Count its system calls with the kernel's tracepoints
+    /// ([`crate::measure::syscalls`]).
+    pub count_syscalls: bool,
 }
 
 impl Default for Launch {
@@ -52,6 +55,7 @@ impl Default for Launch {
         Launch {
             ready_within: process::READY_DEADLINE,
             nofile_limit: None,
+            count_syscalls: true,
         }
     }
 }

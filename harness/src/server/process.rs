@@ -19,6 +19,7 @@
 //!   SIGINT or SIGTERM kills every server it started before it exits.
 
 use super::{Launch, guard};
+use crate::measure::syscalls::{SyscallCounters, SyscallCounts};
 use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -62,6 +63,8 @@ pub struct ServerProcess {
     keeper: Option<Keeper>,
     /// How it ended, once it has.
     status: Option<ExitStatus>,
+    /// Its system calls, or why they cannot be counted.
+    syscalls: Result<SyscallCounters, String>,
 }
 
 /// The thread that spawned the server and must outlive it.
@@ -93,7 +96,8 @@ impl ServerProcess {
             .stderr(Stdio::piped())
             .process_group(0);
         prepare_child(&mut command, launch.nofile_limit);
-        let (child, keeper) = spawn_kept(command, cpus).with_context(|| format!("cannot start {name}"))?;
+        let (child, syscalls, keeper) = spawn_kept(command, cpus, launch.count_syscalls)
+            .with_context(|| format!("cannot start {name}"))?;
         guard::register(child.id());
 
         let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
@@ -105,6 +109,7 @@ impl ServerProcess {
             readers: Vec::new(),
             keeper: Some(keeper),
             status: None,
+            syscalls,
         };
         let stderr = server.child.stderr.take().expect("stderr is piped");
         server.readers.push(std::thread::spawn(move || {
@@ -217,6 +222,17 @@ impl ServerProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The system calls of the whole tree since it started; Err says why
+    /// they are not counted.
+    pub fn syscalls(&mut self) -> Result<SyscallCounts, String> {
+        match &mut self.syscalls {
+            Ok(counters) => counters
+                .read()
+                .map_err(|error| format!("cannot read the counters: {error}")),
+            Err(reason) => Err(reason.clone()),
+        }
     }
 
     /// Errors when the server has already exited (it crashed or quit during
@@ -351,9 +367,17 @@ impl Drop for ServerProcess {
     }
 }
 
+type Counted = Result<SyscallCounters, String>;
+
 /// Spawns `command` from a new thread pinned to `cpus`; the thread stays
 /// until released, because the child's parent-death signal is tied to it.
-fn spawn_kept(mut command: Command, cpus: &[usize]) -> anyhow::Result<(Child, Keeper)> {
+/// With `count_syscalls`, the thread first opens the system-call counters
+/// that the child inherits (they count from its exec on).
+fn spawn_kept(
+    mut command: Command,
+    cpus: &[usize],
+    count_syscalls: bool,
+) -> anyhow::Result<(Child, Counted, Keeper)> {
     let (spawned_sender, spawned) = mpsc::channel();
     let (release, released) = mpsc::channel::<()>();
     let cpus = cpus.to_vec();
@@ -366,18 +390,23 @@ fn spawn_kept(mut command: Command, cpus: &[usize]) -> anyhow::Result<(Child, Ke
                 echo_core::affinity::pin_to(&cpus)
                     .map_err(|error| anyhow::anyhow!("cannot pin the server to CPUs {cpus:?}: {error}"))
             };
+            let counters = if count_syscalls {
+                SyscallCounters::open()
+            } else {
+                Err(String::from("switched off with --no-syscalls"))
+            };
             let result = result.and_then(|()| command.spawn().map_err(anyhow::Error::from));
             let spawned_ok = result.is_ok();
-            let _ = spawned_sender.send(result);
+            let _ = spawned_sender.send(result.map(|child| (child, counters)));
             if spawned_ok {
                 let _ = released.recv();
             }
         })
         .context("cannot start a thread")?;
-    let child = spawned
+    let (child, counters) = spawned
         .recv()
         .context("the spawning thread ended unexpectedly")??;
-    Ok((child, Keeper { release, thread }))
+    Ok((child, counters, Keeper { release, thread }))
 }
 
 /// What the child does between fork and exec. It gets SIGKILL when the

@@ -178,6 +178,20 @@ pub fn cell_json(spec: &CellSpec) -> Value {
     let histogram = histogram(spec.p50_us, u64::from(spec.repeat));
     let us = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
     let errors = if spec.flags.contains(&"errors") { 3 } else { 0 };
+    let mut server = json!({ "pid": 4242, "cpu_percent": 90.0, "cpu_us_per_msg": 900_000.0 / spec.msgs_per_sec,
+                    "rss_peak_kib": 2048 + 64 * u64::from(spec.connections + spec.idle), "threads": 1,
+                    "ctx_voluntary": 10, "ctx_involuntary": 5, "fds": 10, "cpus": [0] });
+    // System calls as the harness counts them: the readiness models name
+    // theirs, `threaded` could not count them.
+    match spec.label.as_str() {
+        "epoll" | "async" => {
+            server["syscalls_per_msg"] = json!({ "recvfrom": 1.0, "sendto": 1.0, "epoll_wait": 0.25 });
+            server["syscalls_per_msg_total"] = json!(2.25);
+            server["syscalls_eagain_per_msg"] = json!({});
+        }
+        "threaded" => server["syscalls_unavailable"] = json!("perf_event_open is not permitted"),
+        _ => {}
+    }
     json!({
         "model": spec.label, "model_args": [], "label": spec.label, "target": "127.0.0.1:40000",
         "scenario": spec.scenario, "repeat": spec.repeat, "shape": spec.shape,
@@ -191,9 +205,7 @@ pub fn cell_json(spec: &CellSpec) -> Value {
         "errors": { "mismatch": 0, "reset": errors, "timeout": 0, "connect": 0, "closed": 0, "addr_unavailable": 0 },
         "starved_connections": if spec.flags.contains(&"starved") { spec.connections - 1 } else { 0 },
         "fairness": { "jain": if spec.flags.contains(&"starved") { 0.01 } else { 0.98 }, "min": 10, "median": 100, "max": 120 },
-        "server": { "pid": 4242, "cpu_percent": 90.0, "cpu_us_per_msg": 900_000.0 / spec.msgs_per_sec,
-                    "rss_peak_kib": 2048 + 64 * u64::from(spec.connections + spec.idle), "threads": 1,
-                    "ctx_voluntary": 10, "ctx_involuntary": 5, "fds": 10, "cpus": [0] },
+        "server": server,
         "client": { "cpu_percent": 50.0, "busiest_thread_percent": 50.0, "threads": 1, "cpus": [1] },
         "behind_schedule_fraction": 0.0,
         "flags": spec.flags,

@@ -25,10 +25,35 @@
 #![forbid(unsafe_code)]
 
 use echo_core::accept::{self, AcceptError, Exhaustion};
+use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND, SHARED};
 use echo_core::{BUFFER_SIZE, affinity};
 use std::io::{self, ErrorKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// The "System calls" section above as numbers: calls per message under
+/// [`echo_core::syscalls::PROFILE_LOAD`], checked against the kernel's
+/// counters by `harness/tests/syscall_profile.rs`.
+pub const SYSCALLS: &[Profile] = &[
+    Profile {
+        args: &[],
+        per_message: &[
+            Expect::calls(RECV, ONCE),
+            Expect::eagain(RECV, 0.0..=0.05),
+            Expect::calls(SEND, ONCE),
+            Expect::calls(EPOLL_WAIT, SHARED),
+        ],
+    },
+    Profile {
+        args: &["--runtime", "current-thread"],
+        per_message: &[
+            Expect::calls(RECV, ONCE),
+            Expect::eagain(RECV, 0.0..=0.05),
+            Expect::calls(SEND, ONCE),
+            Expect::calls(EPOLL_WAIT, SHARED),
+        ],
+    },
+];
 
 /// Which tokio scheduler runs the tasks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -16,6 +16,8 @@
 //! - [`accept`]: what to do when `accept` fails (retry, back off while out of
 //!   file descriptors, or give up).
 //! - [`affinity`]: the CPUs this process may run on, to size runtimes.
+//! - [`syscalls`]: the system calls a model's doc promises per message, as
+//!   numbers the harness checks against the kernel's counters.
 //!
 //! Every model exports the same two items:
 //!
@@ -34,6 +36,7 @@ pub mod accept;
 pub mod affinity;
 pub mod echo;
 pub mod process;
+pub mod syscalls;
 
 /// Bytes a model reads from a connection at once, and the most it holds unsent
 /// for one connection: a slow reader gets backpressure, not a growing buffer.

@@ -6,8 +6,10 @@
 //!
 //! **System calls.** Per connection: `accept4`, `ioctl(FIONBIO)`,
 //! `epoll_ctl(ADD)`, `setsockopt(TCP_NODELAY)`, then `epoll_ctl(DEL)` and
-//! `close`. Per message: one `recvfrom` and one `sendto`, nonblocking underneath; a
-//! read that would block parks the coroutine until a share of `epoll_wait`.
+//! `close`. Per message, nonblocking underneath: a `recvfrom` that finds
+//! nothing yet (EAGAIN) and parks the coroutine until a share of
+//! `epoll_wait` wakes it, then a `read` that gets the bytes, and one `sendto`:
+//! one system call more than `epoll` pays for looking like blocking code.
 //!
 //! **Costs.** Per connection: a stack (`--stack-size`, default 32 KiB of
 //! address space; only touched pages cost memory) and its guard page, a
@@ -25,12 +27,29 @@
 //! task in a compiler-built future, and needs `.await` at every wait.
 
 use echo_core::accept::{self, AcceptError, Exhaustion};
+use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND, SHARED};
 use echo_core::{affinity, echo::echo_blocking};
 use may::coroutine::JoinHandle;
 use may::net::TcpListener;
 use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::time::Instant;
+
+/// The "System calls" section above as numbers: calls per message under
+/// [`echo_core::syscalls::PROFILE_LOAD`], checked against the kernel's
+/// counters by `harness/tests/syscall_profile.rs`.
+pub const SYSCALLS: &[Profile] = &[Profile {
+    args: &[],
+    per_message: &[
+        // `may` tries the read first: it finds nothing and parks the
+        // coroutine; after the wake-up a plain `read` gets the bytes.
+        Expect::calls(RECV, ONCE),
+        Expect::eagain(RECV, ONCE),
+        Expect::calls(&["read"], ONCE),
+        Expect::calls(SEND, ONCE),
+        Expect::calls(EPOLL_WAIT, SHARED),
+    ],
+}];
 
 /// Options of the `coroutine` model.
 #[derive(Debug, Clone, clap::Args)]

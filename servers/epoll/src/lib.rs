@@ -28,12 +28,40 @@
 
 use echo_core::accept::{self, Exhaustion};
 use echo_core::echo::{Drain, Echo, Progress};
+use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND, SHARED};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
+
+/// The "System calls" section above as numbers: calls per message under
+/// [`echo_core::syscalls::PROFILE_LOAD`], checked against the kernel's
+/// counters by `harness/tests/syscall_profile.rs`.
+pub const SYSCALLS: &[Profile] = &[
+    Profile {
+        args: &[],
+        per_message: &[
+            Expect::calls(EPOLL_WAIT, SHARED),
+            Expect::calls(RECV, ONCE),
+            Expect::eagain(RECV, 0.0..=0.05),
+            Expect::calls(SEND, ONCE),
+            Expect::none(&["epoll_ctl"]),
+        ],
+    },
+    Profile {
+        args: &["--edge"],
+        per_message: &[
+            Expect::calls(EPOLL_WAIT, SHARED),
+            // Drained until EAGAIN: the second read finds nothing.
+            Expect::calls(RECV, 1.5..=2.1),
+            Expect::eagain(RECV, ONCE),
+            Expect::calls(SEND, ONCE),
+            Expect::none(&["epoll_ctl"]),
+        ],
+    },
+];
 
 /// Options of the `epoll` model.
 #[derive(Debug, Clone, Default, clap::Args)]

@@ -24,9 +24,25 @@
 
 use echo_core::accept::{self, Exhaustion};
 use echo_core::echo::{Drain, Echo, Progress};
+use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Instant;
+
+/// The "System calls" section above as numbers: calls per message under
+/// [`echo_core::syscalls::PROFILE_LOAD`], checked against the kernel's
+/// counters by `harness/tests/syscall_profile.rs`.
+pub const SYSCALLS: &[Profile] = &[Profile {
+    args: &[],
+    per_message: &[
+        // Spinning: far more reads than messages, nearly all empty.
+        Expect::calls(RECV, 10.0..=f64::INFINITY),
+        Expect::eagain(RECV, 9.0..=f64::INFINITY),
+        Expect::eagain(&["accept4"], 1.0..=f64::INFINITY),
+        Expect::calls(SEND, ONCE),
+        Expect::none(EPOLL_WAIT),
+    ],
+}];
 
 /// `nonblocking` has no options of its own.
 #[derive(Debug, Clone, Default, clap::Args)]

@@ -25,10 +25,24 @@
 #![forbid(unsafe_code)]
 
 use crossbeam_channel::Receiver;
+use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND};
 use echo_core::{accept, echo::echo_blocking};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
+
+/// The "System calls" section above as numbers: calls per message under
+/// [`echo_core::syscalls::PROFILE_LOAD`], checked against the kernel's
+/// counters by `harness/tests/syscall_profile.rs`.
+pub const SYSCALLS: &[Profile] = &[Profile {
+    args: &[],
+    per_message: &[
+        Expect::calls(RECV, ONCE),
+        Expect::calls(SEND, ONCE),
+        Expect::none(EPOLL_WAIT),
+        Expect::none(&["futex"]),
+    ],
+}];
 
 /// `pool`'s one option: how many clients it serves at once.
 #[derive(Debug, Clone, clap::Args)]

@@ -24,6 +24,7 @@
 
 use echo_core::accept::{self, Exhaustion};
 use echo_core::echo::{Drain, Echo, Progress};
+use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SELECT, SEND, SHARED};
 use nix::errno::Errno;
 use nix::sys::select::{FD_SETSIZE, FdSet, select};
 use nix::sys::time::{TimeVal, TimeValLike};
@@ -31,6 +32,19 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Instant;
+
+/// The "System calls" section above as numbers: calls per message under
+/// [`echo_core::syscalls::PROFILE_LOAD`], checked against the kernel's
+/// counters by `harness/tests/syscall_profile.rs`.
+pub const SYSCALLS: &[Profile] = &[Profile {
+    args: &[],
+    per_message: &[
+        Expect::calls(SELECT, SHARED),
+        Expect::calls(RECV, ONCE),
+        Expect::calls(SEND, ONCE),
+        Expect::none(EPOLL_WAIT),
+    ],
+}];
 
 /// `select` has no options of its own.
 #[derive(Debug, Clone, Default, clap::Args)]

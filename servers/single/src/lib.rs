@@ -17,9 +17,23 @@
 
 #![forbid(unsafe_code)]
 
+use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SELECT, SEND};
 use echo_core::{accept, echo::echo_blocking};
 use std::io;
 use std::net::TcpListener;
+
+/// The "System calls" section above as numbers: calls per message under
+/// [`echo_core::syscalls::PROFILE_LOAD`], checked against the kernel's
+/// counters by `harness/tests/syscall_profile.rs`.
+pub const SYSCALLS: &[Profile] = &[Profile {
+    args: &[],
+    per_message: &[
+        Expect::calls(RECV, ONCE),
+        Expect::calls(SEND, ONCE),
+        Expect::none(EPOLL_WAIT),
+        Expect::none(SELECT),
+    ],
+}];
 
 /// `single` has no options of its own.
 #[derive(Debug, Clone, Default, clap::Args)]

@@ -23,10 +23,24 @@
 
 #![forbid(unsafe_code)]
 
+use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND};
 use echo_core::{accept, echo::echo_blocking};
 use std::io;
 use std::net::TcpListener;
 use std::thread;
+
+/// The "System calls" section above as numbers: calls per message under
+/// [`echo_core::syscalls::PROFILE_LOAD`], checked against the kernel's
+/// counters by `harness/tests/syscall_profile.rs`.
+pub const SYSCALLS: &[Profile] = &[Profile {
+    args: &[],
+    per_message: &[
+        Expect::calls(RECV, ONCE),
+        Expect::calls(SEND, ONCE),
+        Expect::none(EPOLL_WAIT),
+        Expect::none(&["futex"]),
+    ],
+}];
 
 /// `threaded` has no options of its own.
 #[derive(Debug, Clone, Default, clap::Args)]

@@ -1,0 +1,107 @@
+//! Every model's doc is checked against the kernel: each model crate states
+//! its "System calls" section as numbers (`SYSCALLS`, next to the prose), and
+//! this test serves every variant under `echo_core::syscalls::PROFILE_LOAD`
+//! with the harness, reads the system calls per message the kernel's
+//! tracepoints counted, and fails on any contradiction.
+//!
+//! The counters need root (or CAP_PERFMON, or perf_event_paranoid ≤ 1) and
+//! tracefs. Without them the test says it is skipped and why; as root (CI
+//! runs as root) or under CI=true it fails instead, so it never passes
+//! without measuring.
+
+mod support;
+
+use echo_core::syscalls::{PROFILE_LOAD, Profile};
+use serde_json::Value;
+use support::bench_json;
+
+/// Every model with its profiles, as the harness serves them.
+const MODELS: &[(&str, &[Profile])] = &[
+    ("single", server_single::SYSCALLS),
+    ("threaded", server_threaded::SYSCALLS),
+    ("pool", server_pool::SYSCALLS),
+    ("nonblocking", server_nonblocking::SYSCALLS),
+    ("select", server_select::SYSCALLS),
+    ("epoll", server_epoll::SYSCALLS),
+    ("coroutine", server_coroutine::SYSCALLS),
+    ("async", server_async::SYSCALLS),
+];
+
+/// The calls per message a cell measured for `names` (summed), counting only
+/// those that failed with EAGAIN if `eagain`.
+fn measured(cell: &Value, names: &[&str], eagain: bool) -> f64 {
+    let map = if eagain {
+        &cell["server"]["syscalls_eagain_per_msg"]
+    } else {
+        &cell["server"]["syscalls_per_msg"]
+    };
+    names.iter().filter_map(|name| map[*name].as_f64()).sum()
+}
+
+#[test]
+fn every_model_makes_the_system_calls_its_doc_says() {
+    let names: Vec<&str> = MODELS.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        names,
+        echo_core::MODELS,
+        "every model needs its SYSCALLS profile here"
+    );
+    let rate = PROFILE_LOAD.messages_per_second.to_string();
+    let connections = PROFILE_LOAD.connections.to_string();
+    let size = PROFILE_LOAD.size.to_string();
+    let mut contradictions = Vec::new();
+    for (model, profiles) in MODELS {
+        assert!(!profiles.is_empty(), "{model} states no profile");
+        for profile in *profiles {
+            let mut args = vec![
+                "--model",
+                model,
+                "--shape",
+                "open",
+                "--rate",
+                &rate,
+                "--connections",
+                &connections,
+                "--size",
+                &size,
+                "--warmup",
+                "0.5",
+                "--duration",
+                "1.5",
+            ];
+            let model_args: Vec<String> = profile
+                .args
+                .iter()
+                .map(|arg| format!("--model-arg={arg}"))
+                .collect();
+            args.extend(model_args.iter().map(String::as_str));
+            let cell = bench_json(&args);
+            let server = &cell["server"];
+            if let Some(reason) = server["syscalls_unavailable"].as_str() {
+                let must_run =
+                    nix::unistd::geteuid().is_root() || std::env::var("CI").is_ok_and(|ci| ci == "true");
+                assert!(
+                    !must_run,
+                    "system calls could not be counted although this runs as root or in CI: {reason}"
+                );
+                println!("SKIPPED: the system-call profiles were not checked: {reason}");
+                return;
+            }
+            for expect in profile.per_message {
+                let value = measured(&cell, expect.syscalls, expect.failed_with_eagain);
+                if !expect.per_message.contains(&value) {
+                    contradictions.push(format!(
+                        "{model} {:?}: {}{} per message is {value:.3}, the doc says {:?} (measured: {} ; EAGAIN: {})",
+                        profile.args,
+                        expect.syscalls.join("|"),
+                        if expect.failed_with_eagain { " failing with EAGAIN" } else { "" },
+                        expect.per_message,
+                        server["syscalls_per_msg"],
+                        server["syscalls_eagain_per_msg"],
+                    ));
+                }
+            }
+        }
+    }
+    assert!(contradictions.is_empty(), "{}", contradictions.join("\n"));
+}
