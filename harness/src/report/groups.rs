@@ -7,7 +7,7 @@ use crate::results::cell::{Cell, Flag, Shape};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The models in the order of the progression; their colours never change.
-pub const MODEL_ORDER: [&str; 8] = echo_core::MODELS;
+pub const MODEL_ORDER: [&str; echo_core::MODELS.len()] = echo_core::MODELS;
 
 /// Tableau-10 followed by darker shades: readable on white, distinct in print.
 const PALETTE: [(u8, u8, u8); 16] = [
