@@ -67,8 +67,8 @@ pub struct Options {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub prefork: Option<u16>,
 
-    /// How prefork workers wait for clients (with --prefork).
-    #[arg(long, value_enum, default_value_t = Accept::Blocking)]
+    /// How prefork workers wait for clients.
+    #[arg(long, value_enum, default_value_t = Accept::Blocking, requires = "prefork")]
     pub accept: Accept,
 }
 
@@ -407,4 +407,50 @@ fn until(at: Instant) -> PollTimeout {
         .as_micros()
         .div_ceil(1000);
     PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        options: Options,
+    }
+
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        Cli::try_parse_from(std::iter::once("process").chain(args.iter().copied())).map(|cli| cli.options)
+    }
+
+    #[test]
+    fn a_process_per_client_unless_prefork_and_accept_needs_prefork() {
+        let default = parse(&[]).unwrap();
+        assert_eq!((default.prefork, default.accept), (None, Accept::Blocking));
+        let nginx = parse(&["--prefork", "4", "--accept", "exclusive"]).unwrap();
+        assert_eq!((nginx.prefork, nginx.accept), (Some(4), Accept::Exclusive));
+        assert!(parse(&["--accept", "epoll"]).is_err());
+        assert!(parse(&["--prefork", "0"]).is_err());
+    }
+
+    #[test]
+    fn only_reuseport_workers_ask_for_so_reuseport() {
+        let reuse_port = setup().reuse_port;
+        assert!(reuse_port(
+            &parse(&["--prefork", "2", "--accept", "reuseport"]).unwrap()
+        ));
+        assert!(!reuse_port(
+            &parse(&["--prefork", "2", "--accept", "epoll"]).unwrap()
+        ));
+        assert!(!reuse_port(&parse(&[]).unwrap()));
+        assert_eq!(setup().signals, Signals::Model);
+    }
+
+    #[test]
+    fn shared_tallies_start_at_zero_one_cache_line_each() {
+        let tallies = shared_tallies(3).unwrap();
+        assert!(tallies.iter().all(|tally| tally.accepted() == 0));
+        assert_eq!(tallies.as_ptr() as usize % 64, 0);
+    }
 }

@@ -132,3 +132,25 @@ fn log_shares_on_stop(workers: Arc<[Worker]>, pins: Vec<Option<usize>>) {
         workers::log_shares("reuseport", &shares);
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        options: Options,
+    }
+
+    #[test]
+    fn workers_default_to_the_mask_and_every_listener_reuses_the_port() {
+        let default = Cli::try_parse_from(["reuseport"]).unwrap().options;
+        assert_eq!((default.workers, default.no_pin), (None, false));
+        let two = Cli::try_parse_from(["reuseport", "--workers", "2", "--no-pin"]).unwrap();
+        assert_eq!((two.options.workers, two.options.no_pin), (Some(2), true));
+        assert!(Cli::try_parse_from(["reuseport", "--workers", "0"]).is_err());
+        assert!((setup().reuse_port)(&default));
+    }
+}
