@@ -1,40 +1,37 @@
 //! # process: a process per client, or a prefork pool of processes
 //!
 //! **Model.** The parent accepts and forks a child per client, which echoes
-//! it with blocking calls until EOF and exits. The parent closes its copy of
-//! the socket at once: after `fork` both hold it, and the connection closes
-//! only when both have closed it. `--prefork N` forks N workers after bind
-//! instead, which take clients from the listener themselves. `--accept
-//! blocking` workers block in `accept` (the kernel wakes one) and serve one
-//! client at a time: Apache prefork, the pool's lesson with processes. The
-//! readiness modes run the `epoll` loop over many clients in each worker
-//! (nginx), because a worker that waits for the listener's readiness can as
-//! well wait for its clients': `epoll` waits on the shared listener (every
-//! idle worker wakes for a connection, one wins: the thundering herd),
-//! `exclusive` adds EPOLLEXCLUSIVE (one wakes: the one that waited last), and
-//! `reuseport` gives each worker a listener of its own (the kernel hashes
-//! connections over the workers' queues, blind to load).
+//! it with blocking calls until EOF and exits; the parent closes its copy of
+//! the socket at once (after `fork` both hold it, and the connection closes
+//! only when both have) and reaps children on SIGCHLD. `--prefork N` forks N
+//! workers after bind that accept for themselves. With `--accept blocking`
+//! each blocks in `accept` (the kernel wakes one) and serves one client at a
+//! time: Apache prefork, the pool's lesson with processes. The readiness
+//! modes run the `epoll` loop over many clients per worker, nginx's model: a
+//! worker that waits on the listener can as well wait on its clients. `epoll`:
+//! every idle worker wakes for a connection and one wins (the thundering
+//! herd); `exclusive` (EPOLLEXCLUSIVE): one wakes, the last to wait;
+//! `reuseport`: a listener per worker, the kernel hashes connections over
+//! their queues, blind to load.
 //!
-//! **System calls.** Per client: `accept4`, `setsockopt(TCP_NODELAY)`, `clone`
-//! (the fork) and `close` in the parent; `prctl(PR_SET_PDEATHSIG)`,
-//! `rt_sigprocmask` and `exit_group` in the child; one `wait4` and a share of
-//! a signalfd `read` for its SIGCHLD. Per message one `recvfrom`, one
-//! `sendto`. Prefork forks nothing per client: per message as `pool`
-//! (blocking) or `epoll`, plus an `accept4` that finds nothing in each worker
-//! that lost the race (`epoll` mode).
+//! **System calls.** Per client: `accept4`, `setsockopt(TCP_NODELAY)`,
+//! `clone`, `close`, a `wait4` and a share of a signalfd `read` in the
+//! parent; `prctl(PR_SET_PDEATHSIG)`, `getppid`, `rt_sigprocmask`,
+//! `exit_group` in the child. Per message one `recvfrom` and one `sendto`.
+//! Prefork forks nothing per client; per message as `pool` or `epoll`, plus
+//! an `accept4` that finds nothing in each worker that lost the race.
 //!
 //! **Costs.** Per client: a process (kernel task, page tables, the parent's
-//! memory shared copy-on-write until touched) and a 16 KiB buffer. Prefork:
-//! N processes whatever the load, and as many listen queues (`reuseport`).
+//! memory shared copy-on-write) and a 16 KiB buffer. Prefork: N processes
+//! whatever the load.
 //!
 //! **Limits.** A fork per client costs tens of microseconds: churn shows it.
-//! Nothing spreads load but the kernel: each worker's share of connections,
-//! CPU time and wakeups that found nothing are logged when the server stops.
-//! `fork` copies only the calling thread, and a lock another thread held
-//! stays locked in the child forever; so this model takes SIGTERM and SIGINT
-//! through a signalfd ([`Signals::Model`]) instead of echo-core's `signals`
-//! thread, and never has a second thread. Children get PR_SET_PDEATHSIG, so
-//! none outlives the parent, even a parent killed with SIGKILL.
+//! Only the kernel spreads load: each worker's connections, wakeups that
+//! found nothing and CPU time are logged at exit. `fork` copies only the
+//! calling thread, so a lock another thread holds stays locked in the child:
+//! this model takes SIGTERM and SIGINT on a signalfd ([`Signals::Model`]),
+//! not on echo-core's `signals` thread, and never has a second thread.
+//! Children get PR_SET_PDEATHSIG: none outlives the parent, even SIGKILLed.
 //!
 //! **Compare with.** `threaded`, a thread per client: no copy, shared
 //! memory; `pool`, the blocking prefork with threads; `reuseport`, the

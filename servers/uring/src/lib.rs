@@ -41,6 +41,7 @@ use io_uring::cqueue::{self, buffer_select};
 use io_uring::register::Probe;
 use io_uring::types::{BufRingEntry, Fd, Timespec};
 use io_uring::{IoUring, opcode, squeue};
+use nix::unistd::{SysconfVar, sysconf};
 use std::io::{self, ErrorKind};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
@@ -464,8 +465,7 @@ impl BufferRing {
 }
 
 fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let size = sysconf(SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096);
     usize::try_from(size).unwrap_or(4096).max(4096)
 }
 
