@@ -20,7 +20,8 @@ const MAX_SECONDS: f64 = 24.0 * 3600.0;
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("server").required(true).args(["model", "server_cmd", "target"])))]
 pub struct BenchArgs {
-    /// The model to spawn: single, threaded, pool, nonblocking, select, epoll, coroutine or async.
+    /// The model to spawn: single, threaded, pool, nonblocking, select,
+    /// epoll, coroutine, async, process, uring or reuseport.
     #[arg(long, value_name = "MODEL")]
     model: Option<String>,
     /// Spawn and measure your own server: 'PROGRAM ARG…', where {port} and

@@ -32,7 +32,7 @@ use std::ffi::OsString;
 #[command(
     name = "harness",
     version,
-    about = "echolab: eight concurrency models of one TCP echo server, measured side by side"
+    about = "echolab: concurrency models of one TCP echo server, measured side by side"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -44,8 +44,9 @@ enum Command {
     /// Run one model under the process contract (prints `listening on HOST:PORT`).
     Serve {
         /// MODEL (single, threaded, pool, nonblocking, select, epoll,
-        /// coroutine or async), then --addr HOST:PORT and the model's own
-        /// options (`harness serve MODEL --help` lists them).
+        /// coroutine, async, process, uring or reuseport), then --addr
+        /// HOST:PORT and the model's own options (`harness serve MODEL
+        /// --help` lists them).
         #[arg(
             required = true,
             value_name = "MODEL [--addr HOST:PORT] [OPTIONS]",
@@ -85,6 +86,12 @@ fn main() {
     if let Err(error) = outcome {
         // One sentence a user understands: the chain of contexts, no backtrace.
         eprintln!("harness: {error:#}");
-        std::process::exit(1);
+        // A model this machine cannot run exits as the model itself did.
+        let unsupported = error.downcast_ref::<server::process::Unsupported>().is_some();
+        std::process::exit(if unsupported {
+            echo_core::process::EXIT_UNSUPPORTED
+        } else {
+            1
+        });
     }
 }

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 /// Runs `model` with `args` (its `--addr` and its own options). Never returns.
 pub fn serve(model: &str, args: Vec<OsString>) -> ! {
     let argv = std::iter::once(OsString::from(format!("harness serve {model}"))).chain(args);
-    use echo_core::process::run;
+    use echo_core::process::{run, run_with};
     match model {
         "single" => run(model, argv, server_single::serve),
         "threaded" => run(model, argv, server_threaded::serve),
@@ -16,6 +16,9 @@ pub fn serve(model: &str, args: Vec<OsString>) -> ! {
         "epoll" => run(model, argv, server_epoll::serve),
         "coroutine" => run(model, argv, server_coroutine::serve),
         "async" => run(model, argv, server_async::serve),
+        "process" => run_with(model, server_process::setup(), argv, server_process::serve),
+        "uring" => run_with(model, server_uring::setup(), argv, server_uring::serve),
+        "reuseport" => run_with(model, server_reuseport::setup(), argv, server_reuseport::serve),
         other => {
             eprintln!(
                 "harness: unknown model '{other}'; the models are: {}",

@@ -296,3 +296,68 @@ size = [64]
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("mine") && report.contains("epoll"));
 }
+
+/// A model this machine cannot run (here: io_uring refused by a seccomp
+/// filter the harness and its servers run under, as in a container) is
+/// recorded as unsupported: the run goes on, does not fail, and says why.
+#[test]
+fn an_unsupported_model_is_recorded_not_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("tiny.toml");
+    std::fs::write(
+        &suite,
+        r#"
+name = "tiny"
+warmup_s = 0.2
+duration_s = 0.5
+models = ["epoll", "uring"]
+[[sweep]]
+name = "closed"
+shape = "closed"
+connections = [10]
+size = [64]
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("set");
+    let args = [
+        "run",
+        "--suite",
+        suite.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let mut command = Command::new(harness_exe());
+    command.args(args);
+    echo_conformance::seccomp::refuse(&mut command, &[libc::SYS_io_uring_setup], libc::EPERM);
+    let output = run_watched(command, &args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "an unsupported model must not fail the run: {stderr}"
+    );
+    assert!(
+        stderr.contains("uring: model 'uring' cannot run on this machine"),
+        "{stderr}"
+    );
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["unsupported"][0]["label"], "uring", "{manifest}");
+    assert!(manifest["failures"].as_array().unwrap().is_empty(), "{manifest}");
+    assert!(out.join("cells/epoll--closed-c10-s64.json").exists());
+    assert!(!out.join("cells/uring--closed-c10-s64.json").exists());
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("Not run on this machine") && report.contains("seccomp"),
+        "{report}"
+    );
+
+    let args = ["bench", "--model", "uring", "--duration", "0.5"];
+    let mut command = Command::new(harness_exe());
+    command.args(args);
+    echo_conformance::seccomp::refuse(&mut command, &[libc::SYS_io_uring_setup], libc::EPERM);
+    let output = run_watched(command, &args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

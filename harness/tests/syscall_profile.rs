@@ -25,6 +25,9 @@ const MODELS: &[(&str, &[Profile])] = &[
     ("epoll", server_epoll::SYSCALLS),
     ("coroutine", server_coroutine::SYSCALLS),
     ("async", server_async::SYSCALLS),
+    ("process", server_process::SYSCALLS),
+    ("uring", server_uring::SYSCALLS),
+    ("reuseport", server_reuseport::SYSCALLS),
 ];
 
 /// The calls per message a cell measured for `names` (summed), counting only

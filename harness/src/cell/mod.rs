@@ -92,14 +92,14 @@ pub fn run_cell_observed(
     };
     let measured = drive(&plan, started.process.as_mut(), observe)?;
     let exit = started.stop()?;
-    if let (Some(model), Some(status)) = (spec.server.model_name(), exit)
+    if let (Some(model), Some((status, _))) = (spec.server.model_name(), &exit)
         && !status.success()
     {
         // A model must exit 0 on SIGTERM (the process contract); a command's
         // exit is recorded, whatever it is.
         bail!(
             "model '{model}' {} when stopped with SIGTERM",
-            crate::server::process::describe(Some(status))
+            crate::server::process::describe(Some(*status))
         );
     }
     Ok(record::record(spec, &measured, exit))

@@ -8,9 +8,13 @@ use std::collections::BTreeMap;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-/// The cell document of `spec`, from what was measured and how the server
-/// exited (`None` for a target).
-pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<ExitStatus>) -> CellRecord {
+/// The cell document of `spec`, from what was measured, and how the server
+/// exited and what it said as it did (`None` for a target).
+pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<(ExitStatus, Vec<String>)>) -> CellRecord {
+    let (exit, exit_log) = match exit {
+        Some((status, log)) => (Some(status), log),
+        None => (None, Vec::new()),
+    };
     let Measured {
         outcome,
         watch,
@@ -39,6 +43,8 @@ pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<ExitStatus>) ->
             cpus: spec.cpus.server.clone(),
             processes: watch.peak_processes,
             exit: exit.map(crate::server::process::exit_text),
+            exit_log,
+            process_cpu_percent: watch.process_cpu_percent(),
             syscalls: syscalls_per_message(syscalls.as_ref(), outcome.messages),
         }
     });

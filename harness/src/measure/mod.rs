@@ -29,8 +29,11 @@ pub fn thread_id() -> i32 {
     nix::unistd::gettid().as_raw()
 }
 
+/// Trees of at most this many processes also record each one's CPU.
+const PER_PROCESS_LIMIT: usize = 64;
+
 /// One look at a server's process tree, summed over its processes.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct TreeSample {
     /// User + system CPU time of every process of the tree, with the time of
     /// the children each has reaped (so an exited worker's time stays counted).
@@ -44,6 +47,9 @@ pub struct TreeSample {
     pub ctx_voluntary: u64,
     pub ctx_involuntary: u64,
     pub fds: u64,
+    /// (pid, CPU time) of each process, for trees of 2 to
+    /// [`PER_PROCESS_LIMIT`] processes.
+    pub per_process: Vec<(i32, Duration)>,
 }
 
 /// Samples the tree led by `root`. A plain sample costs one read of
@@ -76,6 +82,17 @@ fn sum_members(members: &[ProcStat], detailed: bool) -> TreeSample {
         }
     }
     sample.cpu = Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND);
+    if (2..=PER_PROCESS_LIMIT).contains(&members.len()) {
+        sample.per_process = members
+            .iter()
+            .map(|process| {
+                (
+                    process.pid,
+                    Duration::from_millis(process.cpu_ticks * 1000 / TICKS_PER_SECOND),
+                )
+            })
+            .collect();
+    }
     sample
 }
 
@@ -142,18 +159,41 @@ impl Watch {
         self.peak_processes = self.peak_processes.max(sample.processes);
         self.peak_fds = self.peak_fds.max(sample.fds);
         if self.first.is_none() {
-            self.first = Some((now, sample));
+            self.first = Some((now, sample.clone()));
         }
         self.last = Some((now, sample));
+    }
+
+    /// Each process's CPU percentage between the first and the last sample,
+    /// in pid order, for the processes in both (empty for one process or
+    /// too many).
+    pub fn process_cpu_percent(&self) -> Vec<f64> {
+        let (Some((start, first)), Some((end, last))) = (&self.first, &self.last) else {
+            return Vec::new();
+        };
+        let wall = end.duration_since(*start).as_secs_f64();
+        if wall <= 0.0 {
+            return Vec::new();
+        }
+        let mut percents: Vec<(i32, f64)> = last
+            .per_process
+            .iter()
+            .filter_map(|(pid, cpu)| {
+                let (_, before) = first.per_process.iter().find(|(known, _)| known == pid)?;
+                Some((*pid, 100.0 * cpu.saturating_sub(*before).as_secs_f64() / wall))
+            })
+            .collect();
+        percents.sort_by_key(|(pid, _)| *pid);
+        percents.into_iter().map(|(_, percent)| percent).collect()
     }
 
     /// (CPU time, wall time, voluntary, involuntary context switches) between
     /// the first and the last sample.
     pub fn deltas(&self) -> (Duration, Duration, u64, u64) {
-        match (self.first, self.last) {
+        match (&self.first, &self.last) {
             (Some((start, first)), Some((end, last))) => (
                 last.cpu.saturating_sub(first.cpu),
-                end.duration_since(start),
+                end.duration_since(*start),
                 last.ctx_voluntary.saturating_sub(first.ctx_voluntary),
                 last.ctx_involuntary.saturating_sub(first.ctx_involuntary),
             ),

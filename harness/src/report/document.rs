@@ -70,6 +70,9 @@ pub fn build(set: &ResultSet) -> Document {
         files: BTreeSet::new(),
     };
     let mut sections = vec![flagged_section(&scenarios)];
+    if let Some(section) = unsupported_section(&set.manifest) {
+        sections.push(section);
+    }
     for sweep in &sweeps {
         sections.push(builder.sweep_section(sweep));
     }
@@ -717,6 +720,34 @@ fn flagged_section(scenarios: &[Scenario]) -> Section {
         charts: Vec::new(),
         table,
     }
+}
+
+/// Models the machine could not run, from the manifest: each label once,
+/// with its reason.
+fn unsupported_section(manifest: &serde_json::Value) -> Option<Section> {
+    let entries = manifest.get("unsupported")?.as_array()?;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for entry in entries {
+        let label = entry.get("label").and_then(|value| value.as_str()).unwrap_or("?");
+        let reason = entry.get("reason").and_then(|value| value.as_str()).unwrap_or("");
+        if !rows.iter().any(|row| row[0] == label) {
+            rows.push(vec![label.to_owned(), reason.to_owned()]);
+        }
+    }
+    (!rows.is_empty()).then(|| Section {
+        id: "unsupported".to_owned(),
+        title: "Not run on this machine".to_owned(),
+        paragraphs: vec![
+            "These models said this machine cannot run them (exit status 3 before their ready line): their cells \
+             were recorded as unsupported, not failed."
+                .to_owned(),
+        ],
+        charts: Vec::new(),
+        table: Some(Table {
+            headers: vec!["model".to_owned(), "reason".to_owned()],
+            rows,
+        }),
+    })
 }
 
 fn median(spread: Option<Spread>, format: impl Fn(f64) -> String) -> String {

@@ -7,7 +7,13 @@ use crate::results::cell::{Cell, Flag, Shape};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The models in the order of the progression; their colours never change.
-pub const MODEL_ORDER: [&str; 8] = echo_core::MODELS;
+pub const MODEL_ORDER: [&str; echo_core::MODELS.len()] = echo_core::MODELS;
+
+/// The first models, whose places and colours come before any other label.
+/// The models added later are shown after the other labels and take the
+/// last colours of the palette, so that a result set made before they
+/// existed keeps every label's place and colour.
+const FIRST_MODELS: usize = 8;
 
 /// Tableau-10 followed by darker shades: readable on white, distinct in print.
 const PALETTE: [(u8, u8, u8); 16] = [
@@ -34,7 +40,7 @@ pub fn part_colour(index: usize) -> (u8, u8, u8) {
     PALETTE[index % PALETTE.len()]
 }
 
-/// Labels in display order (the eight models first, in their fixed order,
+/// Labels in display order (the first eight models first, in their fixed order,
 /// then other labels sorted), each with a fixed colour.
 #[derive(Debug, Clone)]
 pub struct Labels {
@@ -56,16 +62,22 @@ impl Labels {
     /// The position of `label` in display order.
     pub fn rank(&self, label: &str) -> usize {
         match MODEL_ORDER.iter().position(|model| *model == label) {
-            Some(position) => position,
+            Some(position) if position < FIRST_MODELS => position,
+            Some(position) => self.others.len() + position,
             None => {
                 let position = self.others.iter().position(|other| other == label);
-                MODEL_ORDER.len() + position.unwrap_or(self.others.len())
+                FIRST_MODELS + position.unwrap_or(self.others.len())
             }
         }
     }
 
     pub fn colour(&self, label: &str) -> (u8, u8, u8) {
-        PALETTE[self.rank(label) % PALETTE.len()]
+        match MODEL_ORDER.iter().position(|model| *model == label) {
+            Some(position) if position >= FIRST_MODELS => {
+                PALETTE[PALETTE.len() - MODEL_ORDER.len() + position]
+            }
+            _ => PALETTE[self.rank(label) % PALETTE.len()],
+        }
     }
 }
 
@@ -456,5 +468,10 @@ mod tests {
         assert_eq!(labels.rank("epoll-edge"), 8);
         assert_eq!(labels.rank("zeta"), 9);
         assert_eq!(labels.colour("epoll"), PALETTE[5]);
+        // Models added later come after the other labels, with the last colours.
+        assert_eq!(labels.rank("process"), 10);
+        assert_eq!(labels.rank("reuseport"), 12);
+        assert_eq!(labels.colour("process"), PALETTE[13]);
+        assert_eq!(labels.colour("reuseport"), PALETTE[15]);
     }
 }

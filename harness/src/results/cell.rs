@@ -125,6 +125,15 @@ pub struct ServerStats {
     /// How the server ended when stopped with SIGTERM: `status 0`, `signal 9`.
     #[serde(default)]
     pub exit: Option<String>,
+    /// What the server printed on stderr after SIGTERM (its exit report,
+    /// such as each worker's share of the connections), at most 64 lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exit_log: Vec<String>,
+    /// Each process's CPU over the measurement, in pid order (the leader
+    /// first), as a percentage of one CPU: how the work was spread over a
+    /// prefork pool, say. Only for trees of 2 to 64 processes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub process_cpu_percent: Vec<f64>,
     /// System calls per completed message (churn: per cycle), counted by the
     /// kernel's tracepoints over the measurement for the whole tree.
     #[serde(flatten)]

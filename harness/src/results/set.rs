@@ -18,6 +18,10 @@ pub struct Manifest {
     /// Cells that could not be measured (server failed to start, crashed, ...).
     #[serde(default)]
     pub failures: Vec<Failure>,
+    /// Cells of models this machine cannot run (io_uring disabled, say):
+    /// recorded, not failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsupported: Vec<Unsupported>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +40,15 @@ pub struct Parameters {
     pub repeat: u32,
     pub models: Vec<String>,
     pub command: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Unsupported {
+    pub label: String,
+    pub scenario: String,
+    pub repeat: u32,
+    /// What the model said: the cause and the fix.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

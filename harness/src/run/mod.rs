@@ -10,8 +10,10 @@ use crate::cpus::{CpuLayout, format_cpulist};
 use crate::report;
 use crate::results::cell::Cell;
 use crate::results::{files, set};
+use crate::server::process::Unsupported;
 use anyhow::{Context, Result, bail};
 use indicatif::{HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -82,6 +84,7 @@ pub fn main(args: RunArgs) -> Result<()> {
             command: std::env::args().collect::<Vec<_>>().join(" "),
         },
         failures: Vec::new(),
+        unsupported: Vec::new(),
     };
     set::write_manifest(&out, &manifest)?;
 
@@ -139,6 +142,21 @@ pub fn main(args: RunArgs) -> Result<()> {
                         }
                         cells.push(cell);
                     }
+                    Err(ref error) if let Some(unsupported) = error.downcast_ref::<Unsupported>() => {
+                        if !manifest
+                            .unsupported
+                            .iter()
+                            .any(|known| known.label == server.label)
+                        {
+                            say(&progress, format!("  {}: {unsupported}", server.label));
+                        }
+                        manifest.unsupported.push(set::Unsupported {
+                            label: server.label.clone(),
+                            scenario: scenario.name.clone(),
+                            repeat,
+                            reason: unsupported.reason.clone(),
+                        });
+                    }
                     Err(error) => {
                         say(
                             &progress,
@@ -164,9 +182,20 @@ pub fn main(args: RunArgs) -> Result<()> {
                                 && cell.scenario == scenario.name
                                 && cell.repeat == repeat
                         })
-                        .map_or("failed".to_owned(), |cell| {
-                            format!("{:.0} msgs/s", cell.msgs_per_sec)
-                        });
+                        .map_or_else(
+                            || {
+                                if manifest
+                                    .unsupported
+                                    .iter()
+                                    .any(|known| known.label == server.label)
+                                {
+                                    "unsupported here".to_owned()
+                                } else {
+                                    "failed".to_owned()
+                                }
+                            },
+                            |cell| format!("{:.0} msgs/s", cell.msgs_per_sec),
+                        );
                     eprintln!(
                         "[{done}/{total}] {} / {} (run {repeat}): {measured}; {} elapsed, ~{} left",
                         server.label,
@@ -185,6 +214,17 @@ pub fn main(args: RunArgs) -> Result<()> {
     progress.finish_and_clear();
 
     print!("{}", summary_table(&cells, args.repeat));
+    let unsupported: BTreeSet<&str> = manifest
+        .unsupported
+        .iter()
+        .map(|entry| entry.label.as_str())
+        .collect();
+    if !unsupported.is_empty() {
+        println!(
+            "\nnot run, unsupported on this machine: {} (the reasons are in manifest.json and the report)",
+            unsupported.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
     let shared = cpus.shared();
     if !shared.is_empty() {
         println!(

@@ -181,7 +181,7 @@ impl ServerUnderTest {
                 ];
                 argv.extend(args.iter().cloned());
                 let process =
-                    ServerProcess::spawn(&self.describe(), &argv, cpus, Ready::FirstLine, &self.launch)?;
+                    ServerProcess::spawn(&self.describe(), &argv, cpus, Ready::Contract, &self.launch)?;
                 Ok(Started {
                     addr: process.addr,
                     process: Some(process),
@@ -229,8 +229,9 @@ pub struct Started {
 }
 
 impl Started {
-    /// Stops a spawned server and returns how it exited (`None` for a target).
-    pub fn stop(self) -> anyhow::Result<Option<ExitStatus>> {
+    /// Stops a spawned server and returns how it exited and what it printed
+    /// on stderr as it did (`None` for a target).
+    pub fn stop(self) -> anyhow::Result<Option<(ExitStatus, Vec<String>)>> {
         match self.process {
             Some(process) => process.stop().map(Some),
             None => Ok(None),

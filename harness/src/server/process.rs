@@ -41,12 +41,18 @@ const STDERR_TAIL: usize = 20;
 /// How often a command's port is tried while waiting for it to be ready.
 const PORT_PROBE_EVERY: Duration = Duration::from_millis(25);
 
+/// Lines a server prints after SIGTERM that are kept (its exit report:
+/// per-worker shares, say).
+const EXIT_LOG: usize = 64;
+
 /// How the harness knows the server is ready.
 #[derive(Debug, Clone, Copy)]
 pub enum Ready {
-    /// Its first line on stdout is `listening on HOST:PORT` (the process
-    /// contract of every model).
-    FirstLine,
+    /// The process contract of every model: its first line on stdout is
+    /// `listening on HOST:PORT`, and exiting with
+    /// [`echo_core::process::EXIT_UNSUPPORTED`] before it means this machine
+    /// cannot run the model.
+    Contract,
     /// A `listening on HOST:PORT` line on stdout, or this port on 127.0.0.1
     /// accepting a connection, whichever comes first (a user's command).
     LineOrPort(Option<u16>),
@@ -58,7 +64,9 @@ pub struct ServerProcess {
     name: String,
     child: Child,
     pub addr: SocketAddr,
-    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    stderr: Arc<Mutex<Stderr>>,
+    /// Exit status 3 before the ready line means "unsupported here".
+    contract: bool,
     readers: Vec<JoinHandle<()>>,
     keeper: Option<Keeper>,
     /// How it ended, once it has.
@@ -66,6 +74,35 @@ pub struct ServerProcess {
     /// Its system calls, or why they cannot be counted.
     syscalls: Result<SyscallCounters, String>,
 }
+
+/// What the server printed on stderr: the last lines, and from SIGTERM on,
+/// its exit report.
+#[derive(Debug, Default)]
+struct Stderr {
+    tail: VecDeque<String>,
+    after_stop: Option<Vec<String>>,
+}
+
+/// A model that this machine cannot run (io_uring disabled, say): it said
+/// why and exited with [`echo_core::process::EXIT_UNSUPPORTED`] before it was
+/// ready. Recorded, not failed.
+#[derive(Debug)]
+pub struct Unsupported {
+    pub name: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "{} cannot run on this machine: {}",
+            self.name, self.reason
+        )
+    }
+}
+
+impl std::error::Error for Unsupported {}
 
 /// The thread that spawned the server and must outlive it.
 struct Keeper {
@@ -100,12 +137,13 @@ impl ServerProcess {
             .with_context(|| format!("cannot start {name}"))?;
         guard::register(child.id());
 
-        let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+        let shared_stderr = Arc::new(Mutex::new(Stderr::default()));
         let mut server = ServerProcess {
             name: name.to_owned(),
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stderr_tail: Arc::clone(&stderr_tail),
+            stderr: Arc::clone(&shared_stderr),
+            contract: matches!(ready, Ready::Contract),
             readers: Vec::new(),
             keeper: Some(keeper),
             status: None,
@@ -114,18 +152,23 @@ impl ServerProcess {
         let stderr = server.child.stderr.take().expect("stderr is piped");
         server.readers.push(std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut tail = stderr_tail
+                let mut kept = shared_stderr
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                if tail.len() == STDERR_TAIL {
-                    tail.pop_front();
+                if let Some(exit_log) = kept.after_stop.as_mut()
+                    && exit_log.len() < EXIT_LOG
+                {
+                    exit_log.push(line.clone());
                 }
-                tail.push_back(line);
+                if kept.tail.len() == STDERR_TAIL {
+                    kept.tail.pop_front();
+                }
+                kept.tail.push_back(line);
             }
         }));
         let stdout = server.child.stdout.take().expect("stdout is piped");
         let (line_sender, lines) = mpsc::channel();
-        let first_only = matches!(ready, Ready::FirstLine);
+        let first_only = matches!(ready, Ready::Contract);
         server.readers.push(std::thread::spawn(move || {
             let mut reading = BufReader::new(stdout).lines();
             for line in reading.by_ref().map_while(Result::ok) {
@@ -159,7 +202,7 @@ impl ServerProcess {
         let deadline = Instant::now() + ready_within;
         let probe_port = match ready {
             Ready::LineOrPort(port) => port,
-            Ready::FirstLine => None,
+            Ready::Contract => None,
         };
         loop {
             let wait = match probe_port {
@@ -178,12 +221,7 @@ impl ServerProcess {
                 Err(mpsc::RecvTimeoutError::Disconnected) if probe_port.is_none() => {
                     // Stdout closed without a ready line: it exited, or will.
                     let status = self.wait_for_exit(STOP_DEADLINE);
-                    bail!(
-                        "{} {} before it was ready{}",
-                        self.name,
-                        describe(status),
-                        self.tail()
-                    );
+                    return Err(self.ended_before_ready(status));
                 }
                 // A server that closed its stdout may still open its port.
                 Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(PORT_PROBE_EVERY),
@@ -192,12 +230,7 @@ impl ServerProcess {
             if let Ok(Some(status)) = self.child.try_wait() {
                 self.status = Some(status);
                 self.join_readers();
-                bail!(
-                    "{} {} before it was ready{}",
-                    self.name,
-                    describe(Some(status)),
-                    self.tail()
-                );
+                return Err(self.ended_before_ready(Some(status)));
             }
             if let Some(port) = probe_port {
                 let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -218,6 +251,34 @@ impl ServerProcess {
                 );
             }
         }
+    }
+
+    /// The error for a server that ended before it was ready: `Unsupported`
+    /// when a model said this machine cannot run it.
+    fn ended_before_ready(&self, status: Option<ExitStatus>) -> anyhow::Error {
+        if self.contract
+            && status.and_then(|status| status.code()) == Some(echo_core::process::EXIT_UNSUPPORTED)
+        {
+            let stderr = self
+                .stderr
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let reason: Vec<&str> = stderr.tail.iter().map(String::as_str).collect();
+            return anyhow::Error::new(Unsupported {
+                name: self.name.clone(),
+                reason: if reason.is_empty() {
+                    String::from("it gave no reason")
+                } else {
+                    reason.join(" ")
+                },
+            });
+        }
+        anyhow::anyhow!(
+            "{} {} before it was ready{}",
+            self.name,
+            describe(status),
+            self.tail()
+        )
     }
 
     pub fn pid(&self) -> u32 {
@@ -253,8 +314,9 @@ impl ServerProcess {
 
     /// Stops the server: SIGTERM to its process group, then SIGKILL to
     /// whatever is left after [`STOP_DEADLINE`]. Returns how the leader
-    /// exited; errors when it had already exited, or ignored SIGTERM.
-    pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
+    /// exited and what it printed on stderr meanwhile (its exit report);
+    /// errors when it had already exited, or ignored SIGTERM.
+    pub fn stop(mut self) -> anyhow::Result<(ExitStatus, Vec<String>)> {
         if let Ok(Some(status)) = self.child.try_wait() {
             self.status = Some(status);
             self.join_readers();
@@ -267,6 +329,10 @@ impl ServerProcess {
             self.kill_all();
             bail!(error);
         }
+        self.stderr
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .after_stop = Some(Vec::new());
         let _ = killpg(self.group(), Signal::SIGTERM);
         let status = self.wait_for_exit(STOP_DEADLINE);
         let left = self.kill_all();
@@ -277,8 +343,15 @@ impl ServerProcess {
                 if left == 1 { "" } else { "es" }
             );
         }
+        let exit_log = self
+            .stderr
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .after_stop
+            .take()
+            .unwrap_or_default();
         match status {
-            Some(status) => Ok(status),
+            Some(status) => Ok((status, exit_log)),
             None => bail!(
                 "{} did not exit within {} s of SIGTERM (killed){}",
                 self.name,
@@ -345,10 +418,11 @@ impl ServerProcess {
 
     /// The last lines of the server's stderr, for an error message.
     fn tail(&self) -> String {
-        let tail = self
-            .stderr_tail
+        let stderr = self
+            .stderr
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tail = &stderr.tail;
         if tail.is_empty() {
             String::from(" (no output on stderr)")
         } else {

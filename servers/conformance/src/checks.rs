@@ -357,7 +357,9 @@ pub fn survives_running_out_of_file_descriptors(model: &Model) {
                 elapsed.as_secs_f64()
             ));
         }
-        count_accept_lines(server, MAX_ACCEPT_LINES)?;
+        // Each process has its own descriptor table, so its own episodes.
+        let most = MAX_ACCEPT_LINES * kind.accepting_processes();
+        count_accept_lines(server, most)?;
         round_trip(&mut clients[0], &pattern.bytes(1000, 1000))
             .map_err(|error| format!("the first client, while the server is out of descriptors: {error}"))?;
 
@@ -365,7 +367,7 @@ pub fn survives_running_out_of_file_descriptors(model: &Model) {
         let mut fresh = server.connect()?;
         round_trip(&mut fresh, &pattern.bytes(2000, 50_000))
             .map_err(|error| format!("a new client after the {CLIENTS} others closed: {error}"))?;
-        count_accept_lines(server, MAX_ACCEPT_LINES + 1)?;
+        count_accept_lines(server, most + kind.accepting_processes())?;
         server.assert_running()
     });
 }
@@ -470,8 +472,8 @@ pub fn a_second_client_waits_until_the_first_leaves(model: &Model) {
 /// A pool of N workers: N clients are served at once, client N+1 waits, and
 /// is served as soon as one of the first N leaves.
 pub fn clients_beyond_the_workers_wait_their_turn(model: &Model) {
-    let Kind::BoundedPool { workers } = model.kind else {
-        panic!("clients_beyond_the_workers_wait_their_turn is for Kind::BoundedPool");
+    let (Kind::BoundedPool { workers } | Kind::PreforkPool { workers }) = model.kind else {
+        panic!("clients_beyond_the_workers_wait_their_turn is for pools");
     };
     check(
         model,
@@ -506,6 +508,100 @@ pub fn clients_beyond_the_workers_wait_their_turn(model: &Model) {
                 .map_err(|error| format!("client {} after a worker became free: {error}", workers + 1))
         },
     );
+}
+
+/// 1,000 clients one after another, each connecting, echoing 10 bytes and
+/// closing: every child the server forked for them has exited and been
+/// reaped soon after (no zombie, no child left running).
+pub fn no_zombie_after_1000_short_connections(model: &Model) {
+    check(model, "no_zombie_after_1000_short_connections", LONG, |server| {
+        const CLIENTS: usize = 1000;
+        let pattern = Pattern::new(15);
+        for index in 0..CLIENTS {
+            let mut stream = server.connect()?;
+            round_trip(&mut stream, &pattern.bytes(index as u64 * 10, 10))
+                .map_err(|error| format!("short connection {index} of {CLIENTS}: {error}"))?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let left = server.descendants();
+            if left.is_empty() {
+                return server.assert_running();
+            }
+            if Instant::now() >= deadline {
+                let zombies = left.iter().filter(|process| process.is_zombie()).count();
+                return Err(format!(
+                    "2 s after {CLIENTS} short connections closed, the server still has {} child \
+                     processes ({zombies} zombies: exited but never reaped with wait)",
+                    left.len()
+                ));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    });
+}
+
+/// With clients connected (so children serving them), SIGTERM: the server
+/// exits 0 within a second, and none of its descendants is still running.
+pub fn no_child_outlives_sigterm(model: &Model) {
+    no_child_outlives(model, "no_child_outlives_sigterm", Signal::SIGTERM);
+}
+
+/// With clients connected, SIGKILL (the parent cannot clean up): every
+/// descendant is gone within a second all the same (PR_SET_PDEATHSIG).
+pub fn no_child_outlives_sigkill(model: &Model) {
+    no_child_outlives(model, "no_child_outlives_sigkill", Signal::SIGKILL);
+}
+
+fn no_child_outlives(model: &Model, name: &str, signal: Signal) {
+    const PROMPTLY: Duration = Duration::from_secs(1);
+    check(model, name, SHORT, move |server| {
+        let pattern = Pattern::new(16);
+        let mut clients = Vec::new();
+        for index in 0..3 {
+            let mut client = server.connect()?;
+            round_trip(&mut client, &pattern.bytes(index * 100, 100))?;
+            clients.push(client);
+        }
+        let before = server.descendants();
+        if before.is_empty() {
+            return Err("the server has no child process while serving 3 clients".into());
+        }
+        server.signal(signal)?;
+        let status = server
+            .wait_for_exit(PROMPTLY)
+            .ok_or_else(|| format!("still running {} s after {signal}", PROMPTLY.as_secs()))?;
+        if signal != Signal::SIGKILL && !status.success() {
+            return Err(format!("after {signal}: {status}, expected exit status 0"));
+        }
+        // After SIGTERM the parent waited for its children; after SIGKILL
+        // the kernel kills them with it, a moment later.
+        let grace = if signal == Signal::SIGKILL {
+            PROMPTLY
+        } else {
+            Duration::ZERO
+        };
+        let deadline = Instant::now() + grace;
+        loop {
+            let running: Vec<i32> = before
+                .iter()
+                .filter(|process| process.is_running())
+                .map(|process| process.pid)
+                .collect();
+            if running.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} of the server's {} child processes still run after it exited on {signal} \
+                     (pids {running:?}): orphans",
+                    running.len(),
+                    before.len()
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    });
 }
 
 /// Connections held open at once by the many-connection checks: more than

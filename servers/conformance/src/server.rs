@@ -4,7 +4,8 @@
 //! (with a deadline) for the ready line `listening on HOST:PORT` on its
 //! stdout, and keeps two threads draining stdout and stderr so the child never
 //! blocks on a full pipe. Its stderr lines are kept for assertions and for
-//! failure reports. Memory and CPU time are read from `/proc/PID/*`.
+//! failure reports. Memory and CPU time are read from `/proc/PID/*`, summed
+//! over the server's process tree (a model may fork).
 
 use crate::Model;
 use crate::client;
@@ -130,38 +131,39 @@ impl Server {
         }
     }
 
-    /// Resident memory of the process, in KiB (`VmRSS` of `/proc/PID/status`).
+    /// Resident memory of the server, in KiB: `VmRSS` of `/proc/PID/status`,
+    /// summed over the process and its descendants (a model may fork).
     pub fn rss_kib(&self) -> Result<u64, String> {
-        let path = format!("/proc/{}/status", self.pid);
-        let status = std::fs::read_to_string(&path).map_err(|error| format!("{path}: {error}"))?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .ok_or_else(|| format!("{path} has no VmRSS line"))
+        let own = rss_kib(self.pid.as_raw())?;
+        let children: u64 = self
+            .descendants()
+            .iter()
+            .filter_map(|process| rss_kib(process.pid).ok())
+            .sum();
+        Ok(own + children)
     }
 
-    /// CPU time the process used so far, user plus system, all threads
-    /// (`utime + stime` of `/proc/PID/stat`).
+    /// CPU time the server used so far, user plus system, all threads, its
+    /// descendants included: the process's own (`utime + stime` of
+    /// `/proc/PID/stat`), its reaped children's (`cutime + cstime`), and its
+    /// live descendants'.
     pub fn cpu_time(&self) -> Result<Duration, String> {
-        let path = format!("/proc/{}/stat", self.pid);
-        let stat = std::fs::read_to_string(&path).map_err(|error| format!("{path}: {error}"))?;
-        // Fields after the command name, which is in parentheses and may hold
-        // spaces: state is field 3, utime 14, stime 15.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |index: usize| fields.get(index).and_then(|field| field.parse::<u64>().ok());
-        let (Some(user), Some(system)) = (ticks(11), ticks(12)) else {
-            return Err(format!("cannot read utime and stime from {path}"));
-        };
+        let own =
+            read_stat(self.pid.as_raw()).ok_or_else(|| format!("cannot read /proc/{}/stat", self.pid))?;
+        let live: u64 = self.descendants().iter().map(|process| process.cpu_ticks).sum();
+        let ticks = own.cpu_ticks + own.children_cpu_ticks + live;
         let per_second = sysconf(SysconfVar::CLK_TCK)
             .ok()
             .flatten()
             .filter(|&hz| hz > 0)
             .unwrap_or(100) as f64;
-        Ok(Duration::from_secs_f64((user + system) as f64 / per_second))
+        Ok(Duration::from_secs_f64(ticks as f64 / per_second))
+    }
+
+    /// Every process descended from the server (children, their children
+    /// and so on), zombies included; empty for a model that never forks.
+    pub fn descendants(&self) -> Vec<Process> {
+        descendants(self.pid.as_raw())
     }
 
     /// Sends `signal` to the process.
@@ -263,4 +265,80 @@ fn read_ready_line(stdout: impl std::io::Read + Send + 'static) -> mpsc::Receive
         for _ in lines {}
     });
     receiver
+}
+
+/// One process as `/proc/PID/stat` describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Process {
+    pub pid: i32,
+    pub parent: i32,
+    /// `R`, `S`, `D`, `Z` (a zombie: exited, not yet reaped), ...
+    pub state: char,
+    /// When it started, in clock ticks since boot: with the pid, it names a
+    /// process even after the pid is reused.
+    pub started: u64,
+    /// `utime + stime`, in clock ticks.
+    pub cpu_ticks: u64,
+    /// `cutime + cstime`: its reaped children's, in clock ticks.
+    pub children_cpu_ticks: u64,
+}
+
+impl Process {
+    /// Whether this process still runs: same pid and start time, and not a
+    /// zombie.
+    pub fn is_running(&self) -> bool {
+        read_stat(self.pid).is_some_and(|now| now.started == self.started && !matches!(now.state, 'Z' | 'X'))
+    }
+
+    pub fn is_zombie(&self) -> bool {
+        self.state == 'Z'
+    }
+}
+
+/// Reads `/proc/PID/stat`; `None` once the process is gone.
+pub fn read_stat(pid: i32) -> Option<Process> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (in parentheses, may hold spaces),
+    // numbered from the state, field 3 of the line.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let number = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+    Some(Process {
+        pid,
+        parent: number(4)? as i32,
+        state: fields.first()?.chars().next()?,
+        started: number(22)?,
+        cpu_ticks: number(14)? + number(15)?,
+        children_cpu_ticks: number(16)? + number(17)?,
+    })
+}
+
+/// Every process descended from `root`, found by walking parent links over
+/// all of `/proc`.
+pub fn descendants(root: i32) -> Vec<Process> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let all: Vec<Process> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter_map(read_stat)
+        .collect();
+    let mut found = Vec::new();
+    let mut parents = vec![root];
+    while let Some(parent) = parents.pop() {
+        for process in all.iter().filter(|process| process.parent == parent) {
+            parents.push(process.pid);
+            found.push(*process);
+        }
+    }
+    found
+}
+
+fn rss_kib(pid: i32) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|error| format!("{path}: {error}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("{path} has no VmRSS line"))
 }

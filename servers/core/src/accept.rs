@@ -4,9 +4,13 @@
 //! the listen queue, so the listener stays readable: retrying at once would
 //! spin a core. Instead the model pauses accepting for [`PAUSE`], keeps serving
 //! the connections it has, and logs one line per pause episode, not per try.
+//! The descriptor table belongs to the process, so an episode does too: when
+//! several threads accept (one listener each), the first to run out logs it
+//! and the last to recover logs the end.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a model stops accepting after running out of file descriptors.
@@ -41,14 +45,19 @@ pub struct Exhaustion {
     pauses: u64,
 }
 
+/// Accept loops of this process that are in an episode right now.
+static EXHAUSTED_LOOPS: AtomicUsize = AtomicUsize::new(0);
+
 impl Exhaustion {
     /// Records a pause and returns when accepting may resume. Logs one line
-    /// when an episode starts.
+    /// when the process's episode starts.
     pub fn pause(&mut self, error: &io::Error) -> Instant {
         let now = Instant::now();
         if self.since.is_none() {
-            eprintln!("accept: {error}; pausing accepts, serving existing connections");
             self.since = Some(now);
+            if EXHAUSTED_LOOPS.fetch_add(1, Ordering::Relaxed) == 0 {
+                eprintln!("accept: {error}; pausing accepts, serving existing connections");
+            }
         }
         self.pauses += 1;
         now + PAUSE
@@ -57,11 +66,13 @@ impl Exhaustion {
     /// Call after a successful accept: ends an episode with one log line.
     pub fn recovered(&mut self) {
         if let Some(since) = self.since.take() {
-            eprintln!(
-                "accept: recovered after {:.1} s ({} pauses)",
-                since.elapsed().as_secs_f64(),
-                self.pauses
-            );
+            if EXHAUSTED_LOOPS.fetch_sub(1, Ordering::Relaxed) == 1 {
+                eprintln!(
+                    "accept: recovered after {:.1} s ({} pauses)",
+                    since.elapsed().as_secs_f64(),
+                    self.pauses
+                );
+            }
             self.pauses = 0;
         }
     }

@@ -7,6 +7,13 @@
 //! binds (port 0 = any free port), prints exactly one line
 //! `listening on HOST:PORT` on stdout once it accepts connections, logs only
 //! to stderr, and runs until SIGTERM or SIGINT, then exits 0 at once.
+//!
+//! Most models take the defaults ([`main`], [`run`]). A model that needs more
+//! of the process passes a [`Setup`] to [`main_with`] / [`run_with`]: a model
+//! that forks handles the signals itself, so that no thread exists when it
+//! forks; a model with several listeners on one port asks for SO_REUSEPORT;
+//! a model the machine may not be able to run (io_uring) says so before the
+//! ready line, and the process exits with [`EXIT_UNSUPPORTED`].
 
 use crate::BACKLOG;
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
@@ -16,9 +23,53 @@ use socket2::{Domain, Socket, Type};
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::{Mutex, PoisonError};
 
 /// A model's `serve` function: the caller binds, the model serves.
 pub type Serve<O> = fn(TcpListener, &O) -> io::Result<()>;
+
+/// Exit status of a model this machine cannot run (io_uring disabled or
+/// missing, say): the harness records the cell as `unsupported`, not failed.
+pub const EXIT_UNSUPPORTED: i32 = 3;
+
+/// Who receives SIGTERM and SIGINT.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Signals {
+    /// A `signals` thread, started before `serve`, waits for them, runs the
+    /// [`on_stop`] hooks and exits 0 ([`stop_on_signals`]).
+    #[default]
+    Thread,
+    /// The model's: both are blocked (so they stay pending, never lost) and
+    /// no thread is started, so `serve` runs in a single-threaded process and
+    /// may fork. The model must take them itself (signalfd, sigwait, or
+    /// unblocking them in children) and exit 0.
+    Model,
+}
+
+/// What a model asks of the process contract beyond the defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup<O> {
+    pub signals: Signals,
+    /// Whether the listener gets SO_REUSEPORT (set before bind), given the
+    /// model's options, so that more listeners can bind the same port
+    /// ([`listen_on`]).
+    pub reuse_port: fn(&O) -> bool,
+    /// Runs before anything else: `Err(sentence)` means this machine cannot
+    /// run the model. The sentence (the cause and the fix) is printed on
+    /// stderr and the process exits with [`EXIT_UNSUPPORTED`], before any
+    /// ready line.
+    pub supported: fn(&O) -> Result<(), String>,
+}
+
+impl<O> Default for Setup<O> {
+    fn default() -> Self {
+        Setup {
+            signals: Signals::Thread,
+            reuse_port: |_| false,
+            supported: |_| Ok(()),
+        }
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(disable_version_flag = true)]
@@ -36,10 +87,25 @@ pub fn main<O: Args>(model: &str, serve: Serve<O>) -> ! {
     run(model, std::env::args_os(), serve)
 }
 
+/// Entry point of a model binary that needs a [`Setup`] of its own.
+pub fn main_with<O: Args>(model: &str, setup: Setup<O>, serve: Serve<O>) -> ! {
+    run_with(model, setup, std::env::args_os(), serve)
+}
+
 /// Parses `args` (the first one is the program name), then runs the model
 /// under the process contract. Never returns: exits 0 on SIGTERM/SIGINT,
 /// 2 on bad arguments, 1 when the address cannot be bound or `serve` fails.
 pub fn run<O: Args, I, T>(model: &str, args: I, serve: Serve<O>) -> !
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run_with(model, Setup::default(), args, serve)
+}
+
+/// [`run`] with a model's own [`Setup`]; also exits [`EXIT_UNSUPPORTED`]
+/// when `setup.supported` says this machine cannot run the model.
+pub fn run_with<O: Args, I, T>(model: &str, setup: Setup<O>, args: I, serve: Serve<O>) -> !
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -53,13 +119,21 @@ where
         .try_get_matches_from(args)
         .and_then(|matches| Cli::<O>::from_arg_matches(&matches))
         .unwrap_or_else(|error| error.exit());
+    if let Err(sentence) = (setup.supported)(&cli.options) {
+        eprintln!("{model}: unsupported on this machine: {sentence}");
+        std::process::exit(EXIT_UNSUPPORTED);
+    }
     if let Err(error) = raise_fd_limit() {
         eprintln!("{model}: cannot raise the open-file limit: {error}");
     }
-    if let Err(error) = stop_on_signals() {
+    let signals = match setup.signals {
+        Signals::Thread => stop_on_signals(),
+        Signals::Model => stop_signals().thread_block().map_err(io::Error::from),
+    };
+    if let Err(error) = signals {
         fail(model, format_args!("cannot install signal handling: {error}"));
     }
-    let listener = match bind(&cli.addr) {
+    let listener = match bind_with(&cli.addr, (setup.reuse_port)(&cli.options)) {
         Ok(listener) => listener,
         Err(error) => fail(model, format_args!("cannot listen on {}: {error}", cli.addr)),
     };
@@ -80,13 +154,18 @@ fn fail(model: &str, message: std::fmt::Arguments) -> ! {
 /// Resolves `addr` and listens on the first address that binds, with
 /// SO_REUSEADDR and the shared [`BACKLOG`].
 pub fn bind(addr: &str) -> io::Result<TcpListener> {
+    bind_with(addr, false)
+}
+
+/// [`bind`], with SO_REUSEPORT too when `reuse_port` is set.
+pub fn bind_with(addr: &str, reuse_port: bool) -> io::Result<TcpListener> {
     let addrs: Vec<SocketAddr> = addr
         .to_socket_addrs()
         .map_err(|error| io::Error::new(error.kind(), format!("bad address: {error}")))?
         .collect();
     let mut last_error = io::Error::new(io::ErrorKind::InvalidInput, "address resolves to nothing");
     for addr in addrs {
-        match bind_one(addr) {
+        match listen_on(addr, reuse_port) {
             Ok(listener) => return Ok(listener),
             Err(error) => last_error = error,
         }
@@ -94,9 +173,16 @@ pub fn bind(addr: &str) -> io::Result<TcpListener> {
     Err(last_error)
 }
 
-fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+/// Listens on exactly `addr` with SO_REUSEADDR, the shared [`BACKLOG`] and,
+/// if asked, SO_REUSEPORT: another listener of this process with
+/// SO_REUSEPORT on the same port gets a share of its connections, spread by
+/// a hash of the connection's addresses (`reuseport`, `process --prefork`).
+pub fn listen_on(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
@@ -119,25 +205,55 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     Ok(hard)
 }
 
+/// The signals that stop a server: SIGTERM and SIGINT.
+pub fn stop_signals() -> SigSet {
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGINT);
+    signals
+}
+
 /// Blocks SIGTERM and SIGINT in the calling thread, and so in every thread it
-/// starts later, and starts one thread that waits for them and exits 0.
+/// starts later, and starts one thread that waits for them, runs the
+/// [`on_stop`] hooks, and exits 0.
 ///
 /// Call it before starting any other thread (runtimes included): a thread
 /// started earlier would still receive the signal's default action.
 pub fn stop_on_signals() -> io::Result<()> {
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGTERM);
-    signals.add(Signal::SIGINT);
+    let signals = stop_signals();
     signals.thread_block()?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             // The only way out of a blocking model's accept loop is this exit.
             let _ = signals.wait();
+            run_stop_hooks();
             let _ = io::stdout().flush();
             std::process::exit(0);
         })?;
     Ok(())
+}
+
+type StopHook = Box<dyn Fn() + Send>;
+
+static STOP_HOOKS: Mutex<Vec<StopHook>> = Mutex::new(Vec::new());
+
+/// Registers `hook` to run when the `signals` thread stops the server, just
+/// before it exits 0: a model's last log lines (what each worker did). Keep
+/// it short; it must not wait for the model's threads, which are still
+/// running.
+pub fn on_stop(hook: impl Fn() + Send + 'static) {
+    STOP_HOOKS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(Box::new(hook));
+}
+
+fn run_stop_hooks() {
+    let hooks = STOP_HOOKS.lock().unwrap_or_else(PoisonError::into_inner);
+    for hook in hooks.iter() {
+        hook();
+    }
 }
 
 #[cfg(test)]
@@ -154,6 +270,16 @@ mod tests {
     fn a_port_in_use_is_an_error() {
         let first = bind("127.0.0.1:0").unwrap();
         let error = bind(&first.local_addr().unwrap().to_string()).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
+    }
+
+    #[test]
+    fn reuse_port_listeners_share_a_port_and_plain_ones_do_not() {
+        let first = bind_with("127.0.0.1:0", true).unwrap();
+        let addr = first.local_addr().unwrap();
+        let second = listen_on(addr, true).unwrap();
+        assert_eq!(second.local_addr().unwrap(), addr);
+        let error = listen_on(addr, false).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
     }
 

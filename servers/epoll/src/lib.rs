@@ -22,18 +22,21 @@
 //! **Compare with.** `select`, which copies and scans every fd on every call,
 //! where epoll keeps the interest list in the kernel and returns only ready
 //! ones; `coroutine` and `async`, which wait on epoll too, behind code that
-//! reads like blocking code, on every core.
+//! reads like blocking code, on every core; `reuseport` and `process
+//! --prefork`, which run this same loop ([`run_reactor`]) once per core.
 
 #![forbid(unsafe_code)]
 
 use echo_core::accept::{self, Exhaustion};
 use echo_core::echo::{Drain, Echo, Progress};
 use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND, SHARED};
+use echo_core::workers::Tally;
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// The "System calls" section above as numbers: calls per message under
@@ -87,6 +90,19 @@ struct Connection {
 
 /// Serves every client from one thread, until the listener or epoll fails.
 pub fn serve(listener: TcpListener, options: &Options) -> io::Result<()> {
+    run_reactor(listener, options, false, &Tally::default())
+}
+
+/// The loop of [`serve`], for models that run one per worker on a listener
+/// they may share: `exclusive` registers it with EPOLLEXCLUSIVE (a new
+/// connection wakes one waiting worker, not all), and `tally` counts the
+/// connections this worker accepted and the wakeups that found none.
+pub fn run_reactor(
+    listener: TcpListener,
+    options: &Options,
+    exclusive: bool,
+    tally: &Tally,
+) -> io::Result<()> {
     let (drain, trigger) = if options.edge {
         (Drain::UntilWouldBlock, EpollFlags::EPOLLET)
     } else {
@@ -94,7 +110,8 @@ pub fn serve(listener: TcpListener, options: &Options) -> io::Result<()> {
     };
     listener.set_nonblocking(true)?;
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-    let listening = EpollFlags::EPOLLIN | trigger;
+    let mut listening = EpollFlags::EPOLLIN | trigger;
+    listening.set(EpollFlags::EPOLLEXCLUSIVE, exclusive);
     epoll.add(&listener, EpollEvent::new(listening, LISTENER))?;
 
     // Indexed by fd: the kernel hands out the lowest free fd, so it stays dense.
@@ -103,6 +120,7 @@ pub fn serve(listener: TcpListener, options: &Options) -> io::Result<()> {
     let mut exhaustion = Exhaustion::default();
     // While out of descriptors the listener leaves the interest list until
     // this instant; level-triggered epoll would otherwise report it at once.
+    // (DEL and ADD rather than MOD: EPOLLEXCLUSIVE forbids MOD.)
     let mut accepts_resume: Option<Instant> = None;
     loop {
         let timeout = match accepts_resume {
@@ -124,9 +142,9 @@ pub fn serve(listener: TcpListener, options: &Options) -> io::Result<()> {
         if let Some(at) = accepts_resume
             && Instant::now() >= at
         {
-            // MOD re-checks readiness: pending connections are reported
+            // ADD checks readiness: pending connections are reported
             // again, edge-triggered too.
-            epoll.modify(&listener, &mut EpollEvent::new(listening, LISTENER))?;
+            epoll.add(&listener, EpollEvent::new(listening, LISTENER))?;
             accepts_resume = None;
         }
         for event in &events[..ready] {
@@ -138,11 +156,16 @@ pub fn serve(listener: TcpListener, options: &Options) -> io::Result<()> {
                     // Dropping the stream closes it, which also unregisters it.
                     *slot = None;
                 }
-            } else if let Some(resume) =
-                accept_ready(&listener, &epoll, &mut connections, options.edge, &mut exhaustion)?
-            {
+            } else if let Some(resume) = accept_ready(
+                &listener,
+                &epoll,
+                &mut connections,
+                options.edge,
+                &mut exhaustion,
+                tally,
+            )? {
                 accepts_resume = Some(resume);
-                epoll.modify(&listener, &mut EpollEvent::new(EpollFlags::empty(), LISTENER))?;
+                epoll.delete(&listener)?;
             }
         }
     }
@@ -188,13 +211,16 @@ fn accept_ready(
     connections: &mut Vec<Option<Connection>>,
     edge: bool,
     exhaustion: &mut Exhaustion,
+    tally: &Tally,
 ) -> io::Result<Option<Instant>> {
     let interest = if edge {
         EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLET
     } else {
         EpollFlags::EPOLLIN
     };
-    accept::drain_ready(listener, exhaustion, |stream, peer| {
+    let mut accepted = 0;
+    let resume = accept::drain_ready(listener, exhaustion, |stream, peer| {
+        accepted += 1;
         let fd = stream.as_raw_fd() as usize;
         match epoll.add(&stream, EpollEvent::new(interest, fd as u64)) {
             Ok(()) => {
@@ -211,5 +237,11 @@ fn accept_ready(
             }
             Err(error) => eprintln!("{peer}: {error}"),
         }
-    })
+    })?;
+    tally.accepted.fetch_add(accepted, Ordering::Relaxed);
+    if accepted == 0 && resume.is_none() {
+        // Woken for a connection another worker took first.
+        tally.found_nothing.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(resume)
 }

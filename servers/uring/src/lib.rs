@@ -1,0 +1,621 @@
+//! # uring: one thread, one io_uring, written by hand
+//!
+//! **Model.** One thread owns one io_uring. It queues requests (accept,
+//! receive, send) on the submission queue, hands them all to the kernel with
+//! one `io_uring_enter` that also waits, and reads the results on the
+//! completion queue: the kernel reports what is *done*, where epoll reports
+//! what is *ready*. No runtime stands in between.
+//!
+//! **System calls.** Per connection: `setsockopt(TCP_NODELAY)` and `close`;
+//! the accept itself is one completion of a multishot accept. Per message:
+//! none of its own, only a share of one `io_uring_enter` per round, which
+//! submits every send the last round's completions queued and waits for the
+//! next (lightly loaded, a message is a round of its own: one or two
+//! `io_uring_enter`; busy, one round serves many). Each connection keeps one multishot receive armed, which takes
+//! buffers from a ring of provided buffers that the server refills in place.
+//!
+//! **Costs.** Per connection: no thread and no epoll registration, one armed
+//! receive, its unsent bytes (at most 16 KiB before it stops receiving).
+//! Shared: 2,048 provided buffers of 4 KiB and the two queues.
+//!
+//! **Limits.** One thread, so one core, like `epoll`. The kernel reads and
+//! writes the program's memory while a request is in flight, so no buffer
+//! may move or be freed and no socket be closed before its completion: the
+//! compiler cannot check that, hence the `unsafe` blocks. Backpressure
+//! cancels a multishot receive, so a few buffers more may arrive after the
+//! bound. Where io_uring is disabled (`kernel.io_uring_disabled`, seccomp) or
+//! too old, the server exits 3 with the cause and the fix. SINGLE_ISSUER,
+//! DEFER_TASKRUN and COOP_TASKRUN are on where the kernel has them;
+//! `--sqpoll` adds a kernel thread that polls the submission queue (no
+//! `io_uring_enter` to submit) and so keeps a second core busy.
+//!
+//! **Compare with.** `epoll`, which makes a system call per read and per write
+//! after being told a socket is ready; `async`, whose runtime hides readiness
+//! behind futures, where this shows the queues bare.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use echo_core::BUFFER_SIZE;
+use echo_core::accept::{self, AcceptError, Exhaustion};
+use echo_core::process::Setup;
+use echo_core::syscalls::{EPOLL_WAIT, Expect, Profile, RECV, SEND};
+use io_uring::cqueue::{self, buffer_select};
+use io_uring::register::Probe;
+use io_uring::types::{BufRingEntry, Fd, Timespec};
+use io_uring::{IoUring, opcode, squeue};
+use nix::unistd::{SysconfVar, sysconf};
+use std::io::{self, ErrorKind};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+/// The "System calls" section above as numbers: calls per message under
+/// [`echo_core::syscalls::PROFILE_LOAD`], checked against the kernel's
+/// counters by `harness/tests/syscall_profile.rs`.
+pub const SYSCALLS: &[Profile] = &[Profile {
+    args: &[],
+    per_message: &[
+        // Lightly loaded, every message is a round of its own (one or two
+        // io_uring_enter); under load one round serves many messages.
+        Expect::calls(&["io_uring_enter"], 0.2..=2.1),
+        Expect::none(RECV),
+        Expect::none(SEND),
+        Expect::none(EPOLL_WAIT),
+    ],
+}];
+
+/// Options of the `uring` model.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Options {
+    /// A kernel thread polls the submission queue (SQPOLL): submitting needs no system call, but that thread spins a core.
+    #[arg(long)]
+    pub sqpoll: bool,
+}
+
+/// Checks before the ready line that this machine can run the model.
+pub fn setup() -> Setup<Options> {
+    Setup {
+        supported: |options| probe(options.sqpoll).map(drop),
+        ..Setup::default()
+    }
+}
+
+/// Submission queue entries; a full queue is submitted, never dropped.
+const SQ_ENTRIES: u32 = 1024;
+/// Completion queue entries: room for a round of completions.
+const CQ_ENTRIES: u32 = 8 * SQ_ENTRIES;
+/// Provided buffers (a power of two) and the size of each.
+const BUFFERS: u16 = 2048;
+const BUFFER_LEN: usize = 4096;
+/// The provided-buffer group every receive takes from.
+const GROUP: u16 = 0;
+/// How long the SQPOLL thread spins without work before it sleeps.
+const SQPOLL_IDLE_MS: u32 = 1000;
+
+/// What a completion is for: the low byte of its `user_data`; the rest is
+/// the connection's fd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Accept = 1,
+    Recv,
+    Send,
+    Cancel,
+    Resume,
+}
+
+fn token(op: Op, fd: RawFd) -> u64 {
+    (fd as u64) << 8 | op as u64
+}
+
+fn decode(user_data: u64) -> (Option<Op>, usize) {
+    let op = [Op::Accept, Op::Recv, Op::Send, Op::Cancel, Op::Resume]
+        .into_iter()
+        .find(|&op| op as u64 == user_data & 0xff);
+    (op, (user_data >> 8) as usize)
+}
+
+/// Serves every client from one thread and one ring, until the ring or the
+/// listener fails.
+pub fn serve(listener: TcpListener, options: &Options) -> io::Result<()> {
+    let (ring, multishot_recv) = probe(options.sqpoll).map_err(io::Error::other)?;
+    let buffers = BufferRing::register(&ring)?;
+    let mut server = Server {
+        ring,
+        sqpoll: options.sqpoll,
+        buffers,
+        multishot_recv,
+        listener,
+        connections: Vec::new(),
+        exhaustion: Exhaustion::default(),
+        pause: Box::new(Timespec::new().nsec(accept::PAUSE.as_nanos() as u32)),
+    };
+    server.arm_accept()?;
+    let mut completed = Vec::with_capacity(CQ_ENTRIES as usize);
+    loop {
+        // One system call per round: submit what the last round queued,
+        // wait for at least one completion.
+        match server.ring.submit_and_wait(1) {
+            Ok(_) => {}
+            Err(error) if matches!(error.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
+            Err(error) => return Err(error),
+        }
+        completed.clear();
+        completed.extend(server.ring.completion());
+        for completion in &completed {
+            server.complete(completion)?;
+        }
+        // Buffers copied out this round go back to the kernel at once.
+        server.buffers.publish();
+    }
+}
+
+/// One connection: what it still has to send, and which requests on it are
+/// in flight. It is dropped (and so closed) only when none is.
+struct Connection {
+    stream: TcpStream,
+    /// Handed to the send in flight: the kernel reads it, so it neither
+    /// changes nor moves until that send completes.
+    sending: Vec<u8>,
+    /// How much of `sending` the kernel has sent so far.
+    sent: usize,
+    /// Received while a send was in flight: sent next.
+    queued: Vec<u8>,
+    receiving: bool,
+    send_in_flight: bool,
+    cancelling: bool,
+    peer_closed: bool,
+    failed: bool,
+}
+
+impl Connection {
+    fn unsent(&self) -> usize {
+        self.sending.len() - self.sent + self.queued.len()
+    }
+
+    fn done(&self) -> bool {
+        self.failed || (self.peer_closed && self.unsent() == 0)
+    }
+
+    fn fail(&mut self, error: io::Error) {
+        if !self.failed {
+            let peer = self.stream.peer_addr();
+            let peer = peer.map_or_else(|_| format!("fd {}", self.stream.as_raw_fd()), |p| p.to_string());
+            eprintln!("{peer}: {error}");
+        }
+        self.failed = true;
+    }
+}
+
+struct Server {
+    ring: IoUring,
+    sqpoll: bool,
+    buffers: BufferRing,
+    multishot_recv: bool,
+    listener: TcpListener,
+    /// Indexed by fd, as in `epoll`.
+    connections: Vec<Option<Connection>>,
+    exhaustion: Exhaustion,
+    /// The accept pause, read by the kernel when it takes the timeout request.
+    pause: Box<Timespec>,
+}
+
+impl Server {
+    /// Queues `entry`. A full submission queue is handed to the kernel to
+    /// make room; no request is ever dropped.
+    fn push(&mut self, entry: squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: every pointer an entry carries stays valid until its
+            // completion: a connection's `sending` is not touched while its
+            // send is in flight, a connection (its fd, its buffers) is
+            // dropped only once nothing is in flight on it, the provided
+            // buffers and `pause` live as long as the ring.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return Ok(());
+            }
+            match self.ring.submit() {
+                Ok(_) => {}
+                Err(error) if matches!(error.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
+                Err(error) => return Err(error),
+            }
+            if self.sqpoll {
+                self.ring.submitter().squeue_wait()?;
+            }
+        }
+    }
+
+    fn arm_accept(&mut self) -> io::Result<()> {
+        let listener = Fd(self.listener.as_raw_fd());
+        let accept = opcode::AcceptMulti::new(listener)
+            .flags(libc::SOCK_CLOEXEC)
+            .build();
+        self.push(accept.user_data(token(Op::Accept, 0)))
+    }
+
+    fn complete(&mut self, completion: &cqueue::Entry) -> io::Result<()> {
+        let (result, flags) = (completion.result(), completion.flags());
+        match decode(completion.user_data()) {
+            (Some(Op::Accept), _) => self.accepted(result, flags)?,
+            (Some(Op::Resume), _) => self.arm_accept()?,
+            (Some(Op::Recv), fd) => self.received(fd, result, flags)?,
+            (Some(Op::Send), fd) => self.sent(fd, result)?,
+            (Some(Op::Cancel), fd) => {
+                if let Some(connection) = self.connection(fd) {
+                    connection.cancelling = false;
+                }
+                self.settle(fd)?;
+            }
+            (None, _) => {}
+        }
+        Ok(())
+    }
+
+    fn connection(&mut self, fd: usize) -> Option<&mut Connection> {
+        self.connections.get_mut(fd).and_then(Option::as_mut)
+    }
+
+    fn accepted(&mut self, result: i32, flags: u32) -> io::Result<()> {
+        if result >= 0 {
+            self.exhaustion.recovered();
+            // SAFETY: the kernel just opened this descriptor for this
+            // process; nothing else owns it.
+            let stream = unsafe { TcpStream::from_raw_fd(result) };
+            let _ = stream.set_nodelay(true);
+            let fd = result as usize;
+            if self.connections.len() <= fd {
+                self.connections.resize_with(fd + 1, || None);
+            }
+            self.connections[fd] = Some(Connection {
+                stream,
+                sending: Vec::new(),
+                sent: 0,
+                queued: Vec::new(),
+                receiving: false,
+                send_in_flight: false,
+                cancelling: false,
+                peer_closed: false,
+                failed: false,
+            });
+            self.settle(fd)?;
+        }
+        if cqueue::more(flags) {
+            return Ok(());
+        }
+        // The multishot accept ended: on an error, or because the kernel
+        // chose to. Arm it again, after a pause if out of descriptors.
+        if result < 0 {
+            let error = io::Error::from_raw_os_error(-result);
+            match accept::classify(&error) {
+                AcceptError::Retry => {}
+                AcceptError::Exhausted => {
+                    self.exhaustion.pause(&error);
+                    let pause = opcode::Timeout::new(&*self.pause).build();
+                    return self.push(pause.user_data(token(Op::Resume, 0)));
+                }
+                AcceptError::Fatal => return Err(error),
+            }
+        }
+        self.arm_accept()
+    }
+
+    fn received(&mut self, fd: usize, result: i32, flags: u32) -> io::Result<()> {
+        let buffer = buffer_select(flags);
+        let Some(connection) = self.connections.get_mut(fd).and_then(Option::as_mut) else {
+            if let Some(id) = buffer {
+                self.buffers.give_back(id);
+            }
+            return Ok(());
+        };
+        if !cqueue::more(flags) {
+            connection.receiving = false;
+        }
+        if let Some(id) = buffer {
+            // Copied out, so the buffer goes back to the ring this round.
+            let length = result.max(0) as usize;
+            connection
+                .queued
+                .extend_from_slice(self.buffers.received(id, length));
+            self.buffers.give_back(id);
+        }
+        match result {
+            0 => connection.peer_closed = true,
+            ..0 if -result == libc::ENOBUFS => {
+                // More completions this round than buffers: they are back
+                // in the ring by the next round, and `settle` re-arms.
+            }
+            ..0 if -result == libc::ECANCELED => {} // Backpressure, below.
+            ..0 => connection.fail(io::Error::from_raw_os_error(-result)),
+            _ => {}
+        }
+        self.settle(fd)
+    }
+
+    fn sent(&mut self, fd: usize, result: i32) -> io::Result<()> {
+        let Some(connection) = self.connection(fd) else {
+            return Ok(());
+        };
+        connection.send_in_flight = false;
+        if result < 0 {
+            connection.fail(io::Error::from_raw_os_error(-result));
+        } else {
+            // A send may be partial: `settle` sends the rest.
+            connection.sent += result as usize;
+            if connection.sent == connection.sending.len() {
+                connection.sending.clear();
+                connection.sent = 0;
+            }
+        }
+        self.settle(fd)
+    }
+
+    /// Decides what a connection needs next: a send, a receive armed again,
+    /// a receive cancelled (backpressure, or closing), or closing.
+    fn settle(&mut self, fd: usize) -> io::Result<()> {
+        let multishot_recv = self.multishot_recv;
+        let Some(connection) = self.connections.get_mut(fd).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        let raw = Fd(fd as RawFd);
+        // At most a send, and a receive or its cancellation.
+        let mut requests: [Option<squeue::Entry>; 2] = [None, None];
+        if connection.failed {
+            connection.queued.clear();
+        } else if !connection.send_in_flight && connection.unsent() > 0 {
+            if connection.sending.is_empty() {
+                std::mem::swap(&mut connection.sending, &mut connection.queued);
+            }
+            let rest = &connection.sending[connection.sent..];
+            let send = opcode::Send::new(raw, rest.as_ptr(), rest.len() as u32)
+                .flags(libc::MSG_NOSIGNAL)
+                .build();
+            requests[0] = Some(send.user_data(token(Op::Send, fd as RawFd)));
+            connection.send_in_flight = true;
+        }
+        let over_bound = connection.unsent() >= BUFFER_SIZE;
+        let may_receive = !connection.done() && !connection.peer_closed && !over_bound;
+        if connection.receiving && !may_receive && !connection.cancelling {
+            let receive = token(Op::Recv, fd as RawFd);
+            let cancel = opcode::AsyncCancel::new(receive).build();
+            requests[1] = Some(cancel.user_data(token(Op::Cancel, fd as RawFd)));
+            connection.cancelling = true;
+        } else if !connection.receiving && may_receive && !connection.cancelling {
+            let receive = if multishot_recv {
+                opcode::RecvMulti::new(raw, GROUP).build()
+            } else {
+                opcode::Recv::new(raw, std::ptr::null_mut(), BUFFER_LEN as u32)
+                    .buf_group(GROUP)
+                    .build()
+                    .flags(squeue::Flags::BUFFER_SELECT)
+            };
+            requests[1] = Some(receive.user_data(token(Op::Recv, fd as RawFd)));
+            connection.receiving = true;
+        }
+        let in_flight = connection.receiving || connection.send_in_flight || connection.cancelling;
+        if connection.done() && !in_flight {
+            self.connections[fd] = None; // Closes the socket: nothing refers to it now.
+        }
+        for request in requests.into_iter().flatten() {
+            self.push(request)?;
+        }
+        Ok(())
+    }
+}
+
+/// Provided buffers in a ring shared with the kernel: it takes a buffer for
+/// each receive completion and names it in the completion's flags; the
+/// server copies the bytes out and puts the buffer back at the tail.
+struct BufferRing {
+    /// `BUFFERS` entries, page-aligned, read by the kernel.
+    entries: NonNull<BufRingEntry>,
+    /// `BUFFERS * BUFFER_LEN` bytes the kernel receives into.
+    memory: NonNull<u8>,
+    /// Entries written but not yet published to the kernel.
+    tail: u16,
+}
+
+impl BufferRing {
+    /// Allocates the ring and its buffers (for the life of the process: the
+    /// kernel may use them until the ring is gone) and registers them.
+    fn register(ring: &IoUring) -> io::Result<BufferRing> {
+        let layout = std::alloc::Layout::from_size_align(
+            usize::from(BUFFERS) * size_of::<BufRingEntry>(),
+            page_size(),
+        )
+        .map_err(io::Error::other)?;
+        // SAFETY: the layout has a non-zero size.
+        let entries = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })
+            .ok_or_else(|| io::Error::from(ErrorKind::OutOfMemory))?
+            .cast::<BufRingEntry>();
+        let memory = Box::leak(vec![0u8; usize::from(BUFFERS) * BUFFER_LEN].into_boxed_slice());
+        let memory = NonNull::from(memory).cast::<u8>();
+        // SAFETY: `entries` holds BUFFERS entries, page-aligned, and is
+        // never freed.
+        unsafe {
+            let address = entries.as_ptr() as u64;
+            ring.submitter()
+                .register_buf_ring_with_flags(address, BUFFERS, GROUP, 0)?;
+        }
+        let mut buffers = BufferRing {
+            entries,
+            memory,
+            tail: 0,
+        };
+        for id in 0..BUFFERS {
+            buffers.give_back(id);
+        }
+        buffers.publish();
+        Ok(buffers)
+    }
+
+    /// The `length` bytes the kernel received into buffer `id`.
+    fn received(&self, id: u16, length: usize) -> &[u8] {
+        let length = length.min(BUFFER_LEN);
+        // SAFETY: a completion handed buffer `id` to us; the kernel does not
+        // write to it again until it is given back, and it lies within
+        // `memory`.
+        unsafe { std::slice::from_raw_parts(self.memory.as_ptr().add(usize::from(id) * BUFFER_LEN), length) }
+    }
+
+    /// Puts buffer `id` back at the tail (seen by the kernel at `publish`).
+    fn give_back(&mut self, id: u16) {
+        let slot = usize::from(self.tail & (BUFFERS - 1));
+        // SAFETY: `slot` is within the ring; the kernel reads only entries
+        // between its head and the published tail, and this one is past it.
+        let entry = unsafe { &mut *self.entries.as_ptr().add(slot) };
+        let address = self.memory.as_ptr() as u64 + u64::from(id) * BUFFER_LEN as u64;
+        entry.set_addr(address);
+        entry.set_len(BUFFER_LEN as u32);
+        entry.set_bid(id);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    /// Publishes the buffers given back since the last call.
+    fn publish(&self) {
+        // SAFETY: the ring's tail is the 16-bit word the kernel's layout puts
+        // in the first entry's reserved field; the kernel reads it
+        // concurrently, so it is stored atomically, after the entries.
+        unsafe {
+            let tail = BufRingEntry::tail(self.entries.as_ptr()).cast::<AtomicU16>();
+            (*tail).store(self.tail, Ordering::Release);
+        }
+    }
+}
+
+fn page_size() -> usize {
+    let size = sysconf(SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096);
+    usize::try_from(size).unwrap_or(4096).max(4096)
+}
+
+/// Sets up the ring with the flags that matter for one thread, where the
+/// kernel has them, and checks the operations this server needs. Returns
+/// the ring and whether receives can be multishot; `Err` is the sentence
+/// saying why this machine cannot run the model, and how to fix it.
+fn probe(sqpoll: bool) -> Result<(IoUring, bool), String> {
+    let ring = build_ring(sqpoll).map_err(|error| explain_setup(&error))?;
+    let mut probe = Probe::new();
+    ring.submitter().register_probe(&mut probe).map_err(|error| {
+        format!("cannot probe io_uring's operations ({error}): io_uring is too old; use kernel 6.0 or newer")
+    })?;
+    // Multishot flags have no probe of their own: an opcode that came in the
+    // same kernel release stands for them.
+    let needed = [
+        (opcode::AcceptMulti::CODE, "IORING_OP_ACCEPT"),
+        (opcode::Recv::CODE, "IORING_OP_RECV"),
+        (opcode::Send::CODE, "IORING_OP_SEND"),
+        (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
+        (opcode::Timeout::CODE, "IORING_OP_TIMEOUT"),
+        // 5.19, with multishot accept and provided buffer rings.
+        (
+            opcode::Socket::CODE,
+            "IORING_OP_SOCKET (kernel 5.19: multishot accept, buffer rings)",
+        ),
+    ];
+    for (code, name) in needed {
+        if !probe.is_supported(code) {
+            return Err(format!(
+                "this kernel's io_uring lacks {name}: use kernel 6.0 or newer"
+            ));
+        }
+    }
+    // 6.0, with multishot receive; without it, one receive per completion.
+    let multishot_recv = probe.is_supported(opcode::SendZc::CODE);
+    Ok((ring, multishot_recv))
+}
+
+/// The ring, with SINGLE_ISSUER (one thread submits), DEFER_TASKRUN (the
+/// kernel finishes requests only when this thread enters, in a batch) and
+/// COOP_TASKRUN (no interrupt to run them), dropping the newest ones a kernel
+/// rejects; with `sqpoll`, a polling kernel thread instead.
+fn build_ring(sqpoll: bool) -> io::Result<IoUring> {
+    let mut last_error = io::Error::from_raw_os_error(libc::EINVAL);
+    for flags in 0..4 {
+        let mut builder = IoUring::builder();
+        builder.setup_cqsize(CQ_ENTRIES);
+        if sqpoll {
+            builder.setup_sqpoll(SQPOLL_IDLE_MS);
+            if flags < 3 {
+                builder.setup_single_issuer();
+            }
+        } else {
+            if flags < 3 {
+                builder.setup_coop_taskrun();
+            }
+            if flags < 2 {
+                builder.setup_single_issuer();
+            }
+            if flags < 1 {
+                builder.setup_defer_taskrun();
+            }
+        }
+        match builder.build(SQ_ENTRIES) {
+            Ok(ring) => return Ok(ring),
+            Err(error) if error.raw_os_error() == Some(libc::EINVAL) => last_error = error,
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last_error)
+}
+
+/// Why `io_uring_setup` failed, and what to do about it, in one sentence.
+fn explain_setup(error: &io::Error) -> String {
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .map(|value| value.trim().to_owned())
+        .unwrap_or_default();
+    match error.raw_os_error() {
+        Some(libc::EPERM) if disabled == "2" => format!(
+            "io_uring_setup: {error}: io_uring is disabled (kernel.io_uring_disabled = 2); \
+             enable it with `sysctl -w kernel.io_uring_disabled=0`"
+        ),
+        Some(libc::EPERM) if disabled == "1" => format!(
+            "io_uring_setup: {error}: io_uring is limited to the group in kernel.io_uring_group \
+             (kernel.io_uring_disabled = 1); run as a member of that group, or set \
+             `sysctl -w kernel.io_uring_disabled=0`"
+        ),
+        Some(libc::EPERM) => format!(
+            "io_uring_setup: {error}: a seccomp profile (a container's default, say) or a \
+             security module forbids io_uring; run with a profile that allows io_uring_setup, \
+             io_uring_enter and io_uring_register"
+        ),
+        Some(libc::ENOSYS) => format!(
+            "io_uring_setup: {error}: this kernel has no io_uring (built without it, or older \
+             than 5.1), or a seccomp profile hides it; use kernel 6.0 or newer, or a profile \
+             that allows the io_uring system calls"
+        ),
+        Some(libc::ENOMEM) => format!(
+            "io_uring_setup: {error}: no memory for the rings; kernels before 5.12 charge them \
+             to the locked-memory limit: raise it (`ulimit -l`) or use a newer kernel"
+        ),
+        _ => {
+            format!("io_uring_setup: {error}: io_uring is too old or unusable here; use kernel 6.0 or newer")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip() {
+        for op in [Op::Accept, Op::Recv, Op::Send, Op::Cancel, Op::Resume] {
+            assert_eq!(decode(token(op, 1234)), (Some(op), 1234));
+        }
+        assert_eq!(decode(0).0, None);
+    }
+
+    #[test]
+    fn explanations_name_the_cause_and_the_fix() {
+        let enosys = explain_setup(&io::Error::from_raw_os_error(libc::ENOSYS));
+        assert!(
+            enosys.contains("no io_uring") && enosys.contains("kernel 6.0"),
+            "{enosys}"
+        );
+        let enomem = explain_setup(&io::Error::from_raw_os_error(libc::ENOMEM));
+        assert!(enomem.contains("ulimit -l"), "{enomem}");
+        let eperm = explain_setup(&io::Error::from_raw_os_error(libc::EPERM));
+        assert!(
+            eperm.contains("io_uring_disabled") || eperm.contains("seccomp"),
+            "{eperm}"
+        );
+    }
+}
