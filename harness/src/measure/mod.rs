@@ -1,7 +1,10 @@
 //! Watching what runs during a cell: the server's process tree, sampled from
 //! `/proc`, and the harness itself, whose own threads (everything but the
 //! load threads) are measured over the same window so that a cell says how
-//! much the instrument cost.
+//! much the instrument cost. [`clock`] reads what the kernel says of the
+//! wall clock, for load hosts that agree on a start instant.
+
+pub mod clock;
 
 use crate::server::tree::{self, ProcStat};
 use nix::sys::resource::{UsageWho, getrusage};
