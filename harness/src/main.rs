@@ -17,6 +17,7 @@ mod bench;
 mod cell;
 mod compare;
 mod cpus;
+mod fleet;
 mod load;
 mod measure;
 mod report;
@@ -62,6 +63,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Put two result sets side by side.
     Compare(compare::CompareArgs),
+    /// Merge result sets: a suite's shards, or the load hosts' shares of a cell.
+    Merge(fleet::merge::MergeArgs),
 }
 
 fn main() {
@@ -81,6 +84,7 @@ fn main() {
         Command::Run(args) => run::main(args),
         Command::Report(args) => report::main(args),
         Command::Compare(args) => compare::main(args),
+        Command::Merge(args) => fleet::merge::main(args),
     };
     if let Err(error) = outcome {
         // One sentence a user understands: the chain of contexts, no backtrace.
