@@ -895,7 +895,10 @@ mod tests {
             start_at: START.to_owned(),
             connections: 2,
             first_connection: u64::from(host - 1) * 2,
-            per_connection: vec![samples.len() as u64 / 2, samples.len() as u64 - samples.len() as u64 / 2],
+            per_connection: vec![
+                samples.len() as u64 / 2,
+                samples.len() as u64 - samples.len() as u64 / 2,
+            ],
             ..LoadShare::default()
         });
         let record = CellRecord {
@@ -943,7 +946,9 @@ mod tests {
         let mut reference_seconds: Vec<Histogram<u64>> = (0..3).map(|_| recorder::new_histogram()).collect();
         for &(latency, at) in per_host.iter().flatten() {
             reference.record(latency).unwrap();
-            reference_seconds[(at / 1_000_000_000) as usize].record(latency).unwrap();
+            reference_seconds[(at / 1_000_000_000) as usize]
+                .record(latency)
+                .unwrap();
         }
         let seconds = merged_histograms(&out);
         assert_eq!(seconds, reference_seconds, "per-second histograms differ");
@@ -1018,11 +1023,7 @@ mod tests {
         refused(&[one.clone(), two.clone()], &out, "share 3 of 3 missing");
         refused(&[one.clone(), two.clone(), two.clone()], &out, "share 2/3");
         let coarse = host_set(&dir.path().join("coarse"), 3, 3, &samples(3, 100), 2);
-        refused(
-            &[one.clone(), two.clone(), coarse],
-            &out,
-            "different precision",
-        );
+        refused(&[one.clone(), two.clone(), coarse], &out, "different precision");
         let three = host_set(dir.path(), 3, 3, &samples(3, 100), 3);
         let path = three.join("cells/target--closed-c6-s64.json");
         let mut other = files::read_cell_json(&path).unwrap();
@@ -1066,7 +1067,12 @@ mod tests {
     #[test]
     fn shards_merge_into_the_union_of_their_cells() {
         let dir = tempfile::tempdir().unwrap();
-        let one = shard_set(dir.path(), 1, 2, &[("epoll", "closed-c1-s64"), ("async", "closed-c10-s64")]);
+        let one = shard_set(
+            dir.path(),
+            1,
+            2,
+            &[("epoll", "closed-c1-s64"), ("async", "closed-c10-s64")],
+        );
         let two = shard_set(dir.path(), 2, 2, &[("epoll", "closed-c10-s64")]);
         let out = dir.path().join("merged");
         let merged = plan(&[one.clone(), two.clone()], &out).unwrap();
@@ -1084,7 +1090,11 @@ mod tests {
         );
         // A missing shard is said, not hidden.
         let partial = plan(std::slice::from_ref(&one), &dir.path().join("partial")).unwrap();
-        assert!(partial.notes[0].contains("shard 2 of 2 not given"), "{:?}", partial.notes);
+        assert!(
+            partial.notes[0].contains("shard 2 of 2 not given"),
+            "{:?}",
+            partial.notes
+        );
 
         let again = dir.path().join("again");
         refused(&[one.clone(), one.clone()], &again, "shard 1/2 is given twice");
