@@ -67,7 +67,7 @@ pub const RULES: [Rule; 6] = [
     Rule {
         flag: Flag::LateStart,
         threshold: "a load host began more than 10 ms after the --start-at instant the hosts agreed on",
-        meaning: "that host's measurement window does not line up with the other hosts', so their sum is not one window of the server's life",
+        meaning: "a load host's measurement window did not line up with the other hosts', so their sum is not one window of the server's life",
         applies: |cell| {
             let host_late = |late_ms: f64| late_ms > LATE_START_LIMIT_MS;
             cell.share
