@@ -300,7 +300,7 @@ pub fn summary(cell: &Cell) -> String {
     );
     if let Some(share) = &cell.share {
         text += &format!(
-            "  share       load host {} of {} ({} connections{}{}), start {} {}; clock {}\n",
+            "  share       load host {} of {} ({} connections{}{}), agreed start {}, {}; clock {}\n",
             share.host,
             share.hosts,
             share.connections,
@@ -317,7 +317,7 @@ pub fn summary(cell: &Cell) -> String {
             if share.late_start_ms > 0.0 {
                 format!("began {:.1} ms late", share.late_start_ms)
             } else {
-                String::from("kept")
+                String::from("began on time")
             },
             share.clock.as_ref().map_or_else(
                 || String::from("state not reported"),

@@ -229,8 +229,8 @@ pub struct LoadShare {
     pub first_connection: u64,
     /// The local address every connection came from (`--source-addr`).
     pub source_addr: Option<String>,
-    /// The kernel's view of this host's clock when the load began
-    /// (`adjtimex`), if it reports one.
+    /// The kernel's view of this host's clock (`adjtimex`) as its start
+    /// was set, if the kernel reports one.
     pub clock: Option<ClockSync>,
     /// Messages each of this host's connections that connected completed
     /// in the measurement (churn: each loop), so that a merged cell's
