@@ -6,7 +6,9 @@
 //! server's process tree and the harness itself, [`cell`] measures one cell,
 //! [`bench`] and [`run`] are the commands that measure (one cell, a suite into
 //! a result set, [`results`]), [`report`] and [`compare`] read result sets
-//! from disk and nothing else.
+//! from disk and nothing else. [`fleet`] takes them beyond one machine:
+//! suites sharded over machines, cells driven by several load hosts, and
+//! the merge of their result sets.
 //!
 //! Unsafe code is denied everywhere but one function: the pre-exec hook that
 //! ties a spawned server's life to the harness (`server::process`).
