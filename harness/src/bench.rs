@@ -98,6 +98,22 @@ pub struct BenchArgs {
     /// Print only the cell's JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Drive share K of N of the cell (from 1) from this load host: K's
+    /// slice of --connections and --idle, and 1/N of --rate on a schedule
+    /// interleaved with the other hosts'; `env` reads K and N from a
+    /// Kubernetes Indexed Job or a Slurm array. Needs --target, --start-at
+    /// and --out (a result set for `harness merge`).
+    #[arg(long, value_name = "K/N|env", requires_all = ["target", "start_at", "out"])]
+    share: Option<String>,
+    /// Start the load (warm-up first) at this wall-clock instant, RFC 3339
+    /// in UTC (2026-01-01T12:00:00Z), the same on every load host; refused
+    /// if already past, flagged late-start if the connections took longer.
+    #[arg(long, value_name = "TIME")]
+    start_at: Option<String>,
+    /// Open every connection from this local address (e.g. 127.0.0.2 on
+    /// loopback, or one NIC's address) [default: the kernel chooses].
+    #[arg(long, value_name = "IP")]
+    source_addr: Option<std::net::IpAddr>,
 }
 
 pub fn main(args: BenchArgs) -> anyhow::Result<()> {
@@ -107,6 +123,9 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
         }
         Ok(Duration::from_secs_f64(value))
     };
+    let started = std::time::SystemTime::now();
+    let part =
+        crate::fleet::share::host_part(args.share.as_deref(), args.start_at.as_deref(), args.source_addr)?;
     let label = args.label.as_deref();
     let mut server = match (&args.model, &args.server_cmd, &args.target) {
         (Some(model), _, _) => ServerUnderTest::model(model, &args.model_args, label)?,
@@ -134,8 +153,11 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| default_client_threads(&cpus)),
     };
     cell::check_load(&load)?;
-    if let Some(out) = &args.out {
-        check_writable(out)?;
+    crate::fleet::share::check(&load, &part)?;
+    match (&args.out, &args.share) {
+        (Some(out), Some(_)) => crate::fleet::share::check_out(out)?,
+        (Some(out), None) => check_writable(out)?,
+        (None, _) => {}
     }
     if let Some(warning) = cpus.shared_warning() {
         eprintln!("{warning}");
@@ -147,16 +169,21 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
         load,
         cpus,
     };
+    if let Some(line) = crate::fleet::share::waiting_line(&part) {
+        eprintln!("{line}");
+    }
     let bar = progress_bar(&spec);
-    let outcome = cell::run_cell_observed(&spec, &mut |progress| {
+    let outcome = crate::fleet::share::run(&spec, &part, &mut |progress| {
         bar.set_length(progress.total.as_millis() as u64);
         bar.set_position(progress.elapsed.as_millis() as u64);
         bar.set_message(format!("{} messages", progress.messages));
     });
     bar.finish_and_clear();
     let record = outcome?;
-    if let Some(out) = &args.out {
-        crate::results::files::write_cell(out, &record, 1)?;
+    match (&args.out, &args.share) {
+        (Some(out), Some(_)) => crate::fleet::share::write_set(out, &record, &spec.cpus, started)?,
+        (Some(out), None) => crate::results::files::write_cell(out, &record, 1)?,
+        (None, _) => {}
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&record.cell)?);
@@ -278,6 +305,41 @@ pub fn summary(cell: &Cell) -> String {
             String::new()
         }
     );
+    if let Some(share) = &cell.share {
+        text += &format!(
+            "  share       load host {} of {} ({} connections{}{}), agreed start {}, {}; clock {}\n",
+            share.host,
+            share.hosts,
+            share.connections,
+            share
+                .rate
+                .map(|rate| format!(", {rate:.0} msgs/s"))
+                .unwrap_or_default(),
+            share
+                .source_addr
+                .as_deref()
+                .map(|source| format!(" from {source}"))
+                .unwrap_or_default(),
+            share.start_at,
+            if share.late_start_ms > 0.0 {
+                format!("began {:.1} ms late", share.late_start_ms)
+            } else {
+                String::from("began on time")
+            },
+            share.clock.as_ref().map_or_else(
+                || String::from("state not reported"),
+                |clock| format!(
+                    "{}, max error {:.3} ms",
+                    if clock.synchronised {
+                        "synchronised"
+                    } else {
+                        "not synchronised"
+                    },
+                    clock.max_error_us as f64 / 1e3
+                )
+            )
+        );
+    }
     let flags: Vec<&str> = cell.flags.iter().map(|flag| flag.as_str()).collect();
     text += &format!(
         "  flags       {}\n",

@@ -6,7 +6,9 @@
 //! server's process tree and the harness itself, [`cell`] measures one cell,
 //! [`bench`] and [`run`] are the commands that measure (one cell, a suite into
 //! a result set, [`results`]), [`report`] and [`compare`] read result sets
-//! from disk and nothing else.
+//! from disk and nothing else. [`fleet`] takes them beyond one machine:
+//! suites sharded over machines, cells driven by several load hosts, and
+//! the merge of their result sets.
 //!
 //! Unsafe code is denied everywhere but one function: the pre-exec hook that
 //! ties a spawned server's life to the harness (`server::process`).
@@ -17,6 +19,7 @@ mod bench;
 mod cell;
 mod compare;
 mod cpus;
+mod fleet;
 mod load;
 mod measure;
 mod report;
@@ -63,6 +66,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Put two result sets side by side.
     Compare(compare::CompareArgs),
+    /// Merge result sets: a suite's shards, or the load hosts' shares of a cell.
+    Merge(fleet::merge::MergeArgs),
 }
 
 fn main() {
@@ -82,6 +87,7 @@ fn main() {
         Command::Run(args) => run::main(args),
         Command::Report(args) => report::main(args),
         Command::Compare(args) => compare::main(args),
+        Command::Merge(args) => fleet::merge::main(args),
     };
     if let Err(error) = outcome {
         // One sentence a user understands: the chain of contexts, no backtrace.

@@ -10,6 +10,9 @@ pub const CLIENT_BOUND_PERCENT: f64 = 95.0;
 pub const SERVER_SATURATED_PERCENT: f64 = 90.0;
 /// Open loop: the fraction of late sends above which the cell is flagged.
 pub const BEHIND_SCHEDULE_LIMIT: f64 = 0.01;
+/// A load host that began more than this after the agreed `--start-at`
+/// instant (milliseconds) measured a window shifted from the other hosts'.
+pub const LATE_START_LIMIT_MS: f64 = 10.0;
 
 /// One flag's rule.
 pub struct Rule {
@@ -22,7 +25,7 @@ pub struct Rule {
 }
 
 /// Every flag, in the order cells list them.
-pub const RULES: [Rule; 5] = [
+pub const RULES: [Rule; 6] = [
     Rule {
         flag: Flag::ClientBound,
         threshold: "the busiest load thread was at least 95% busy while the server used under 90% of its CPUs (always, for a target, whose CPU is unknown)",
@@ -60,6 +63,18 @@ pub const RULES: [Rule; 5] = [
         threshold: "the server's CPUs and the load's CPUs overlap (as on a one-CPU affinity mask)",
         meaning: "the server and the load generator took turns on a CPU, so each side's numbers include the other's",
         applies: |cell| cell.server_cpus.iter().any(|cpu| cell.client.cpus.contains(cpu)),
+    },
+    Rule {
+        flag: Flag::LateStart,
+        threshold: "a load host began more than 10 ms after the --start-at instant the hosts agreed on",
+        meaning: "a load host's measurement window did not line up with the other hosts', so their sum is not one window of the server's life",
+        applies: |cell| {
+            let host_late = |late_ms: f64| late_ms > LATE_START_LIMIT_MS;
+            cell.share
+                .as_ref()
+                .is_some_and(|share| host_late(share.late_start_ms))
+                || cell.hosts.iter().any(|host| host_late(host.late_start_ms))
+        },
     },
 ];
 

@@ -20,13 +20,14 @@ pub mod flags;
 pub mod record;
 
 use crate::cpus::CpuLayout;
-use crate::load::{LoadOutcome, LoadPlan, LoadRun, LoadSpec};
+use crate::load::{HostShare, LoadOutcome, LoadPlan, LoadRun, LoadSpec};
 use crate::measure::syscalls::SyscallCounts;
 use crate::measure::{self, Watch};
 use crate::results::cell::{CellRecord, Shape};
 use crate::server::ServerUnderTest;
 use crate::server::process::ServerProcess;
 use anyhow::{Context, bail};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Most connections (active or idle) a cell may open.
@@ -50,6 +51,20 @@ pub struct CellSpec {
     pub cpus: CpuLayout,
 }
 
+/// This process's part in a cell that several load hosts drive together
+/// (`bench --share K/N --start-at TIME`). The default is a cell driven by
+/// this process alone, started as soon as its connections are open.
+#[derive(Debug, Clone, Default)]
+pub struct HostPart {
+    /// Which part of the load this process offers.
+    pub share: HostShare,
+    /// The instant the hosts agreed on, already mapped onto this host's
+    /// monotonic clock, and as it was given (RFC 3339).
+    pub start_at: Option<(Instant, String)>,
+    /// The local address connections come from.
+    pub source: Option<IpAddr>,
+}
+
 /// Where a running cell stands, for progress display.
 #[derive(Debug, Clone, Copy)]
 pub struct CellProgress {
@@ -71,6 +86,15 @@ pub fn run_cell_observed(
     spec: &CellSpec,
     observe: &mut dyn FnMut(CellProgress),
 ) -> anyhow::Result<CellRecord> {
+    run_cell_as(spec, &HostPart::default(), observe)
+}
+
+/// Measures this process's part of one cell (see [`HostPart`]).
+pub fn run_cell_as(
+    spec: &CellSpec,
+    part: &HostPart,
+    observe: &mut dyn FnMut(CellProgress),
+) -> anyhow::Result<CellRecord> {
     check_load(&spec.load)?;
     let needed = u64::from(spec.load.connections) + u64::from(spec.load.idle) + 64;
     let limit = echo_core::process::raise_fd_limit().context("cannot raise the open-file limit")?;
@@ -89,8 +113,11 @@ pub fn run_cell_observed(
         addr: started.addr,
         load: spec.load.clone(),
         cpus: spec.cpus.load_thread_cpus(),
+        host: part.share,
+        source: part.source,
     };
-    let measured = drive(&plan, started.process.as_mut(), observe)?;
+    let start_at = part.start_at.as_ref().map(|(at, _)| *at);
+    let measured = drive(&plan, started.process.as_mut(), start_at, observe)?;
     let exit = started.stop()?;
     if let (Some(model), Some((status, _))) = (spec.server.model_name(), &exit)
         && !status.success()
@@ -102,7 +129,12 @@ pub fn run_cell_observed(
             crate::server::process::describe(Some(*status))
         );
     }
-    Ok(record::record(spec, &measured, exit))
+    let mut record = record::record(spec, &measured, exit);
+    if let Some((_, start_at)) = &part.start_at {
+        record.cell.share = Some(record::load_share(&plan, start_at, &measured));
+        record.cell.flags = flags::judge(&record.cell);
+    }
+    Ok(record)
 }
 
 /// What [`drive`] measured.
@@ -115,6 +147,10 @@ pub struct Measured {
     /// The server's system calls over the measurement window, or why they
     /// were not counted (`None` for a target).
     pub syscalls: Option<Result<SyscallCounts, String>>,
+    /// How much later than the agreed start instant the load began (zero
+    /// without one), and the kernel's clock state at that moment.
+    pub late_start: Duration,
+    pub clock: Option<crate::results::cell::ClockSync>,
 }
 
 /// The instants at which the driving thread wakes: samples of the server
@@ -157,12 +193,17 @@ impl Schedule {
 fn drive(
     plan: &LoadPlan,
     mut server: Option<&mut ServerProcess>,
+    start_at: Option<Instant>,
     observe: &mut dyn FnMut(CellProgress),
 ) -> anyhow::Result<Measured> {
     let mut run = LoadRun::start(plan).context("cannot start the load threads")?;
     run.wait_connected().context("cannot open the connections")?;
     let load_threads = run.thread_ids();
-    let clock = run.begin();
+    let (clock, late_start) = match start_at {
+        Some(at) => run.begin_at(at),
+        None => (run.begin(), Duration::ZERO),
+    };
+    let clock_state = start_at.and_then(|_| crate::measure::clock::clock_sync());
     let measure_from = clock.start + plan.load.warmup;
     let total = plan.load.warmup + plan.load.duration;
     let mut schedule = Schedule {
@@ -240,6 +281,8 @@ fn drive(
         watch,
         overhead,
         syscalls,
+        late_start,
+        clock: clock_state,
     })
 }
 

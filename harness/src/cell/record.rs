@@ -1,8 +1,11 @@
 //! Turning what a cell measured into its document ([`Cell`]) and histograms.
 
 use super::{CellSpec, Measured, flags};
+use crate::load::{LoadPlan, ThreadShare};
 use crate::measure::syscalls::SyscallCounts;
-use crate::results::cell::{Cell, CellRecord, ClientStats, Fairness, Latency, ServerStats, Shape, Syscalls};
+use crate::results::cell::{
+    Cell, CellRecord, ClientStats, Fairness, Latency, LoadShare, ServerStats, Shape, Syscalls,
+};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::process::ExitStatus;
@@ -20,6 +23,7 @@ pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<(ExitStatus, Ve
         watch,
         overhead,
         syscalls,
+        ..
     } = measured;
     let load = &spec.load;
     let duration_s = load.duration.as_secs_f64();
@@ -96,6 +100,8 @@ pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<(ExitStatus, Ve
         client,
         behind_schedule_fraction,
         flags: Vec::new(),
+        share: None,
+        hosts: Vec::new(),
     };
     cell.flags = flags::judge(&cell);
     CellRecord {
@@ -138,6 +144,33 @@ fn syscalls_per_message(counted: Option<&Result<SyscallCounts, String>>, message
                 unavailable: None,
             }
         }
+    }
+}
+
+/// This host's part of a cell several load hosts drive together: which
+/// part of the load it offered, when it began against the agreed instant
+/// `start_at`, its clock's state, and its connections' message counts.
+pub fn load_share(plan: &LoadPlan, start_at: &str, measured: &Measured) -> LoadShare {
+    let threads = plan.load.client_threads.max(1) as usize;
+    let parts: Vec<ThreadShare> = (0..threads)
+        .map(|index| ThreadShare::of(plan, index, threads))
+        .collect();
+    let host_rate = plan
+        .load
+        .rate
+        .map(|rate| rate / f64::from(plan.host.hosts.max(1)));
+    LoadShare {
+        host: plan.host.index + 1,
+        hosts: plan.host.hosts,
+        start_at: start_at.to_owned(),
+        late_start_ms: measured.late_start.as_secs_f64() * 1e3,
+        connections: parts.iter().map(|part| part.connections as u32).sum(),
+        idle: parts.iter().map(|part| part.idle as u32).sum(),
+        rate: host_rate,
+        first_connection: parts.first().map_or(0, |part| part.first_connection),
+        source_addr: plan.source.map(|source| source.to_string()),
+        clock: measured.clock.clone(),
+        per_connection: measured.outcome.per_connection.clone(),
     }
 }
 

@@ -7,7 +7,8 @@
 //! kind, `addr_unavailable`; against a loopback target the connections come
 //! from 64 source addresses (127.0.0.1–64) so that ports run out 64 times
 //! later, and the cell measures the server's accept path rather than the
-//! client's search for a free port. A loop whose cycle failed waits [`RETRY`] before
+//! client's search for a free port (a plan's `source`, `bench --source-addr`,
+//! replaces them with one). A loop whose cycle failed waits [`RETRY`] before
 //! the next one, so a refusing server is not hammered in a spin.
 
 use super::connect::{connect_from, finish_connect, loopback_source};
@@ -20,7 +21,7 @@ use crate::results::cell::Errors;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use std::io::{self, Read};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -50,6 +51,8 @@ struct Cycle {
 
 pub struct Churn {
     addr: SocketAddr,
+    /// Every connection's local address, when the plan gives one.
+    source: Option<IpAddr>,
     size: u64,
     poll: Poll,
     cycles: Vec<Cycle>,
@@ -79,11 +82,13 @@ impl Churn {
             .collect();
         Ok(Churn {
             addr: plan.addr,
+            source: plan.source,
             size: u64::from(plan.load.size),
             poll: Poll::new()?,
             cycles,
-            // Stream ids distinct from every other thread's.
-            next_stream_id: (share.index as u64) << 40,
+            // Stream ids distinct from every other thread's, on every load
+            // host (threads ≤ 1024 < 2^12, hosts ≤ MAX_HOSTS = 2^12).
+            next_stream_id: (u64::from(plan.host.index) << 52) | ((share.index as u64) << 40),
             errors: Errors::default(),
             recorder: Recorder::new(plan.load.duration.as_secs_f64().ceil() as u64),
             read_buffer: vec![0; super::CHUNK],
@@ -163,7 +168,8 @@ impl Churn {
         cycle.written = 0;
         cycle.received = 0;
         cycle.corrupt = false;
-        match connect_from(self.addr, loopback_source(self.addr, stream_id)) {
+        let source = self.source.or_else(|| loopback_source(self.addr, stream_id));
+        match connect_from(self.addr, source) {
             Ok(mut stream) => {
                 let registered = self.poll.registry().register(
                     &mut stream,

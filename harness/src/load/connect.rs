@@ -17,9 +17,14 @@ use std::time::{Duration, Instant};
 /// loop busy, few enough not to overflow a 1024-entry listen queue.
 pub const IN_FLIGHT: usize = 256;
 
-/// Opens `count` connections to `addr`. A connection that fails or does not
-/// finish in time is `None` and counted in the returned errors.
-pub fn connect_all(addr: SocketAddr, count: usize) -> io::Result<(Vec<Option<TcpStream>>, Errors)> {
+/// Opens `count` connections to `addr`, from local address `source` when
+/// given. A connection that fails or does not finish in time is `None` and
+/// counted in the returned errors.
+pub fn connect_all_from(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    count: usize,
+) -> io::Result<(Vec<Option<TcpStream>>, Errors)> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut errors = Errors::default();
@@ -30,7 +35,7 @@ pub fn connect_all(addr: SocketAddr, count: usize) -> io::Result<(Vec<Option<Tcp
 
     while next < count || in_flight > 0 {
         while in_flight < IN_FLIGHT && next < count {
-            match TcpStream::connect(addr) {
+            match connect_from(addr, source) {
                 Ok(mut stream) => {
                     poll.registry()
                         .register(&mut stream, Token(next), Interest::WRITABLE)?;

@@ -16,6 +16,14 @@
 //! allocated there. The caller starts the threads with [`LoadRun::start`],
 //! waits for their connections, gives them a common start instant, watches
 //! [`LoadRun::completed`] and collects a [`LoadOutcome`].
+//!
+//! A load may be offered by several processes on several load hosts
+//! together (`bench --share K/N`): [`HostShare`] is this process's part,
+//! split from the whole exactly as threads split a process's part
+//! ([`ThreadShare`]): connections by contiguous global index (so payload
+//! stream ids stay distinct across hosts), and the open-loop schedule by
+//! phase, so that the N hosts' constant-rate schedules interleave into the
+//! one schedule of the whole rate.
 
 pub mod churn;
 pub mod connect;
@@ -27,7 +35,7 @@ pub mod timer;
 use crate::results::cell::{Errors, Shape};
 use hdrhistogram::Histogram;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -68,6 +76,46 @@ pub struct LoadPlan {
     pub load: LoadSpec,
     /// Load thread `i` is pinned to `cpus[i % len]` (not pinned if empty).
     pub cpus: Vec<usize>,
+    /// The part of `load` this process offers ([`HostShare::WHOLE`]: all of it).
+    pub host: HostShare,
+    /// The local address every connection is opened from (`None`: the
+    /// kernel chooses; churn to loopback spreads over [`connect::LOOPBACK_SOURCES`]).
+    pub source: Option<IpAddr>,
+}
+
+/// Most load hosts one load can be shared by (churn stream ids keep the host
+/// in their top 12 bits).
+pub const MAX_HOSTS: u32 = 4096;
+
+/// This process's part of a load that `hosts` processes offer together:
+/// host `index` (from 0) gets connections and idle connections
+/// [`split`] by contiguous global index, and `1/hosts` of the open-loop
+/// rate, its schedule shifted by `index` periods of the whole rate so that
+/// the hosts' sends interleave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostShare {
+    pub index: u32,
+    pub hosts: u32,
+}
+
+impl HostShare {
+    /// One process offers the whole load.
+    pub const WHOLE: HostShare = HostShare { index: 0, hosts: 1 };
+}
+
+impl Default for HostShare {
+    fn default() -> HostShare {
+        HostShare::WHOLE
+    }
+}
+
+/// Part `index` of `parts` of `total` items numbered from 0: its first item
+/// and how many, the first `total % parts` parts taking one more.
+pub fn split(total: u64, index: u64, parts: u64) -> (u64, u64) {
+    let parts = parts.max(1);
+    let base = total / parts;
+    let extra = total % parts;
+    (index * base + index.min(extra), base + u64::from(index < extra))
 }
 
 /// The instants every load thread shares, as offsets from `start`.
@@ -255,12 +303,21 @@ impl LoadRun {
 
     /// Gives every thread the same start instant, a moment from now.
     pub fn begin(&mut self) -> Clock {
-        let clock = Clock::new(Instant::now() + Duration::from_millis(5), &self.plan);
+        self.begin_at(Instant::now()).0
+    }
+
+    /// Gives every thread the start instant `at`, or, when `at` is too
+    /// close or past, a moment from now; returns the clock and how much
+    /// later than `at` it starts.
+    pub fn begin_at(&mut self, at: Instant) -> (Clock, Duration) {
+        // Enough for every thread to receive the instant before it comes.
+        let earliest = Instant::now() + Duration::from_millis(5);
+        let clock = Clock::new(at.max(earliest), &self.plan);
         for sender in &self.start_senders {
             let _ = sender.send(clock.start);
         }
         self.clock = Some(clock);
-        clock
+        (clock, clock.start.saturating_duration_since(at))
     }
 
     /// The load threads' ids (all of them, once [`LoadRun::wait_connected`]
@@ -298,32 +355,55 @@ impl LoadRun {
 #[derive(Debug, Clone, Copy)]
 pub struct ThreadShare {
     pub index: usize,
-    /// Global index of this thread's first connection (payload stream ids).
+    /// Global index of this thread's first connection (payload stream ids),
+    /// counted over the whole load, every host's connections included.
     pub first_connection: u64,
     pub connections: usize,
     pub idle: usize,
     /// Open loop: this thread's messages per second.
     pub rate: f64,
+    /// Open loop: nanoseconds after the start at which this thread's first
+    /// send is due; its sends follow every `1e9 / rate` ns.
+    pub phase_ns: f64,
 }
 
 impl ThreadShare {
-    fn of(plan: &LoadPlan, index: usize, threads: usize) -> ThreadShare {
-        let split = |total: u32| -> (u64, usize) {
-            let total = total as usize;
-            let base = total / threads;
-            let extra = total % threads;
-            let first = index * base + index.min(extra);
-            (first as u64, base + usize::from(index < extra))
+    /// Thread `index` of `threads` of this process's part of the plan. The
+    /// host's part is split first, then the threads split the host's: a
+    /// host's schedule is every `hosts` slots of the whole rate's, from slot
+    /// `host.index`; a thread's is every `threads` slots of its host's, from
+    /// slot `index`. With even splits the sends of all threads of all hosts
+    /// fall exactly one period of the whole rate apart; otherwise each
+    /// thread's rate follows its connections and the phases still interleave.
+    pub fn of(plan: &LoadPlan, index: usize, threads: usize) -> ThreadShare {
+        let host = plan.host;
+        let (host_first, host_connections) = split(
+            u64::from(plan.load.connections),
+            u64::from(host.index),
+            u64::from(host.hosts),
+        );
+        let (_, host_idle) = split(
+            u64::from(plan.load.idle),
+            u64::from(host.index),
+            u64::from(host.hosts),
+        );
+        let (first, connections) = split(host_connections, index as u64, threads as u64);
+        let (_, idle) = split(host_idle, index as u64, threads as u64);
+        let whole_rate = plan.load.rate.unwrap_or(0.0);
+        let host_rate = whole_rate / f64::from(host.hosts.max(1));
+        let rate = host_rate * connections as f64 / host_connections.max(1) as f64;
+        let phase_ns = if whole_rate > 0.0 {
+            f64::from(host.index) * 1e9 / whole_rate + index as f64 * 1e9 / host_rate
+        } else {
+            0.0
         };
-        let (first_connection, connections) = split(plan.load.connections);
-        let (_, idle) = split(plan.load.idle);
-        let rate = plan.load.rate.unwrap_or(0.0) * connections as f64 / plan.load.connections.max(1) as f64;
         ThreadShare {
             index,
-            first_connection,
-            connections,
-            idle,
+            first_connection: host_first + first,
+            connections: connections as usize,
+            idle: idle as usize,
             rate,
+            phase_ns,
         }
     }
 }
@@ -446,5 +526,96 @@ impl Failure {
             Failure::Timeout => errors.timeout += 1,
             Failure::Mismatch => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(connections: u32, idle: u32, rate: Option<f64>, host: HostShare) -> LoadPlan {
+        LoadPlan {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            load: LoadSpec {
+                shape: if rate.is_some() {
+                    Shape::Open
+                } else {
+                    Shape::Closed
+                },
+                connections,
+                size: 64,
+                rate,
+                idle,
+                warmup: Duration::ZERO,
+                duration: Duration::from_secs(1),
+                client_threads: 1,
+            },
+            cpus: Vec::new(),
+            host,
+            source: None,
+        }
+    }
+
+    /// Every thread's share of every host's share of `plan`.
+    fn shares(
+        connections: u32,
+        idle: u32,
+        rate: Option<f64>,
+        hosts: u32,
+        threads: usize,
+    ) -> Vec<ThreadShare> {
+        (0..hosts)
+            .flat_map(|index| {
+                let plan = plan(connections, idle, rate, HostShare { index, hosts });
+                (0..threads).map(move |thread| ThreadShare::of(&plan, thread, threads))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hosts_and_threads_get_disjoint_slices_of_every_connection() {
+        for (connections, idle, hosts, threads) in
+            [(10, 7, 3, 2), (12, 0, 4, 3), (5, 5, 5, 1), (1000, 3, 7, 4)]
+        {
+            let all = shares(connections, idle, None, hosts, threads);
+            let mut streams: Vec<u64> = all
+                .iter()
+                .flat_map(|share| share.first_connection..share.first_connection + share.connections as u64)
+                .collect();
+            streams.sort_unstable();
+            assert_eq!(
+                streams,
+                (0..u64::from(connections)).collect::<Vec<_>>(),
+                "{connections} connections over {hosts} hosts x {threads} threads"
+            );
+            assert_eq!(all.iter().map(|share| share.idle as u32).sum::<u32>(), idle);
+        }
+    }
+
+    #[test]
+    fn interleaved_schedules_add_up_to_the_whole_rate() {
+        // 3 hosts x 2 threads, 12 connections: every thread at 1/6 of the rate.
+        let rate = 3000.0;
+        let period = 1e9 / rate;
+        let all = shares(12, 0, Some(rate), 3, 2);
+        let mut due: Vec<f64> = all
+            .iter()
+            .flat_map(|share| (0..100).map(move |send| share.phase_ns + send as f64 * 1e9 / share.rate))
+            .collect();
+        due.sort_by(f64::total_cmp);
+        for (slot, at) in due.iter().enumerate() {
+            assert!(
+                (at - slot as f64 * period).abs() < 1e-3,
+                "send {slot} due at {at} ns, not {} ns",
+                slot as f64 * period
+            );
+        }
+        // Uneven splits still offer exactly the whole rate.
+        let uneven = shares(10, 0, Some(rate), 3, 2);
+        let offered: f64 = uneven.iter().map(|share| share.rate).sum();
+        assert!((offered - rate).abs() < 1e-6, "{offered}");
+        // One host, one thread: the schedule of old, from 0 at the whole rate.
+        let alone = shares(10, 0, Some(rate), 1, 1);
+        assert_eq!((alone[0].phase_ns, alone[0].rate), (0.0, rate));
     }
 }

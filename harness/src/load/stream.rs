@@ -19,7 +19,7 @@
 //! the socket is drained, so no extra `read` to see `EAGAIN`) and shares one
 //! `epoll_wait` with the other ready connections.
 
-use super::connect::connect_all;
+use super::connect::connect_all_from;
 use super::recorder::Recorder;
 use super::timer::Timer;
 use super::{
@@ -70,6 +70,8 @@ pub struct Streams {
     write_buffer: Vec<u8>,
     /// Open loop: nanoseconds between two sends of this thread.
     send_period: f64,
+    /// Open loop: nanoseconds after start at which its first send is due.
+    send_phase: f64,
     next_send: u64,
     scheduled_sends: u64,
     late_sends: u64,
@@ -84,8 +86,8 @@ impl Streams {
         let poll = Poll::new()?;
         let mut timer = Timer::new()?;
         poll.registry().register(&mut timer, TIMER, Interest::READABLE)?;
-        let (streams, mut errors) = connect_all(plan.addr, share.connections)?;
-        let (idle, idle_errors) = connect_all(plan.addr, share.idle)?;
+        let (streams, mut errors) = connect_all_from(plan.addr, plan.source, share.connections)?;
+        let (idle, idle_errors) = connect_all_from(plan.addr, plan.source, share.idle)?;
         add_errors(&mut errors, &idle_errors);
         let mut connections = Vec::with_capacity(share.connections);
         for (index, stream) in streams.into_iter().enumerate() {
@@ -126,6 +128,7 @@ impl Streams {
             } else {
                 f64::INFINITY
             },
+            send_phase: share.phase_ns,
             next_send: 0,
             scheduled_sends: 0,
             late_sends: 0,
@@ -209,7 +212,7 @@ impl Streams {
     /// Open loop: nanoseconds after start at which send `sequence` is due.
     #[inline]
     fn due_time(&self, sequence: u64) -> u64 {
-        due_time(self.send_period, sequence)
+        due_time(self.send_phase, self.send_period, sequence)
     }
 
     /// Open loop: issues every send that is due by `now` and falls before
@@ -340,7 +343,7 @@ impl Streams {
             } else {
                 let (started, measured) = match self.shape {
                     Shape::Open => {
-                        let due = due_time(self.send_period, message * count + index as u64);
+                        let due = due_time(self.send_phase, self.send_period, message * count + index as u64);
                         (due, clock.in_measurement(due))
                     }
                     _ => (connection.sent_at, clock.in_measurement(now)),
@@ -442,11 +445,11 @@ impl Streams {
 }
 
 /// Open loop: nanoseconds after start at which the thread's send `sequence`
-/// is due, sends being `period` ns apart. Message `m` of connection `i` is
-/// send `m * connections + i` (round-robin).
+/// is due, the first at `phase`, the next ones `period` ns apart. Message `m`
+/// of connection `i` is send `m * connections + i` (round-robin).
 #[inline]
-fn due_time(period: f64, sequence: u64) -> u64 {
-    (sequence as f64 * period) as u64
+fn due_time(phase: f64, period: f64, sequence: u64) -> u64 {
+    (phase + sequence as f64 * period) as u64
 }
 
 /// The outcome of a thread that had nothing to do.

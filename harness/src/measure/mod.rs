@@ -1,7 +1,10 @@
 //! Watching what runs during a cell: the server's process tree, sampled from
 //! `/proc`, and the harness itself, whose own threads (everything but the
 //! load threads) are measured over the same window so that a cell says how
-//! much the instrument cost.
+//! much the instrument cost. [`clock`] reads what the kernel says of the
+//! wall clock, for load hosts that agree on a start instant.
+
+pub mod clock;
 
 pub mod syscalls;
 
@@ -255,10 +258,12 @@ mod tests {
         std::thread::sleep(Duration::from_millis(300));
         let (all_after, others_after) = (harness_cpu_except(&[]), harness_cpu_except(&[busy_tid]));
         busy.join().unwrap();
-        let others = others_after - others_before;
-        let busy_share = (all_after - all_before).saturating_sub(others);
-        // (Other tests run in this process too: only the excluded thread's
-        // share is certain.)
+        // (Other tests run in this process too, and their threads end: the
+        // totals may shrink between two samples. Only the excluded thread's
+        // share, all minus others at each sample, is certain.)
+        let others = others_after.saturating_sub(others_before);
+        let busy_before = all_before.saturating_sub(others_before);
+        let busy_share = all_after.saturating_sub(others_after).saturating_sub(busy_before);
         assert!(
             busy_share >= Duration::from_millis(50),
             "busy thread: {busy_share:?}, others {others:?}"

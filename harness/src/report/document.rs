@@ -85,6 +85,9 @@ pub fn build(set: &ResultSet) -> Document {
     if let Some(section) = builder.timeline_section(&scenarios) {
         sections.push(section);
     }
+    if let Some(section) = load_hosts_section(set) {
+        sections.push(section);
+    }
     let mut ids = BTreeSet::new();
     for section in &mut sections {
         section.id = unique(&slug(&section.id), &mut ids);
@@ -664,6 +667,15 @@ fn flagged_section(scenarios: &[Scenario]) -> Section {
                         number(cell.client.busiest_thread_percent)
                     ));
                 }
+                if cell.flags.contains(&Flag::LateStart) {
+                    let late = cell
+                        .share
+                        .iter()
+                        .map(|share| share.late_start_ms)
+                        .chain(cell.hosts.iter().map(|host| host.late_start_ms))
+                        .fold(0.0, f64::max);
+                    details.push(format!("a load host started {} ms late", number(late)));
+                }
                 if cell.flags.contains(&Flag::SharedCpu) {
                     let shared: Vec<usize> = cell
                         .server_cpus
@@ -745,6 +757,82 @@ fn unsupported_section(manifest: &serde_json::Value) -> Option<Section> {
         charts: Vec::new(),
         table: Some(Table {
             headers: vec!["model".to_owned(), "reason".to_owned()],
+            rows,
+        }),
+    })
+}
+
+/// Cells merged from several load hosts (`bench --share`, `harness merge`):
+/// each host's own share, beside the cell's figures summed over all hosts.
+fn load_hosts_section(set: &ResultSet) -> Option<Section> {
+    let mut rows = Vec::new();
+    for data in &set.cells {
+        let cell = &data.cell;
+        for host in &cell.hosts {
+            let clock = host.clock.as_ref().map_or_else(
+                || "not reported".to_owned(),
+                |clock| {
+                    format!(
+                        "{}, max error {} ms",
+                        if clock.synchronised {
+                            "synchronised"
+                        } else {
+                            "unsynchronised"
+                        },
+                        number(clock.max_error_us as f64 / 1e3)
+                    )
+                },
+            );
+            rows.push(vec![
+                cell.label.clone(),
+                cell.scenario.clone(),
+                format!("{} of {}", host.host, cell.hosts.len()),
+                host.hostname.clone(),
+                host.source_addr.clone().unwrap_or_else(|| "-".to_owned()),
+                host.connections.to_string(),
+                count(host.msgs_per_sec),
+                number(host.latency_us.p50),
+                number(host.latency_us.p99),
+                number(host.late_start_ms),
+                clock,
+                host.flags
+                    .iter()
+                    .map(|flag| flag.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    let headers = [
+        "model",
+        "scenario",
+        "host",
+        "hostname",
+        "source",
+        "connections",
+        "msgs/s",
+        "p50 µs",
+        "p99 µs",
+        "late start ms",
+        "clock",
+        "flags",
+    ];
+    Some(Section {
+        id: "load-hosts".to_owned(),
+        title: "Load hosts".to_owned(),
+        paragraphs: vec![
+            "Cells driven by several load hosts at once (bench --share) and merged: the cell's throughput is the \
+             hosts' summed messages over the window they all measured, and its percentiles come from the sum of the \
+             hosts' histograms, never from their percentiles. Each host's own share is below; a host that started \
+             late, fell behind its schedule or was client-bound flags the cell."
+                .to_owned(),
+        ],
+        charts: Vec::new(),
+        table: Some(Table {
+            headers: headers.iter().map(|header| header.to_string()).collect(),
             rows,
         }),
     })

@@ -42,6 +42,8 @@ pub enum Flag {
     Starved,
     /// The server and the load generator ran on a common CPU.
     SharedCpu,
+    /// A load host began after the instant the hosts agreed on (`--start-at`).
+    LateStart,
 }
 
 impl Flag {
@@ -52,6 +54,7 @@ impl Flag {
             Flag::Errors => "errors",
             Flag::Starved => "starved",
             Flag::SharedCpu => "shared-cpu",
+            Flag::LateStart => "late-start",
         }
     }
 }
@@ -226,9 +229,87 @@ pub struct Cell {
     pub server: Option<ServerStats>,
     pub client: ClientStats,
     /// Open loop: the fraction of messages sent later than intended by more
-    /// than the schedule tolerance.
+    /// than the schedule tolerance (of a merged multi-host cell: its worst
+    /// host's).
     #[serde(default)]
     pub behind_schedule_fraction: f64,
+    pub flags: Vec<Flag>,
+    /// A load host's part of a cell that several load hosts drive together
+    /// (`bench --share K/N --start-at TIME`, or `--start-at` alone: 1 of 1);
+    /// absent otherwise. The cell's `connections`, `idle` and `rate` are
+    /// the whole cell's; this host's are here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<LoadShare>,
+    /// A cell merged from its load hosts' shares (`harness merge`): each
+    /// host's own figures, in host order; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostSummary>,
+}
+
+/// One load host's part of a multi-host cell, as that host measured it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadShare {
+    /// This host's share: `host` of `hosts`, from 1.
+    pub host: u32,
+    pub hosts: u32,
+    /// The instant the hosts agreed to start the load (warm-up first),
+    /// RFC 3339 in UTC, as given to `--start-at`.
+    pub start_at: String,
+    /// How long after that instant this host's load began, by this host's
+    /// clock, in milliseconds (0 when it was ready in time).
+    pub late_start_ms: f64,
+    /// This host's active connections, idle connections and open-loop rate.
+    pub connections: u32,
+    pub idle: u32,
+    pub rate: Option<f64>,
+    /// The whole cell's number of this host's first connection: its payload
+    /// streams are `first_connection..first_connection + connections`.
+    pub first_connection: u64,
+    /// The local address every connection came from (`--source-addr`).
+    pub source_addr: Option<String>,
+    /// The kernel's view of this host's clock (`adjtimex`) as its start
+    /// was set, if the kernel reports one.
+    pub clock: Option<ClockSync>,
+    /// Messages each of this host's connections that connected completed
+    /// in the measurement (churn: each loop), so that a merged cell's
+    /// fairness is exact.
+    pub per_connection: Vec<u64>,
+}
+
+/// What the kernel says of this machine's clock (`adjtimex(2)`, read only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClockSync {
+    /// False when the kernel marks the clock unsynchronised (`STA_UNSYNC`,
+    /// or state `TIME_ERROR`): nothing (NTP, PTP) is disciplining it.
+    pub synchronised: bool,
+    /// The kernel's maximum error bound (µs; 16 s when unsynchronised).
+    pub max_error_us: i64,
+    /// The kernel's estimated error (µs).
+    pub est_error_us: i64,
+}
+
+/// One load host of a merged multi-host cell.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostSummary {
+    /// Its share number, from 1.
+    pub host: u32,
+    /// The machine it ran on (from its result set's manifest).
+    pub hostname: String,
+    #[serde(default)]
+    pub machine_id: String,
+    pub source_addr: Option<String>,
+    pub connections: u32,
+    pub rate: Option<f64>,
+    pub messages: u64,
+    pub msgs_per_sec: f64,
+    /// This host's own latency percentiles (the cell's come from the sum of
+    /// all hosts' histograms, never from these).
+    pub latency_us: Latency,
+    pub errors: u64,
+    pub late_start_ms: f64,
+    pub behind_schedule_fraction: f64,
+    pub busiest_thread_percent: f64,
+    pub clock: Option<ClockSync>,
     pub flags: Vec<Flag>,
 }
 

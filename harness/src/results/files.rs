@@ -9,14 +9,19 @@
 //!   (nanoseconds), an HdrHistogram interval log as `HistogramLogProcessor`
 //!   reads it. Interval start times are seconds since the measurement began;
 //!   no wall-clock time is written, so a result set does not change with the
-//!   day it was produced on.
+//!   day it was produced on. A cell merged from several load hosts also
+//!   keeps each host's intervals, tagged `Tag=host-K` (HdrHistogram's own
+//!   tools select one with their tag option); readers here take the
+//!   untagged intervals, the cell's own.
 
 use crate::results::cell::{Cell, CellRecord};
 use anyhow::{Context, anyhow};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLogWriterBuilder, LogEntry};
+use hdrhistogram::serialization::interval_log::{
+    IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag,
+};
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -43,6 +48,18 @@ pub struct HgrmRow {
 
 /// Writes the cell's `.json`, `.hgrm` and `.hlog` into `cells_dir`.
 pub fn write_cell(cells_dir: &Path, record: &CellRecord, repeats: u32) -> anyhow::Result<()> {
+    write_merged_cell(cells_dir, record, repeats, &[])
+}
+
+/// [`write_cell`] for a cell merged from load hosts: `.hlog` also holds
+/// each host's intervals under its tag (`host-1`, ...), after the cell's
+/// own interval of the same second.
+pub fn write_merged_cell(
+    cells_dir: &Path,
+    record: &CellRecord,
+    repeats: u32,
+    hosts: &[(String, Vec<Histogram<u64>>)],
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(cells_dir).with_context(|| format!("cannot create {}", cells_dir.display()))?;
     let stem = record.cell.file_stem(repeats);
     let write = |extension: &str, bytes: &[u8]| -> anyhow::Result<()> {
@@ -53,7 +70,10 @@ pub fn write_cell(cells_dir: &Path, record: &CellRecord, repeats: u32) -> anyhow
     json.push('\n');
     write("json", json.as_bytes())?;
     write("hgrm", percentile_distribution(&record.histogram).as_bytes())?;
-    write("hlog", &interval_log(&record.intervals, record.cell.duration_s)?)?;
+    write(
+        "hlog",
+        &interval_log(&record.intervals, record.cell.duration_s, hosts)?,
+    )?;
     Ok(())
 }
 
@@ -112,7 +132,12 @@ fn sub_bucket_count(sigfig: u8) -> u64 {
 }
 
 /// An interval log of one histogram per second; the last one may be shorter.
-fn interval_log(intervals: &[Histogram<u64>], duration_s: f64) -> anyhow::Result<Vec<u8>> {
+/// Each second's tagged histograms (`hosts`) follow its untagged one.
+fn interval_log(
+    intervals: &[Histogram<u64>],
+    duration_s: f64,
+    hosts: &[(String, Vec<Histogram<u64>>)],
+) -> anyhow::Result<Vec<u8>> {
     let mut log = Vec::new();
     let mut serializer = V2DeflateSerializer::new();
     {
@@ -131,14 +156,26 @@ fn interval_log(intervals: &[Histogram<u64>], duration_s: f64) -> anyhow::Result
     for (second, histogram) in intervals.iter().enumerate() {
         let start = second as f64;
         let length = (duration_s - start).clamp(0.0, 1.0);
-        writer
-            .write_histogram(
-                histogram,
-                Duration::from_secs(second as u64),
-                Duration::from_secs_f64(length),
-                None,
-            )
-            .map_err(|error| anyhow!("cannot encode an interval histogram: {error}"))?;
+        let own = std::iter::once((None, histogram));
+        let tagged = hosts
+            .iter()
+            .filter_map(|(tag, seconds)| Some((Some(tag.as_str()), seconds.get(second)?)));
+        for (tag, histogram) in own.chain(tagged) {
+            let tag = match tag {
+                Some(text) => {
+                    Some(Tag::new(text).with_context(|| format!("'{text}' cannot be an interval log tag"))?)
+                }
+                None => None,
+            };
+            writer
+                .write_histogram(
+                    histogram,
+                    Duration::from_secs(second as u64),
+                    Duration::from_secs_f64(length),
+                    tag,
+                )
+                .map_err(|error| anyhow!("cannot encode an interval histogram: {error}"))?;
+        }
     }
     Ok(log)
 }
@@ -182,7 +219,8 @@ pub fn read_hgrm(path: &Path) -> anyhow::Result<Vec<HgrmRow>> {
     Ok(rows)
 }
 
-/// Reads a `.hlog` file: each interval's start (seconds) and histogram.
+/// Reads a `.hlog` file: each untagged interval's start (seconds) and
+/// histogram (a merged cell's per-host, tagged intervals are skipped).
 pub fn read_hlog(path: &Path) -> anyhow::Result<Vec<(f64, Histogram<u64>)>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut deserializer = Deserializer::new();
@@ -192,6 +230,9 @@ pub fn read_hlog(path: &Path) -> anyhow::Result<Vec<(f64, Histogram<u64>)>> {
         let LogEntry::Interval(interval) = entry else {
             continue;
         };
+        if interval.tag().is_some() {
+            continue;
+        }
         let encoded = BASE64
             .decode(interval.encoded_histogram().trim_end())
             .with_context(|| format!("{}: an interval is not base64", path.display()))?;

@@ -22,15 +22,59 @@ pub struct Manifest {
     /// recorded, not failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unsupported: Vec<Unsupported>,
+    /// `run --shard K/N`: which shard of the suite this set holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRecord>,
+    /// `harness merge`: the result sets this one was merged from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<MergedInput>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Machine {
     pub hostname: String,
     pub cpu_model: String,
     pub cores: usize,
     pub kernel: String,
     pub rustc: String,
+    /// `/etc/machine-id` (or D-Bus's copy): one machine, whatever its
+    /// hostname; empty when there is none (as in many containers).
+    #[serde(default)]
+    pub machine_id: String,
+    /// The job engine's name for the node: Slurm's `SLURMD_NODENAME`, or
+    /// `HARNESS_NODE_NAME` (set from `spec.nodeName` in the Kubernetes
+    /// manifests under deploy/).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+/// The shard of a suite a result set holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    /// K of N, from 1.
+    pub index: u32,
+    pub total: u32,
+    /// `--shard 2/4`, or the job engine and the variables it was read from.
+    pub source: String,
+    /// The rule that assigns cells to shards.
+    pub assignment: String,
+}
+
+/// One input of a merged result set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergedInput {
+    /// The directory, as given to `harness merge`.
+    pub dir: String,
+    pub created_utc: String,
+    pub git_commit: String,
+    pub machine: Machine,
+    /// A suite's shard: which one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRecord>,
+    /// A load host's result set: the shares (K of N) it held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_shares: Vec<String>,
+    pub cells: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,8 +132,25 @@ impl Machine {
                 })
                 .unwrap_or_else(|| "unknown".into()),
             rustc: env!("ECHOLAB_RUSTC_VERSION").to_owned(),
+            machine_id: machine_id(),
+            node: ["SLURMD_NODENAME", "HARNESS_NODE_NAME"]
+                .iter()
+                .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty())),
         }
     }
+}
+
+/// This machine's id (`machine-id(5)`), or empty.
+fn machine_id() -> String {
+    ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .iter()
+        .find_map(|path| {
+            std::fs::read_to_string(path)
+                .ok()
+                .map(|text| text.trim().to_owned())
+                .filter(|id| !id.is_empty())
+        })
+        .unwrap_or_default()
 }
 
 fn online_cpus() -> usize {

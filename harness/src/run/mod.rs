@@ -7,6 +7,7 @@ mod suite;
 use crate::bench;
 use crate::cell::{self, CellSpec};
 use crate::cpus::{CpuLayout, format_cpulist};
+use crate::fleet::shard::Shard;
 use crate::report;
 use crate::results::cell::Cell;
 use crate::results::{files, set};
@@ -45,6 +46,12 @@ pub struct RunArgs {
     /// Where to write the result set [default: results/runs/<UTC time>-<hostname>]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Run only shard K of N of the cells (from 1), for a suite spread over
+    /// N machines and merged with `harness merge`; `env` reads it from a
+    /// Kubernetes Indexed Job (JOB_COMPLETION_INDEX and HARNESS_SHARD_TOTAL)
+    /// or a Slurm array (SLURM_ARRAY_TASK_ID, _MIN, _COUNT).
+    #[arg(long, value_name = "K/N|env")]
+    shard: Option<String>,
 }
 
 pub fn main(args: RunArgs) -> Result<()> {
@@ -53,12 +60,16 @@ pub fn main(args: RunArgs) -> Result<()> {
         suite.select_models(&args.models)?;
     }
     let servers = suite.servers()?;
+    let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
     let cpus = CpuLayout::for_this_process(args.server_cpus.as_deref(), args.client_cpus.as_deref(), true)?;
     let client_threads = args
         .client_threads
         .unwrap_or_else(|| bench::default_client_threads(&cpus));
     let started = SystemTime::now();
-    let out = args.out.clone().unwrap_or_else(|| default_out_dir(started));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out_dir(started, shard.as_ref()));
     let cells_dir = out.join("cells");
     std::fs::create_dir_all(&cells_dir)
         .with_context(|| format!("cannot create the result set directory {}", out.display()))?;
@@ -85,13 +96,36 @@ pub fn main(args: RunArgs) -> Result<()> {
         },
         failures: Vec::new(),
         unsupported: Vec::new(),
+        shard: shard.as_ref().map(Shard::record),
+        merged_from: Vec::new(),
     };
     set::write_manifest(&out, &manifest)?;
 
-    let total = servers.len() * scenarios.len() * args.repeat as usize;
+    let all_cells = servers.len() * scenarios.len() * args.repeat as usize;
+    let owned = |label: &str, scenario: &str, repeat: u32| {
+        shard
+            .as_ref()
+            .is_none_or(|shard| shard.owns(label, scenario, repeat))
+    };
+    let mut total = 0;
+    for repeat in 1..=args.repeat {
+        for scenario in &scenarios {
+            total += servers
+                .iter()
+                .filter(|server| owned(&server.label, &scenario.name, repeat))
+                .count();
+        }
+    }
+    if let Some(shard) = &shard {
+        eprintln!(
+            "echolab: shard {} from {}: {total} of the suite's {all_cells} cells",
+            shard.position.fraction(),
+            shard.position.source
+        );
+    }
     let per_cell = Duration::from_secs_f64(suite.warmup_s + suite.duration_s);
     eprintln!(
-        "echolab: suite '{}': {} models x {} scenarios x {} = {total} cells, about {} min; server on CPU {}, load on CPU {} ({client_threads} load thread{})",
+        "echolab: suite '{}': {} models x {} scenarios x {} = {all_cells} cells, about {} min here; server on CPU {}, load on CPU {} ({client_threads} load thread{})",
         suite.name,
         servers.len(),
         scenarios.len(),
@@ -105,6 +139,14 @@ pub fn main(args: RunArgs) -> Result<()> {
         eprintln!("{warning}");
     }
     eprintln!("echolab: writing {}", out.display());
+    if total == 0 {
+        set::write_summary(&out, &[])?;
+        println!(
+            "this shard has none of the suite's {all_cells} cells (more shards than cells?); result set without cells: {}",
+            out.display()
+        );
+        return Ok(());
+    }
     let progress = progress_bar(total as u64);
     // Without a terminal (CI, nohup, a pipe) the bar is hidden: one line per
     // cell instead, so a long run still shows where it is.
@@ -114,6 +156,9 @@ pub fn main(args: RunArgs) -> Result<()> {
     for repeat in 1..=args.repeat {
         for scenario in &scenarios {
             for server in &servers {
+                if !owned(&server.label, &scenario.name, repeat) {
+                    continue;
+                }
                 let spec = CellSpec {
                     server: server.clone(),
                     scenario: scenario.name.clone(),
@@ -255,13 +300,16 @@ fn say(progress: &ProgressBar, line: String) {
     }
 }
 
-fn default_out_dir(started: SystemTime) -> PathBuf {
+fn default_out_dir(started: SystemTime, shard: Option<&Shard>) -> PathBuf {
     let stamp = humantime::format_rfc3339_seconds(started)
         .to_string()
         .replace([':', '-'], "");
+    let shard = shard.map_or_else(String::new, |shard| {
+        format!("-shard{}of{}", shard.position.index + 1, shard.position.total)
+    });
     Path::new("results")
         .join("runs")
-        .join(format!("{stamp}-{}", set::hostname()))
+        .join(format!("{stamp}-{}{shard}", set::hostname()))
 }
 
 /// Refuses to mix two runs in one result set.
