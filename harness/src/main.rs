@@ -89,6 +89,7 @@ fn main() {
         Command::Compare(args) => compare::main(args),
         Command::Merge(args) => fleet::merge::main(args),
     };
+    measure::syscalls::remove_cgroup();
     if let Err(error) = outcome {
         // One sentence a user understands: the chain of contexts, no backtrace.
         eprintln!("harness: {error:#}");

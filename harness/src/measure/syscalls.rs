@@ -1,31 +1,44 @@
 //! System calls of the server, counted by the kernel while it serves.
 //!
-//! One counting `perf_event` per tracepoint: `raw_syscalls:sys_enter` for all
-//! calls, `syscalls:sys_enter_NAME` for each call in [`NAMED`], and
-//! `syscalls:sys_exit_NAME` filtered on `ret == -EAGAIN` for the calls in
-//! [`EAGAIN_WATCHED`] (the reads, writes and accepts that found nothing to
-//! do). No sampling, no ring buffer, no tracer in the loop: the kernel adds 1
-//! to a counter when the tracepoint fires, so the cost is one tracepoint hit
-//! per event per call, measured in the instrument check (see README).
+//! One counting `perf_event` per tracepoint and CPU:
+//! `raw_syscalls:sys_enter` for all calls, `syscalls:sys_enter_NAME` for each
+//! call in [`NAMED`], and `syscalls:sys_exit_NAME` filtered on
+//! `ret == -EAGAIN` for the calls in [`EAGAIN_WATCHED`] (the reads, writes and
+//! accepts that found nothing to do). No sampling, no ring buffer, no tracer
+//! in the loop: the kernel adds 1 to a counter when the tracepoint fires.
 //!
-//! The counters are opened on the thread that is about to spawn the server,
-//! disabled, with `inherit` and `enable_on_exec`: the spawned process inherits
-//! them, they switch on when it execs the server, and every thread and child
-//! it creates afterwards inherits them too. Reading the opened counters gives
-//! the sum over the whole process tree, living and exited. The spawning
-//! thread's own calls are never counted (its counters stay disabled).
+//! Whose calls: every server the harness spawns starts inside a cgroup of
+//! the harness's own (the child moves itself there between fork and exec),
+//! and the counters are cgroup events on each CPU: they count the
+//! calls of every thread and process of the server's tree, and of nothing
+//! else, however many threads or children it makes, at no cost when it
+//! makes them (per-task counters inherited by each new thread would charge
+//! every `clone` for copying them). The counters and the cgroup are made once
+//! per harness process and read at both ends of each cell's measurement;
+//! cells run one at a time, so the differences are the cell's.
 //!
-//! Needs root, CAP_PERFMON or `kernel.perf_event_paranoid` ≤ 1, and tracefs
-//! (mounted here at `/sys/kernel/tracing` if it is not and the harness may).
-//! Where any of it is missing, [`SyscallCounters::open`] says why in one
-//! sentence and the cell is measured without system calls.
+//! What it costs the measurement: while syscall tracepoints are in use, every
+//! system call on the machine takes the kernel's slower traced path, and each
+//! counted call runs its tracepoints; the README quotes the difference with
+//! and without (`--no-syscalls`). Opening the counters takes tens of
+//! milliseconds once; closing them, at the harness's exit, one RCU grace
+//! period per tracepoint.
+//!
+//! Needs root (CPU-wide cgroup events need CAP_PERFMON or
+//! `kernel.perf_event_paranoid` ≤ 0, and the cgroup must be writable), tracefs
+//! (mounted at `/sys/kernel/tracing` if it is not and the harness may) and a
+//! cgroup hierarchy with the perf_event controller. Where any of it is
+//! missing, [`Counters::shared`] says why in one sentence and cells are
+//! measured without system calls.
 
 use perf_event::Builder;
 use perf_event::Counter;
 use perf_event::events::Tracepoint;
 use std::collections::BTreeMap;
-use std::os::fd::AsRawFd;
+use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The calls counted by name: what an echo server does per message and per
 /// connection under every model, and what a runtime does around them.
@@ -41,10 +54,8 @@ pub const NAMED: &[&str] = &[
     "accept",
     "accept4",
     "close",
-    "shutdown",
     "epoll_wait",
     "epoll_pwait",
-    "epoll_pwait2",
     "epoll_ctl",
     "select",
     "pselect6",
@@ -53,26 +64,15 @@ pub const NAMED: &[&str] = &[
     "io_uring_enter",
     "futex",
     "sched_yield",
-    "nanosleep",
-    "clock_nanosleep",
     "clone",
     "clone3",
     "wait4",
     "mmap",
     "munmap",
-    "mprotect",
-    "madvise",
-    "brk",
-    "ioctl",
-    "fcntl",
-    "setsockopt",
-    "rt_sigprocmask",
 ];
 
 /// The calls whose failures with EAGAIN are counted apart.
-pub const EAGAIN_WATCHED: &[&str] = &[
-    "read", "recvfrom", "recvmsg", "write", "sendto", "sendmsg", "accept", "accept4",
-];
+pub const EAGAIN_WATCHED: &[&str] = &["read", "recvfrom", "recvmsg", "write", "sendto", "accept4"];
 
 /// `-EAGAIN` as a syscall's return value.
 const EAGAIN_RETURN: i64 = -(libc::EAGAIN as i64);
@@ -101,56 +101,187 @@ impl SyscallCounts {
     }
 }
 
-/// The counters of one server's process tree.
-pub struct SyscallCounters {
-    total: Counter,
-    named: Vec<(&'static str, Counter)>,
-    eagain: Vec<(&'static str, Counter)>,
+/// The harness's counters: its cgroup and, per CPU, one counter per
+/// tracepoint.
+pub struct Counters {
+    cgroup: Cgroup,
+    total: Vec<Counter>,
+    named: Vec<(&'static str, Vec<Counter>)>,
+    eagain: Vec<(&'static str, Vec<Counter>)>,
 }
 
-impl SyscallCounters {
-    /// Opens the counters on the calling thread, to be inherited by the
-    /// process it spawns next and enabled when that process execs. Err is
-    /// the reason they are unavailable, as one sentence.
-    pub fn open() -> Result<SyscallCounters, String> {
+/// Shared by every server the harness spawns: made at the first spawn.
+type Shared = Result<Arc<Mutex<Counters>>, String>;
+static COUNTERS: OnceLock<Shared> = OnceLock::new();
+
+impl Counters {
+    /// The harness's counters, made on first use for every CPU the harness
+    /// may run on (a server runs on some of them); Err is why system calls
+    /// cannot be counted, as one sentence.
+    pub fn shared() -> Result<Arc<Mutex<Counters>>, String> {
+        COUNTERS
+            .get_or_init(|| {
+                let cpus = echo_core::affinity::allowed_cpus()
+                    .map_err(|error| format!("cannot read the CPU affinity: {error}"))?;
+                Counters::open(&cpus).map(|counters| Arc::new(Mutex::new(counters)))
+            })
+            .clone()
+    }
+
+    fn open(cpus: &[usize]) -> Result<Counters, String> {
+        if cpus.is_empty() {
+            return Err(String::from("the server's CPUs are unknown"));
+        }
         let events = events_dir()?;
-        let total = counter(&events, "raw_syscalls/sys_enter", None)?;
+        let cgroup = Cgroup::create()?;
+        let on_every_cpu = |tracepoint: &str, filter: Option<&str>| -> Result<Vec<Counter>, String> {
+            cpus.iter()
+                .map(|&cpu| counter(&events, tracepoint, filter, &cgroup.dir_file, cpu))
+                .collect()
+        };
+        let total = on_every_cpu("raw_syscalls/sys_enter", None)?;
         let mut named = Vec::with_capacity(NAMED.len());
         for &name in NAMED {
             // A call this kernel lacks (or names otherwise) is left to "other".
-            if let Ok(counter) = counter(&events, &format!("syscalls/sys_enter_{name}"), None) {
-                named.push((name, counter));
+            if let Ok(counters) = on_every_cpu(&format!("syscalls/sys_enter_{name}"), None) {
+                named.push((name, counters));
             }
         }
-        let mut eagain = Vec::with_capacity(EAGAIN_WATCHED.len());
         let filter = format!("ret == {EAGAIN_RETURN}");
+        let mut eagain = Vec::with_capacity(EAGAIN_WATCHED.len());
         for &name in EAGAIN_WATCHED {
-            if let Ok(counter) = counter(&events, &format!("syscalls/sys_exit_{name}"), Some(&filter)) {
-                eagain.push((name, counter));
+            if let Ok(counters) = on_every_cpu(&format!("syscalls/sys_exit_{name}"), Some(&filter)) {
+                eagain.push((name, counters));
             }
         }
-        Ok(SyscallCounters { total, named, eagain })
+        Ok(Counters {
+            cgroup,
+
+            total,
+            named,
+            eagain,
+        })
     }
 
-    /// The counts so far, summed over the tree.
+    /// `cgroup.procs` of the harness's cgroup: a child writes "0" to it
+    /// between fork and exec to move itself in.
+    pub fn cgroup_procs_fd(&self) -> RawFd {
+        self.cgroup.procs.as_raw_fd()
+    }
+
+    /// The counts so far, summed over the CPUs.
     pub fn read(&mut self) -> std::io::Result<SyscallCounts> {
+        let sum = |counters: &mut Vec<Counter>| -> std::io::Result<u64> {
+            counters.iter_mut().map(Counter::read).sum()
+        };
         let mut counts = SyscallCounts {
-            total: self.total.read()?,
+            total: sum(&mut self.total)?,
             ..SyscallCounts::default()
         };
-        for (name, counter) in &mut self.named {
-            counts.named.insert(name, counter.read()?);
+        for (name, counters) in &mut self.named {
+            counts.named.insert(name, sum(counters)?);
         }
-        for (name, counter) in &mut self.eagain {
-            counts.eagain.insert(name, counter.read()?);
+        for (name, counters) in &mut self.eagain {
+            counts.eagain.insert(name, sum(counters)?);
         }
         Ok(counts)
     }
 }
 
-/// One counter on a tracepoint, on this thread: disabled, inherited, enabled
-/// at exec, kernel events included (tracepoints fire in the kernel).
-fn counter(events: &Path, tracepoint: &str, filter: Option<&str>) -> Result<Counter, String> {
+/// Removes the harness's cgroup, if one was made and no process is left in
+/// it. Call once, at the end of the harness's work.
+pub fn remove_cgroup() {
+    if let Some(Ok(counters)) = COUNTERS.get() {
+        let counters = counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _ = std::fs::remove_dir(&counters.cgroup.dir);
+    }
+}
+
+/// A cgroup of the harness's own, `echolab-harness-PID`, in the hierarchy
+/// that has the perf_event controller.
+struct Cgroup {
+    dir: PathBuf,
+    dir_file: File,
+    procs: File,
+}
+
+impl Cgroup {
+    fn create() -> Result<Cgroup, String> {
+        let root = perf_event_hierarchy()?;
+        remove_stale(&root);
+        let dir = root.join(format!("echolab-harness-{}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => {
+                return Err(format!(
+                    "cannot make a cgroup for the server in {} ({error}): run as root",
+                    root.display()
+                ));
+            }
+        }
+        let dir_file = File::open(&dir).map_err(|error| format!("cannot open {}: {error}", dir.display()))?;
+        let procs = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("cgroup.procs"))
+            .map_err(|error| format!("cannot open {}/cgroup.procs: {error}", dir.display()))?;
+        Ok(Cgroup { dir, dir_file, procs })
+    }
+}
+
+/// Where cgroups with the perf_event controller are made: a cgroup v1
+/// hierarchy mounted with `perf_event`, or else the cgroup v2 one.
+fn perf_event_hierarchy() -> Result<PathBuf, String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|error| format!("cannot read /proc/self/mountinfo: {error}"))?;
+    let mut v2 = None;
+    for line in mountinfo.lines() {
+        // ... MOUNT_POINT OPTIONS ... - FSTYPE SOURCE SUPER_OPTIONS
+        let Some((before, after)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mount_point = before.split_whitespace().nth(4).unwrap_or("");
+        let mut after = after.split_whitespace();
+        let fstype = after.next().unwrap_or("");
+        let super_options = after.nth(1).unwrap_or("");
+        if fstype == "cgroup" && super_options.split(',').any(|option| option == "perf_event") {
+            return Ok(PathBuf::from(mount_point));
+        }
+        if fstype == "cgroup2" && v2.is_none() {
+            v2 = Some(PathBuf::from(mount_point));
+        }
+    }
+    v2.ok_or_else(|| String::from("no cgroup hierarchy with the perf_event controller is mounted"))
+}
+
+/// Removes cgroups left by harness processes that are gone (and so empty).
+fn remove_stale(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix("echolab-harness-"))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
+}
+
+/// One counter on a tracepoint, for the cgroup's tasks on `cpu`.
+fn counter(
+    events: &Path,
+    tracepoint: &str,
+    filter: Option<&str>,
+    cgroup: &File,
+    cpu: usize,
+) -> Result<Counter, String> {
     let id_file = events.join(tracepoint).join("id");
     let id: u64 = std::fs::read_to_string(&id_file)
         .map_err(|error| format!("no tracepoint {tracepoint} ({}: {error})", id_file.display()))?
@@ -158,18 +289,16 @@ fn counter(events: &Path, tracepoint: &str, filter: Option<&str>) -> Result<Coun
         .parse()
         .map_err(|_| format!("{} is not a tracepoint id", id_file.display()))?;
     let counter = Builder::new(Tracepoint::with_id(id))
-        .observe_self()
-        .any_cpu()
+        .observe_cgroup(cgroup)
+        .one_cpu(cpu)
         .include_kernel()
-        .inherit(true)
-        .enabled(false)
-        .enable_on_exec(true)
+        .enabled(true)
         .build()
         .map_err(|error| match error.raw_os_error() {
             Some(libc::EACCES) | Some(libc::EPERM) => format!(
-                "perf_event_open is not permitted ({error}): run as root, grant CAP_PERFMON, or set kernel.perf_event_paranoid to 1 or less"
+                "perf_event_open is not permitted ({error}): run as root, grant CAP_PERFMON, or set kernel.perf_event_paranoid to 0 or less"
             ),
-            _ => format!("perf_event_open on {tracepoint} failed: {error}"),
+            _ => format!("perf_event_open on {tracepoint} for a cgroup on CPU {cpu} failed: {error}"),
         })?;
     if let Some(filter) = filter {
         set_filter(&counter, filter)
@@ -245,5 +374,12 @@ mod tests {
         assert_eq!(delta.total, 20);
         assert_eq!(delta.named, BTreeMap::from([("read", 10), ("write", 4)]));
         assert_eq!(delta.eagain, BTreeMap::from([("read", 2)]));
+    }
+
+    #[test]
+    fn the_perf_event_hierarchy_is_found_where_cgroups_are_mounted() {
+        if let Ok(root) = perf_event_hierarchy() {
+            assert!(root.is_dir(), "{}", root.display());
+        }
     }
 }

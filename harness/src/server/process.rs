@@ -19,7 +19,7 @@
 //!   SIGINT or SIGTERM kills every server it started before it exits.
 
 use super::{Launch, guard};
-use crate::measure::syscalls::{SyscallCounters, SyscallCounts};
+use crate::measure::syscalls::{Counters, SyscallCounts};
 use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -71,8 +71,9 @@ pub struct ServerProcess {
     keeper: Option<Keeper>,
     /// How it ended, once it has.
     status: Option<ExitStatus>,
-    /// Its system calls, or why they cannot be counted.
-    syscalls: Result<SyscallCounters, String>,
+    /// The harness's system-call counters, which count this server's tree
+    /// (it starts in their cgroup), or why they cannot.
+    syscalls: Result<std::sync::Arc<std::sync::Mutex<Counters>>, String>,
 }
 
 /// What the server printed on stderr: the last lines, and from SIGTERM on,
@@ -132,9 +133,19 @@ impl ServerProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        prepare_child(&mut command, launch.nofile_limit);
-        let (child, syscalls, keeper) = spawn_kept(command, cpus, launch.count_syscalls)
-            .with_context(|| format!("cannot start {name}"))?;
+        let syscalls = if launch.count_syscalls {
+            Counters::shared()
+        } else {
+            Err(String::from("switched off with --no-syscalls"))
+        };
+        let cgroup_procs = syscalls.as_ref().ok().map(|counters| {
+            counters
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .cgroup_procs_fd()
+        });
+        prepare_child(&mut command, launch.nofile_limit, cgroup_procs);
+        let (child, keeper) = spawn_kept(command, cpus).with_context(|| format!("cannot start {name}"))?;
         guard::register(child.id());
 
         let shared_stderr = Arc::new(Mutex::new(Stderr::default()));
@@ -288,8 +299,10 @@ impl ServerProcess {
     /// The system calls of the whole tree since it started; Err says why
     /// they are not counted.
     pub fn syscalls(&mut self) -> Result<SyscallCounts, String> {
-        match &mut self.syscalls {
+        match &self.syscalls {
             Ok(counters) => counters
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .read()
                 .map_err(|error| format!("cannot read the counters: {error}")),
             Err(reason) => Err(reason.clone()),
@@ -441,17 +454,9 @@ impl Drop for ServerProcess {
     }
 }
 
-type Counted = Result<SyscallCounters, String>;
-
 /// Spawns `command` from a new thread pinned to `cpus`; the thread stays
 /// until released, because the child's parent-death signal is tied to it.
-/// With `count_syscalls`, the thread first opens the system-call counters
-/// that the child inherits (they count from its exec on).
-fn spawn_kept(
-    mut command: Command,
-    cpus: &[usize],
-    count_syscalls: bool,
-) -> anyhow::Result<(Child, Counted, Keeper)> {
+fn spawn_kept(mut command: Command, cpus: &[usize]) -> anyhow::Result<(Child, Keeper)> {
     let (spawned_sender, spawned) = mpsc::channel();
     let (release, released) = mpsc::channel::<()>();
     let cpus = cpus.to_vec();
@@ -464,42 +469,44 @@ fn spawn_kept(
                 echo_core::affinity::pin_to(&cpus)
                     .map_err(|error| anyhow::anyhow!("cannot pin the server to CPUs {cpus:?}: {error}"))
             };
-            let counters = if count_syscalls {
-                SyscallCounters::open()
-            } else {
-                Err(String::from("switched off with --no-syscalls"))
-            };
             let result = result.and_then(|()| command.spawn().map_err(anyhow::Error::from));
             let spawned_ok = result.is_ok();
-            let _ = spawned_sender.send(result.map(|child| (child, counters)));
+            let _ = spawned_sender.send(result);
             if spawned_ok {
                 let _ = released.recv();
             }
         })
         .context("cannot start a thread")?;
-    let (child, counters) = spawned
+    let child = spawned
         .recv()
         .context("the spawning thread ended unexpectedly")??;
-    Ok((child, counters, Keeper { release, thread }))
+    Ok((child, Keeper { release, thread }))
 }
 
 /// What the child does between fork and exec. It gets SIGKILL when the
 /// thread that spawned it ends, so a server never outlives a harness that was
 /// killed; it starts with no signal blocked (the harness blocks its stop
 /// signals for its signal thread, and a blocked mask survives exec: a server
-/// would never see SIGTERM); and it gets its descriptor limit, if one is set.
+/// would never see SIGTERM); it gets its descriptor limit, if one is set;
+/// and it moves itself into the system-call counters' cgroup, if they count.
 #[allow(unsafe_code)]
-fn prepare_child(command: &mut Command, nofile_limit: Option<u64>) {
+fn prepare_child(command: &mut Command, nofile_limit: Option<u64>, cgroup_procs: Option<std::os::fd::RawFd>) {
     // SAFETY: the closure runs in the child between fork and exec and only
-    // makes the prctl(2), sigprocmask(2) and setrlimit(2) system calls, which
-    // are async-signal-safe; it touches no lock, allocation or other state
-    // shared with the parent's threads.
+    // makes the prctl(2), sigprocmask(2), setrlimit(2) and write(2) system
+    // calls, which are async-signal-safe; it touches no lock, allocation or
+    // other state shared with the parent's threads. The descriptor it writes
+    // to is the counters' `cgroup.procs`, open for the harness's lifetime.
     unsafe {
         command.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
             nix::sys::signal::SigSet::empty().thread_set_mask()?;
             if let Some(limit) = nofile_limit {
                 nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, limit, limit)?;
+            }
+            if let Some(procs) = cgroup_procs
+                && libc::write(procs, b"0".as_ptr().cast(), 1) != 1
+            {
+                return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
