@@ -32,6 +32,7 @@ pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<ExitStatus>) ->
                 0.0
             },
             rss_peak_kib: watch.peak_rss_kib,
+            vm_peak_kib: watch.peak_vm_kib,
             threads: watch.peak_threads,
             ctx_voluntary,
             ctx_involuntary,

@@ -114,6 +114,10 @@ pub struct ServerStats {
     pub cpu_us_per_msg: f64,
     /// Peak of the summed resident sets (shared pages count once per process).
     pub rss_peak_kib: u64,
+    /// Peak of the summed address spaces (VmSize): memory reserved, touched
+    /// or not, such as every thread's whole stack.
+    #[serde(default)]
+    pub vm_peak_kib: u64,
     pub threads: u64,
     pub ctx_voluntary: u64,
     pub ctx_involuntary: u64,
