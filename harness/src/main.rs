@@ -5,8 +5,9 @@
 //! load run, [`load`] generates load and records it, [`measure`] watches the
 //! server's process tree and the harness itself, [`cell`] measures one cell,
 //! [`bench`] and [`run`] are the commands that measure (one cell, a suite into
-//! a result set, [`results`]), [`report`] and [`compare`] read result sets
-//! from disk and nothing else.
+//! a result set, [`results`]), [`tour`] walks the course claim by claim into
+//! a result set, [`report`] and [`compare`] read result sets from disk and
+//! nothing else.
 //!
 //! Unsafe code is denied everywhere but one function: the pre-exec hook that
 //! ties a spawned server's life to the harness (`server::process`).
@@ -19,11 +20,13 @@ mod compare;
 mod cpus;
 mod load;
 mod measure;
+mod profiles;
 mod report;
 mod results;
 mod run;
 mod serve;
 mod server;
+mod tour;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -62,6 +65,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Put two result sets side by side.
     Compare(compare::CompareArgs),
+    /// Walk the course claim by claim: predict, measure, and give a verdict.
+    Tour(tour::TourArgs),
 }
 
 fn main() {
@@ -81,6 +86,7 @@ fn main() {
         Command::Run(args) => run::main(args),
         Command::Report(args) => report::main(args),
         Command::Compare(args) => compare::main(args),
+        Command::Tour(args) => tour::main(args),
     };
     if let Err(error) = outcome {
         // One sentence a user understands: the chain of contexts, no backtrace.
