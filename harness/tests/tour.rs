@@ -187,3 +187,38 @@ fn a_quick_tour_is_a_result_set_that_opens_with_the_lesson_and_reruns_a_step() {
     }
     assert_eq!(cells_before.len(), cells_after.len());
 }
+
+/// A step that cannot be measured is skipped with the reason, recorded as a
+/// failure in the manifest, and the tour exits non-zero: nothing is
+/// silently dropped.
+#[test]
+fn a_step_that_cannot_be_measured_says_why_and_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tour");
+    // Step 4 opens 1,100 connections: 512 descriptors are not enough.
+    let mut command = Command::new("sh");
+    command.args([
+        "-c",
+        "ulimit -n 512 && exec \"$0\" tour --quick --step 4 --out \"$1\"",
+        harness_exe(),
+        out.to_str().unwrap(),
+    ]);
+    let output = run_watched_for(command, &["tour", "--step", "4"], TOUR_DEADLINE);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("1 step could not be measured"), "{stderr}");
+    let steps = entries(&out);
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0]["verdict"], "skipped");
+    let reason = text(&steps[0], "reason");
+    assert!(
+        reason.contains("the measurement failed") && reason.contains("open-file limit"),
+        "{reason}"
+    );
+    assert!(steps[0]["chart"].is_null());
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["failures"][0]["scenario"], "step04", "{manifest}");
+    // The report is written all the same.
+    assert!(out.join("report.md").is_file());
+}

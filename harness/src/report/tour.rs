@@ -42,8 +42,9 @@ fn overview(entries: &[&TourEntry]) -> Section {
              (a model that is not built, a facility or CPUs this machine lacks)."
                 .to_owned(),
             format!(
-                "{} steps ({} mode): {} confirmed, {} not confirmed here, {} skipped.",
+                "{} step{} ({} mode): {} confirmed, {} not confirmed here, {} skipped.",
                 entries.len(),
+                if entries.len() == 1 { "" } else { "s" },
                 modes.join(" and "),
                 count(Verdict::Confirmed),
                 count(Verdict::NotConfirmedHere),
@@ -52,7 +53,7 @@ fn overview(entries: &[&TourEntry]) -> Section {
         ],
         charts: Vec::new(),
         table: Some(Table {
-            headers: ["step", "claim", "source", "verdict"]
+            headers: ["step", "verdict", "claim"]
                 .iter()
                 .map(|header| header.to_string())
                 .collect(),
@@ -61,9 +62,8 @@ fn overview(entries: &[&TourEntry]) -> Section {
                 .map(|entry| {
                     vec![
                         entry.step.to_string(),
-                        entry.title.clone(),
-                        entry.source.clone(),
                         entry.verdict.as_str().to_owned(),
+                        entry.title.clone(),
                     ]
                 })
                 .collect(),

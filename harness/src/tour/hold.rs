@@ -67,9 +67,11 @@ fn scene(
     hold: Duration,
     waiting: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Scene> {
-    waiting(&format!(
-        "{holders} client(s) connect and wait for their first echo"
-    ));
+    waiting(&if holders == 1 {
+        "a first client connects and waits for its echo".to_owned()
+    } else {
+        format!("{holders} clients connect and wait for their first echo")
+    });
     let mut holding = Vec::new();
     let mut holders_echoed = 0;
     let mut slowest_holder_echo = Duration::ZERO;

@@ -97,7 +97,7 @@ fn judge_hold(figures: &Figures) -> Result<Judgement, String> {
     }
     if during > 0.0 {
         return Ok(Judgement::not_confirmed(format!(
-            "the waiting client was echoed {} ms after it sent, while the {} holding client(s) stayed (expected no echo for {} ms: ratio {}); likely: this server serves more clients at once than the claim says",
+            "the waiting client was echoed {} ms after it sent, while the {} holding clients stayed (expected no echo for {} ms: ratio {}); likely: this server serves more clients at once than the claim says",
             short(waited),
             short(holders),
             short(HOLD_MS),
@@ -120,10 +120,14 @@ fn judge_hold(figures: &Figures) -> Result<Judgement, String> {
             ratio(after, PROMPT_AFTER_LEAVE_MS)
         )));
     }
+    let holding = if holders == 1.0 {
+        "the first client".to_owned()
+    } else {
+        format!("{} clients", short(holders))
+    };
     Ok(Judgement::confirmed(format!(
-        "the waiting client got no echo for {} ms while {} client(s) held the server, and was echoed {} ms after one of them left",
+        "the waiting client got no echo for {} ms while {holding} held the server, and was echoed {} ms after one left",
         short(waited),
-        short(holders),
         short(after)
     )))
 }
