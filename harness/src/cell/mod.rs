@@ -115,6 +115,9 @@ pub struct Measured {
     /// The server's system calls over the measurement window, or why they
     /// were not counted (`None` for a target).
     pub syscalls: Option<Result<SyscallCounts, String>>,
+    /// When the measurement began and ended; the server's samples may fall
+    /// later than that (see [`record::sampled_share`]).
+    pub window: (Instant, Instant),
 }
 
 /// The instants at which the driving thread wakes: samples of the server
@@ -240,6 +243,7 @@ fn drive(
         watch,
         overhead,
         syscalls,
+        window: (measure_from, schedule.measure_until),
     })
 }
 
