@@ -393,7 +393,9 @@ fn spawn_kept(
             let counters = if count_syscalls {
                 SyscallCounters::open()
             } else {
-                Err(String::from("switched off with --no-syscalls"))
+                Err(String::from(
+                    "not counted for this cell (bench --no-syscalls, or a tour step that measures CPU)",
+                ))
             };
             let result = result.and_then(|()| command.spawn().map_err(anyhow::Error::from));
             let spawned_ok = result.is_ok();
