@@ -90,7 +90,13 @@ fn a_quick_tour_is_a_result_set_that_opens_with_the_lesson_and_reruns_a_step() {
         for stem in entry["cells"].as_array().unwrap() {
             let stem = stem.as_str().unwrap();
             assert!(stem.contains(&format!("--step{:02}-", index + 1)), "{stem}");
-            assert!(out.join("cells").join(format!("{stem}.json")).is_file(), "{stem}");
+            let cell: Value = serde_json::from_str(
+                &std::fs::read_to_string(out.join("cells").join(format!("{stem}.json"))).unwrap(),
+            )
+            .unwrap();
+            // The server's per-message figures rest on the messages its samples covered.
+            let share = cell["server"]["sampled_share"].as_f64().unwrap();
+            assert!(share > 0.0 && share <= 1.0, "{stem}: sampled_share {share}");
         }
         assert!(
             stdout.contains(&format!("Step {} of {}", index + 1, steps.len())),

@@ -26,12 +26,11 @@ pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<ExitStatus>) ->
         let cpu_us = cpu.as_secs_f64() * 1e6;
         // The server's CPU and system calls are read at its first and last
         // samples: divide them by the messages of that stretch only.
-        let sampled = match (watch.first, watch.last) {
-            (Some((first, _)), Some((last, _))) => {
-                outcome.messages as f64 * sampled_share(*window, (first, last))
-            }
-            _ => outcome.messages as f64,
+        let share = match (watch.first, watch.last) {
+            (Some((first, _)), Some((last, _))) => sampled_share(*window, (first, last)),
+            _ => 1.0,
         };
+        let sampled = outcome.messages as f64 * share;
         ServerStats {
             pid: watch.pid,
             cpu_percent: percent(cpu, wall),
@@ -44,6 +43,7 @@ pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<ExitStatus>) ->
             fds: watch.peak_fds,
             cpus: spec.cpus.server.clone(),
             processes: watch.peak_processes,
+            sampled_share: share,
             exit: exit.map(crate::server::process::exit_text),
             syscalls: syscalls_per_message(syscalls.as_ref(), sampled),
         }

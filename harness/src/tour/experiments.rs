@@ -93,10 +93,12 @@ fn server(cell: &Cell) -> anyhow::Result<&crate::results::cell::ServerStats> {
         .ok_or_else(|| anyhow::anyhow!("{}: the server was not measured", cell.label))
 }
 
-/// Context switches (voluntary and involuntary) per completed message.
+/// Context switches (voluntary and involuntary) per message, over the
+/// messages between the server's first and last samples.
 fn switches_per_message(cell: &Cell) -> anyhow::Result<f64> {
     let server = server(cell)?;
-    Ok((server.ctx_voluntary + server.ctx_involuntary) as f64 / cell.messages.max(1) as f64)
+    let messages = (cell.messages as f64 * server.sampled_share).max(1.0);
+    Ok((server.ctx_voluntary + server.ctx_involuntary) as f64 / messages)
 }
 
 /// Connections that were answered with no error: all but the starved and
