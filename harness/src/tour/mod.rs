@@ -244,6 +244,7 @@ pub fn main(args: TourArgs) -> Result<()> {
     }
     let mode = if args.quick { "quick" } else { "full" };
     let mut failures = previous_failures(&out, args.step);
+    let failed_before = failures.len();
 
     eprintln!(
         "echolab tour ({mode}): {} step{}, server on CPU {}, load on CPU {}; writing {}",
@@ -291,11 +292,11 @@ pub fn main(args: TourArgs) -> Result<()> {
     crate::report::generate(&out).with_context(|| format!("cannot write the report of {}", out.display()))?;
     println!("result set: {}", out.display());
     println!("report:     {}", out.join("report.md").display());
-    if !failures.is_empty() {
+    let failed = failures.len() - failed_before;
+    if failed > 0 {
         bail!(
-            "{} step{} could not be measured (see 'failures' in {})",
-            failures.len(),
-            if failures.len() == 1 { "" } else { "s" },
+            "{failed} step{} could not be measured (see 'failures' in {})",
+            if failed == 1 { "" } else { "s" },
             out.join("manifest.json").display()
         );
     }
