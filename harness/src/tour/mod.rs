@@ -73,7 +73,7 @@ pub struct TourArgs {
     /// Fewer points and shorter cells: under 2 minutes instead of under 6.
     #[arg(long)]
     quick: bool,
-    /// Run only step N, replacing its entry (and its cells) in the tour of --out.
+    /// Run only step N (1 to 11), replacing its entry (and its cells) in the tour of --out.
     #[arg(long, value_name = "N")]
     step: Option<u32>,
     /// Where to write the result set [default: results/runs/<UTC time>-<hostname>-tour]
@@ -274,9 +274,10 @@ pub fn main(args: TourArgs) -> Result<()> {
         session.step = step.number;
         session.written.clear();
         session.progress.start(step);
+        session.progress.print(&prediction(step));
         let step_started = Instant::now();
         let entry = run_step(step, &mut session, mode, &mut failures);
-        session.progress.print(&lesson(&entry, step_started.elapsed()));
+        session.progress.print(&outcome(&entry, step_started.elapsed()));
         entries.retain(|known| known.step != entry.step);
         entries.push(entry);
         // What is measured so far stays on disk.
@@ -351,18 +352,24 @@ fn run_step(step: &Step, session: &mut Session, mode: &str, failures: &mut Vec<s
     }
 }
 
-/// What a step prints: its claim, source, what it measured, the numbers and
-/// the verdict.
-fn lesson(entry: &TourEntry, took: Duration) -> String {
-    let mut text = format!(
-        "\nStep {} of {}: {}\n  claim      {}\n  source     {}\n  measures   {}\n",
-        entry.step,
+/// What a step prints before it measures: the claim, its source, what
+/// will be measured, and the threshold the verdict will apply.
+fn prediction(step: &Step) -> String {
+    format!(
+        "\nStep {} of {}: {}\n  claim      {}\n  source     {}\n  measures   {}\n  threshold  {}\n",
+        step.number,
         STEPS.len(),
-        entry.title,
-        entry.claim,
-        entry.source,
-        entry.measures
-    );
+        step.title,
+        step.claim,
+        step.source,
+        step.measures,
+        (step.threshold)()
+    )
+}
+
+/// What it prints after: the figures, and the verdict with its reason.
+fn outcome(entry: &TourEntry, took: Duration) -> String {
+    let mut text = String::new();
     if !entry.measured.is_empty() {
         let figures: Vec<String> = entry
             .measured
@@ -378,8 +385,7 @@ fn lesson(entry: &TourEntry, took: Duration) -> String {
         text += &format!("  reference  {reference}\n");
     }
     text += &format!(
-        "  threshold  {}\n  verdict    {}: {} ({:.0} s)\n",
-        entry.threshold,
+        "  verdict    {}: {} ({:.0} s)\n",
         entry.verdict.as_str().to_uppercase(),
         entry.reason,
         took.as_secs_f64()
