@@ -5,10 +5,11 @@
 //! load run, [`load`] generates load and records it, [`measure`] watches the
 //! server's process tree and the harness itself, [`cell`] measures one cell,
 //! [`bench`] and [`run`] are the commands that measure (one cell, a suite into
-//! a result set, [`results`]), [`report`] and [`compare`] read result sets
-//! from disk and nothing else. [`fleet`] takes them beyond one machine:
-//! suites sharded over machines, cells driven by several load hosts, and
-//! the merge of their result sets.
+//! a result set, [`results`]), [`tour`] walks the course claim by claim into
+//! a result set, [`report`] and [`compare`] read result sets from disk and
+//! nothing else. [`fleet`] takes them beyond one machine: suites sharded over
+//! machines, cells driven by several load hosts, and the merge of their
+//! result sets.
 //!
 //! Unsafe code is denied everywhere but one function: the pre-exec hook that
 //! ties a spawned server's life to the harness (`server::process`).
@@ -22,11 +23,13 @@ mod cpus;
 mod fleet;
 mod load;
 mod measure;
+mod profiles;
 mod report;
 mod results;
 mod run;
 mod serve;
 mod server;
+mod tour;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -68,6 +71,8 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Merge result sets: a suite's shards, or the load hosts' shares of a cell.
     Merge(fleet::merge::MergeArgs),
+    /// Walk the course claim by claim: predict, measure, and give a verdict.
+    Tour(tour::TourArgs),
 }
 
 fn main() {
@@ -88,6 +93,7 @@ fn main() {
         Command::Report(args) => report::main(args),
         Command::Compare(args) => compare::main(args),
         Command::Merge(args) => fleet::merge::main(args),
+        Command::Tour(args) => tour::main(args),
     };
     measure::syscalls::remove_cgroup();
     if let Err(error) = outcome {

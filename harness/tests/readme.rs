@@ -51,7 +51,7 @@ fn every_subcommand_and_option_in_the_readme_exists() {
             current = None;
         }
     }
-    for subcommand in ["serve", "bench", "run", "report", "compare", "merge"] {
+    for subcommand in ["serve", "bench", "run", "report", "compare", "merge", "tour"] {
         assert!(
             usage.contains_key(subcommand),
             "the README's usage block lacks `harness {subcommand}`"

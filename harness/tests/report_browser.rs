@@ -51,6 +51,28 @@ fn every_chart_is_present_and_visible_in_a_browser() {
     };
     let set = tempfile::tempdir().unwrap();
     write_result_set(set.path(), &suite(1), 1);
+    // A tour's steps open the page; their charts must show as well.
+    let step = |number: u32, verdict: &str, chart: serde_json::Value| {
+        serde_json::json!({
+            "step": number, "title": "a claim", "claim": "A claim.", "source": "the course",
+            "measures": "what is measured", "verdict": verdict, "reason": "why",
+            "measured": if chart.is_null() { serde_json::json!({}) } else { serde_json::json!({ "a_ms": 1000.0 }) },
+            "threshold": "a threshold", "chart": chart, "mode": "quick", "cells": []
+        })
+    };
+    let chart = serde_json::json!({
+        "title": "how long clients waited", "unit": "milliseconds",
+        "bars": [
+            { "label": "A: first echo", "value": 0.05, "model": "single" },
+            { "label": "B: no echo, A stays", "value": 1000.0, "model": "single" },
+            { "label": "an unknown model", "value": 0.1 }
+        ]
+    });
+    let tour = serde_json::json!([
+        step(1, "confirmed", chart),
+        step(2, "skipped", serde_json::Value::Null)
+    ]);
+    std::fs::write(set.path().join("tour.json"), tour.to_string()).unwrap();
     let report = harness(&["report", &path_arg(set.path())]);
     assert!(report.success, "report failed: {}", report.stderr);
 
@@ -120,6 +142,10 @@ fn every_chart_is_present_and_visible_in_a_browser() {
     );
     assert_eq!(result["brokenImages"], 0, "{result}");
     let ids = result["ids"].as_array().unwrap();
+    assert!(
+        ids.iter().any(|id| id == "chart-tour-step01"),
+        "the tour's chart is not in the page: {result}"
+    );
     let unique: std::collections::BTreeSet<_> = ids.iter().map(|id| id.to_string()).collect();
     assert_eq!(unique.len(), ids.len(), "chart ids repeat: {result}");
 }

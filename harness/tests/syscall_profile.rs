@@ -11,24 +11,17 @@
 
 mod support;
 
-use echo_core::syscalls::{PROFILE_LOAD, Profile};
+use echo_core::syscalls::PROFILE_LOAD;
 use serde_json::Value;
 use support::bench_json;
 
-/// Every model with its profiles, as the harness serves them.
-const MODELS: &[(&str, &[Profile])] = &[
-    ("single", server_single::SYSCALLS),
-    ("threaded", server_threaded::SYSCALLS),
-    ("pool", server_pool::SYSCALLS),
-    ("nonblocking", server_nonblocking::SYSCALLS),
-    ("select", server_select::SYSCALLS),
-    ("epoll", server_epoll::SYSCALLS),
-    ("coroutine", server_coroutine::SYSCALLS),
-    ("async", server_async::SYSCALLS),
-    ("process", server_process::SYSCALLS),
-    ("uring", server_uring::SYSCALLS),
-    ("reuseport", server_reuseport::SYSCALLS),
-];
+/// Every model with its profiles: the harness's own table, which
+/// `harness tour` checks too.
+#[path = "../src/profiles.rs"]
+#[allow(dead_code)]
+mod profiles;
+
+use profiles::MODEL_PROFILES as MODELS;
 
 /// The calls per message a cell measured for `names` (summed), counting only
 /// those that failed with EAGAIN if `eagain`.

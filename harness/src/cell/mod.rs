@@ -151,6 +151,9 @@ pub struct Measured {
     /// without one), and the kernel's clock state at that moment.
     pub late_start: Duration,
     pub clock: Option<crate::results::cell::ClockSync>,
+    /// When the measurement began and ended; the server's samples may fall
+    /// later than that (see [`record::sampled_share`]).
+    pub window: (Instant, Instant),
 }
 
 /// The instants at which the driving thread wakes: samples of the server
@@ -283,6 +286,7 @@ fn drive(
         syscalls,
         late_start,
         clock: clock_state,
+        window: (measure_from, schedule.measure_until),
     })
 }
 

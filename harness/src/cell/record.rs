@@ -9,7 +9,7 @@ use crate::results::cell::{
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::process::ExitStatus;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The cell document of `spec`, from what was measured, and how the server
 /// exited and what it said as it did (`None` for a target).
@@ -23,6 +23,7 @@ pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<(ExitStatus, Ve
         watch,
         overhead,
         syscalls,
+        window,
         ..
     } = measured;
     let load = &spec.load;
@@ -31,25 +32,30 @@ pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<(ExitStatus, Ve
     let server = spec.server.spawns().then(|| {
         let (cpu, wall, ctx_voluntary, ctx_involuntary) = watch.deltas();
         let cpu_us = cpu.as_secs_f64() * 1e6;
+        // The server's CPU and system calls are read at its first and last
+        // samples: divide them by the messages of that stretch only.
+        let share = match (&watch.first, &watch.last) {
+            (Some((first, _)), Some((last, _))) => sampled_share(*window, (*first, *last)),
+            _ => 1.0,
+        };
+        let sampled = outcome.messages as f64 * share;
         ServerStats {
             pid: watch.pid,
             cpu_percent: percent(cpu, wall),
-            cpu_us_per_msg: if outcome.messages > 0 {
-                cpu_us / outcome.messages as f64
-            } else {
-                0.0
-            },
+            cpu_us_per_msg: if sampled >= 1.0 { cpu_us / sampled } else { 0.0 },
             rss_peak_kib: watch.peak_rss_kib,
+            vm_peak_kib: watch.peak_vm_kib,
             threads: watch.peak_threads,
             ctx_voluntary,
             ctx_involuntary,
             fds: watch.peak_fds,
             cpus: spec.cpus.server.clone(),
             processes: watch.peak_processes,
+            sampled_share: share,
             exit: exit.map(crate::server::process::exit_text),
             exit_log,
             process_cpu_percent: watch.process_cpu_percent(),
-            syscalls: syscalls_per_message(syscalls.as_ref(), outcome.messages),
+            syscalls: syscalls_per_message(syscalls.as_ref(), sampled),
         }
     });
     let thread_percents: Vec<f64> = outcome
@@ -111,16 +117,36 @@ pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<(ExitStatus, Ve
     }
 }
 
-/// The counted system calls divided by the completed messages: by name
+/// The share of the measurement's messages completed between the server's
+/// first and last samples, taking the load as even over the measurement
+/// `window` (there is no load after its end). Normally the samples fall on
+/// the window's ends and the share is 1; a harness starved of CPU wakes
+/// late, and then the server's figures cover only part of the load.
+pub fn sampled_share(window: (Instant, Instant), samples: (Instant, Instant)) -> f64 {
+    let (from, until) = window;
+    let measured = until.saturating_duration_since(from).as_secs_f64();
+    let covered = samples
+        .1
+        .min(until)
+        .saturating_duration_since(samples.0.max(from))
+        .as_secs_f64();
+    if measured > 0.0 {
+        (covered / measured).clamp(0.0, 1.0)
+    } else {
+        1.0
+    }
+}
+
+/// The counted system calls divided by the messages they served: by name
 /// (the calls not counted by name are `other`), in total, and those that
 /// failed with EAGAIN.
-fn syscalls_per_message(counted: Option<&Result<SyscallCounts, String>>, messages: u64) -> Syscalls {
+fn syscalls_per_message(counted: Option<&Result<SyscallCounts, String>>, messages: f64) -> Syscalls {
     match counted {
         None => Syscalls::unavailable("the window was not sampled at both ends"),
         Some(Err(reason)) => Syscalls::unavailable(reason),
-        Some(Ok(_)) if messages == 0 => Syscalls::unavailable("no message completed"),
+        Some(Ok(_)) if messages < 1.0 => Syscalls::unavailable("no message completed"),
         Some(Ok(counts)) => {
-            let per = |count: u64| count as f64 / messages as f64;
+            let per = |count: u64| count as f64 / messages;
             let mut by_name: BTreeMap<String, f64> = counts
                 .named
                 .iter()
@@ -218,5 +244,21 @@ pub fn fairness(per_connection: &[u64]) -> Fairness {
         min: sorted[0],
         median: sorted[sorted.len() / 2],
         max: sorted[sorted.len() - 1],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_samples_cover_only_part_of_the_load() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let window = (at(500), at(1500));
+        assert_eq!(sampled_share(window, (at(500), at(1500))), 1.0);
+        // Sampled 750 ms late at both ends: a quarter of the load is in it.
+        assert!((sampled_share(window, (at(1250), at(2250))) - 0.25).abs() < 1e-9);
+        assert_eq!(sampled_share(window, (at(1600), at(2600))), 0.0);
     }
 }

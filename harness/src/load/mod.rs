@@ -429,28 +429,31 @@ fn load_thread(
             plan,
             setup,
             start,
-            |mut driver, clock| driver.run(clock, progress),
+            |driver, clock| driver.run(clock, progress),
         ),
         Shape::Closed | Shape::Open => start_when_told(
             stream::Streams::connect(plan, share),
             plan,
             setup,
             start,
-            |mut driver, clock| driver.run(clock, progress),
+            |driver, clock| driver.run(clock, progress),
         ),
     }
 }
 
 /// Reports the driver's setup (its connections) to the coordinator, waits for
-/// the common start instant, then runs it.
+/// the common start instant, then runs it. Its connections stay open until
+/// the coordinator lets go of the load ([`LoadRun::join`], after its last
+/// sample of the server): a server whose threads end with their connections
+/// would otherwise lose them, and their context switches, from that sample.
 fn start_when_told<Driver>(
     created: io::Result<Driver>,
     plan: &LoadPlan,
     setup: &mpsc::Sender<io::Result<()>>,
     start: &mpsc::Receiver<Instant>,
-    run: impl FnOnce(Driver, Clock) -> io::Result<LoadOutcome>,
+    run: impl FnOnce(&mut Driver, Clock) -> io::Result<LoadOutcome>,
 ) -> io::Result<LoadOutcome> {
-    let driver = match created {
+    let mut driver = match created {
         Ok(driver) => driver,
         Err(error) => {
             let _ = setup.send(Err(io::Error::new(error.kind(), error.to_string())));
@@ -458,10 +461,14 @@ fn start_when_told<Driver>(
         }
     };
     let _ = setup.send(Ok(()));
-    let Ok(start) = start.recv() else {
+    let Ok(start_at) = start.recv() else {
         return Ok(stream::empty_outcome(plan));
     };
-    run(driver, Clock::new(start, plan))
+    let outcome = run(&mut driver, Clock::new(start_at, plan));
+    // Returns when the coordinator drops the start channel.
+    let _ = start.recv();
+    drop(driver);
+    outcome
 }
 
 fn merge(outcomes: Vec<LoadOutcome>) -> LoadOutcome {
@@ -617,5 +624,74 @@ mod tests {
         // One host, one thread: the schedule of old, from 0 at the whole rate.
         let alone = shares(10, 0, Some(rate), 1, 1);
         assert_eq!((alone[0].phase_ns, alone[0].rate), (0.0, rate));
+    }
+
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A thread-per-connection echo server that notes when each connection
+    /// was closed by its client.
+    fn echo_server(connections: usize) -> (SocketAddr, Arc<Mutex<Vec<Instant>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let closed = Arc::new(Mutex::new(Vec::new()));
+        let noted = Arc::clone(&closed);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(connections) {
+                let mut stream = stream.unwrap();
+                let noted = Arc::clone(&noted);
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 4096];
+                    while let Ok(count) = stream.read(&mut buffer) {
+                        if count == 0 || stream.write_all(&buffer[..count]).is_err() {
+                            break;
+                        }
+                    }
+                    noted.lock().unwrap().push(Instant::now());
+                });
+            }
+        });
+        (addr, closed)
+    }
+
+    #[test]
+    fn connections_stay_open_until_the_load_is_joined() {
+        let (addr, closed) = echo_server(2);
+        let plan = LoadPlan {
+            addr,
+            load: LoadSpec {
+                shape: Shape::Closed,
+                connections: 2,
+                size: 64,
+                rate: None,
+                idle: 0,
+                warmup: Duration::from_millis(50),
+                duration: Duration::from_millis(300),
+                client_threads: 1,
+            },
+            cpus: Vec::new(),
+            host: HostShare::WHOLE,
+            source: None,
+        };
+        let mut run = LoadRun::start(&plan).unwrap();
+        run.wait_connected().unwrap();
+        run.begin();
+        // Well past the end of the measurement: the last sample of the
+        // server is taken about now, and must still see every connection.
+        std::thread::sleep(Duration::from_millis(800));
+        assert!(
+            closed.lock().unwrap().is_empty(),
+            "a connection was closed before the load was joined"
+        );
+        let joined = Instant::now();
+        let outcome = run.join().unwrap();
+        assert!(outcome.messages > 0);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while closed.lock().unwrap().len() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let closed = closed.lock().unwrap();
+        assert_eq!(closed.len(), 2, "the connections were not closed after the join");
+        assert!(closed.iter().all(|&at| at >= joined));
     }
 }

@@ -425,8 +425,6 @@ impl Streams {
                 Err(_) => errors.reset += 1,
             }
         }
-        self.connections.clear();
-        self.idle.clear();
         let recorder = std::mem::replace(&mut self.recorder, Recorder::new(1));
         let (histogram, intervals) = recorder.finish();
         let (cpu, wall) = cpu.busy();

@@ -44,6 +44,9 @@ pub struct TreeSample {
     pub rss_kib: u64,
     /// Sum of each process's peak resident set (VmHWM); detailed samples only.
     pub rss_peak_kib: u64,
+    /// Sum of each process's address space (VmSize: reserved, touched or
+    /// not, e.g. every thread's whole stack); detailed samples only.
+    pub vm_kib: u64,
     pub threads: u64,
     pub processes: u64,
     /// Summed over the living threads of the tree (detailed samples only).
@@ -106,6 +109,8 @@ fn add_details(pid: i32, sample: &mut TreeSample) {
         for line in status.lines() {
             if let Some(value) = line.strip_prefix("VmHWM:") {
                 sample.rss_peak_kib += first_number(value);
+            } else if let Some(value) = line.strip_prefix("VmSize:") {
+                sample.vm_kib += first_number(value);
             }
         }
     }
@@ -149,6 +154,8 @@ pub struct Watch {
     pub first: Option<(Instant, TreeSample)>,
     pub last: Option<(Instant, TreeSample)>,
     pub peak_rss_kib: u64,
+    /// Largest address space seen (detailed samples).
+    pub peak_vm_kib: u64,
     pub peak_threads: u64,
     pub peak_processes: u64,
     pub peak_fds: u64,
@@ -158,6 +165,7 @@ impl Watch {
     /// Adds a sample whose reading started at `now`.
     pub fn add(&mut self, now: Instant, sample: TreeSample) {
         self.peak_rss_kib = self.peak_rss_kib.max(sample.rss_kib).max(sample.rss_peak_kib);
+        self.peak_vm_kib = self.peak_vm_kib.max(sample.vm_kib);
         self.peak_threads = self.peak_threads.max(sample.threads);
         self.peak_processes = self.peak_processes.max(sample.processes);
         self.peak_fds = self.peak_fds.max(sample.fds);
@@ -275,5 +283,9 @@ mod tests {
         let sample = sample_tree(std::process::id(), true).unwrap();
         assert!(sample.processes >= 1 && sample.threads >= 1 && sample.fds > 0);
         assert!(sample.rss_kib > 0 && sample.rss_peak_kib >= sample.rss_kib / 2);
+        assert!(
+            sample.vm_kib >= sample.rss_kib,
+            "address space below the resident set: {sample:?}"
+        );
     }
 }

@@ -92,6 +92,10 @@ pub struct TimelinePanel {
 pub struct BarChart {
     pub value_label: String,
     pub bars: Vec<Bar>,
+    /// Cut a bar longer than [`OFF_SCALE_FACTOR`] times the median one at
+    /// the axis end (labelled with its value), so that one outlier does not
+    /// flatten the rest; otherwise the axis reaches the longest bar.
+    pub cut_outliers: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -118,9 +122,9 @@ pub struct StackedBar {
     pub flagged: bool,
 }
 
-/// A stacked bar longer than this many times the median bar is cut at the
-/// axis end and labelled with its value, so that one outlier does not flatten
-/// every other bar.
+/// A stacked bar (or a bar, where the chart asks) longer than this many times
+/// the median bar is cut at the axis end and labelled with its value, so that
+/// one outlier does not flatten every other bar.
 const OFF_SCALE_FACTOR: f64 = 4.0;
 
 const FONT: &str = "sans-serif";
@@ -766,7 +770,13 @@ fn bar_chart(root: &Area, title: &str, chart_data: &BarChart) -> anyhow::Result<
     let y = Axis::ordinal(bars.iter().rev().map(|bar| bar.label.clone()).collect());
     let row = |index: usize| (bars.len() - 1 - index) as f64;
     let (_, max) = min_max(bars.iter().map(|bar| bar.value.max));
-    let x = Axis::linear(max * 1.15, compact);
+    let end = if chart_data.cut_outliers {
+        off_scale_end(bars.iter().map(|bar| bar.value.median).collect(), max)
+    } else {
+        max
+    };
+    let x = Axis::linear(end * 1.15, compact);
+    let axis_end = x.range.end;
     let mut chart = ChartBuilder::on(&plot_area)
         .caption(title, (FONT, 22))
         .margin(12)
@@ -790,7 +800,10 @@ fn bar_chart(root: &Area, title: &str, chart_data: &BarChart) -> anyhow::Result<
     let mut legend = Vec::new();
     for (index, bar) in bars.iter().enumerate() {
         let bar_colour = colour(bar.colour);
-        let corners = [(0.0, row(index) - 0.32), (bar.value.median, row(index) + 0.32)];
+        let corners = [
+            (0.0, row(index) - 0.32),
+            (bar.value.median.min(axis_end), row(index) + 0.32),
+        ];
         if bar.flagged {
             chart.draw_series([Rectangle::new(corners, WHITE.filled())])?;
             chart.draw_series([Rectangle::new(corners, hollow(bar_colour, 2))])?;
@@ -798,13 +811,25 @@ fn bar_chart(root: &Area, title: &str, chart_data: &BarChart) -> anyhow::Result<
             chart.draw_series([Rectangle::new(corners, bar_colour.filled())])?;
         }
         if bar.value.max > bar.value.min {
-            let (low, high) = ((bar.value.min, row(index)), (bar.value.max, row(index)));
+            let (low, high) = (
+                (bar.value.min.min(axis_end), row(index)),
+                (bar.value.max.min(axis_end), row(index)),
+            );
             let cap = |at| EmptyElement::at(at) + PathElement::new(vec![(0, -5), (0, 5)], BLACK);
             chart.draw_series([PathElement::new(vec![low, high], BLACK.stroke_width(1))])?;
             chart.draw_series([cap(low), cap(high)])?;
         }
-        let text = crate::report::groups::number(bar.value.median);
-        let at = (bar.value.max.max(bar.value.median), row(index));
+        let (text, at) = if bar.value.median > axis_end {
+            (
+                format!("{} (off scale)", crate::report::groups::number(bar.value.median)),
+                (axis_end * 0.72, row(index)),
+            )
+        } else {
+            (
+                crate::report::groups::number(bar.value.median),
+                (bar.value.max.max(bar.value.median).min(axis_end), row(index)),
+            )
+        };
         chart.draw_series([EmptyElement::at(at) + Text::new(text, (8, 0), value_style.clone())])?;
         let label = if bar.flagged {
             format!("{} (flagged)", bar.label)
@@ -827,21 +852,27 @@ fn bar_chart(root: &Area, title: &str, chart_data: &BarChart) -> anyhow::Result<
     draw_legend(&legend_area, &legend)
 }
 
+/// Where a bar chart's axis ends: at the longest bar, or at
+/// [`OFF_SCALE_FACTOR`] times the median bar when one is longer (that bar is
+/// cut at the end and labelled with its value).
+fn off_scale_end(mut lengths: Vec<f64>, max: f64) -> f64 {
+    lengths.sort_by(f64::total_cmp);
+    let median = lengths.get(lengths.len() / 2).copied().unwrap_or(0.0);
+    if median > 0.0 {
+        max.min(median * OFF_SCALE_FACTOR)
+    } else {
+        max
+    }
+}
+
 fn stacked_bar_chart(root: &Area, title: &str, chart_data: &StackedBarChart) -> anyhow::Result<()> {
     let (plot_area, legend_area) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
     let bars = &chart_data.bars;
     let y = Axis::ordinal(bars.iter().rev().map(|bar| bar.label.clone()).collect());
     let row = |index: usize| (bars.len() - 1 - index) as f64;
     let totals: Vec<f64> = bars.iter().map(|bar| bar.values.iter().sum()).collect();
-    let mut sorted = totals.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
     let (_, max) = min_max(totals.iter().copied());
-    let end = if median > 0.0 {
-        max.min(median * OFF_SCALE_FACTOR)
-    } else {
-        max
-    };
+    let end = off_scale_end(totals.clone(), max);
     let x = Axis::linear(end.max(f64::MIN_POSITIVE) * 1.15, compact);
     let mut chart = ChartBuilder::on(&plot_area)
         .caption(title, (FONT, 22))

@@ -69,7 +69,13 @@ pub fn build(set: &ResultSet) -> Document {
         charts: Vec::new(),
         files: BTreeSet::new(),
     };
-    let mut sections = vec![flagged_section(&scenarios)];
+    // The tour, when the result set is one, is the lesson: it comes first.
+    let mut sections = set
+        .tour
+        .as_deref()
+        .map(|entries| super::tour::sections(entries, &mut builder))
+        .unwrap_or_default();
+    sections.push(flagged_section(&scenarios));
     if let Some(section) = unsupported_section(&set.manifest) {
         sections.push(section);
     }
@@ -101,8 +107,8 @@ pub fn build(set: &ResultSet) -> Document {
     }
 }
 
-struct Builder {
-    labels: Labels,
+pub(super) struct Builder {
+    pub(super) labels: Labels,
     charts: Vec<Chart>,
     files: BTreeSet<String>,
 }
@@ -163,7 +169,7 @@ fn churn_rate(cell: &Cell) -> Option<f64> {
 
 impl Builder {
     /// Registers a chart under a unique file name and returns its index.
-    fn add_chart(&mut self, stem: &str, title: String, body: ChartBody) -> usize {
+    pub(super) fn add_chart(&mut self, stem: &str, title: String, body: ChartBody) -> usize {
         let file = format!("{}.svg", unique(&slug(stem), &mut self.files));
         self.charts.push(Chart { file, title, body });
         self.charts.len() - 1
@@ -337,6 +343,7 @@ impl Builder {
             let body = ChartBody::Bars(BarChart {
                 value_label: "connections per second (connect, echo, close)".into(),
                 bars,
+                cut_outliers: false,
             });
             let title = format!("Churn: connections per second, {}", scenario.name);
             charts.push(self.add_chart(&format!("churn--{}", scenario.name), title, body));

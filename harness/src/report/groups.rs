@@ -293,6 +293,9 @@ impl Sweep<'_, '_> {
             Shape::Churn => "churn",
         };
         let mut parts = vec![shape.to_owned(), format!("{} B messages", first.size)];
+        if let Some(step) = tour_step(first.name) {
+            parts.insert(0, format!("tour {step}"));
+        }
         if self.axis != SweepAxis::Connections {
             parts.push(format!("{} connections", count(first.connections.into())));
         }
@@ -311,6 +314,9 @@ impl Sweep<'_, '_> {
     pub fn slug(&self) -> String {
         let first = self.scenarios[0];
         let mut slug = format!("{}-s{}", first.shape.as_str(), first.size);
+        if let Some(step) = tour_step(first.name) {
+            slug = format!("{step}-{slug}");
+        }
         if self.axis != SweepAxis::Connections {
             slug.push_str(&format!("-c{}", first.connections));
         }
@@ -326,21 +332,35 @@ impl Sweep<'_, '_> {
     }
 }
 
+/// What the scenarios of one sweep share: the tour step (or ""), shape,
+/// size, and the two parameters that are not swept.
+type SweepKey<'a> = (&'a str, Shape, u32, u32, u32, u64);
+
 /// Every sweep over connections (any shape), idle connections (any shape)
 /// and offered rate (open loop) with at least two points.
 pub fn sweeps<'s, 'a>(scenarios: &'s [Scenario<'a>]) -> Vec<Sweep<'s, 'a>> {
     let mut sweeps = Vec::new();
     for axis in [SweepAxis::Connections, SweepAxis::Idle, SweepAxis::Rate] {
-        let mut groups: BTreeMap<(Shape, u32, u32, u32, u64), Vec<&Scenario>> = BTreeMap::new();
+        // Cells of different tour steps are different experiments: never one line.
+        let mut groups: BTreeMap<SweepKey, Vec<&Scenario>> = BTreeMap::new();
         for scenario in scenarios {
             if axis == SweepAxis::Rate && scenario.shape != Shape::Open {
                 continue;
             }
             let rate_bits = scenario.rate.map_or(0, f64::to_bits);
+            let step = tour_step(scenario.name).unwrap_or("");
             let key = match axis {
-                SweepAxis::Connections => (scenario.shape, scenario.size, 0, scenario.idle, rate_bits),
-                SweepAxis::Idle => (scenario.shape, scenario.size, scenario.connections, 0, rate_bits),
+                SweepAxis::Connections => (step, scenario.shape, scenario.size, 0, scenario.idle, rate_bits),
+                SweepAxis::Idle => (
+                    step,
+                    scenario.shape,
+                    scenario.size,
+                    scenario.connections,
+                    0,
+                    rate_bits,
+                ),
                 SweepAxis::Rate => (
+                    step,
                     scenario.shape,
                     scenario.size,
                     scenario.connections,
@@ -365,6 +385,13 @@ pub fn sweeps<'s, 'a>(scenarios: &'s [Scenario<'a>]) -> Vec<Sweep<'s, 'a>> {
         }
     }
     sweeps
+}
+
+/// `step05` for a tour's scenario `step05-closed-c1-s64-i500`.
+pub fn tour_step(scenario: &str) -> Option<&str> {
+    let step = scenario.get(..6)?;
+    let digits = step.strip_prefix("step")?;
+    (digits.bytes().all(|byte| byte.is_ascii_digit()) && scenario[6..].starts_with('-')).then_some(step)
 }
 
 /// A count or rate with thousands separators and no decimals: `12,345`.
@@ -402,6 +429,16 @@ pub fn number(value: f64) -> String {
         format!("{value:.2}")
     } else {
         format!("{value:.3}")
+    }
+}
+
+/// A measured figure: a whole number as a count (`1,100`, `4`), anything
+/// else as [`number`].
+pub fn figure(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        count(value)
+    } else {
+        number(value)
     }
 }
 
@@ -444,6 +481,9 @@ mod tests {
         assert_eq!(number(12.345), "12.3");
         assert_eq!(number(0.0), "0");
         assert_eq!(number(1.0), "1.00");
+        assert_eq!(figure(1.0), "1");
+        assert_eq!(figure(1100.0), "1,100");
+        assert_eq!(figure(0.25), "0.250");
         assert_eq!(kib(2048.0), "2.00 MiB");
         assert_eq!(compact(20000.0), "20k");
         assert_eq!(compact(0.5), "0.5");
@@ -458,6 +498,14 @@ mod tests {
             (2.5, 1.0, 4.0, 4)
         );
         assert!(Spread::of([f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn tour_scenarios_name_their_step() {
+        assert_eq!(tour_step("step05-closed-c1-s64-i500"), Some("step05"));
+        assert_eq!(tour_step("closed-c1-s64"), None);
+        assert_eq!(tour_step("stepXY-closed"), None);
+        assert_eq!(tour_step("step05"), None);
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub struct ResultSet {
     pub manifest: serde_json::Value,
     /// Sorted by file stem.
     pub cells: Vec<CellData>,
+    /// `tour.json`, when the result set is a tour's.
+    pub tour: Option<Vec<crate::results::tour::TourEntry>>,
 }
 
 /// One cell with its histograms.
@@ -40,8 +42,14 @@ pub fn result_set(dir: &Path, histograms: Histograms) -> anyhow::Result<ResultSe
     }
     let manifest = read::manifest(&dir.join("manifest.json"))?;
     let cells_dir = dir.join("cells");
-    let stems = cell_stems(&cells_dir)?;
-    if stems.is_empty() {
+    let tour = crate::results::tour::read(dir)?;
+    let stems = if tour.is_some() && !cells_dir.is_dir() {
+        Vec::new()
+    } else {
+        cell_stems(&cells_dir)?
+    };
+    // A tour whose steps measured no cell (steps 1 and 2 alone) is a report still.
+    if stems.is_empty() && tour.is_none() {
         bail!("{} holds no cell documents (*.json)", cells_dir.display());
     }
     let mut cells = Vec::with_capacity(stems.len());
@@ -75,6 +83,7 @@ pub fn result_set(dir: &Path, histograms: Histograms) -> anyhow::Result<ResultSe
         dir: dir.to_path_buf(),
         manifest,
         cells,
+        tour,
     })
 }
 

@@ -7,7 +7,9 @@
 //! - [`document`]: the report as data (sections, tables, chart specifications);
 //! - [`charts`]: each chart drawn to SVG with plotters;
 //! - [`markdown`] and [`html`]: `report.md` (charts linked) and `report.html`
-//!   (charts inlined, self-contained).
+//!   (charts inlined, self-contained);
+//! - [`tour`]: a tour's `tour.json` as the report's first sections, and as
+//!   `tour.md` on its own.
 //!
 //! The output depends only on the raw files: no clock, sorted iteration,
 //! fixed number formatting, so a second run writes the same bytes.
@@ -19,6 +21,7 @@ mod html;
 pub(crate) mod load;
 mod markdown;
 mod read;
+mod tour;
 
 use anyhow::Context;
 use rayon::prelude::*;
@@ -38,7 +41,7 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
 }
 
 /// Reads the result set in `dir` and writes `charts/*.svg`, `report.md` and
-/// `report.html` there.
+/// `report.html` there (and `tour.md` for a tour).
 pub fn generate(dir: &Path) -> anyhow::Result<()> {
     let set = load::result_set(dir, load::Histograms::Read)?;
     let document = document::build(&set);
@@ -58,6 +61,19 @@ pub fn generate(dir: &Path) -> anyhow::Result<()> {
     }
     write(&dir.join("report.md"), &markdown::render(&document))?;
     write(&dir.join("report.html"), &html::render(&document, &svgs))?;
+    if set.tour.is_some() {
+        let lesson = document::Document {
+            title: "echolab tour".to_owned(),
+            sections: document
+                .sections
+                .iter()
+                .filter(|section| tour::is_tour_section(section))
+                .cloned()
+                .collect(),
+            ..document.clone()
+        };
+        write(&dir.join("tour.md"), &markdown::render(&lesson))?;
+    }
     Ok(())
 }
 

@@ -117,6 +117,10 @@ pub struct ServerStats {
     pub cpu_us_per_msg: f64,
     /// Peak of the summed resident sets (shared pages count once per process).
     pub rss_peak_kib: u64,
+    /// Peak of the summed address spaces (VmSize): memory reserved, touched
+    /// or not, such as every thread's whole stack.
+    #[serde(default)]
+    pub vm_peak_kib: u64,
     pub threads: u64,
     pub ctx_voluntary: u64,
     pub ctx_involuntary: u64,
@@ -125,6 +129,12 @@ pub struct ServerStats {
     /// Most processes the tree had at once during the measurement.
     #[serde(default)]
     pub processes: u64,
+    /// The share of the measurement's messages that fell between the
+    /// server's first and last samples: its per-message figures are divided
+    /// by those messages. 1 when the harness sampled on time, less when it
+    /// was starved of CPU and woke late.
+    #[serde(default = "whole")]
+    pub sampled_share: f64,
     /// How the server ended when stopped with SIGTERM: `status 0`, `signal 9`.
     #[serde(default)]
     pub exit: Option<String>,
@@ -141,6 +151,10 @@ pub struct ServerStats {
     /// kernel's tracepoints over the measurement for the whole tree.
     #[serde(flatten)]
     pub syscalls: Syscalls,
+}
+
+fn whole() -> f64 {
+    1.0
 }
 
 /// The server's system calls per message, as the cell document writes them:

@@ -136,7 +136,9 @@ impl ServerProcess {
         let syscalls = if launch.count_syscalls {
             Counters::shared()
         } else {
-            Err(String::from("switched off with --no-syscalls"))
+            Err(String::from(
+                "not counted for this cell (bench --no-syscalls, or a tour step that measures CPU)",
+            ))
         };
         let cgroup_procs = syscalls.as_ref().ok().map(|counters| {
             counters

@@ -26,7 +26,12 @@ pub fn harness(args: &[&str]) -> Output {
 }
 
 /// Runs a prepared command to its end under the watchdog.
-pub fn run_watched(mut command: Command, what: &[&str]) -> Output {
+pub fn run_watched(command: Command, what: &[&str]) -> Output {
+    run_watched_for(command, what, WATCHDOG)
+}
+
+/// Runs a prepared command to its end, killing it after `deadline`.
+pub fn run_watched_for(mut command: Command, what: &[&str], deadline: Duration) -> Output {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -43,9 +48,9 @@ pub fn run_watched(mut command: Command, what: &[&str]) -> Output {
         if let Some(status) = child.try_wait().expect("wait works") {
             break status;
         }
-        if started.elapsed() > WATCHDOG {
+        if started.elapsed() > deadline {
             let _ = child.kill();
-            panic!("harness {what:?} ran longer than {WATCHDOG:?}");
+            panic!("harness {what:?} ran longer than {deadline:?}");
         }
         thread::sleep(Duration::from_millis(20));
     };

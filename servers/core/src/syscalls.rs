@@ -78,9 +78,9 @@ pub const EPOLL_WAIT: &[&str] = &["epoll_wait", "epoll_pwait", "epoll_pwait2"];
 pub const SELECT: &[&str] = &["select", "pselect6"];
 pub const RECV: &[&str] = &["recvfrom"];
 pub const SEND: &[&str] = &["sendto"];
-/// Once per message, or a little less: two messages that arrive together
-/// are read and echoed by one call.
-pub const ONCE: RangeInclusive<f64> = 0.75..=1.05;
+/// Once per message, or less: messages that arrive together (the server was
+/// late to one wake-up, on a busy machine) are read and echoed by one call.
+pub const ONCE: RangeInclusive<f64> = 0.5..=1.05;
 /// At most once per message, the rest shared: a wake-up serves one message
 /// or more.
 pub const SHARED: RangeInclusive<f64> = 0.2..=1.05;

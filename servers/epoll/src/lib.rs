@@ -58,7 +58,7 @@ pub const SYSCALLS: &[Profile] = &[
         per_message: &[
             Expect::calls(EPOLL_WAIT, SHARED),
             // Drained until EAGAIN: the second read finds nothing.
-            Expect::calls(RECV, 1.5..=2.1),
+            Expect::calls(RECV, 1.3..=2.1),
             Expect::eagain(RECV, ONCE),
             Expect::calls(SEND, ONCE),
             Expect::none(&["epoll_ctl"]),

@@ -1,0 +1,162 @@
+//! `tour.json`: what `harness tour` found, one entry per step, read by the
+//! report. An array, in step order:
+//!
+//! ```text
+//! [ { "step": 3, "title": "…", "claim": "…", "source": "…", "measures": "…",
+//!     "verdict": "confirmed" | "not confirmed here" | "skipped",
+//!     "reason": "…", "measured": { "nonblocking_cpu_percent": 97.0, … },
+//!     "threshold": "…", "reference": "…" | absent, "notes": [ "…" ],
+//!     "chart": { "title": "…", "unit": "…", "bars": [ { "label": "…", "value": 97.0, "model": "nonblocking" } ] } | null,
+//!     "mode": "full" | "quick", "cells": [ "nonblocking--step03-open-r10-c1-s64-i10" ] } ]
+//! ```
+//!
+//! `measured` keeps the order the step wrote its figures in; every figure
+//! is a number the step measured (or a ratio of two), named with its unit.
+
+use anyhow::Context;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The file's name in a result set.
+pub const FILE: &str = "tour.json";
+
+/// A step's verdict on its claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// The measured figures meet the claim's threshold.
+    #[serde(rename = "confirmed")]
+    Confirmed,
+    /// They were measured and do not: the reason gives the ratio and the
+    /// likely cause.
+    #[serde(rename = "not confirmed here")]
+    NotConfirmedHere,
+    /// Nothing was judged: a model missing, a facility unavailable, too few
+    /// CPUs, or the measurement failed. The reason says which.
+    #[serde(rename = "skipped")]
+    Skipped,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Confirmed => "confirmed",
+            Verdict::NotConfirmedHere => "not confirmed here",
+            Verdict::Skipped => "skipped",
+        }
+    }
+}
+
+/// One step of the tour, as run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TourEntry {
+    pub step: u32,
+    pub title: String,
+    /// The claim, as the course (or the book) makes it.
+    pub claim: String,
+    /// Where the claim comes from.
+    pub source: String,
+    /// What the step measures to check it.
+    pub measures: String,
+    pub verdict: Verdict,
+    /// Why this verdict, with the deciding figures.
+    pub reason: String,
+    /// The figures measured, named with their units, in the step's order.
+    pub measured: IndexMap<String, f64>,
+    /// The threshold the verdict applies, as written next to it in the code.
+    pub threshold: String,
+    /// Published figures shown beside the measured ones (not measured here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Per-model lines, parts that were skipped, contradictions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// The step's chart; null when nothing was measured.
+    pub chart: Option<TourChart>,
+    /// `full` or `quick` (fewer points, shorter cells).
+    pub mode: String,
+    /// The file stems of the cells the step wrote under `cells/`.
+    #[serde(default)]
+    pub cells: Vec<String>,
+}
+
+/// One bar chart: a value per bar.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TourChart {
+    pub title: String,
+    /// The values' unit, shown on the axis.
+    pub unit: String,
+    pub bars: Vec<TourBar>,
+    /// Cut a bar far longer than the others at the axis end (labelled with
+    /// its value), so that one outlier does not flatten the rest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cut_outliers: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TourBar {
+    pub label: String,
+    pub value: f64,
+    /// The model the bar measures, so it keeps the model's colour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// Reads `dir/tour.json`; `None` when the result set has none.
+pub fn read(dir: &Path) -> anyhow::Result<Option<Vec<TourEntry>>> {
+    let path = dir.join(FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let entries: Vec<TourEntry> =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a tour document", path.display()))?;
+    Ok(Some(entries))
+}
+
+/// Writes `dir/tour.json`, entries sorted by step.
+pub fn write(dir: &Path, entries: &[TourEntry]) -> anyhow::Result<()> {
+    let mut sorted = entries.to_vec();
+    sorted.sort_by_key(|entry| entry.step);
+    let path = dir.join(FILE);
+    let text = serde_json::to_string_pretty(&sorted)?;
+    std::fs::write(&path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tour_round_trips_with_its_figures_in_order() {
+        let mut measured = IndexMap::new();
+        measured.insert("zeta_percent".to_owned(), 97.5);
+        measured.insert("alpha_percent".to_owned(), 0.25);
+        let entry = TourEntry {
+            step: 3,
+            title: "t".into(),
+            claim: "c".into(),
+            source: "s".into(),
+            measures: "m".into(),
+            verdict: Verdict::NotConfirmedHere,
+            reason: "r".into(),
+            measured,
+            threshold: "≥ 80%".into(),
+            reference: None,
+            notes: Vec::new(),
+            chart: None,
+            mode: "quick".into(),
+            cells: vec!["epoll--step03-x".into()],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), std::slice::from_ref(&entry)).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
+        assert!(text.contains("\"verdict\": \"not confirmed here\""), "{text}");
+        assert!(
+            text.find("zeta_percent").unwrap() < text.find("alpha_percent").unwrap(),
+            "figures keep their order: {text}"
+        );
+        assert_eq!(read(dir.path()).unwrap().unwrap(), vec![entry]);
+        assert!(read(&dir.path().join("none")).unwrap().is_none());
+    }
+}

@@ -1,0 +1,793 @@
+//! THE steps of the tour. Each block below is one step: the claim as the
+//! course (or the book) makes it, where it comes from, what is measured, the
+//! threshold constants, the threshold as a sentence built from them, and the
+//! verdict function that applies them to the measured figures. A reader
+//! checks a verdict against `tour.json` by reading one block; the measuring
+//! itself is in [`super::experiments`].
+//!
+//! A verdict function sees only the figures (named as in `tour.json`'s
+//! `measured`), so that a test can feed it any numbers. It says `confirmed`
+//! when the figures meet the threshold, and otherwise `not confirmed here`
+//! with the measured ratio and the likely reason. A figure it needs but
+//! cannot find makes the step `skipped`.
+
+use super::experiments;
+use super::{Figures, Judgement};
+use crate::tour::Session;
+use crate::tour::experiments::Measured;
+
+/// One step of the tour.
+pub struct Step {
+    pub number: u32,
+    /// A few words, for progress and the report's headings.
+    pub title: &'static str,
+    pub claim: &'static str,
+    pub source: &'static str,
+    /// What is measured to check the claim.
+    pub measures: &'static str,
+    /// Published figures shown beside the measured ones.
+    pub reference: Option<&'static str>,
+    /// The threshold, in words, from the constants the verdict uses.
+    pub threshold: fn() -> String,
+    pub measure: fn(&mut Session) -> anyhow::Result<Measured>,
+    /// Err names a figure that was not measured.
+    pub judge: fn(&Figures) -> Result<Judgement, String>,
+}
+
+/// Every step, in the order of the course.
+pub const STEPS: [Step; 11] = [
+    STEP_1, STEP_2, STEP_3, STEP_4, STEP_5, STEP_6, STEP_7, STEP_8, STEP_9, STEP_10, STEP_11,
+];
+
+/// The figure `name`, or Err(name) when the step did not measure it.
+fn get(figures: &Figures, name: &str) -> Result<f64, String> {
+    figures.get(name).copied().ok_or_else(|| name.to_owned())
+}
+
+/// `a / b`, written for a reason: `12.3x`, or `∞` when `b` is 0.
+fn ratio(a: f64, b: f64) -> String {
+    if b == 0.0 {
+        if a == 0.0 {
+            "1x".to_owned()
+        } else {
+            "∞".to_owned()
+        }
+    } else {
+        format!("{}x", short(a / b))
+    }
+}
+
+/// A number for a sentence: a whole number as a count, anything else to
+/// about three significant digits.
+pub fn short(value: f64) -> String {
+    crate::report::groups::figure(value)
+}
+
+// ── Steps 1 and 2: clients that wait for a place ────────────────────────────
+
+/// How long the waiting client sends and waits while the first ones stay
+/// connected: it must get no echo in all that time.
+pub const HOLD_MS: f64 = 1000.0;
+/// How soon after one of the first clients leaves the waiting one must be
+/// echoed.
+pub const PROMPT_AFTER_LEAVE_MS: f64 = 500.0;
+
+fn hold_threshold() -> String {
+    format!(
+        "every holding client is echoed; the waiting client gets no echo while they all stay ({} ms), and is echoed within {} ms after one leaves",
+        short(HOLD_MS),
+        short(PROMPT_AFTER_LEAVE_MS)
+    )
+}
+
+/// Steps 1 and 2: `holders` clients are echoed and stay; one more sends and
+/// waits; then one holder leaves.
+fn judge_hold(figures: &Figures) -> Result<Judgement, String> {
+    let holders = get(figures, "holding_clients")?;
+    let served = get(figures, "holding_clients_echoed")?;
+    let during = get(figures, "waiting_client_echoed_while_held")?;
+    let waited = get(figures, "waiting_client_waited_ms")?;
+    if served < holders {
+        return Ok(Judgement::not_confirmed(format!(
+            "only {} of the {} holding clients were echoed (ratio {}); likely: the server could not serve them all at once, or the machine was too loaded to answer within the deadline",
+            short(served),
+            short(holders),
+            ratio(served, holders)
+        )));
+    }
+    if during > 0.0 {
+        return Ok(Judgement::not_confirmed(format!(
+            "the waiting client was echoed {} ms after it sent, while the {} holding clients stayed (expected no echo for {} ms: ratio {}); likely: this server serves more clients at once than the claim says",
+            short(waited),
+            short(holders),
+            short(HOLD_MS),
+            ratio(waited, HOLD_MS)
+        )));
+    }
+    let Some(after) = figures.get("waiting_client_echo_after_leave_ms").copied() else {
+        return Ok(Judgement::not_confirmed(format!(
+            "the waiting client got no echo while the others stayed ({} ms) and still none after one left; likely: the server did not move on to the next client",
+            short(waited)
+        )));
+    };
+    if waited < HOLD_MS || after > PROMPT_AFTER_LEAVE_MS {
+        return Ok(Judgement::not_confirmed(format!(
+            "the waiting client waited {} ms with no echo (threshold {} ms) and was echoed {} ms after a holder left (threshold {} ms: ratio {}); likely: a loaded machine delayed the server",
+            short(waited),
+            short(HOLD_MS),
+            short(after),
+            short(PROMPT_AFTER_LEAVE_MS),
+            ratio(after, PROMPT_AFTER_LEAVE_MS)
+        )));
+    }
+    let holding = if holders == 1.0 {
+        "the first client".to_owned()
+    } else {
+        format!("{} clients", short(holders))
+    };
+    Ok(Judgement::confirmed(format!(
+        "the waiting client got no echo for {} ms while {holding} held the server, and was echoed {} ms after one left",
+        short(waited),
+        short(after)
+    )))
+}
+
+const STEP_1: Step = Step {
+    number: 1,
+    title: "single starves the second client",
+    claim: "`single` serves one client at a time: a second client's first echo waits until the first client leaves.",
+    source: "the course: servers/single (Limits)",
+    measures: "Client A connects to `single` and is echoed, and stays. Client B connects and sends 64 bytes; for 1 s it waits. Then A leaves: how long B waited with no echo, and how soon after A left B was echoed.",
+    reference: None,
+    threshold: hold_threshold,
+    measure: experiments::single_starves,
+    judge: judge_hold,
+};
+
+const STEP_2: Step = Step {
+    number: 2,
+    title: "a pool of N serves N, the next one waits",
+    claim: "A pool of N workers serves N clients at once; client N+1 waits, connected but unanswered, until one of them leaves.",
+    source: "the course: servers/pool (Limits)",
+    measures: "`pool --workers 4`: four clients connect, are echoed, and stay. A fifth connects and sends 64 bytes; for 1 s it waits. Then one of the four leaves: how long the fifth waited with no echo, and how soon after it was echoed.",
+    reference: None,
+    threshold: hold_threshold,
+    measure: experiments::pool_waits,
+    judge: judge_hold,
+};
+
+// ── Step 3: busy polling ────────────────────────────────────────────────────
+
+/// `nonblocking` must use at least this much of a CPU with nothing to do.
+pub const BUSY_POLL_MIN_PERCENT: f64 = 80.0;
+/// `epoll` must use at most this much of a CPU with nothing to do.
+pub const SLEEPING_MAX_PERCENT: f64 = 10.0;
+
+fn busy_threshold() -> String {
+    format!(
+        "nonblocking uses at least {}% of a CPU and epoll at most {}%",
+        short(BUSY_POLL_MIN_PERCENT),
+        short(SLEEPING_MAX_PERCENT)
+    )
+}
+
+fn judge_busy(figures: &Figures) -> Result<Judgement, String> {
+    let spinning = get(figures, "nonblocking_cpu_percent")?;
+    let sleeping = get(figures, "epoll_cpu_percent")?;
+    let figures_text = format!(
+        "nonblocking used {}% of a CPU, epoll {}% (ratio {})",
+        short(spinning),
+        short(sleeping),
+        ratio(spinning, sleeping)
+    );
+    if spinning < BUSY_POLL_MIN_PERCENT {
+        return Ok(Judgement::not_confirmed(format!(
+            "{figures_text}: nonblocking is below {}%; likely: other processes shared the server's CPU, so the poller got less of it to burn",
+            short(BUSY_POLL_MIN_PERCENT)
+        )));
+    }
+    if sleeping > SLEEPING_MAX_PERCENT {
+        return Ok(Judgement::not_confirmed(format!(
+            "{figures_text}: epoll is above {}%; likely: it was not idle (messages or connections kept it awake)",
+            short(SLEEPING_MAX_PERCENT)
+        )));
+    }
+    Ok(Judgement::confirmed(format!(
+        "with nothing but a message every 100 ms to serve, {figures_text}"
+    )))
+}
+
+const STEP_3: Step = Step {
+    number: 3,
+    title: "busy polling burns a core while nothing happens",
+    claim: "Busy polling burns a core while nothing happens: `nonblocking` tries every socket over and over, `epoll` sleeps until one is ready.",
+    source: "the course: servers/nonblocking (Costs)",
+    measures: "Server CPU with 10 idle connections and one more sending 64 bytes every 100 ms (open loop, 10 msgs/s): nonblocking and epoll (and select, which sleeps too).",
+    reference: None,
+    threshold: busy_threshold,
+    measure: experiments::busy_polling,
+    judge: judge_busy,
+};
+
+// ── Step 4: FD_SETSIZE ──────────────────────────────────────────────────────
+
+/// `select(2)`: an `fd_set` holds descriptors 0 to FD_SETSIZE - 1.
+pub const FD_SETSIZE: f64 = 1024.0;
+/// Connections opened: more than FD_SETSIZE.
+pub const BEYOND_FD_SETSIZE: u32 = 1100;
+
+fn fd_setsize_threshold() -> String {
+    format!(
+        "of {} connections, select serves at most {} (FD_SETSIZE) and epoll serves all",
+        BEYOND_FD_SETSIZE,
+        short(FD_SETSIZE)
+    )
+}
+
+fn judge_fd_setsize(figures: &Figures) -> Result<Judgement, String> {
+    let connections = get(figures, "connections")?;
+    let select = get(figures, "select_served")?;
+    let epoll = get(figures, "epoll_served")?;
+    if select > FD_SETSIZE || select >= connections {
+        return Ok(Judgement::not_confirmed(format!(
+            "select served {} of {} connections (ratio {}), more than FD_SETSIZE ({}); likely: its descriptors stayed below FD_SETSIZE (not all connections reached it at once)",
+            short(select),
+            short(connections),
+            ratio(select, connections),
+            short(FD_SETSIZE)
+        )));
+    }
+    if epoll < connections {
+        return Ok(Judgement::not_confirmed(format!(
+            "epoll served only {} of {} connections (ratio {}); likely: the open-file limit, or connections that timed out on a loaded machine",
+            short(epoll),
+            short(connections),
+            ratio(epoll, connections)
+        )));
+    }
+    Ok(Judgement::confirmed(format!(
+        "of {} connections, select served {} and closed the rest, whose descriptors were past FD_SETSIZE; epoll served all {}",
+        short(connections),
+        short(select),
+        short(epoll)
+    )))
+}
+
+const STEP_4: Step = Step {
+    number: 4,
+    title: "select refuses descriptors past FD_SETSIZE",
+    claim: "`select` cannot watch a descriptor at or above FD_SETSIZE (1,024): past about a thousand connections the next ones are refused, while `epoll` serves them all.",
+    source: "the course: servers/select (Limits); select(2)",
+    measures: "1,100 connections in closed loop, against select and against epoll: how many connections were served (echoed, with no error).",
+    reference: None,
+    threshold: fd_setsize_threshold,
+    measure: experiments::fd_setsize,
+    judge: judge_fd_setsize,
+};
+
+// ── Step 5: what select and epoll cost per call ─────────────────────────────
+
+/// select's CPU per message with the most idle connections, over its CPU
+/// per message with none, must be at least this.
+pub const SELECT_GROWTH_MIN: f64 = 2.0;
+/// epoll's, at most this.
+pub const EPOLL_GROWTH_MAX: f64 = 1.5;
+
+fn scan_threshold() -> String {
+    format!(
+        "select's server CPU per message with the most idle connections is at least {} times its CPU per message with none; epoll's at most {} times",
+        short(SELECT_GROWTH_MIN),
+        short(EPOLL_GROWTH_MAX)
+    )
+}
+
+fn judge_scan(figures: &Figures) -> Result<Judgement, String> {
+    let select = get(figures, "select_growth")?;
+    let epoll = get(figures, "epoll_growth")?;
+    let select_idle = get(figures, "select_most_idle")?;
+    let epoll_idle = get(figures, "epoll_most_idle")?;
+    let text = format!(
+        "from 0 to {} idle connections select's CPU per message grew {}, from 0 to {} epoll's {}",
+        short(select_idle),
+        ratio(select, 1.0),
+        short(epoll_idle),
+        ratio(epoll, 1.0)
+    );
+    if select < SELECT_GROWTH_MIN {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}: select grew less than {}x; likely: the scan is small next to the loopback TCP cost of a message on this machine",
+            short(SELECT_GROWTH_MIN)
+        )));
+    }
+    if epoll > EPOLL_GROWTH_MAX {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}: epoll grew more than {}x; likely: a busy machine (cache misses, other work) slowed the cells with many connections",
+            short(EPOLL_GROWTH_MAX)
+        )));
+    }
+    Ok(Judgement::confirmed(text))
+}
+
+const STEP_5: Step = Step {
+    number: 5,
+    title: "select's cost grows with what it watches, epoll's does not",
+    claim: "`select`'s cost grows with the connections it watches, `epoll`'s with the ones that are active: select copies and scans every descriptor on every call, epoll returns only the ready ones.",
+    source: "TLPI (Kerrisk) §63.4.5, Table 63-9; the course: servers/select, servers/epoll",
+    measures: "Server CPU per message with one active connection (closed loop) beside 0, 500 and 1,000 idle ones for select (staying below FD_SETSIZE) and 0, 500, 1,000 and 2,000 for epoll.",
+    reference: Some(
+        "TLPI Table 63-9, 100,000 calls with one ready descriptor among N watched (2010 hardware): select 0.73 s at N = 10, 35 s at 1,000, 930 s at 10,000, i.e. 7.3, 350 and 9,300 µs per call; epoll 0.41, 0.53 and 0.66 s, i.e. 4.1, 5.3 and 6.6 µs per call. Here one message costs one call plus its read and write.",
+    ),
+    threshold: scan_threshold,
+    measure: experiments::scan_cost,
+    judge: judge_scan,
+};
+
+// ── Step 6: what a thread costs ─────────────────────────────────────────────
+
+/// Address space threaded reserves per added client (its thread's stack is
+/// 2 MiB): at least this.
+pub const STACK_RESERVED_MIN_KIB: f64 = 1024.0;
+/// threaded's address space per added client over epoll's: at least this.
+pub const ADDRESS_SPACE_RATIO_MIN: f64 = 8.0;
+/// threaded's context switches per message over epoll's: at least this.
+pub const SWITCH_RATIO_MIN: f64 = 10.0;
+
+fn thread_cost_threshold() -> String {
+    format!(
+        "at the most clients, threaded reserves at least {} KiB of address space per added client and {} times epoll's, and makes at least {} times epoll's context switches per message",
+        short(STACK_RESERVED_MIN_KIB),
+        short(ADDRESS_SPACE_RATIO_MIN),
+        short(SWITCH_RATIO_MIN)
+    )
+}
+
+fn judge_thread_cost(figures: &Figures) -> Result<Judgement, String> {
+    let threaded_space = get(figures, "threaded_address_space_per_client_kib")?;
+    let epoll_space = get(figures, "epoll_address_space_per_client_kib")?;
+    let threaded_resident = get(figures, "threaded_resident_per_client_kib")?;
+    let epoll_resident = get(figures, "epoll_resident_per_client_kib")?;
+    let threaded_switches = get(figures, "threaded_switches_per_msg")?;
+    let epoll_switches = get(figures, "epoll_switches_per_msg")?;
+    let text = format!(
+        "per added client threaded reserved {} KiB of address space, epoll {} KiB (ratio {}); resident: {} KiB and {} KiB. Context switches per message: threaded {}, epoll {} (ratio {})",
+        short(threaded_space),
+        short(epoll_space),
+        ratio(threaded_space, epoll_space),
+        short(threaded_resident),
+        short(epoll_resident),
+        short(threaded_switches),
+        short(epoll_switches),
+        ratio(threaded_switches, epoll_switches)
+    );
+    if threaded_space < STACK_RESERVED_MIN_KIB || threaded_space < ADDRESS_SPACE_RATIO_MIN * epoll_space {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}: threaded reserved less than the threshold; likely: threads were started with small stacks, or the clients were not all accepted"
+        )));
+    }
+    if threaded_switches < SWITCH_RATIO_MIN * epoll_switches {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}: threaded switched less than {}x as often; likely: its threads found their next message already there and did not sleep",
+            short(SWITCH_RATIO_MIN)
+        )));
+    }
+    Ok(Judgement::confirmed(format!(
+        "{text}. The memory a thread costs is mostly reserved, not touched."
+    )))
+}
+
+const STEP_6: Step = Step {
+    number: 6,
+    title: "threads cost memory and context switches",
+    claim: "Threads cost memory and context switches: each client's thread reserves a whole stack of address space (2 MiB, of which a few KiB are touched) and every message wakes it with a context switch, where one epoll thread serves many messages per wake-up.",
+    source: "the course: servers/threaded (Costs, Limits); Kegel, The C10K problem",
+    measures: "Closed loop at 10, 100 and 500 clients for threaded, epoll and async: threads, address space and resident memory per added client (between the fewest and the most clients), and context switches per message.",
+    reference: None,
+    threshold: thread_cost_threshold,
+    measure: experiments::thread_cost,
+    judge: judge_thread_cost,
+};
+
+// ── Step 7: coroutines ──────────────────────────────────────────────────────
+
+/// OS threads `coroutine` may use for its clients: at most this.
+pub const COROUTINE_MAX_THREADS: f64 = 16.0;
+/// threaded's threads and context switches per message over coroutine's:
+/// at least this.
+pub const COROUTINE_SAVING_MIN: f64 = 10.0;
+
+fn coroutine_threshold() -> String {
+    format!(
+        "coroutine uses at most {} OS threads and 1/{} of threaded's, makes at most 1/{} of threaded's context switches per message, and leaves no client unserved",
+        short(COROUTINE_MAX_THREADS),
+        short(COROUTINE_SAVING_MIN),
+        short(COROUTINE_SAVING_MIN)
+    )
+}
+
+fn judge_coroutine(figures: &Figures) -> Result<Judgement, String> {
+    let threads = get(figures, "coroutine_threads")?;
+    let threaded_threads = get(figures, "threaded_threads")?;
+    let switches = get(figures, "coroutine_switches_per_msg")?;
+    let threaded_switches = get(figures, "threaded_switches_per_msg")?;
+    let starved = get(figures, "coroutine_unserved_clients")?;
+    let text = format!(
+        "coroutine ran its clients on {} OS threads, threaded on {} (ratio {}); context switches per message {} against {} (ratio {}); coroutine left {} clients unserved, threaded {}",
+        short(threads),
+        short(threaded_threads),
+        ratio(threaded_threads, threads),
+        short(switches),
+        short(threaded_switches),
+        ratio(threaded_switches, switches),
+        short(starved),
+        short(get(figures, "threaded_unserved_clients")?)
+    );
+    if threads > COROUTINE_MAX_THREADS || threads * COROUTINE_SAVING_MIN > threaded_threads {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}: coroutine used too many OS threads; likely: its runtime was given more workers (--workers) or saw more CPUs"
+        )));
+    }
+    if switches * COROUTINE_SAVING_MIN > threaded_switches {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}: coroutine switched too often; likely: its workers slept between messages at this load"
+        )));
+    }
+    if starved > 0.0 {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}: coroutine did not serve every client; likely: connections were not accepted in time on a loaded machine"
+        )));
+    }
+    Ok(Judgement::confirmed(text))
+}
+
+const STEP_7: Step = Step {
+    number: 7,
+    title: "coroutines look blocking and still scale",
+    claim: "Coroutines look blocking and still scale: `coroutine` runs the same blocking echo code as `threaded`, but its clients share a few OS threads that switch between them in user space.",
+    source: "the course: servers/coroutine (Model, Compare with)",
+    measures: "1,000 clients in closed loop, threaded against coroutine: OS threads, context switches per message, messages per second, clients left unserved.",
+    reference: None,
+    threshold: coroutine_threshold,
+    measure: experiments::coroutines,
+    judge: judge_coroutine,
+};
+
+// ── Step 8: what a connection costs ─────────────────────────────────────────
+
+/// What a thread (or process) per connection adds to the iterative
+/// server's CPU per connection: at least this share of it...
+pub const ADDED_SHARE_MIN: f64 = 0.5;
+/// ...and at least this many times what epoll adds.
+pub const ADDED_OVER_EPOLL_MIN: f64 = 4.0;
+
+fn connect_threshold() -> String {
+    format!(
+        "threaded (and process, where built) add at least {}% to the iterative server's CPU per connection, and at least {} times what epoll adds",
+        short(ADDED_SHARE_MIN * 100.0),
+        short(ADDED_OVER_EPOLL_MIN)
+    )
+}
+
+/// UNP's method: each design's CPU per connection less the iterative
+/// server's is what the design itself costs.
+fn judge_connect(figures: &Figures) -> Result<Judgement, String> {
+    let iterative = get(figures, "single_cpu_us_per_connection")?;
+    let epoll_added = get(figures, "epoll_cpu_us_per_connection")? - iterative;
+    let mut parts = Vec::new();
+    let mut short_of = Vec::new();
+    for model in ["threaded", "process"] {
+        let Some(&cost) = figures.get(&format!("{model}_cpu_us_per_connection")) else {
+            continue;
+        };
+        let added = cost - iterative;
+        parts.push(format!(
+            "{model} {} µs per connection, {} µs more than the iterative server's {} (+{}%), where epoll adds {} µs (ratio {})",
+            short(cost),
+            short(added),
+            short(iterative),
+            short(100.0 * added / iterative),
+            short(epoll_added),
+            ratio(added, epoll_added.max(0.0))
+        ));
+        if added < ADDED_SHARE_MIN * iterative || added < ADDED_OVER_EPOLL_MIN * epoll_added.max(0.0) {
+            short_of.push(model);
+        }
+    }
+    if parts.is_empty() {
+        return Err("threaded_cpu_us_per_connection".to_owned());
+    }
+    let text = parts.join("; ");
+    if !short_of.is_empty() {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}: {} adds less than the threshold; likely: the client, not the server, was the limit (churn is client-bound on loopback), leaving the server's CPU samples small and noisy",
+            short_of.join(" and ")
+        )));
+    }
+    Ok(Judgement::confirmed(text))
+}
+
+const STEP_8: Step = Step {
+    number: 8,
+    title: "a thread or process per connection makes connecting expensive",
+    claim: "A process or a thread per connection makes connecting expensive: creating and ending it costs far more CPU per connection than the iterative server spends, where epoll adds little.",
+    source: "UNP (Stevens), ch. 30: server CPU time per connection, less the iterative server's",
+    measures: "Churn (connect, echo 64 bytes, close) from 10 clients at a time: server CPU per connection for single (the iterative server), threaded, process (where built) and epoll, and each one's excess over single.",
+    reference: Some(
+        "UNP ch. 30 (Client/Server Design Alternatives) compares server designs by the CPU time each spends per client beyond the iterative server's: the designs that fork a process or start a thread per client pay for it on every connection.",
+    ),
+    threshold: connect_threshold,
+    measure: experiments::connect_cost,
+    judge: judge_connect,
+};
+
+// ── Step 9: system calls per message ────────────────────────────────────────
+
+fn syscall_threshold() -> String {
+    "every range a model's doc states (its crate's SYSCALLS) holds: no contradiction".to_owned()
+}
+
+fn judge_syscalls(figures: &Figures) -> Result<Judgement, String> {
+    let checked = get(figures, "ranges_checked")?;
+    let contradicted = get(figures, "ranges_contradicted")?;
+    if contradicted > 0.0 {
+        return Ok(Judgement::not_confirmed(format!(
+            "{} of {} stated ranges were contradicted (ratio {}; see the notes); likely: a runtime changed how it waits, or a loaded machine batched more messages per wake-up",
+            short(contradicted),
+            short(checked),
+            ratio(contradicted, checked)
+        )));
+    }
+    Ok(Judgement::confirmed(format!(
+        "all {} ranges the models' docs state hold, model by model (see the notes)",
+        short(checked)
+    )))
+}
+
+const STEP_9: Step = Step {
+    number: 9,
+    title: "each model makes the system calls its doc says",
+    claim: "Each model makes the system calls per message its doc says: one recvfrom and one sendto, plus a share of one select or epoll_wait for the readiness models; one more recvfrom ending in EAGAIN for edge-triggered epoll and the coroutines; many empty reads for busy polling.",
+    source: "the course: each model's System calls section, stated as numbers in its crate (SYSCALLS)",
+    measures: "Every model variant under the profile load (open loop, 10 connections, 2,000 msgs/s, 64 B): system calls per message by name, counted by the kernel's tracepoints, against each range its doc states.",
+    reference: None,
+    threshold: syscall_threshold,
+    measure: experiments::syscall_profiles,
+    judge: judge_syscalls,
+};
+
+// ── Step 10: io_uring ───────────────────────────────────────────────────────
+
+/// uring's system calls per message over epoll's: at most this.
+pub const URING_SYSCALL_RATIO_MAX: f64 = 0.5;
+
+fn uring_threshold() -> String {
+    format!(
+        "uring makes at most {} times epoll's system calls per message",
+        short(URING_SYSCALL_RATIO_MAX)
+    )
+}
+
+fn judge_uring(figures: &Figures) -> Result<Judgement, String> {
+    let uring = get(figures, "uring_syscalls_per_msg")?;
+    let epoll = get(figures, "epoll_syscalls_per_msg")?;
+    let text = format!(
+        "uring made {} system calls per message, epoll {} (ratio {})",
+        short(uring),
+        short(epoll),
+        ratio(uring, epoll)
+    );
+    if uring > URING_SYSCALL_RATIO_MAX * epoll {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}; likely: few completions were ready per io_uring_enter at this load, so little was batched"
+        )));
+    }
+    Ok(Judgement::confirmed(text))
+}
+
+const STEP_10: Step = Step {
+    number: 10,
+    title: "io_uring batches system calls",
+    claim: "io_uring batches system calls: one io_uring_enter submits and reaps many reads and writes, so `uring` makes far fewer system calls per message than `epoll`.",
+    source: "the course: servers/uring; io_uring(7)",
+    measures: "100 connections in closed loop, uring against epoll: system calls per message, counted by the kernel's tracepoints.",
+    reference: None,
+    threshold: uring_threshold,
+    measure: experiments::uring_batches,
+    judge: judge_uring,
+};
+
+// ── Step 11: a reactor per core ─────────────────────────────────────────────
+
+/// reuseport's throughput over epoll's, on two or more server CPUs: at least this.
+pub const REACTOR_SCALING_MIN: f64 = 1.3;
+/// CPUs the affinity mask needs: two for the server, two for the load.
+pub const REACTOR_CPUS_MIN: usize = 4;
+
+fn reactor_threshold() -> String {
+    format!(
+        "with the server on at least 2 CPUs, reuseport serves at least {} times epoll's messages per second, and the load generator is not the limit",
+        short(REACTOR_SCALING_MIN)
+    )
+}
+
+fn judge_reactor(figures: &Figures) -> Result<Judgement, String> {
+    let cpus = get(figures, "server_cpus")?;
+    let reuseport = get(figures, "reuseport_msgs_per_sec")?;
+    let epoll = get(figures, "epoll_msgs_per_sec")?;
+    let client_bound = get(figures, "reuseport_client_bound")?;
+    let text = format!(
+        "on {} server CPUs reuseport served {} msgs/s, epoll {} (ratio {})",
+        short(cpus),
+        short(reuseport),
+        short(epoll),
+        ratio(reuseport, epoll)
+    );
+    if reuseport < REACTOR_SCALING_MIN * epoll {
+        let likely = if client_bound > 0.0 {
+            "the load generator was the limit (the cell is flagged client-bound)"
+        } else {
+            "the reactors did not get a fair share of the connections, or the CPUs are hyperthreads of one core"
+        };
+        return Ok(Judgement::not_confirmed(format!("{text}; likely: {likely}")));
+    }
+    if client_bound > 0.0 {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}, but the load generator was the limit (client-bound), so the scaling is a lower bound, not a measurement"
+        )));
+    }
+    Ok(Judgement::confirmed(text))
+}
+
+const STEP_11: Step = Step {
+    number: 11,
+    title: "a reactor per core scales with cores",
+    claim: "A reactor per core scales with cores: `reuseport` runs one epoll loop per server CPU, each accepting its own connections through SO_REUSEPORT, where `epoll` has one loop on one CPU.",
+    source: "the course: servers/reuseport; socket(7), SO_REUSEPORT",
+    measures: "Closed loop, 200 connections, the server on half of the affinity mask (at least 2 CPUs): messages per second of reuseport against epoll.",
+    reference: None,
+    threshold: reactor_threshold,
+    measure: experiments::reactor_per_core,
+    judge: judge_reactor,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::tour::Verdict;
+
+    fn figures(pairs: &[(&str, f64)]) -> Figures {
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), *value))
+            .collect()
+    }
+
+    #[test]
+    fn steps_are_numbered_in_order_and_say_what_they_judge() {
+        for (index, step) in STEPS.iter().enumerate() {
+            assert_eq!(step.number as usize, index + 1);
+            assert!(!step.claim.is_empty() && !step.source.is_empty() && !step.measures.is_empty());
+            assert!(!(step.threshold)().is_empty());
+        }
+    }
+
+    #[test]
+    fn contrary_numbers_are_not_confirmed_with_their_ratio() {
+        // Busy polling that does not burn, and a sleeper that does.
+        let judged = judge_busy(&figures(&[
+            ("nonblocking_cpu_percent", 5.0),
+            ("epoll_cpu_percent", 90.0),
+        ]))
+        .unwrap();
+        assert_eq!(judged.verdict, Verdict::NotConfirmedHere, "{}", judged.reason);
+        assert!(judged.reason.contains("0.056x"), "{}", judged.reason);
+        assert!(judged.reason.contains("likely"), "{}", judged.reason);
+        let judged = judge_busy(&figures(&[
+            ("nonblocking_cpu_percent", 97.0),
+            ("epoll_cpu_percent", 0.5),
+        ]))
+        .unwrap();
+        assert_eq!(judged.verdict, Verdict::Confirmed, "{}", judged.reason);
+    }
+
+    #[test]
+    fn a_waiting_client_echoed_early_contradicts_single() {
+        let mut measured = figures(&[
+            ("holding_clients", 1.0),
+            ("holding_clients_echoed", 1.0),
+            ("waiting_client_echoed_while_held", 1.0),
+            ("waiting_client_waited_ms", 0.2),
+        ]);
+        let judged = judge_hold(&measured).unwrap();
+        assert_eq!(judged.verdict, Verdict::NotConfirmedHere);
+        assert!(judged.reason.contains("0.200 ms"), "{}", judged.reason);
+        measured.insert("waiting_client_echoed_while_held".into(), 0.0);
+        measured.insert("waiting_client_waited_ms".into(), 1000.0);
+        measured.insert("waiting_client_echo_after_leave_ms".into(), 0.4);
+        assert_eq!(judge_hold(&measured).unwrap().verdict, Verdict::Confirmed);
+        measured.insert("waiting_client_echo_after_leave_ms".into(), 900.0);
+        assert_eq!(judge_hold(&measured).unwrap().verdict, Verdict::NotConfirmedHere);
+    }
+
+    #[test]
+    fn select_serving_everyone_contradicts_fd_setsize() {
+        let judged = judge_fd_setsize(&figures(&[
+            ("connections", 1100.0),
+            ("select_served", 1100.0),
+            ("epoll_served", 1100.0),
+        ]))
+        .unwrap();
+        assert_eq!(judged.verdict, Verdict::NotConfirmedHere);
+        let judged = judge_fd_setsize(&figures(&[
+            ("connections", 1100.0),
+            ("select_served", 1018.0),
+            ("epoll_served", 1100.0),
+        ]))
+        .unwrap();
+        assert_eq!(judged.verdict, Verdict::Confirmed, "{}", judged.reason);
+    }
+
+    #[test]
+    fn flat_select_or_growing_epoll_is_not_confirmed() {
+        let base = [("select_most_idle", 1000.0), ("epoll_most_idle", 2000.0)];
+        let mut flat = figures(&base);
+        flat.insert("select_growth".into(), 1.1);
+        flat.insert("epoll_growth".into(), 1.0);
+        assert_eq!(judge_scan(&flat).unwrap().verdict, Verdict::NotConfirmedHere);
+        let mut growing = figures(&base);
+        growing.insert("select_growth".into(), 8.0);
+        growing.insert("epoll_growth".into(), 3.0);
+        assert_eq!(judge_scan(&growing).unwrap().verdict, Verdict::NotConfirmedHere);
+        growing.insert("epoll_growth".into(), 0.9);
+        assert_eq!(judge_scan(&growing).unwrap().verdict, Verdict::Confirmed);
+    }
+
+    #[test]
+    fn a_cheap_thread_per_connection_is_not_confirmed_and_a_missing_figure_is_named() {
+        let mut measured = figures(&[
+            ("single_cpu_us_per_connection", 60.0),
+            ("epoll_cpu_us_per_connection", 50.0),
+            ("threaded_cpu_us_per_connection", 70.0),
+        ]);
+        let judged = judge_connect(&measured).unwrap();
+        assert_eq!(judged.verdict, Verdict::NotConfirmedHere);
+        assert!(judged.reason.contains("+16.7%"), "{}", judged.reason);
+        measured.insert("threaded_cpu_us_per_connection".into(), 280.0);
+        assert_eq!(judge_connect(&measured).unwrap().verdict, Verdict::Confirmed);
+        // An epoll that adds nearly as much takes the point away.
+        measured.insert("epoll_cpu_us_per_connection".into(), 200.0);
+        assert_eq!(
+            judge_connect(&measured).unwrap().verdict,
+            Verdict::NotConfirmedHere
+        );
+        measured.insert("epoll_cpu_us_per_connection".into(), 50.0);
+        // A process model that is built and cheap spoils the claim too.
+        measured.insert("process_cpu_us_per_connection".into(), 61.0);
+        assert_eq!(
+            judge_connect(&measured).unwrap().verdict,
+            Verdict::NotConfirmedHere
+        );
+        assert_eq!(
+            judge_connect(&figures(&[("single_cpu_us_per_connection", 1.0)])).unwrap_err(),
+            "epoll_cpu_us_per_connection"
+        );
+    }
+
+    #[test]
+    fn scaling_held_back_by_the_load_is_not_a_confirmation() {
+        let judged = judge_reactor(&figures(&[
+            ("server_cpus", 2.0),
+            ("reuseport_msgs_per_sec", 200_000.0),
+            ("epoll_msgs_per_sec", 100_000.0),
+            ("reuseport_client_bound", 1.0),
+        ]))
+        .unwrap();
+        assert_eq!(judged.verdict, Verdict::NotConfirmedHere);
+        let judged = judge_uring(&figures(&[
+            ("uring_syscalls_per_msg", 1.9),
+            ("epoll_syscalls_per_msg", 2.05),
+        ]))
+        .unwrap();
+        assert_eq!(judged.verdict, Verdict::NotConfirmedHere);
+        assert!(judged.reason.contains("0.927x"), "{}", judged.reason);
+    }
+}
