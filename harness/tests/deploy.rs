@@ -4,9 +4,11 @@
 //! Kubernetes Indexed Jobs tell their pods the number of completions, and
 //! the README's "Running on many machines" names files that exist.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use support::help;
 
 const README: &str = include_str!("../../README.md");
 const SUBCOMMANDS: [&str; 6] = ["serve", "bench", "run", "report", "compare", "merge"];
@@ -30,16 +32,6 @@ fn deploy_files() -> Vec<PathBuf> {
     walk(&root().join("deploy"), &mut files);
     files.sort();
     files
-}
-
-fn help(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .arg("--help")
-        .output()
-        .expect("harness runs");
-    assert!(output.status.success(), "harness {args:?} --help failed");
-    String::from_utf8(output.stdout).unwrap()
 }
 
 /// A `harness SUBCOMMAND ARG…` found in a file.

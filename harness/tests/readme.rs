@@ -2,22 +2,14 @@
 //! option it lists, and every model option it names, is accepted by the real
 //! binary; its test command is the one `.ci/run` runs.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::process::Command;
+use support::help;
 
 const README: &str = include_str!("../../README.md");
 const CI: &str = include_str!("../../.ci/run");
-
-/// `harness SUBCOMMAND --help` (or `harness serve MODEL --help`).
-fn help(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .arg("--help")
-        .output()
-        .expect("harness runs");
-    assert!(output.status.success(), "harness {args:?} --help failed");
-    String::from_utf8(output.stdout).unwrap()
-}
 
 fn options(text: &str) -> Vec<String> {
     text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))

@@ -240,28 +240,15 @@ fn bad_cpu_layouts_are_one_line_each() {
 #[test]
 fn run_mixes_models_and_suite_commands_and_survives_a_broken_one() {
     let dir = tempfile::tempdir().unwrap();
-    let suite = dir.path().join("mine.toml");
-    std::fs::write(
-        &suite,
-        format!(
-            r#"
-name = "mine"
-warmup_s = 0.2
-duration_s = 0.6
-models = [
-    {{ label = "mine", command = ["{exe}", "serve", "epoll", "--addr", "{{addr}}"] }},
-    {{ label = "broken", command = ["sh", "-c", "exit 7"] }},
-]
-[[sweep]]
-name = "closed"
-shape = "closed"
-connections = [10]
-size = [64]
-"#,
+    let suite = support::write_suite(
+        dir.path(),
+        "mine",
+        &format!(
+            r#"{{ label = "mine", command = ["{exe}", "serve", "epoll", "--addr", "{{addr}}"] }},
+               {{ label = "broken", command = ["sh", "-c", "exit 7"] }}"#,
             exe = harness_exe()
         ),
-    )
-    .unwrap();
+    );
     let out = dir.path().join("set");
     let args = [
         "run",
@@ -303,22 +290,7 @@ size = [64]
 #[test]
 fn an_unsupported_model_is_recorded_not_failed() {
     let dir = tempfile::tempdir().unwrap();
-    let suite = dir.path().join("tiny.toml");
-    std::fs::write(
-        &suite,
-        r#"
-name = "tiny"
-warmup_s = 0.2
-duration_s = 0.5
-models = ["epoll", "uring"]
-[[sweep]]
-name = "closed"
-shape = "closed"
-connections = [10]
-size = [64]
-"#,
-    )
-    .unwrap();
+    let suite = support::write_suite(dir.path(), "tiny", r#""epoll", "uring""#);
     let out = dir.path().join("set");
     let args = [
         "run",

@@ -177,22 +177,11 @@ fn read_input(dir: &Path) -> anyhow::Result<Input> {
         )
     })?;
     let cells_dir = dir.join("cells");
-    let mut stems = Vec::new();
-    if cells_dir.is_dir() {
-        for entry in
-            std::fs::read_dir(&cells_dir).with_context(|| format!("cannot read {}", cells_dir.display()))?
-        {
-            let path = entry
-                .with_context(|| format!("cannot read {}", cells_dir.display()))?
-                .path();
-            if path.extension().is_some_and(|extension| extension == "json") {
-                let stem = path.file_stem().and_then(|stem| stem.to_str());
-                let stem = stem.with_context(|| format!("{}: file name is not UTF-8", path.display()))?;
-                stems.push(stem.to_owned());
-            }
-        }
-    }
-    stems.sort();
+    let stems = if cells_dir.is_dir() {
+        files::cell_stems(&cells_dir)?
+    } else {
+        Vec::new()
+    };
     let mut cells = Vec::with_capacity(stems.len());
     for stem in stems {
         let cell = files::read_cell_json(&cells_dir.join(format!("{stem}.json")))?;

@@ -149,27 +149,11 @@ pub fn write_set(
 ) -> anyhow::Result<()> {
     files::write_cell(&out.join("cells"), record, 1)?;
     set::write_summary(out, std::slice::from_ref(&record.cell))?;
-    let manifest = set::Manifest {
-        harness_version: env!("CARGO_PKG_VERSION").to_owned(),
-        git_commit: set::git_commit(),
-        created_utc: humantime::format_rfc3339_seconds(started).to_string(),
-        machine: set::Machine::this_one(),
-        suite: serde_json::json!({
-            "name": "multi-host",
-            "description": "one cell driven by several load hosts at once (bench --share), merged with harness merge",
-        }),
-        parameters: set::Parameters {
-            server_cpus: cpus.server.clone(),
-            client_cpus: cpus.client.clone(),
-            repeat: 1,
-            models: vec![record.cell.label.clone()],
-            command: std::env::args().collect::<Vec<_>>().join(" "),
-        },
-        failures: Vec::new(),
-        unsupported: Vec::new(),
-        shard: None,
-        merged_from: Vec::new(),
-    };
+    let suite = serde_json::json!({
+        "name": "multi-host",
+        "description": "one cell driven by several load hosts at once (bench --share), merged with harness merge",
+    });
+    let manifest = set::Manifest::new(started, suite, cpus, 1, vec![record.cell.label.clone()]);
     set::write_manifest(out, &manifest)
 }
 

@@ -763,6 +763,42 @@ fn timeline(root: &Area, title: &str, panels: &[TimelinePanel]) -> anyhow::Resul
     Ok(())
 }
 
+/// The plot of a horizontal bar chart: its title, one row per `y` label
+/// (the first bar at the top), values along `x` described by `value_label`.
+fn bar_plot<'a, 'b>(
+    plot_area: &'a Area<'b>,
+    title: &str,
+    x: &Axis,
+    y: &Axis,
+    value_label: &str,
+) -> anyhow::Result<ChartContext<'a, SVGBackend<'b>, Coord>> {
+    let mut chart = ChartBuilder::on(plot_area)
+        .caption(title, (FONT, 22))
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(150)
+        .build_cartesian_2d(x.coord(), y.coord())?;
+    chart
+        .configure_mesh()
+        .x_desc(value_label)
+        .axis_desc_style((FONT, 15))
+        .label_style((FONT, 13))
+        .x_label_formatter(&|position| x.label(*position))
+        .y_label_formatter(&|position| y.label(*position))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(TRANSPARENT)
+        .draw()?;
+    Ok(chart)
+}
+
+/// How a bar's value is written beside it.
+fn bar_value_style() -> TextStyle<'static> {
+    (FONT, 13)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center))
+}
+
 fn bar_chart(root: &Area, title: &str, chart_data: &BarChart) -> anyhow::Result<()> {
     let (plot_area, legend_area) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
     let bars = &chart_data.bars;
@@ -777,26 +813,8 @@ fn bar_chart(root: &Area, title: &str, chart_data: &BarChart) -> anyhow::Result<
     };
     let x = Axis::linear(end * 1.15, compact);
     let axis_end = x.range.end;
-    let mut chart = ChartBuilder::on(&plot_area)
-        .caption(title, (FONT, 22))
-        .margin(12)
-        .x_label_area_size(48)
-        .y_label_area_size(150)
-        .build_cartesian_2d(x.coord(), y.coord())?;
-    chart
-        .configure_mesh()
-        .x_desc(chart_data.value_label.as_str())
-        .axis_desc_style((FONT, 15))
-        .label_style((FONT, 13))
-        .x_label_formatter(&|position| x.label(*position))
-        .y_label_formatter(&|position| y.label(*position))
-        .bold_line_style(BLACK.mix(0.12))
-        .light_line_style(TRANSPARENT)
-        .draw()?;
-    let value_style = (FONT, 13)
-        .into_font()
-        .color(&BLACK)
-        .pos(Pos::new(HPos::Left, VPos::Center));
+    let mut chart = bar_plot(&plot_area, title, &x, &y, &chart_data.value_label)?;
+    let value_style = bar_value_style();
     let mut legend = Vec::new();
     for (index, bar) in bars.iter().enumerate() {
         let bar_colour = colour(bar.colour);
@@ -874,26 +892,8 @@ fn stacked_bar_chart(root: &Area, title: &str, chart_data: &StackedBarChart) -> 
     let (_, max) = min_max(totals.iter().copied());
     let end = off_scale_end(totals.clone(), max);
     let x = Axis::linear(end.max(f64::MIN_POSITIVE) * 1.15, compact);
-    let mut chart = ChartBuilder::on(&plot_area)
-        .caption(title, (FONT, 22))
-        .margin(12)
-        .x_label_area_size(48)
-        .y_label_area_size(150)
-        .build_cartesian_2d(x.coord(), y.coord())?;
-    chart
-        .configure_mesh()
-        .x_desc(chart_data.value_label.as_str())
-        .axis_desc_style((FONT, 15))
-        .label_style((FONT, 13))
-        .x_label_formatter(&|position| x.label(*position))
-        .y_label_formatter(&|position| y.label(*position))
-        .bold_line_style(BLACK.mix(0.12))
-        .light_line_style(TRANSPARENT)
-        .draw()?;
-    let value_style = (FONT, 13)
-        .into_font()
-        .color(&BLACK)
-        .pos(Pos::new(HPos::Left, VPos::Center));
+    let mut chart = bar_plot(&plot_area, title, &x, &y, &chart_data.value_label)?;
+    let value_style = bar_value_style();
     let axis_end = x.range.end;
     for (index, bar) in bars.iter().enumerate() {
         let mut start = 0.0;

@@ -2,7 +2,7 @@
 
 use super::read::{self, IntervalSummary, PercentileRow};
 use crate::results::cell::Cell;
-use anyhow::{Context, bail};
+use anyhow::bail;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -46,7 +46,7 @@ pub fn result_set(dir: &Path, histograms: Histograms) -> anyhow::Result<ResultSe
     let stems = if tour.is_some() && !cells_dir.is_dir() {
         Vec::new()
     } else {
-        cell_stems(&cells_dir)?
+        crate::results::files::cell_stems(&cells_dir)?
     };
     // A tour whose steps measured no cell (steps 1 and 2 alone) is a report still.
     if stems.is_empty() && tour.is_none() {
@@ -96,23 +96,4 @@ fn required(cells_dir: &Path, stem: &str, extension: &str) -> anyhow::Result<Pat
         );
     }
     Ok(path)
-}
-
-/// The stems of `cells/*.json`, sorted.
-fn cell_stems(cells_dir: &Path) -> anyhow::Result<Vec<String>> {
-    let entries =
-        std::fs::read_dir(cells_dir).with_context(|| format!("cannot read {}", cells_dir.display()))?;
-    let mut stems = Vec::new();
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("cannot read {}", cells_dir.display()))?
-            .path();
-        if path.extension().is_some_and(|extension| extension == "json") {
-            let stem = path.file_stem().and_then(|stem| stem.to_str());
-            let stem = stem.with_context(|| format!("{}: file name is not UTF-8", path.display()))?;
-            stems.push(stem.to_owned());
-        }
-    }
-    stems.sort();
-    Ok(stems)
 }

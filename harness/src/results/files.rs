@@ -180,6 +180,25 @@ fn interval_log(
     Ok(log)
 }
 
+/// The stems of `cells/*.json`, sorted.
+pub fn cell_stems(cells_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let entries =
+        std::fs::read_dir(cells_dir).with_context(|| format!("cannot read {}", cells_dir.display()))?;
+    let mut stems = Vec::new();
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("cannot read {}", cells_dir.display()))?
+            .path();
+        if path.extension().is_some_and(|extension| extension == "json") {
+            let stem = path.file_stem().and_then(|stem| stem.to_str());
+            let stem = stem.with_context(|| format!("{}: file name is not UTF-8", path.display()))?;
+            stems.push(stem.to_owned());
+        }
+    }
+    stems.sort();
+    Ok(stems)
+}
+
 /// Reads a cell's `.json`.
 pub fn read_cell_json(path: &Path) -> anyhow::Result<Cell> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;

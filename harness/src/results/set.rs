@@ -103,6 +103,38 @@ pub struct Failure {
     pub error: String,
 }
 
+impl Manifest {
+    /// The manifest of a result set this harness starts writing at
+    /// `started`: this harness's version and commit, this machine, `suite`,
+    /// the CPUs and models, the command line; nothing failed yet.
+    pub fn new(
+        started: std::time::SystemTime,
+        suite: serde_json::Value,
+        cpus: &crate::cpus::CpuLayout,
+        repeat: u32,
+        models: Vec<String>,
+    ) -> Manifest {
+        Manifest {
+            harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+            git_commit: git_commit(),
+            created_utc: humantime::format_rfc3339_seconds(started).to_string(),
+            machine: Machine::this_one(),
+            suite,
+            parameters: Parameters {
+                server_cpus: cpus.server.clone(),
+                client_cpus: cpus.client.clone(),
+                repeat,
+                models,
+                command: std::env::args().collect::<Vec<_>>().join(" "),
+            },
+            failures: Vec::new(),
+            unsupported: Vec::new(),
+            shard: None,
+            merged_from: Vec::new(),
+        }
+    }
+}
+
 impl Machine {
     pub fn this_one() -> Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();

@@ -81,24 +81,14 @@ pub fn main(args: RunArgs) -> Result<()> {
         scenario.load.client_threads = client_threads;
         cell::check_load(&scenario.load)?;
     }
-    let mut manifest = set::Manifest {
-        harness_version: env!("CARGO_PKG_VERSION").to_owned(),
-        git_commit: set::git_commit(),
-        created_utc: humantime::format_rfc3339_seconds(started).to_string(),
-        machine: set::Machine::this_one(),
-        suite: serde_json::to_value(&suite)?,
-        parameters: set::Parameters {
-            server_cpus: cpus.server.clone(),
-            client_cpus: cpus.client.clone(),
-            repeat: args.repeat,
-            models: servers.iter().map(|server| server.label.clone()).collect(),
-            command: std::env::args().collect::<Vec<_>>().join(" "),
-        },
-        failures: Vec::new(),
-        unsupported: Vec::new(),
-        shard: shard.as_ref().map(Shard::record),
-        merged_from: Vec::new(),
-    };
+    let mut manifest = set::Manifest::new(
+        started,
+        serde_json::to_value(&suite)?,
+        &cpus,
+        args.repeat,
+        servers.iter().map(|server| server.label.clone()).collect(),
+    );
+    manifest.shard = shard.as_ref().map(Shard::record);
     set::write_manifest(&out, &manifest)?;
 
     let all_cells = servers.len() * scenarios.len() * args.repeat as usize;

@@ -497,30 +497,15 @@ fn write_result_set(
     labels.dedup();
     let mut steps: Vec<u32> = entries.iter().map(|entry| entry.step).collect();
     steps.sort_unstable();
-    let manifest = set::Manifest {
-        harness_version: env!("CARGO_PKG_VERSION").to_owned(),
-        git_commit: set::git_commit(),
-        created_utc: humantime::format_rfc3339_seconds(started).to_string(),
-        machine: set::Machine::this_one(),
-        suite: serde_json::json!({
-            "name": "tour",
-            "mode": if session.quick { "quick" } else { "full" },
-            "steps": steps,
-            "warmup_s": session.pace.warmup.as_secs_f64(),
-            "duration_s": session.pace.duration.as_secs_f64(),
-        }),
-        parameters: set::Parameters {
-            server_cpus: session.cpus.server.clone(),
-            client_cpus: session.cpus.client.clone(),
-            repeat: 1,
-            models: labels,
-            command: std::env::args().collect::<Vec<_>>().join(" "),
-        },
-        failures: failures.to_vec(),
-        unsupported: Vec::new(),
-        shard: None,
-        merged_from: Vec::new(),
-    };
+    let suite = serde_json::json!({
+        "name": "tour",
+        "mode": if session.quick { "quick" } else { "full" },
+        "steps": steps,
+        "warmup_s": session.pace.warmup.as_secs_f64(),
+        "duration_s": session.pace.duration.as_secs_f64(),
+    });
+    let mut manifest = set::Manifest::new(started, suite, &session.cpus, 1, labels);
+    manifest.failures = failures.to_vec();
     set::write_manifest(out, &manifest)?;
     set::write_summary(out, &cells)
 }

@@ -123,3 +123,27 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+
+/// `harness ARGS --help`: what the real binary says it accepts.
+pub fn help(args: &[&str]) -> String {
+    let output = Command::new(harness_exe())
+        .args(args)
+        .arg("--help")
+        .output()
+        .expect("harness runs");
+    assert!(output.status.success(), "harness {args:?} --help failed");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Writes `DIR/NAME.toml`: a one-scenario suite (closed loop, 10
+/// connections, 64 bytes, 0.2 s warm-up, 0.5 s measured) over `models`, a
+/// TOML array's inside, e.g. `"epoll", { label = "mine", command = [..] }`.
+pub fn write_suite(dir: &std::path::Path, name: &str, models: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    let suite = format!(
+        "name = \"{name}\"\nwarmup_s = 0.2\nduration_s = 0.5\nmodels = [{models}]\n\n\
+         [[sweep]]\nname = \"closed\"\nshape = \"closed\"\nconnections = [10]\nsize = [64]\n"
+    );
+    std::fs::write(&path, suite).expect("the suite is written");
+    path
+}

@@ -82,6 +82,13 @@ struct Cli<O: Args> {
     options: O,
 }
 
+/// A model's options parsed from `args` (its options alone, as after
+/// `server-MODEL`), the way its binary parses them: for tests of defaults
+/// and bounds.
+pub fn parse_options<O: Args>(args: &[&str]) -> Result<O, clap::Error> {
+    Cli::<O>::try_parse_from(std::iter::once("server").chain(args.iter().copied())).map(|cli| cli.options)
+}
+
 /// Entry point of a model binary: `fn main() { echo_core::process::main("epoll", serve) }`.
 pub fn main<O: Args>(model: &str, serve: Serve<O>) -> ! {
     run(model, std::env::args_os(), serve)

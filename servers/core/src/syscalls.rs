@@ -84,3 +84,26 @@ pub const ONCE: RangeInclusive<f64> = 0.5..=1.05;
 /// At most once per message, the rest shared: a wake-up serves one message
 /// or more.
 pub const SHARED: RangeInclusive<f64> = 0.2..=1.05;
+
+/// A blocking echo (`read` then `write_all`, in a thread or process per
+/// client, or a worker): one read and one write per message, and no call to
+/// wait for readiness or to wake another thread.
+pub const BLOCKING_ECHO: &[Expect] = &[
+    Expect::calls(RECV, ONCE),
+    Expect::calls(SEND, ONCE),
+    Expect::none(EPOLL_WAIT),
+    Expect::none(SELECT),
+    Expect::none(&["futex"]),
+];
+
+/// The level-triggered epoll echo (`epoll`, each `reuseport` reactor, each
+/// nginx-style prefork worker): one read that finds bytes, one write, a
+/// share of one `epoll_wait`, no change to the interest list per message.
+pub const EPOLL_ECHO: &[Expect] = &[
+    Expect::calls(EPOLL_WAIT, SHARED),
+    Expect::calls(RECV, ONCE),
+    Expect::eagain(RECV, 0.0..=0.05),
+    Expect::calls(SEND, ONCE),
+    Expect::none(&["epoll_ctl"]),
+    Expect::none(&["futex"]),
+];

@@ -29,7 +29,7 @@
 
 use echo_core::accept::{self, Exhaustion};
 use echo_core::echo::{Drain, Echo, Progress};
-use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND, SHARED};
+use echo_core::syscalls::{EPOLL_ECHO, EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND, SHARED};
 use echo_core::workers::Tally;
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -45,13 +45,7 @@ use std::time::Instant;
 pub const SYSCALLS: &[Profile] = &[
     Profile {
         args: &[],
-        per_message: &[
-            Expect::calls(EPOLL_WAIT, SHARED),
-            Expect::calls(RECV, ONCE),
-            Expect::eagain(RECV, 0.0..=0.05),
-            Expect::calls(SEND, ONCE),
-            Expect::none(&["epoll_ctl"]),
-        ],
+        per_message: EPOLL_ECHO,
     },
     Profile {
         args: &["--edge"],

@@ -25,7 +25,7 @@
 #![forbid(unsafe_code)]
 
 use crossbeam_channel::Receiver;
-use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND};
+use echo_core::syscalls::{BLOCKING_ECHO, Profile};
 use echo_core::{accept, echo::echo_blocking};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -36,12 +36,7 @@ use std::thread;
 /// counters by `harness/tests/syscall_profile.rs`.
 pub const SYSCALLS: &[Profile] = &[Profile {
     args: &[],
-    per_message: &[
-        Expect::calls(RECV, ONCE),
-        Expect::calls(SEND, ONCE),
-        Expect::none(EPOLL_WAIT),
-        Expect::none(&["futex"]),
-    ],
+    per_message: BLOCKING_ECHO,
 }];
 
 /// `pool`'s one option: how many clients it serves at once.
@@ -90,20 +85,16 @@ fn work(connections: &Receiver<(TcpStream, SocketAddr)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        options: Options,
-    }
 
     #[test]
     fn workers_default_to_sixteen_and_zero_is_refused() {
-        assert_eq!(Cli::try_parse_from(["pool"]).unwrap().options.workers, 16);
+        assert_eq!(
+            echo_core::process::parse_options::<Options>(&[]).unwrap().workers,
+            16
+        );
         assert_eq!(Options::default().workers, 16);
-        let two = Cli::try_parse_from(["pool", "--workers", "2"]).unwrap();
-        assert_eq!(two.options.workers, 2);
-        assert!(Cli::try_parse_from(["pool", "--workers", "0"]).is_err());
+        let two = echo_core::process::parse_options::<Options>(&["--workers", "2"]).unwrap();
+        assert_eq!(two.workers, 2);
+        assert!(echo_core::process::parse_options::<Options>(&["--workers", "0"]).is_err());
     }
 }

@@ -40,7 +40,7 @@
 use echo_core::accept::{self, AcceptError, Exhaustion};
 use echo_core::echo::echo_blocking;
 use echo_core::process::{Setup, Signals, listen_on, stop_signals};
-use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND, SHARED};
+use echo_core::syscalls::{BLOCKING_ECHO, EPOLL_ECHO, Profile};
 use echo_core::workers::{self, Share, Tally};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -64,43 +64,23 @@ use std::time::{Duration, Instant};
 pub const SYSCALLS: &[Profile] = &[
     Profile {
         args: &[],
-        per_message: &[
-            Expect::calls(RECV, ONCE),
-            Expect::calls(SEND, ONCE),
-            Expect::none(EPOLL_WAIT),
-        ],
+        per_message: BLOCKING_ECHO,
     },
     Profile {
         args: &["--prefork", "4", "--accept", "blocking"],
-        per_message: &[
-            Expect::calls(RECV, ONCE),
-            Expect::calls(SEND, ONCE),
-            Expect::none(EPOLL_WAIT),
-        ],
+        per_message: BLOCKING_ECHO,
     },
     Profile {
         args: &["--prefork", "4", "--accept", "epoll"],
-        per_message: &[
-            Expect::calls(EPOLL_WAIT, SHARED),
-            Expect::calls(RECV, ONCE),
-            Expect::calls(SEND, ONCE),
-        ],
+        per_message: EPOLL_ECHO,
     },
     Profile {
         args: &["--prefork", "4", "--accept", "exclusive"],
-        per_message: &[
-            Expect::calls(EPOLL_WAIT, SHARED),
-            Expect::calls(RECV, ONCE),
-            Expect::calls(SEND, ONCE),
-        ],
+        per_message: EPOLL_ECHO,
     },
     Profile {
         args: &["--prefork", "4", "--accept", "reuseport"],
-        per_message: &[
-            Expect::calls(EPOLL_WAIT, SHARED),
-            Expect::calls(RECV, ONCE),
-            Expect::calls(SEND, ONCE),
-        ],
+        per_message: EPOLL_ECHO,
     },
 ];
 
@@ -456,16 +436,9 @@ fn until(at: Instant) -> PollTimeout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        options: Options,
-    }
 
     fn parse(args: &[&str]) -> Result<Options, clap::Error> {
-        Cli::try_parse_from(std::iter::once("process").chain(args.iter().copied())).map(|cli| cli.options)
+        echo_core::process::parse_options(args)
     }
 
     #[test]

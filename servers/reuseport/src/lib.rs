@@ -34,7 +34,7 @@
 
 use echo_core::affinity;
 use echo_core::process::{self, Setup};
-use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND, SHARED};
+use echo_core::syscalls::{EPOLL_ECHO, Profile};
 use echo_core::workers::{self, Share, Tally};
 use nix::unistd::gettid;
 use std::io;
@@ -49,21 +49,11 @@ use std::thread;
 pub const SYSCALLS: &[Profile] = &[
     Profile {
         args: &[],
-        per_message: &[
-            Expect::calls(EPOLL_WAIT, SHARED),
-            Expect::calls(RECV, ONCE),
-            Expect::calls(SEND, ONCE),
-            Expect::none(&["futex"]),
-        ],
+        per_message: EPOLL_ECHO,
     },
     Profile {
         args: &["--workers", "2"],
-        per_message: &[
-            Expect::calls(EPOLL_WAIT, SHARED),
-            Expect::calls(RECV, ONCE),
-            Expect::calls(SEND, ONCE),
-            Expect::none(&["futex"]),
-        ],
+        per_message: EPOLL_ECHO,
     },
 ];
 
@@ -161,21 +151,14 @@ fn log_shares_on_stop(workers: Arc<[Worker]>, pins: Vec<Option<usize>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        options: Options,
-    }
 
     #[test]
     fn workers_default_to_the_mask_and_every_listener_reuses_the_port() {
-        let default = Cli::try_parse_from(["reuseport"]).unwrap().options;
+        let default = echo_core::process::parse_options::<Options>(&[]).unwrap();
         assert_eq!((default.workers, default.no_pin), (None, false));
-        let two = Cli::try_parse_from(["reuseport", "--workers", "2", "--no-pin"]).unwrap();
-        assert_eq!((two.options.workers, two.options.no_pin), (Some(2), true));
-        assert!(Cli::try_parse_from(["reuseport", "--workers", "0"]).is_err());
+        let two = echo_core::process::parse_options::<Options>(&["--workers", "2", "--no-pin"]).unwrap();
+        assert_eq!((two.workers, two.no_pin), (Some(2), true));
+        assert!(echo_core::process::parse_options::<Options>(&["--workers", "0"]).is_err());
         assert!((setup().reuse_port)(&default));
     }
 }

@@ -17,7 +17,7 @@
 
 #![forbid(unsafe_code)]
 
-use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SELECT, SEND};
+use echo_core::syscalls::{BLOCKING_ECHO, Profile};
 use echo_core::{accept, echo::echo_blocking};
 use std::io;
 use std::net::TcpListener;
@@ -27,12 +27,7 @@ use std::net::TcpListener;
 /// counters by `harness/tests/syscall_profile.rs`.
 pub const SYSCALLS: &[Profile] = &[Profile {
     args: &[],
-    per_message: &[
-        Expect::calls(RECV, ONCE),
-        Expect::calls(SEND, ONCE),
-        Expect::none(EPOLL_WAIT),
-        Expect::none(SELECT),
-    ],
+    per_message: BLOCKING_ECHO,
 }];
 
 /// `single` has no options of its own.
