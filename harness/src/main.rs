@@ -95,7 +95,7 @@ fn main() {
         Command::Merge(args) => fleet::merge::main(args),
         Command::Tour(args) => tour::main(args),
     };
-    measure::syscalls::remove_cgroup();
+    server::cgroup::remove_harness();
     if let Err(error) = outcome {
         // One sentence a user understands: the chain of contexts, no backtrace.
         eprintln!("harness: {error:#}");

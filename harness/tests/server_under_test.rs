@@ -333,3 +333,31 @@ fn an_unsupported_model_is_recorded_not_failed() {
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// A process per client at 300 clients: each child's own CPU time is a few
+/// milliseconds, which /proc rounds down to whole clock ticks per process;
+/// the server's cgroup counts the tree's time exactly.
+#[test]
+fn many_light_processes_are_counted_in_full() {
+    let marker = marker("light");
+    let args = [
+        "bench",
+        "--model",
+        "process",
+        "--connections",
+        "300",
+        "--warmup",
+        "0.5",
+        "--duration",
+        "2",
+        "--json",
+    ];
+    let cell = cell_of(&harness_marked(&marker, &args), &args);
+    let server = &cell["server"];
+    assert!(server["processes"].as_u64().unwrap() > 200, "{cell}");
+    assert!(
+        server["cpu_us_per_msg"].as_f64().unwrap() > 1.0,
+        "the children's CPU is missing: {cell}"
+    );
+    assert!(processes_marked(&marker).is_empty(), "a server was left behind");
+}

@@ -36,6 +36,12 @@ pub const MAX_CONNECTIONS: u32 = 100_000;
 pub const MAX_SIZE: u32 = 64 * 1024 * 1024;
 /// How often the server is sampled during the measurement.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
+/// A server of more processes than this (a process per client) is sampled
+/// every [`LARGE_TREE_SAMPLE_EVERY`], in detail only at the ends: reading
+/// every process's files five times a second would cost the harness more
+/// than the load it generates.
+const LARGE_TREE: u64 = 64;
+const LARGE_TREE_SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// Every how many samples one is detailed (context switches, fds, VmHWM).
 const DETAILED_EVERY: u64 = 5;
 /// How often progress is published.
@@ -165,6 +171,7 @@ struct Schedule {
     measure_until: Instant,
     samples: u64,
     sampling_done: bool,
+    every: Duration,
 }
 
 impl Schedule {
@@ -185,7 +192,7 @@ impl Schedule {
             self.sampling_done = true;
             return;
         }
-        self.next_sample += SAMPLE_EVERY;
+        self.next_sample += self.every;
         if self.next_sample > self.measure_until {
             self.next_sample = self.measure_until;
         }
@@ -215,6 +222,7 @@ fn drive(
         measure_until: measure_from + plan.load.duration,
         samples: 0,
         sampling_done: false,
+        every: SAMPLE_EVERY,
     };
     let mut watch = Watch::default();
     let mut overhead_start: Option<(Instant, Duration)> = None;
@@ -246,9 +254,20 @@ fn drive(
                         (None, Ok(_)) => None,
                     };
                 }
-                let detailed = schedule.samples.is_multiple_of(DETAILED_EVERY) || last;
-                if let Some(sample) = measure::sample_tree(server.pid(), detailed) {
+                let large = watch.peak_processes > LARGE_TREE;
+                let detailed = (!large && schedule.samples.is_multiple_of(DETAILED_EVERY))
+                    || last
+                    || schedule.samples == 0;
+                if let Some(mut sample) = measure::sample_tree(server.pid(), detailed) {
+                    // The tree's cgroup knows its CPU time exactly, exited
+                    // processes included; /proc's per-process ticks do not.
+                    if let Some(cpu) = server.cgroup_cpu_time() {
+                        sample.cpu = cpu;
+                    }
                     watch.add(at, sample);
+                }
+                if watch.peak_processes > LARGE_TREE {
+                    schedule.every = LARGE_TREE_SAMPLE_EVERY;
                 }
             }
             match overhead_start {

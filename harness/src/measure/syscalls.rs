@@ -36,7 +36,7 @@ use perf_event::Counter;
 use perf_event::events::Tracepoint;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -101,10 +101,9 @@ impl SyscallCounts {
     }
 }
 
-/// The harness's counters: its cgroup and, per CPU, one counter per
-/// tracepoint.
+/// The harness's counters: per CPU, one counter per tracepoint, for the
+/// harness's cgroup (every server it spawns).
 pub struct Counters {
-    cgroup: Cgroup,
     total: Vec<Counter>,
     named: Vec<(&'static str, Vec<Counter>)>,
     eagain: Vec<(&'static str, Vec<Counter>)>,
@@ -133,7 +132,7 @@ impl Counters {
             return Err(String::from("the server's CPUs are unknown"));
         }
         let events = events_dir()?;
-        let cgroup = Cgroup::create()?;
+        let cgroup = crate::server::cgroup::harness()?;
         let on_every_cpu = |tracepoint: &str, filter: Option<&str>| -> Result<Vec<Counter>, String> {
             cpus.iter()
                 .map(|&cpu| counter(&events, tracepoint, filter, &cgroup.dir_file, cpu))
@@ -154,19 +153,7 @@ impl Counters {
                 eagain.push((name, counters));
             }
         }
-        Ok(Counters {
-            cgroup,
-
-            total,
-            named,
-            eagain,
-        })
-    }
-
-    /// `cgroup.procs` of the harness's cgroup: a child writes "0" to it
-    /// between fork and exec to move itself in.
-    pub fn cgroup_procs_fd(&self) -> RawFd {
-        self.cgroup.procs.as_raw_fd()
+        Ok(Counters { total, named, eagain })
     }
 
     /// The counts so far, summed over the CPUs.
@@ -185,92 +172,6 @@ impl Counters {
             counts.eagain.insert(name, sum(counters)?);
         }
         Ok(counts)
-    }
-}
-
-/// Removes the harness's cgroup, if one was made and no process is left in
-/// it. Call once, at the end of the harness's work.
-pub fn remove_cgroup() {
-    if let Some(Ok(counters)) = COUNTERS.get() {
-        let counters = counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let _ = std::fs::remove_dir(&counters.cgroup.dir);
-    }
-}
-
-/// A cgroup of the harness's own, `echolab-harness-PID`, in the hierarchy
-/// that has the perf_event controller.
-struct Cgroup {
-    dir: PathBuf,
-    dir_file: File,
-    procs: File,
-}
-
-impl Cgroup {
-    fn create() -> Result<Cgroup, String> {
-        let root = perf_event_hierarchy()?;
-        remove_stale(&root);
-        let dir = root.join(format!("echolab-harness-{}", std::process::id()));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(error) => {
-                return Err(format!(
-                    "cannot make a cgroup for the server in {} ({error}): run as root",
-                    root.display()
-                ));
-            }
-        }
-        let dir_file = File::open(&dir).map_err(|error| format!("cannot open {}: {error}", dir.display()))?;
-        let procs = std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.join("cgroup.procs"))
-            .map_err(|error| format!("cannot open {}/cgroup.procs: {error}", dir.display()))?;
-        Ok(Cgroup { dir, dir_file, procs })
-    }
-}
-
-/// Where cgroups with the perf_event controller are made: a cgroup v1
-/// hierarchy mounted with `perf_event`, or else the cgroup v2 one.
-fn perf_event_hierarchy() -> Result<PathBuf, String> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|error| format!("cannot read /proc/self/mountinfo: {error}"))?;
-    let mut v2 = None;
-    for line in mountinfo.lines() {
-        // ... MOUNT_POINT OPTIONS ... - FSTYPE SOURCE SUPER_OPTIONS
-        let Some((before, after)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mount_point = before.split_whitespace().nth(4).unwrap_or("");
-        let mut after = after.split_whitespace();
-        let fstype = after.next().unwrap_or("");
-        let super_options = after.nth(1).unwrap_or("");
-        if fstype == "cgroup" && super_options.split(',').any(|option| option == "perf_event") {
-            return Ok(PathBuf::from(mount_point));
-        }
-        if fstype == "cgroup2" && v2.is_none() {
-            v2 = Some(PathBuf::from(mount_point));
-        }
-    }
-    v2.ok_or_else(|| String::from("no cgroup hierarchy with the perf_event controller is mounted"))
-}
-
-/// Removes cgroups left by harness processes that are gone (and so empty).
-fn remove_stale(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|name| name.strip_prefix("echolab-harness-"))
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir(entry.path());
-        }
     }
 }
 
@@ -374,12 +275,5 @@ mod tests {
         assert_eq!(delta.total, 20);
         assert_eq!(delta.named, BTreeMap::from([("read", 10), ("write", 4)]));
         assert_eq!(delta.eagain, BTreeMap::from([("read", 2)]));
-    }
-
-    #[test]
-    fn the_perf_event_hierarchy_is_found_where_cgroups_are_mounted() {
-        if let Ok(root) = perf_event_hierarchy() {
-            assert!(root.is_dir(), "{}", root.display());
-        }
     }
 }

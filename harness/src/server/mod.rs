@@ -13,8 +13,10 @@
 //!
 //! - [`process`]: spawning, readiness, stopping and killing a process tree.
 //! - [`tree`]: which processes make up the tree, from `/proc`.
+//! - [`cgroup`]: a cgroup per server, so the kernel keeps track of its tree.
 //! - [`guard`]: no server outlives the harness.
 
+pub mod cgroup;
 pub mod guard;
 pub mod process;
 pub mod tree;

@@ -18,6 +18,7 @@
 //! - **Registered** while it runs ([`super::guard`]): a harness stopped by
 //!   SIGINT or SIGTERM kills every server it started before it exits.
 
+use super::cgroup::ServerCgroup;
 use super::{Launch, guard};
 use crate::measure::syscalls::{Counters, SyscallCounts};
 use anyhow::{Context, bail};
@@ -26,6 +27,7 @@ use nix::unistd::Pid;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -71,6 +73,8 @@ pub struct ServerProcess {
     keeper: Option<Keeper>,
     /// How it ended, once it has.
     status: Option<ExitStatus>,
+    /// The server's own cgroup, where the harness could make one.
+    cgroup: Option<ServerCgroup>,
     /// The harness's system-call counters, which count this server's tree
     /// (it starts in their cgroup), or why they cannot.
     syscalls: Result<std::sync::Arc<std::sync::Mutex<Counters>>, String>,
@@ -133,20 +137,20 @@ impl ServerProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let syscalls = if launch.count_syscalls {
-            Counters::shared()
-        } else {
-            Err(String::from(
+        let cgroup = ServerCgroup::create();
+        let syscalls = match (&cgroup, launch.count_syscalls) {
+            (_, false) => Err(String::from(
                 "not counted for this cell (bench --no-syscalls, or a tour step that measures CPU)",
-            ))
+            )),
+            (Err(reason), true) => Err(reason.clone()),
+            (Ok(_), true) => Counters::shared(),
         };
-        let cgroup_procs = syscalls.as_ref().ok().map(|counters| {
-            counters
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .cgroup_procs_fd()
-        });
-        prepare_child(&mut command, launch.nofile_limit, cgroup_procs);
+        let cgroup = cgroup.ok();
+        prepare_child(
+            &mut command,
+            launch.nofile_limit,
+            cgroup.as_ref().map(|cgroup| cgroup.procs.as_raw_fd()),
+        );
         let (child, keeper) = spawn_kept(command, cpus).with_context(|| format!("cannot start {name}"))?;
         guard::register(child.id());
 
@@ -160,6 +164,7 @@ impl ServerProcess {
             readers: Vec::new(),
             keeper: Some(keeper),
             status: None,
+            cgroup,
             syscalls,
         };
         let stderr = server.child.stderr.take().expect("stderr is piped");
@@ -298,6 +303,12 @@ impl ServerProcess {
         self.child.id()
     }
 
+    /// The CPU time of the whole tree, exited processes included, to the
+    /// microsecond, where its cgroup keeps it (cgroup v2).
+    pub fn cgroup_cpu_time(&self) -> Option<Duration> {
+        self.cgroup.as_ref()?.cpu_time()
+    }
+
     /// The system calls of the whole tree since it started; Err says why
     /// they are not counted.
     pub fn syscalls(&mut self) -> Result<SyscallCounts, String> {
@@ -401,7 +412,12 @@ impl ServerProcess {
     /// the keeper. Returns how many processes other than the leader were
     /// still there.
     fn kill_all(&mut self) -> usize {
-        let members = super::tree::members(self.child.id() as i32);
+        let mut members = super::tree::members(self.child.id() as i32);
+        if let Some(cgroup) = &self.cgroup {
+            members.extend(cgroup.pids());
+            members.sort_unstable();
+            members.dedup();
+        }
         let others = members
             .iter()
             .filter(|&&pid| pid != self.child.id() as i32)
@@ -411,6 +427,9 @@ impl ServerProcess {
         for &pid in &members {
             let _ = kill(Pid::from_raw(pid), Signal::SIGCONT);
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.kill();
         }
         if self.status.is_none() {
             let _ = self.child.kill();
