@@ -118,7 +118,7 @@ async fn accept_loop(listener: std::net::TcpListener) -> io::Result<()> {
         exhaustion.recovered();
         tokio::spawn(async move {
             if let Err(error) = echo(stream).await {
-                eprintln!("{peer}: {error}");
+                echo_core::log_connection_error(peer, error);
             }
         });
     }

@@ -127,7 +127,7 @@ pub fn drain_ready(
             Ok((stream, peer)) => {
                 exhaustion.recovered();
                 if let Err(error) = stream.set_nonblocking(true) {
-                    eprintln!("{peer}: {error}");
+                    crate::log_connection_error(peer, error);
                     continue;
                 }
                 let _ = stream.set_nodelay(true);

@@ -66,3 +66,12 @@ pub const MODELS: [&str; 11] = [
     "uring",
     "reuseport",
 ];
+
+/// Logs one connection's error as one line on stderr, `PEER: ERROR`, written
+/// with a single `write` so that the lines of processes sharing stderr (a
+/// process per client) never interleave mid-line.
+pub fn log_connection_error(peer: impl std::fmt::Display, error: impl std::fmt::Display) {
+    use std::io::Write;
+    let line = format!("{peer}: {error}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}

@@ -105,10 +105,10 @@ fn accept_loop(listener: TcpListener) -> io::Result<()> {
         // are dropped: that client is closed, the others go on.
         if let Err(error) = spawn(move || {
             if let Err(error) = echo_blocking(&mut stream) {
-                eprintln!("{peer}: {error}");
+                echo_core::log_connection_error(peer, error);
             }
         }) {
-            eprintln!("{peer}: {error}");
+            echo_core::log_connection_error(peer, error);
         }
     }
 }

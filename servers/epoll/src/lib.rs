@@ -229,7 +229,7 @@ fn accept_ready(
                     interest,
                 });
             }
-            Err(error) => eprintln!("{peer}: {error}"),
+            Err(error) => echo_core::log_connection_error(peer, error),
         }
     })?;
     tally.accepted.fetch_add(accepted, Ordering::Relaxed);

@@ -77,7 +77,7 @@ pub fn serve(listener: TcpListener, options: &Options) -> io::Result<()> {
 fn work(connections: &Receiver<(TcpStream, SocketAddr)>) {
     for (stream, peer) in connections {
         if let Err(error) = echo_blocking(&stream) {
-            eprintln!("{peer}: {error}");
+            echo_core::log_connection_error(peer, error);
         }
     }
 }

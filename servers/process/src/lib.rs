@@ -229,7 +229,7 @@ fn serve_client(
     let status = match echo_blocking(&stream) {
         Ok(_) => 0,
         Err(error) => {
-            eprintln!("{peer}: {error}");
+            echo_core::log_connection_error(peer, error);
             1
         }
     };
@@ -357,7 +357,7 @@ fn serve_one_at_a_time(listener: &TcpListener, tally: &Tally) -> io::Result<()> 
         let (stream, peer) = accept::next_blocking(listener, &mut exhaustion)?;
         tally.accepted.fetch_add(1, Ordering::Relaxed);
         if let Err(error) = echo_blocking(&stream) {
-            eprintln!("{peer}: {error}");
+            echo_core::log_connection_error(peer, error);
         }
     }
 }

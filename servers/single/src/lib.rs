@@ -41,7 +41,7 @@ pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
         let (stream, peer) = accept::next_blocking(&listener, &mut exhaustion)?;
         // The next client waits here until this one closes its side.
         if let Err(error) = echo_blocking(&stream) {
-            eprintln!("{peer}: {error}");
+            echo_core::log_connection_error(peer, error);
         }
     }
 }

@@ -49,7 +49,7 @@ pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
         // The thread owns the stream; it is closed when the thread ends.
         let spawned = thread::Builder::new().name("client".into()).spawn(move || {
             if let Err(error) = echo_blocking(&stream) {
-                eprintln!("{peer}: {error}");
+                echo_core::log_connection_error(peer, error);
             }
         });
         // A failed spawn drops the closure, and the stream in it: that client

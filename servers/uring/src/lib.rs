@@ -181,7 +181,7 @@ impl Connection {
         if !self.failed {
             let peer = self.stream.peer_addr();
             let peer = peer.map_or_else(|_| format!("fd {}", self.stream.as_raw_fd()), |p| p.to_string());
-            eprintln!("{peer}: {error}");
+            echo_core::log_connection_error(peer, error);
         }
         self.failed = true;
     }
