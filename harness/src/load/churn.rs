@@ -85,7 +85,7 @@ impl Churn {
             // Stream ids distinct from every other thread's.
             next_stream_id: (share.index as u64) << 40,
             errors: Errors::default(),
-            recorder: Recorder::new(plan.load.duration.as_secs_f64().ceil() as u64),
+            recorder: Recorder::with_interval(plan.load.duration, share.interval),
             read_buffer: vec![0; super::CHUNK],
             write_buffer: vec![0; super::CHUNK],
             messages: 0,

@@ -20,12 +20,21 @@ pub const IN_FLIGHT: usize = 256;
 /// Opens `count` connections to `addr`. A connection that fails or does not
 /// finish in time is `None` and counted in the returned errors.
 pub fn connect_all(addr: SocketAddr, count: usize) -> io::Result<(Vec<Option<TcpStream>>, Errors)> {
+    connect_all_by(addr, count, Instant::now() + SETUP_DEADLINE)
+}
+
+/// [`connect_all`], with the whole phase ending at `phase_deadline`: the
+/// connects not finished by then are given up and counted.
+pub fn connect_all_by(
+    addr: SocketAddr,
+    count: usize,
+    phase_deadline: Instant,
+) -> io::Result<(Vec<Option<TcpStream>>, Errors)> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut errors = Errors::default();
     let mut connected: Vec<Option<TcpStream>> = (0..count).map(|_| None).collect();
     let mut pending: Vec<Option<(TcpStream, Instant)>> = (0..count).map(|_| None).collect();
-    let phase_deadline = Instant::now() + SETUP_DEADLINE;
     let (mut next, mut in_flight, mut oldest) = (0usize, 0usize, 0usize);
 
     while next < count || in_flight > 0 {

@@ -136,6 +136,8 @@ impl ThreadCpu {
 #[derive(Debug)]
 pub struct LoadOutcome {
     pub histogram: Histogram<u64>,
+    /// One per second of the measurement (per interval, when started with
+    /// [`LoadRun::start_with_intervals`]).
     pub intervals: Vec<Histogram<u64>>,
     pub errors: Errors,
     /// Completed messages (churn: cycles) in the measurement.
@@ -204,6 +206,13 @@ pub struct LoadRun {
 impl LoadRun {
     /// Starts the load threads; they connect, then wait for [`LoadRun::begin`].
     pub fn start(plan: &LoadPlan) -> io::Result<LoadRun> {
+        LoadRun::start_with_intervals(plan, recorder::SECOND)
+    }
+
+    /// [`LoadRun::start`], with one interval histogram per `interval` of the
+    /// measurement instead of one per second (`harness faults` watches the
+    /// load change within a second).
+    pub fn start_with_intervals(plan: &LoadPlan, interval: Duration) -> io::Result<LoadRun> {
         let threads = plan.load.client_threads.max(1) as usize;
         let progress: Arc<Vec<AtomicU64>> = Arc::new((0..threads).map(|_| AtomicU64::new(0)).collect());
         let (setup_sender, setup) = mpsc::channel();
@@ -213,7 +222,7 @@ impl LoadRun {
         for index in 0..threads {
             let (start_sender, start_receiver) = mpsc::channel();
             start_senders.push(start_sender);
-            let share = ThreadShare::of(plan, index, threads);
+            let share = ThreadShare::of(plan, index, threads, interval);
             let plan = plan.clone();
             let setup_sender = setup_sender.clone();
             let progress = Arc::clone(&progress);
@@ -304,10 +313,12 @@ pub struct ThreadShare {
     pub idle: usize,
     /// Open loop: this thread's messages per second.
     pub rate: f64,
+    /// Length of each interval histogram.
+    pub interval: Duration,
 }
 
 impl ThreadShare {
-    fn of(plan: &LoadPlan, index: usize, threads: usize) -> ThreadShare {
+    fn of(plan: &LoadPlan, index: usize, threads: usize, interval: Duration) -> ThreadShare {
         let split = |total: u32| -> (u64, usize) {
             let total = total as usize;
             let base = total / threads;
@@ -324,6 +335,7 @@ impl ThreadShare {
             connections,
             idle,
             rate,
+            interval,
         }
     }
 }
