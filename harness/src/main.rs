@@ -17,6 +17,7 @@ mod bench;
 mod cell;
 mod compare;
 mod cpus;
+mod faults;
 mod load;
 mod measure;
 mod report;
@@ -62,6 +63,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Put two result sets side by side.
     Compare(compare::CompareArgs),
+    /// The robustness matrix: every server against every fault, the damage measured.
+    Faults(faults::FaultsArgs),
 }
 
 fn main() {
@@ -81,6 +84,7 @@ fn main() {
         Command::Run(args) => run::main(args),
         Command::Report(args) => report::main(args),
         Command::Compare(args) => compare::main(args),
+        Command::Faults(args) => faults::main(args),
     };
     if let Err(error) = outcome {
         // One sentence a user understands: the chain of contexts, no backtrace.
