@@ -45,9 +45,8 @@ pub struct Limits {
     /// `degraded` when the background's p99 during the fault exceeds this.
     pub p99: Option<P99Limit>,
     /// `failed` when the server's memory grows by more than
-    /// [`super::judge::BUFFERED_FRACTION`] of the bytes the fault sent (and
-    /// at least [`super::judge::BUFFERED_FLOOR_KIB`]): it kept what it could
-    /// not deliver instead of pushing back.
+    /// [`super::judge::BUFFERED_KIB`]: it kept what it could not deliver
+    /// instead of pushing back.
     pub judge_buffering: bool,
 }
 
@@ -84,7 +83,7 @@ const POOL: (&str, &str) = (
 pub const FAULTS: [Fault; 10] = [
     Fault {
         name: "slow-reader",
-        does: "24 clients with 16 KiB receive buffers write the payload as fast as the server takes it (at most 8 MiB each) and never read; at the fault's end they close, which resets.",
+        does: "24 clients with 16 KiB receive buffers write the payload continuously (4 MiB/s each, or as fast as the server takes it if slower; at most 8 MiB each) and never read; at the fault's end they close, which resets.",
         shows: "Backpressure. A server must stop reading a client whose echo it cannot deliver; one that reads on keeps the bytes in memory (failed: buffered). A blocking model leaves a thread or a worker blocked in write per slow reader, so everyone else is served only while it has threads to spare.",
         design_limits: &[SINGLE, POOL],
         limits: Limits {

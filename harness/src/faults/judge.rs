@@ -12,7 +12,7 @@ use crate::results::faults::Outcome;
 
 /// Descriptors a server may hold after the fault beyond what it held before
 /// it, plus one per background client that may be in flight.
-pub const LEAK_SLACK: i64 = 16;
+pub const LEAK_SLACK: i64 = 8;
 /// Spinning: at least this much server CPU (% of one CPU) once the fault is
 /// in place ...
 pub const SPIN_CPU_PERCENT: f64 = 50.0;
@@ -20,10 +20,9 @@ pub const SPIN_CPU_PERCENT: f64 = 50.0;
 pub const SPIN_PROGRESS: f64 = 0.25;
 /// The fault must have been in place this long for spinning to be judged.
 pub const SPIN_WINDOW_S: f64 = 0.2;
-/// Buffering: memory growth above this fraction of the bytes the fault sent ...
-pub const BUFFERED_FRACTION: f64 = 0.25;
-/// ... and above this many KiB.
-pub const BUFFERED_FLOOR_KIB: i64 = 32 * 1024;
+/// Buffering: memory growth above this many KiB, where a server that pushes
+/// back holds a buffer of a few KiB per client.
+pub const BUFFERED_KIB: i64 = 16 * 1024;
 /// Recovered: the background back at this fraction of its baseline.
 pub const RECOVERED: f64 = 0.9;
 /// Never recovered: the background's best 200 ms after the fault below this.
@@ -218,7 +217,7 @@ pub const RULES: [Rule; 14] = [
     Rule {
         outcome: Outcome::Failed,
         name: "leaked",
-        threshold: "open descriptors after the recovery window exceed those before the fault by more than 16 plus the background's clients",
+        threshold: "open descriptors after the recovery window exceed those before the fault by more than 8 plus the background's clients",
         check: |figures, _| {
             let slack = LEAK_SLACK + i64::from(figures.background_loops);
             (figures.fds_leaked > slack).then(|| {
@@ -255,11 +254,9 @@ pub const RULES: [Rule; 14] = [
     Rule {
         outcome: Outcome::Failed,
         name: "buffered",
-        threshold: "where the fault judges it: memory grew by over 25% of the bytes the fault sent, and over 32 MiB",
+        threshold: "where the fault judges it: memory grew by over 16 MiB while the fault's clients were not reading",
         check: |figures, limits| {
-            let floor =
-                BUFFERED_FLOOR_KIB.max((figures.fault_bytes as f64 * BUFFERED_FRACTION / 1024.0) as i64);
-            (limits.judge_buffering && figures.rss_growth_kib > floor).then(|| {
+            (limits.judge_buffering && figures.rss_growth_kib > BUFFERED_KIB).then(|| {
                 (
                     format!("buffered {}", mib(figures.rss_growth_kib)),
                     format!(
@@ -477,7 +474,7 @@ mod tests {
             (leaked.outcome, leaked.deciding.as_str()),
             (Outcome::Failed, "leaked 400 fds")
         );
-        let within_slack = verdict("reset-storm", |figures| figures.fds_leaked = 20);
+        let within_slack = verdict("reset-storm", |figures| figures.fds_leaked = 12);
         assert_eq!(within_slack.outcome, Outcome::Ok);
         let spun = verdict("fd-exhaustion", |figures| {
             figures.cpu_engaged_percent = Some(97.0);

@@ -14,14 +14,33 @@ use std::time::{Duration, Instant};
 /// First payload stream id of fault clients, far from the background load's.
 pub const FAULT_STREAMS: u64 = 1 << 52;
 
+/// The longest a fault's connect phase may take: a quarter of what is left
+/// of the fault (at least 200 ms). A server that stops accepting (it serves
+/// one client, or is out of descriptors) lets only its listen backlog
+/// connect; the others wait for a SYN retry, and the fault must go on
+/// without them.
+pub fn connect_deadline(injection: &Injection) -> Instant {
+    let phase = (injection.left() / 4).max(Duration::from_millis(200));
+    (Instant::now() + phase).min(injection.until)
+}
+
 /// Opens `count` connections (at most 256 connecting at once), giving up on
-/// those not connected when the fault ends. Returns the open ones and how
-/// many could not be opened.
-pub fn connect(injection: &Injection, count: usize) -> anyhow::Result<(Vec<TcpStream>, u64)> {
-    let (streams, _errors) = connect_all_by(injection.addr, count, injection.until)?;
+/// those not connected by `deadline`. Returns the open ones and how many
+/// could not be opened.
+pub fn connect_by(
+    injection: &Injection,
+    count: usize,
+    deadline: Instant,
+) -> anyhow::Result<(Vec<TcpStream>, u64)> {
+    let (streams, _errors) = connect_all_by(injection.addr, count, deadline)?;
     let open: Vec<TcpStream> = streams.into_iter().flatten().collect();
     let failed = (count - open.len()) as u64;
     Ok((open, failed))
+}
+
+/// [`connect_by`] the [`connect_deadline`].
+pub fn connect(injection: &Injection, count: usize) -> anyhow::Result<(Vec<TcpStream>, u64)> {
+    connect_by(injection, count, connect_deadline(injection))
 }
 
 /// A connect not finished after this long is abandoned and issued again:

@@ -86,7 +86,7 @@ pub fn inject_with(injection: &Injection, count: usize) -> anyhow::Result<Inject
         plural(connections, "client")
     );
     if failed > 0 {
-        note += &format!("; {failed} did not connect within the fault");
+        note += &format!("; {failed} did not get connected (the listen queue was full)");
     }
     Ok(Injected {
         connections,

@@ -42,7 +42,9 @@ pub fn inject_with(injection: &Injection, connections: usize, waves: usize) -> a
         if injection.over() {
             break;
         }
-        let (mut streams, _) = clients::connect(injection, per_wave)?;
+        let next_wave = wave_start + gap;
+        let deadline = clients::connect_deadline(injection).min(next_wave.max(Instant::now() + IN_FLIGHT));
+        let (mut streams, _) = clients::connect_by(injection, per_wave, deadline)?;
         let mut poll = Poll::new()?;
         let first_id = FAULT_STREAMS + opened;
         let mut written = vec![0u64; streams.len()];
