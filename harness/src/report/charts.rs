@@ -36,6 +36,8 @@ pub enum ChartBody {
     Timeline(Vec<TimelinePanel>),
     /// One horizontal bar per label.
     Bars(BarChart),
+    /// The robustness matrix: faults × servers, coloured by outcome.
+    Matrix(super::faults::Matrix),
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +142,7 @@ pub fn render(chart: &Chart) -> anyhow::Result<String> {
             let rows = panels.len().div_ceil(TIMELINE_COLUMNS).max(1) as u32;
             (WIDTH, TIMELINE_HEADER + rows * TIMELINE_PANEL_HEIGHT)
         }
+        ChartBody::Matrix(matrix) => super::faults::size(matrix),
         _ => (WIDTH, HEIGHT),
     };
     let mut svg = String::new();
@@ -151,6 +154,7 @@ pub fn render(chart: &Chart) -> anyhow::Result<String> {
             ChartBody::Sweep(sweep) => sweep_chart(&root, &chart.title, sweep)?,
             ChartBody::Timeline(panels) => timeline(&root, &chart.title, panels)?,
             ChartBody::Bars(bars) => bar_chart(&root, &chart.title, bars)?,
+            ChartBody::Matrix(matrix) => super::faults::draw(&root, &chart.title, matrix)?,
         }
         root.present()?;
     }

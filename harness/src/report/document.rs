@@ -41,7 +41,13 @@ pub struct Table {
 
 /// Builds the report of `set`.
 pub fn build(set: &ResultSet) -> Document {
-    let labels = Labels::new(set.cells.iter().map(|data| data.cell.label.as_str()));
+    let fault_labels = set.faults.iter().flatten().map(|row| row.label.as_str());
+    let labels = Labels::new(
+        set.cells
+            .iter()
+            .map(|data| data.cell.label.as_str())
+            .chain(fault_labels),
+    );
     let scenarios = groups::scenarios(&set.cells, &labels);
     let sweeps = groups::sweeps(&scenarios);
     let manifest = flatten_manifest(&set.manifest);
@@ -55,7 +61,17 @@ pub fn build(set: &ResultSet) -> Document {
         charts: Vec::new(),
         files: BTreeSet::new(),
     };
-    let mut sections = vec![flagged_section(&scenarios)];
+    let mut sections = Vec::new();
+    if let Some(rows) = &set.faults {
+        let matrix = super::faults::matrix(rows, &builder.labels);
+        let chart = builder.add_chart(
+            "faults-matrix",
+            "Robustness matrix: outcome of every fault for every server".to_owned(),
+            ChartBody::Matrix(matrix),
+        );
+        sections.extend(super::faults::sections(rows, &builder.labels, &manifest, chart));
+    }
+    sections.push(flagged_section(&scenarios));
     for sweep in &sweeps {
         sections.push(builder.sweep_section(sweep));
     }

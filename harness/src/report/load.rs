@@ -2,6 +2,7 @@
 
 use super::read::{self, IntervalSummary, PercentileRow};
 use crate::results::cell::Cell;
+use crate::results::faults::FaultRow;
 use anyhow::{Context, bail};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ pub struct ResultSet {
     pub manifest: serde_json::Value,
     /// Sorted by file stem.
     pub cells: Vec<CellData>,
+    /// `faults.json`, when `harness faults` wrote the set.
+    pub faults: Option<Vec<FaultRow>>,
 }
 
 /// One cell with its histograms.
@@ -40,8 +43,13 @@ pub fn result_set(dir: &Path, histograms: Histograms) -> anyhow::Result<ResultSe
     }
     let manifest = read::manifest(&dir.join("manifest.json"))?;
     let cells_dir = dir.join("cells");
-    let stems = cell_stems(&cells_dir)?;
-    if stems.is_empty() {
+    let faults = crate::results::faults::read(dir)?;
+    let stems = if cells_dir.is_dir() || faults.is_none() {
+        cell_stems(&cells_dir)?
+    } else {
+        Vec::new()
+    };
+    if stems.is_empty() && faults.is_none() {
         bail!("{} holds no cell documents (*.json)", cells_dir.display());
     }
     let mut cells = Vec::with_capacity(stems.len());
@@ -75,6 +83,7 @@ pub fn result_set(dir: &Path, histograms: Histograms) -> anyhow::Result<ResultSe
         dir: dir.to_path_buf(),
         manifest,
         cells,
+        faults,
     })
 }
 

@@ -1,0 +1,389 @@
+//! The robustness matrix of a result set that has a `faults.json`: faults
+//! as rows, servers as columns, each cell coloured by its outcome and
+//! labelled with its deciding figure; then one paragraph per fault saying
+//! what it shows, with the measured outcomes; then every figure of every
+//! cell. The faults' descriptions and the outcome rules come from the
+//! harness's own tables ([`crate::faults::catalog`], [`crate::faults::judge`]),
+//! as the flag meanings do; everything measured comes from `faults.json`.
+
+use super::charts::Rgb;
+use super::document::{Section, Table};
+use super::groups::{Labels, count, kib, number};
+use crate::faults::catalog;
+use crate::faults::judge::{duration_us, percent};
+use crate::results::faults::{FaultRow, Outcome};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+const OK: Rgb = (44, 160, 44);
+const DEGRADED: Rgb = (255, 166, 0);
+const FAILED: Rgb = (214, 39, 40);
+const NOT_MEASURED: Rgb = (210, 210, 210);
+
+const FONT: &str = "sans-serif";
+const ROW_LABELS: u32 = 170;
+const COLUMN: u32 = 104;
+const ROW: u32 = 50;
+const HEADER: u32 = 96;
+const LEGEND: u32 = 44;
+
+/// What the matrix chart draws.
+#[derive(Debug, Clone)]
+pub struct Matrix {
+    /// Faults, top to bottom.
+    pub rows: Vec<String>,
+    /// Servers, left to right.
+    pub columns: Vec<String>,
+    /// `cells[row][column]`: the outcome's colour and two or three lines of text.
+    pub cells: Vec<Vec<MatrixCell>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MatrixCell {
+    pub colour: Rgb,
+    pub lines: Vec<String>,
+}
+
+fn outcome_colour(outcome: Outcome) -> Rgb {
+    match outcome {
+        Outcome::Ok => OK,
+        Outcome::Degraded => DEGRADED,
+        Outcome::Failed => FAILED,
+    }
+}
+
+/// Faults in the catalog's order (unknown ones after, by name).
+fn fault_order(rows: &[FaultRow]) -> Vec<String> {
+    let mut faults: Vec<String> = rows.iter().map(|row| row.fault.clone()).collect();
+    faults.sort_by_key(|name| {
+        (
+            catalog::FAULTS
+                .iter()
+                .position(|fault| fault.name == name)
+                .unwrap_or(usize::MAX),
+            name.clone(),
+        )
+    });
+    faults.dedup();
+    faults
+}
+
+fn server_order(rows: &[FaultRow], labels: &Labels) -> Vec<String> {
+    let mut servers: Vec<String> = rows.iter().map(|row| row.label.clone()).collect();
+    servers.sort_by_key(|label| (labels.rank(label), label.clone()));
+    servers.dedup();
+    servers
+}
+
+/// The reason `row`'s outcome is its model's known limit, when it is one.
+fn design_limit(row: &FaultRow) -> Option<&'static str> {
+    if row.outcome == Outcome::Ok {
+        return None;
+    }
+    let model = row.model.as_deref()?;
+    let fault = catalog::find(&row.fault)?;
+    fault
+        .design_limits
+        .iter()
+        .find(|(limited, _)| *limited == model)
+        .map(|(_, why)| *why)
+}
+
+fn find<'a>(rows: &'a [FaultRow], fault: &str, label: &str) -> Option<&'a FaultRow> {
+    rows.iter().find(|row| row.fault == fault && row.label == label)
+}
+
+/// The matrix chart's data.
+pub fn matrix(rows: &[FaultRow], labels: &Labels) -> Matrix {
+    let faults = fault_order(rows);
+    let servers = server_order(rows, labels);
+    let cells = faults
+        .iter()
+        .map(|fault| {
+            servers
+                .iter()
+                .map(|label| match find(rows, fault, label) {
+                    Some(row) => {
+                        let mut lines = vec![row.outcome.as_str().to_owned(), row.deciding.clone()];
+                        if design_limit(row).is_some() {
+                            lines.push("design limit".to_owned());
+                        }
+                        MatrixCell {
+                            colour: outcome_colour(row.outcome),
+                            lines,
+                        }
+                    }
+                    None => MatrixCell {
+                        colour: NOT_MEASURED,
+                        lines: vec!["not measured".to_owned()],
+                    },
+                })
+                .collect()
+        })
+        .collect();
+    Matrix {
+        rows: faults,
+        columns: servers,
+        cells,
+    }
+}
+
+/// Width and height of the matrix chart.
+pub fn size(matrix: &Matrix) -> (u32, u32) {
+    let width = (ROW_LABELS + COLUMN * matrix.columns.len() as u32 + 20).max(560);
+    let height = HEADER + ROW * matrix.rows.len() as u32 + LEGEND;
+    (width, height)
+}
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+/// Draws the matrix: a title, server names as column heads, fault names as
+/// row heads, a coloured box per cell with its text, and a legend.
+pub fn draw(root: &Area, title: &str, matrix: &Matrix) -> anyhow::Result<()> {
+    let (width, _) = root.dim_in_pixel();
+    let text = |size: u32, colour: RGBColor, h: HPos| {
+        (FONT, size)
+            .into_font()
+            .color(&colour)
+            .pos(Pos::new(h, VPos::Center))
+    };
+    root.draw(&Text::new(
+        title.to_owned(),
+        (width as i32 / 2, 22),
+        text(20, BLACK, HPos::Center),
+    ))?;
+    let left = ROW_LABELS as i32;
+    let top = (HEADER - 26) as i32;
+    for (column, server) in matrix.columns.iter().enumerate() {
+        let x = left + (column as u32 * COLUMN + COLUMN / 2) as i32;
+        root.draw(&Text::new(
+            server.clone(),
+            (x, top - 14),
+            text(13, BLACK, HPos::Center),
+        ))?;
+    }
+    for (row, fault) in matrix.rows.iter().enumerate() {
+        let y = top + (row as u32 * ROW) as i32;
+        root.draw(&Text::new(
+            fault.clone(),
+            (left - 10, y + ROW as i32 / 2),
+            text(14, BLACK, HPos::Right),
+        ))?;
+        for (column, cell) in matrix.cells[row].iter().enumerate() {
+            let x = left + (column as u32 * COLUMN) as i32;
+            let (red, green, blue) = cell.colour;
+            root.draw(&Rectangle::new(
+                [(x + 2, y + 2), (x + COLUMN as i32 - 2, y + ROW as i32 - 2)],
+                RGBColor(red, green, blue).filled(),
+            ))?;
+            let ink = if cell.colour == NOT_MEASURED || cell.colour == DEGRADED {
+                BLACK
+            } else {
+                WHITE
+            };
+            let lines = cell.lines.len() as i32;
+            for (index, line) in cell.lines.iter().enumerate() {
+                let offset = (index as i32 * 2 - (lines - 1)) * 7;
+                let size = if index == 0 { 13 } else { 12 };
+                root.draw(&Text::new(
+                    line.clone(),
+                    (x + COLUMN as i32 / 2, y + ROW as i32 / 2 + offset),
+                    text(size, ink, HPos::Center),
+                ))?;
+            }
+        }
+    }
+    let legend_y = top + (matrix.rows.len() as u32 * ROW) as i32 + LEGEND as i32 / 2;
+    let mut x = left;
+    for (colour, name) in [
+        (OK, "ok"),
+        (DEGRADED, "degraded"),
+        (FAILED, "failed"),
+        (NOT_MEASURED, "not measured"),
+    ] {
+        let (red, green, blue) = colour;
+        root.draw(&Rectangle::new(
+            [(x, legend_y - 7), (x + 14, legend_y + 7)],
+            RGBColor(red, green, blue).filled(),
+        ))?;
+        root.draw(&Text::new(name, (x + 20, legend_y), text(13, BLACK, HPos::Left)))?;
+        x += 130;
+    }
+    root.draw(&Text::new(
+        "design limit: the model's documented limit, not a bug",
+        (x, legend_y),
+        text(12, BLACK, HPos::Left),
+    ))?;
+    Ok(())
+}
+
+/// The matrix section (its chart given as `chart`) and the details section.
+pub fn sections(
+    rows: &[FaultRow],
+    labels: &Labels,
+    manifest: &[(String, String)],
+    chart: usize,
+) -> Vec<Section> {
+    let faults = fault_order(rows);
+    let servers = server_order(rows, labels);
+    let lookup = |key: &str| {
+        manifest
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.clone())
+    };
+    let mut paragraphs = Vec::new();
+    let phases = match (
+        lookup("suite.baseline_s"),
+        lookup("suite.fault_s"),
+        lookup("suite.recovery_s"),
+    ) {
+        (Some(baseline), Some(fault), Some(recovery)) => format!(
+            " Phases: {baseline} s of baseline, {fault} s of fault (server-pause: its 1 s pause), {recovery} s of recovery, after a warm-up."
+        ),
+        _ => String::new(),
+    };
+    paragraphs.push(format!(
+        "Every server against every fault. A background of new clients (each connecting, echoing one 64-byte message and closing, a few at a time) runs before, during and after the fault; its throughput during the fault is a fraction of its baseline, its p99 covers the fault and the catch-up after it, corrected for coordinated omission. The server is watched as a whole process tree: CPU, memory growth, open descriptors before the fault and after the recovery, and whether it is still alive.{phases} Each cell is coloured by its outcome and labelled with the figure that decided it; a cell marked design limit is that model's documented limit (the lesson), not a bug."
+    ));
+    paragraphs.push(crate::faults::judge::rules_text());
+    for fault in &faults {
+        paragraphs.push(fault_paragraph(fault, rows, &servers));
+    }
+    let mut table = Table {
+        headers: std::iter::once("fault".to_owned())
+            .chain(servers.iter().cloned())
+            .collect(),
+        rows: Vec::new(),
+    };
+    for fault in &faults {
+        let mut cells = vec![fault.clone()];
+        for label in &servers {
+            cells.push(match find(rows, fault, label) {
+                Some(row) => format!("{} {}", row.outcome.as_str(), row.deciding),
+                None => "not measured".to_owned(),
+            });
+        }
+        table.rows.push(cells);
+    }
+    let matrix = Section {
+        id: "robustness-matrix".to_owned(),
+        title: "Robustness matrix".to_owned(),
+        paragraphs,
+        charts: vec![chart],
+        table: Some(table),
+    };
+    vec![matrix, details(rows, &faults, &servers)]
+}
+
+/// One paragraph: what the fault does and shows, and what it did here.
+fn fault_paragraph(fault: &str, rows: &[FaultRow], servers: &[String]) -> String {
+    let mut text = format!("{fault}: ");
+    if let Some(entry) = catalog::find(fault) {
+        text += &format!("{} {} ", entry.does, entry.shows);
+    }
+    let mut measured = Vec::new();
+    for outcome in [Outcome::Ok, Outcome::Degraded, Outcome::Failed] {
+        let named: Vec<String> = servers
+            .iter()
+            .filter_map(|label| find(rows, fault, label))
+            .filter(|row| row.outcome == outcome)
+            .map(|row| format!("{} ({})", row.label, row.deciding))
+            .collect();
+        if !named.is_empty() {
+            measured.push(format!("{} for {}", outcome.as_str(), named.join(", ")));
+        }
+    }
+    if !measured.is_empty() {
+        text += &format!("Measured: {}.", measured.join("; "));
+    }
+    let limits: Vec<String> = servers
+        .iter()
+        .filter_map(|label| find(rows, fault, label))
+        .filter_map(|row| design_limit(row).map(|why| format!("{}: {why}", row.label)))
+        .collect();
+    if !limits.is_empty() {
+        text += &format!(" Design limits, not bugs: {}.", limits.join("; "));
+    }
+    text
+}
+
+/// Every figure of every fault cell.
+fn details(rows: &[FaultRow], faults: &[String], servers: &[String]) -> Section {
+    let headers = [
+        "fault",
+        "server",
+        "outcome",
+        "deciding",
+        "baseline/s",
+        "during",
+        "p99 before",
+        "p99 during",
+        "CPU before",
+        "CPU during",
+        "memory growth",
+        "fds leaked",
+        "recovery",
+        "errors",
+        "alive",
+    ];
+    let mut table_rows = Vec::new();
+    let mut notes = Vec::new();
+    for fault in faults {
+        for label in servers {
+            let Some(row) = find(rows, fault, label) else {
+                continue;
+            };
+            table_rows.push(vec![
+                row.fault.clone(),
+                row.label.clone(),
+                row.outcome.as_str().to_owned(),
+                row.deciding.clone(),
+                count(row.baseline_msgs_per_sec),
+                percent(row.during_fraction),
+                duration_us(row.p99_baseline_us),
+                duration_us(row.p99_during_us),
+                format!("{}%", number(row.cpu_baseline_percent)),
+                format!("{}%", number(row.cpu_during_percent)),
+                if row.rss_growth_kib < 0 {
+                    format!("-{}", kib(-row.rss_growth_kib as f64))
+                } else {
+                    kib(row.rss_growth_kib as f64)
+                },
+                row.fds_leaked.to_string(),
+                row.recovery_s
+                    .map_or_else(|| "no".to_owned(), |seconds| format!("{seconds:.1} s")),
+                row.errors.to_string(),
+                if row.alive { "yes" } else { "no" }.to_owned(),
+            ]);
+            notes.push(format!(
+                "{} / {}: {}{}.",
+                row.fault,
+                row.label,
+                row.fault_note,
+                if row.listen_overflows > 0 {
+                    format!(
+                        "; the kernel counted {} listen-queue overflows (machine-wide)",
+                        count(row.listen_overflows as f64)
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+        }
+    }
+    let mut paragraphs = vec![
+        "Background throughput in completed cycles per second; during = its throughput during the fault as a share of the baseline; p99 during covers the fault and the catch-up after it; CPU is the server's process tree, in % of one CPU; recovery = seconds after the fault's end until the background was back at 90% (no: not within the recovery window); errors = failed background echoes (wrong byte, reset, early close, timeout, failed connect).".to_owned(),
+    ];
+    paragraphs.push(format!("What each fault did: {}", notes.join(" ")));
+    Section {
+        id: "fault-details".to_owned(),
+        title: "Fault cells in detail".to_owned(),
+        paragraphs,
+        charts: Vec::new(),
+        table: Some(Table {
+            headers: headers.iter().map(|header| header.to_string()).collect(),
+            rows: table_rows,
+        }),
+    }
+}
