@@ -7,7 +7,7 @@
 
 mod report_fixture;
 
-use report_fixture::{harness, path_arg, suite, write_result_set};
+use report_fixture::{faults_json, harness, path_arg, suite, write_result_set};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,6 +51,8 @@ fn every_chart_is_present_and_visible_in_a_browser() {
     };
     let set = tempfile::tempdir().unwrap();
     write_result_set(set.path(), &suite(1), 1);
+    // A robustness matrix too (`harness faults`), drawn as a chart.
+    std::fs::write(set.path().join("faults.json"), faults_json().to_string()).unwrap();
     let report = harness(&["report", &path_arg(set.path())]);
     assert!(report.success, "report failed: {}", report.stderr);
 
@@ -120,6 +122,10 @@ fn every_chart_is_present_and_visible_in_a_browser() {
     );
     assert_eq!(result["brokenImages"], 0, "{result}");
     let ids = result["ids"].as_array().unwrap();
+    assert!(
+        ids.iter().any(|id| id == "chart-faults-matrix"),
+        "the robustness matrix is not drawn: {result}"
+    );
     let unique: std::collections::BTreeSet<_> = ids.iter().map(|id| id.to_string()).collect();
     assert_eq!(unique.len(), ids.len(), "chart ids repeat: {result}");
 }

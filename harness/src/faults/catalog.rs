@@ -78,6 +78,10 @@ const POOL: (&str, &str) = (
     "pool",
     "each of its 16 workers serves one client until that client leaves, so as many such clients hold the whole pool",
 );
+const NONBLOCKING: (&str, &str) = (
+    "nonblocking",
+    "it busy-polls every socket on every pass whatever happens, so it burns a CPU whenever it cannot make progress",
+);
 
 /// Every fault, in the matrix's row order.
 pub const FAULTS: [Fault; 10] = [
@@ -115,7 +119,7 @@ pub const FAULTS: [Fault; 10] = [
                 "select",
                 "select(2) cannot watch descriptors from FD_SETSIZE (1,024) up, so it closes those connections",
             ),
-            ("nonblocking", "it tries every socket on every pass, ready or not"),
+            NONBLOCKING,
         ],
         limits: Limits {
             refusals_allowed: true,
@@ -139,7 +143,7 @@ pub const FAULTS: [Fault; 10] = [
         name: "connect-flood",
         does: "8,192 connects issued back to back, eight times the 1,024-entry listen backlog every model asks for, held silent until the fault's end. The kernel's ListenOverflows and ListenDrops counters (/proc/net/netstat, machine-wide) say what it dropped.",
         shows: "The accept path under a burst. The kernel queues completed handshakes up to the backlog and drops what comes next; a dropped client retries its SYN a second later. The background's new clients queue behind the flood, so how fast a model drains its accept queue decides how long they wait.",
-        design_limits: &[SINGLE, POOL],
+        design_limits: &[SINGLE, POOL, NONBLOCKING],
         limits: Limits {
             refusals_allowed: true,
             ..USUAL
@@ -152,10 +156,7 @@ pub const FAULTS: [Fault; 10] = [
         name: "fd-exhaustion",
         does: "The server starts under RLIMIT_NOFILE 256 (soft and hard, set before exec: it cannot raise it); 384 clients connect, send 64 bytes each and stay until the fault's end, then leave.",
         shows: "Surviving EMFILE. accept fails while the listener stays readable: retrying at once spins a core (failed: spun). The contract is to pause accepting, keep serving the clients it has, and accept again once descriptors are free. New clients cannot be served meanwhile by any server, so throughput and latency are not judged here; spinning and recovery are.",
-        design_limits: &[(
-            "nonblocking",
-            "it busy-polls its sockets whatever happens, so it burns a CPU while it cannot accept",
-        )],
+        design_limits: &[NONBLOCKING],
         limits: Limits {
             refusals_allowed: true,
             throughput_floor: None,

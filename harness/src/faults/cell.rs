@@ -68,7 +68,7 @@ impl Phases {
     /// `harness faults --quick`: about 2 s a cell.
     pub const QUICK: Phases = Phases {
         warmup: Duration::from_millis(200),
-        baseline: Duration::from_millis(500),
+        baseline: Duration::from_millis(400),
         fault: Duration::from_millis(800),
         recovery: Duration::from_millis(500),
     };
