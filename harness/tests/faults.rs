@@ -171,6 +171,32 @@ fn a_server_that_leaks_or_spins_fails_where_it_does_and_a_correct_one_does_not()
         std::fs::read_to_string(out.join("charts/faults-matrix.svg")).unwrap(),
     );
     assert!(before == after, "the report changed when regenerated");
+
+    // compare puts two matrices side by side: an outcome that changed is named.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(other.join("cells")).unwrap();
+    for entry in std::fs::read_dir(out.join("cells")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, other.join("cells").join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::copy(out.join("manifest.json"), other.join("manifest.json")).unwrap();
+    let mut changed = rows.clone();
+    let index = changed
+        .iter()
+        .position(|row| row["label"] == "correct" && row["fault"] == "reset-storm")
+        .unwrap();
+    changed[index]["outcome"] = "failed".into();
+    changed[index]["deciding"] = "crashed".into();
+    std::fs::write(other.join("faults.json"), Value::Array(changed).to_string()).unwrap();
+    let compared = harness(&["compare", out.to_str().unwrap(), other.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&compared.stdout);
+    assert!(compared.status.success(), "{text}");
+    assert!(
+        text.contains("Robustness matrix: 1 of 6 cells changed outcome")
+            && text.contains("correct / reset-storm: ")
+            && text.contains("-> failed (crashed)  worse"),
+        "{text}"
+    );
 }
 
 #[test]
