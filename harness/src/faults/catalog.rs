@@ -78,6 +78,10 @@ const POOL: (&str, &str) = (
     "pool",
     "each of its 16 workers serves one client until that client leaves, so as many such clients hold the whole pool",
 );
+const THREADED: (&str, &str) = (
+    "threaded",
+    "a thread per client: thousands of connections are thousands of threads to create and to end, while new clients wait",
+);
 const NONBLOCKING: (&str, &str) = (
     "nonblocking",
     "it busy-polls every socket on every pass whatever happens, so it burns a CPU whenever it cannot make progress",
@@ -114,6 +118,7 @@ pub const FAULTS: [Fault; 10] = [
         shows: "The cost of connections that do nothing. select cannot watch a descriptor of FD_SETSIZE (1,024) or more: it closes those connections, and while the herd holds the low descriptors, new clients are among them. nonblocking tries every socket on every pass, so its busy clients wait behind 10,000 idle reads. The epoll-based models are told which sockets are ready, so idle ones cost them memory, not time; threaded pays a sleeping thread each.",
         design_limits: &[
             SINGLE,
+            THREADED,
             POOL,
             (
                 "select",
@@ -131,7 +136,7 @@ pub const FAULTS: [Fault; 10] = [
     },
     Fault {
         name: "reset-storm",
-        does: "400 connections in 8 waves over the first 60% of the fault each write up to 128 KiB and, as soon as the first bytes of their echo are back (at most 20 ms), close with SO_LINGER 0: the server is reset while it is reading and writing them. The rest of the fault is quiet.",
+        does: "400 connections with 16 KiB receive buffers, in 8 waves over the first 60% of the fault, each write up to 128 KiB and, as soon as the first bytes of their echo are back (at most 20 ms), close with SO_LINGER 0: the server is reset while it is reading and writing them. The rest of the fault is quiet.",
         shows: "Error paths. A reset must end that connection only and free everything it held: a server that keeps the descriptor of a reset connection leaks (failed: leaked), one that keeps polling it spins (failed: spun).",
         design_limits: &[],
         limits: USUAL,
@@ -143,7 +148,7 @@ pub const FAULTS: [Fault; 10] = [
         name: "connect-flood",
         does: "8,192 connects issued back to back, eight times the 1,024-entry listen backlog every model asks for, held silent until the fault's end. The kernel's ListenOverflows and ListenDrops counters (/proc/net/netstat, machine-wide) say what it dropped.",
         shows: "The accept path under a burst. The kernel queues completed handshakes up to the backlog and drops what comes next; a dropped client retries its SYN a second later. The background's new clients queue behind the flood, so how fast a model drains its accept queue decides how long they wait.",
-        design_limits: &[SINGLE, POOL, NONBLOCKING],
+        design_limits: &[SINGLE, THREADED, POOL, NONBLOCKING],
         limits: Limits {
             refusals_allowed: true,
             ..USUAL

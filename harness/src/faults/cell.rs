@@ -47,6 +47,11 @@ const INJECTOR_GRACE: Duration = Duration::from_secs(10);
 /// After the recovery window, how long open descriptors may take to come
 /// back down before what is left counts as leaked.
 const LEAK_SETTLE: Duration = Duration::from_secs(1);
+/// A background not back at 90% by the end of the recovery window is
+/// watched on, in short runs of [`RECOVERY_PROBE`], until it is or this
+/// long after the fault's end: "never recovered" means not within it.
+pub const RECOVERY_LIMIT: Duration = Duration::from_secs(5);
+const RECOVERY_PROBE: Duration = Duration::from_millis(200);
 
 /// How long each phase lasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +263,9 @@ struct Watched {
     fds_after: u64,
     /// ListenOverflows, ListenDrops over the fault and the recovery.
     listen: (u64, u64),
+    /// Recovery watched past the window: each probe's start (seconds after
+    /// the fault's end) and throughput (cycles per second).
+    probes: Vec<(f64, f64)>,
 }
 
 /// A sample of the server and when its reading started.
@@ -368,6 +376,11 @@ fn watch(
         None => (Injected::default(), Duration::ZERO),
     };
     let outcome = run.join().context("the background load failed")?;
+    let probes = if alive {
+        probe_recovery(plan, &outcome, phases, fault_until)?
+    } else {
+        Vec::new()
+    };
 
     // Descriptors may still be closing: give them a moment with the
     // background stopped, then take the lowest count.
@@ -415,7 +428,41 @@ fn watch(
             listen_after.0.saturating_sub(listen_before.0),
             listen_after.1.saturating_sub(listen_before.1),
         ),
+        probes,
     })
+}
+
+/// When the background is not back at 90% of its baseline by the end of
+/// the recovery window, runs it again in [`RECOVERY_PROBE`]-long bursts
+/// until it is, or until [`RECOVERY_LIMIT`] after the fault's end.
+fn probe_recovery(
+    plan: &LoadPlan,
+    outcome: &LoadOutcome,
+    phases: Phases,
+    fault_until: Instant,
+) -> anyhow::Result<Vec<(f64, f64)>> {
+    let series = Series::new(&outcome.intervals, phases);
+    let baseline = series.rate(series.baseline.clone());
+    if baseline <= 0.0 || series.recovery(baseline).0.is_some() {
+        return Ok(Vec::new());
+    }
+    let mut probe = plan.clone();
+    probe.load.warmup = Duration::ZERO;
+    probe.load.duration = RECOVERY_PROBE;
+    let mut probes = Vec::new();
+    while fault_until.elapsed() < RECOVERY_LIMIT {
+        let mut run = LoadRun::start(&probe).context("cannot start the background load")?;
+        run.wait_connected().context("cannot start the background load")?;
+        let clock = run.begin();
+        let started_s = clock.start.saturating_duration_since(fault_until).as_secs_f64();
+        let rate =
+            run.join().context("the background load failed")?.messages as f64 / RECOVERY_PROBE.as_secs_f64();
+        probes.push((started_s, rate));
+        if rate >= judge::RECOVERED * baseline {
+            break;
+        }
+    }
+    Ok(probes)
 }
 
 type InjectorResult = (anyhow::Result<Injected>, Duration);
@@ -607,7 +654,16 @@ fn figures(watched: &Watched, series: &Series, exit: Option<String>, clean_exit:
             0.0
         }
     };
-    let (recovery_s, recovered_fraction) = series.recovery(baseline_rate);
+    let (mut recovery_s, mut recovered_fraction) = series.recovery(baseline_rate);
+    if recovery_s.is_none() && baseline_rate > 0.0 {
+        for &(started_s, rate) in &watched.probes {
+            recovered_fraction = recovered_fraction.max(rate / baseline_rate);
+            if rate >= judge::RECOVERED * baseline_rate {
+                recovery_s = Some(started_s);
+                break;
+            }
+        }
+    }
     let baseline_histogram = series.histogram(series.baseline.clone());
     // A client's cycle time before the fault: the interval at which it would
     // have kept coming.

@@ -271,13 +271,13 @@ pub const RULES: [Rule; 14] = [
     Rule {
         outcome: Outcome::Failed,
         name: "never recovered",
-        threshold: "after the fault, the background's best 200 ms stayed under 25% of its baseline",
+        threshold: "in the 5 s after the fault, the background's best 200 ms stayed under 25% of its baseline",
         check: |figures, _| {
             (figures.recovered_fraction < NEVER_RECOVERED).then(|| {
                 (
                     "never recovered".into(),
                     format!(
-                        "after the fault the background reached at best {} of its baseline",
+                        "in the 5 s after the fault the background reached at best {} of its baseline",
                         percent(figures.recovered_fraction)
                     ),
                 )
@@ -346,7 +346,7 @@ pub const RULES: [Rule; 14] = [
     Rule {
         outcome: Outcome::Degraded,
         name: "slow recovery",
-        threshold: "the background back at 90% of its baseline more than 0.5 s after the fault's end, or not within the recovery window",
+        threshold: "the background back at 90% of its baseline more than 0.5 s after the fault's end, or not within 5 s",
         check: |figures, _| match figures.recovery_s {
             Some(taken) if taken > SLOW_RECOVERY_S => Some((
                 format!("back in {}", seconds(taken)),
@@ -359,7 +359,7 @@ pub const RULES: [Rule; 14] = [
             None => Some((
                 format!("back to {}", percent(figures.recovered_fraction)),
                 format!(
-                    "the background was back at only {} of its baseline within the recovery window",
+                    "the background was back at only {} of its baseline within 5 s of the fault's end",
                     percent(figures.recovered_fraction)
                 ),
             )),

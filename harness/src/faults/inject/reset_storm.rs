@@ -19,6 +19,9 @@ pub const CONNECTIONS: usize = 400;
 pub const WAVES: usize = 8;
 /// The most each writes before its reset.
 pub const BYTES_EACH: u64 = 128 * 1024;
+/// Each connection's buffers: far less than what it writes.
+const RECEIVE_BUFFER: usize = 16 * 1024;
+const SEND_BUFFER: usize = 64 * 1024;
 /// The longest a wave's transfers run before the resets.
 const IN_FLIGHT: Duration = Duration::from_millis(20);
 /// The waves take this share of the fault; the rest is quiet.
@@ -50,6 +53,9 @@ pub fn inject_with(injection: &Injection, connections: usize, waves: usize) -> a
         let mut written = vec![0u64; streams.len()];
         let mut received = vec![0u64; streams.len()];
         for (index, stream) in streams.iter_mut().enumerate() {
+            // A small receive buffer: the server cannot have written the
+            // whole echo by the time the first of it is read.
+            clients::shrink_buffers(stream, RECEIVE_BUFFER, SEND_BUFFER)?;
             poll.registry()
                 .register(stream, Token(index), Interest::READABLE | Interest::WRITABLE)?;
         }
