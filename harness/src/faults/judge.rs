@@ -183,7 +183,7 @@ pub const RULES: [Rule; 14] = [
     Rule {
         outcome: Outcome::Failed,
         name: "fault data lost",
-        threshold: "any of the fault's own clients sent a wrong byte back, or cut short by a close before its echo was complete",
+        threshold: "any of the fault's own clients got a wrong byte back, or was closed before its echo was complete",
         check: |figures, _| {
             let lost = figures.fault_lost;
             (lost > 0).then(|| {
@@ -234,7 +234,7 @@ pub const RULES: [Rule; 14] = [
     Rule {
         outcome: Outcome::Failed,
         name: "spun",
-        threshold: "once the fault was in place (for at least 0.2 s), server CPU at least 50% of a CPU while the background got under 25% of its baseline",
+        threshold: "server CPU at least 50% of a CPU while the background got under 25% of its baseline, over the fault once in place, judged when that lasted 0.2 s or more",
         check: |figures, _| {
             let (Some(cpu), Some(progress)) = (figures.cpu_engaged_percent, figures.engaged_fraction) else {
                 return None;
@@ -287,7 +287,7 @@ pub const RULES: [Rule; 14] = [
     Rule {
         outcome: Outcome::Degraded,
         name: "clients refused",
-        threshold: "background clients closed, reset, unanswered for 5 s or not connected; under a fault that takes what new clients need, closed or reset ones count here too",
+        threshold: "background clients unanswered for 5 s or not connected, and, under a fault that takes what new clients need, those the server closed or reset",
         check: |figures, limits| {
             let refused = unanswered(&figures.errors)
                 + if limits.refusals_allowed {
@@ -309,7 +309,7 @@ pub const RULES: [Rule; 14] = [
     Rule {
         outcome: Outcome::Degraded,
         name: "throughput",
-        threshold: "where the fault judges it: the background's throughput during the fault below the fault's floor (usually 50% of its baseline)",
+        threshold: "where the fault judges it: the background's throughput during the fault under the fault's floor, usually 50% of its baseline",
         check: |figures, limits| {
             let floor = limits.throughput_floor?;
             (figures.during_fraction < floor).then(|| {
@@ -326,7 +326,7 @@ pub const RULES: [Rule; 14] = [
     Rule {
         outcome: Outcome::Degraded,
         name: "latency",
-        threshold: "where the fault judges it: the background's p99 during the fault and its catch-up above the fault's limit (usually 10 times its baseline p99 and 10 ms)",
+        threshold: "where the fault judges it: the background's p99 during the fault and its catch-up over the fault's limit, usually both 10 times its baseline p99 and 10 ms",
         check: |figures, limits| {
             let limit = limits.p99?;
             let over = figures.p99_during_us > limit.times_baseline * figures.p99_baseline_us

@@ -217,7 +217,8 @@ pub fn draw(root: &Area, title: &str, matrix: &Matrix) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The matrix section (its chart given as `chart`) and the details section.
+/// The matrix (its chart given as `chart`), what each fault shows, and the
+/// details.
 pub fn sections(
     rows: &[FaultRow],
     labels: &Labels,
@@ -246,9 +247,9 @@ pub fn sections(
     paragraphs.push(format!(
         "Every server against every fault. A background of new clients (each connecting, echoing one 64-byte message and closing, a few at a time) runs before, during and after the fault; its throughput during the fault is a fraction of its baseline, its p99 covers the fault and the catch-up after it, corrected for coordinated omission. The server is watched as a whole process tree: CPU, memory growth, open descriptors before the fault and after the recovery, and whether it is still alive.{phases} Each cell is coloured by its outcome and labelled with the figure that decided it; a cell marked design limit is that model's documented limit (the lesson), not a bug."
     ));
-    paragraphs.push(crate::faults::judge::rules_text());
+    let mut lessons = vec![crate::faults::judge::rules_text()];
     for fault in &faults {
-        paragraphs.push(fault_paragraph(fault, rows, &servers));
+        lessons.push(fault_paragraph(fault, rows, &servers));
     }
     let mut table = Table {
         headers: std::iter::once("fault".to_owned())
@@ -273,7 +274,14 @@ pub fn sections(
         charts: vec![chart],
         table: Some(table),
     };
-    vec![matrix, details(rows, &faults, &servers)]
+    let lessons = Section {
+        id: "what-each-fault-shows".to_owned(),
+        title: "What each fault shows".to_owned(),
+        paragraphs: lessons,
+        charts: Vec::new(),
+        table: None,
+    };
+    vec![matrix, lessons, details(rows, &faults, &servers)]
 }
 
 /// One paragraph: what the fault does and shows, and what it did here.
