@@ -122,10 +122,9 @@ fn every_chart_is_present_and_visible_in_a_browser() {
     );
     assert_eq!(result["brokenImages"], 0, "{result}");
     let ids = result["ids"].as_array().unwrap();
-    assert!(
-        ids.iter().any(|id| id == "chart-faults-matrix"),
-        "the robustness matrix is not drawn: {result}"
-    );
+    for chart in ["chart-faults-matrix", "chart-fault-timeline--slowloris"] {
+        assert!(ids.iter().any(|id| id == chart), "{chart} is not drawn: {result}");
+    }
     let unique: std::collections::BTreeSet<_> = ids.iter().map(|id| id.to_string()).collect();
     assert_eq!(unique.len(), ids.len(), "chart ids repeat: {result}");
 }

@@ -38,6 +38,8 @@ pub enum ChartBody {
     Bars(BarChart),
     /// The robustness matrix: faults × servers, coloured by outcome.
     Matrix(super::faults::Matrix),
+    /// One fault's background throughput over time, a line per server.
+    FaultTimeline(super::faults::Timeline),
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +157,9 @@ pub fn render(chart: &Chart) -> anyhow::Result<String> {
             ChartBody::Timeline(panels) => timeline(&root, &chart.title, panels)?,
             ChartBody::Bars(bars) => bar_chart(&root, &chart.title, bars)?,
             ChartBody::Matrix(matrix) => super::faults::draw(&root, &chart.title, matrix)?,
+            ChartBody::FaultTimeline(timeline) => {
+                super::faults::draw_timeline(&root, &chart.title, timeline)?
+            }
         }
         root.present()?;
     }

@@ -69,7 +69,25 @@ pub fn build(set: &ResultSet) -> Document {
             "Robustness matrix: outcome of every fault for every server".to_owned(),
             ChartBody::Matrix(matrix),
         );
-        sections.extend(super::faults::sections(rows, &builder.labels, &manifest, chart));
+        let timelines: Vec<(String, usize)> = super::faults::timelines(rows, &builder.labels)
+            .into_iter()
+            .map(|(fault, timeline)| {
+                let title = format!("Background throughput over time, fault {fault}");
+                let index = builder.add_chart(
+                    &format!("fault-timeline--{fault}"),
+                    title,
+                    ChartBody::FaultTimeline(timeline),
+                );
+                (fault, index)
+            })
+            .collect();
+        sections.extend(super::faults::sections(
+            rows,
+            &builder.labels,
+            &manifest,
+            chart,
+            &timelines,
+        ));
     }
     sections.push(flagged_section(&scenarios));
     for sweep in &sweeps {

@@ -217,6 +217,126 @@ pub fn draw(root: &Area, title: &str, matrix: &Matrix) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One fault's background throughput over time, one line per server.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    /// The fault's window, in seconds from the start of the measurement.
+    pub fault_from_s: f64,
+    pub fault_until_s: f64,
+    pub series: Vec<TimelineSeries>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TimelineSeries {
+    pub label: String,
+    pub colour: Rgb,
+    /// (seconds, % of the baseline) at the middle of each step.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Each fault's timeline, in the matrix's order.
+pub fn timelines(rows: &[FaultRow], labels: &Labels) -> Vec<(String, Timeline)> {
+    let servers = server_order(rows, labels);
+    fault_order(rows)
+        .into_iter()
+        .filter_map(|fault| {
+            let cells: Vec<&FaultRow> = servers
+                .iter()
+                .filter_map(|label| find(rows, &fault, label))
+                .filter(|row| row.timeline_step_s > 0.0 && !row.timeline_msgs_per_sec.is_empty())
+                .collect();
+            let first = cells.first()?;
+            let series = cells
+                .iter()
+                .map(|row| TimelineSeries {
+                    label: row.label.clone(),
+                    colour: labels.colour(&row.label),
+                    points: row
+                        .timeline_msgs_per_sec
+                        .iter()
+                        .enumerate()
+                        .map(|(step, rate)| {
+                            let share = if row.baseline_msgs_per_sec > 0.0 {
+                                100.0 * rate / row.baseline_msgs_per_sec
+                            } else {
+                                0.0
+                            };
+                            ((step as f64 + 0.5) * row.timeline_step_s, share)
+                        })
+                        .collect(),
+                })
+                .collect();
+            Some((
+                fault,
+                Timeline {
+                    fault_from_s: first.fault_from_s,
+                    fault_until_s: first.fault_until_s,
+                    series,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Draws a timeline: the fault's window shaded, a line per server, the
+/// legend in a panel of its own.
+pub fn draw_timeline(root: &Area, title: &str, timeline: &Timeline) -> anyhow::Result<()> {
+    let (width, _) = root.dim_in_pixel();
+    let (plot, legend) = root.split_horizontally(width - 220);
+    let x_max = timeline
+        .series
+        .iter()
+        .flat_map(|series| series.points.last().map(|(x, _)| *x))
+        .fold(timeline.fault_until_s, f64::max)
+        .ceil()
+        .max(1.0);
+    // Shares above 200% are drawn at the top.
+    let y_max = 200.0;
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(title, (FONT, 20))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds of measurement (the fault shaded)")
+        .y_desc("background throughput, % of its baseline")
+        .axis_desc_style((FONT, 14))
+        .label_style((FONT, 12))
+        .x_label_formatter(&|seconds| format!("{seconds:.1}"))
+        .y_label_formatter(&|share| format!("{share:.0}%"))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(TRANSPARENT)
+        .draw()?;
+    chart.draw_series([Rectangle::new(
+        [(timeline.fault_from_s, 0.0), (timeline.fault_until_s, y_max)],
+        RGBColor(255, 166, 0).mix(0.18).filled(),
+    )])?;
+    for series in &timeline.series {
+        let (red, green, blue) = series.colour;
+        let points = series.points.iter().map(|&(x, y)| (x, y.min(y_max)));
+        chart.draw_series(LineSeries::new(
+            points,
+            RGBColor(red, green, blue).stroke_width(2),
+        ))?;
+    }
+    let style = (FONT, 14)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    for (index, series) in timeline.series.iter().enumerate() {
+        let y = 64 + 24 * index as i32;
+        let (red, green, blue) = series.colour;
+        legend.draw(&PathElement::new(
+            vec![(8, y), (37, y)],
+            RGBColor(red, green, blue).stroke_width(2),
+        ))?;
+        legend.draw(&Text::new(series.label.clone(), (46, y), style.clone()))?;
+    }
+    Ok(())
+}
+
 /// The matrix (its chart given as `chart`), what each fault shows, and the
 /// details.
 pub fn sections(
@@ -224,6 +344,7 @@ pub fn sections(
     labels: &Labels,
     manifest: &[(String, String)],
     chart: usize,
+    timeline_charts: &[(String, usize)],
 ) -> Vec<Section> {
     let faults = fault_order(rows);
     let servers = server_order(rows, labels);
@@ -247,10 +368,24 @@ pub fn sections(
     paragraphs.push(format!(
         "Every server against every fault. A background of new clients (each connecting, echoing one 64-byte message and closing, a few at a time) runs before, during and after the fault; its throughput during the fault is a fraction of its baseline, its p99 covers the fault and the catch-up after it, corrected for coordinated omission. The server is watched as a whole process tree: CPU, memory growth, open descriptors before the fault and after the recovery, and whether it is still alive.{phases} Each cell is coloured by its outcome and labelled with the figure that decided it; a cell marked design limit is that model's documented limit (the lesson), not a bug."
     ));
-    let mut lessons = vec![crate::faults::judge::rules_text()];
-    for fault in &faults {
-        lessons.push(fault_paragraph(fault, rows, &servers));
-    }
+    let lessons = vec![
+        crate::faults::judge::rules_text(),
+        "Each fault's section below says what the fault does and shows, what was measured, and which outcomes are a model's documented limit; its chart is the background's throughput over the measurement, each server's line as a share of its own baseline, the fault shaded.".to_owned(),
+    ];
+    let per_fault: Vec<Section> = faults
+        .iter()
+        .map(|fault| Section {
+            id: format!("fault-{fault}"),
+            title: format!("Fault {fault}"),
+            paragraphs: vec![fault_paragraph(fault, rows, &servers)],
+            charts: timeline_charts
+                .iter()
+                .filter(|(name, _)| name == fault)
+                .map(|(_, index)| *index)
+                .collect(),
+            table: None,
+        })
+        .collect();
     let mut table = Table {
         headers: std::iter::once("fault".to_owned())
             .chain(servers.iter().cloned())
@@ -281,7 +416,10 @@ pub fn sections(
         charts: Vec::new(),
         table: None,
     };
-    vec![matrix, lessons, details(rows, &faults, &servers)]
+    let mut sections = vec![matrix, lessons];
+    sections.extend(per_fault);
+    sections.push(details(rows, &faults, &servers));
+    sections
 }
 
 /// One paragraph: what the fault does and shows, and what it did here.
