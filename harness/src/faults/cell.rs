@@ -44,6 +44,9 @@ const RECOVERY_WINDOW_STEPS: usize = 2;
 /// An injector must have cleaned up and returned this long after its fault
 /// ends.
 const INJECTOR_GRACE: Duration = Duration::from_secs(10);
+/// An injector that returns later than this after its fault's end overlapped
+/// the recovery it was to be measured by: the cell is not judged.
+const INJECTOR_OVERRUN: Duration = Duration::from_secs(1);
 /// After the recovery window, how long open descriptors may take to come
 /// back down before what is left counts as leaked.
 const LEAK_SETTLE: Duration = Duration::from_secs(1);
@@ -372,7 +375,7 @@ fn watch(
     let listen_after = listen_counters();
 
     let (injected, injector_cpu) = match injector {
-        Some((_, handle)) => join_injector(fault, handle, fault_until + INJECTOR_GRACE)?,
+        Some((_, handle)) => join_injector(fault, handle, fault_until)?,
         None => (Injected::default(), Duration::ZERO),
     };
     let outcome = run.join().context("the background load failed")?;
@@ -465,7 +468,8 @@ fn probe_recovery(
     Ok(probes)
 }
 
-type InjectorResult = (anyhow::Result<Injected>, Duration);
+/// What the injector returned, its thread's CPU time, and when it returned.
+type InjectorResult = (anyhow::Result<Injected>, Duration, Instant);
 
 fn spawn_injector(
     fault: &'static Fault,
@@ -483,7 +487,7 @@ fn spawn_injector(
                 echo_core::affinity::pin_to(&cpus).context("cannot pin the fault's thread")
             };
             let result = result.and_then(|()| (fault.inject)(&injection));
-            (result, measure::thread_cpu_time())
+            (result, measure::thread_cpu_time(), Instant::now())
         })
         .context("cannot start the fault's thread")
 }
@@ -513,12 +517,13 @@ pub fn default_client_threads(cpus: &CpuLayout) -> u32 {
     split_client_cpus(cpus).0.len().max(1) as u32
 }
 
-/// Waits for the injector, which must be done by `deadline`.
+/// Waits for the injector, which must be done soon after `fault_until`.
 fn join_injector(
     fault: &Fault,
     handle: JoinHandle<InjectorResult>,
-    deadline: Instant,
+    fault_until: Instant,
 ) -> anyhow::Result<(Injected, Duration)> {
+    let deadline = fault_until + INJECTOR_GRACE;
     while !handle.is_finished() {
         if Instant::now() >= deadline {
             bail!(
@@ -530,10 +535,18 @@ fn join_injector(
         std::thread::sleep(Duration::from_millis(10));
     }
     match handle.join() {
-        Ok((result, cpu)) => Ok((
-            result.with_context(|| format!("the {} injector failed", fault.name))?,
-            cpu,
-        )),
+        Ok((result, cpu, finished)) => {
+            let injected = result.with_context(|| format!("the {} injector failed", fault.name))?;
+            let overrun = finished.saturating_duration_since(fault_until);
+            if overrun > INJECTOR_OVERRUN {
+                bail!(
+                    "the {} injector finished {:.1} s after the fault's end, into the recovery it was to be measured by (is the machine busy?)",
+                    fault.name,
+                    overrun.as_secs_f64()
+                );
+            }
+            Ok((injected, cpu))
+        }
         Err(_) => bail!("the {} injector panicked", fault.name),
     }
 }

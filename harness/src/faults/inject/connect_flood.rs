@@ -31,6 +31,10 @@ pub fn inject_with(injection: &Injection, wanted: usize) -> anyhow::Result<Injec
     let mut pending: Vec<Option<TcpStream>> = Vec::with_capacity(count);
     let mut refused = 0u64;
     for index in 0..count {
+        // On a starved CPU even the burst can outlast the fault.
+        if injection.over() {
+            break;
+        }
         match TcpStream::connect(injection.addr) {
             Ok(mut stream) => {
                 poll.registry()
@@ -44,10 +48,11 @@ pub fn inject_with(injection: &Injection, wanted: usize) -> anyhow::Result<Injec
         }
     }
     let burst = burst_started.elapsed();
+    let issued = pending.len();
     injection.engage();
     let mut connected: Vec<TcpStream> = Vec::with_capacity(count);
     let mut events = Events::with_capacity(1024);
-    while !injection.over() && connected.len() + (refused as usize) < count {
+    while !injection.over() && connected.len() + (refused as usize) < issued {
         poll.poll(&mut events, Some(injection.left()))?;
         for event in events.iter() {
             let index = event.token().0;
@@ -70,14 +75,18 @@ pub fn inject_with(injection: &Injection, wanted: usize) -> anyhow::Result<Injec
     }
     injection.wait_for_end();
     let done = connected.len() as u64;
-    let waiting = count as u64 - done - refused;
+    let waiting = issued as u64 - done - refused;
     drop(connected);
     drop(pending);
     let mut note = format!(
-        "{} issued in {:.0} ms; {done} completed within the fault",
-        plural(count as u64, "connect"),
+        "{} issued in {:.0} ms",
+        plural(issued as u64, "connect"),
         burst.as_secs_f64() * 1000.0
     );
+    if issued < count {
+        note += &format!(" (of {count}: the fault ended first)");
+    }
+    note += &format!("; {done} completed within the fault");
     if refused > 0 {
         note += &format!(", {refused} failed");
     }
@@ -85,7 +94,7 @@ pub fn inject_with(injection: &Injection, wanted: usize) -> anyhow::Result<Injec
         note += &format!(", {waiting} were still waiting for the handshake");
     }
     Ok(Injected {
-        connections: count as u64,
+        connections: issued as u64,
         bytes: 0,
         lost: 0,
         note,
