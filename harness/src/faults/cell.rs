@@ -75,10 +75,10 @@ impl Phases {
     };
     /// `harness faults --quick`: about 2 s a cell.
     pub const QUICK: Phases = Phases {
-        warmup: Duration::from_millis(200),
+        warmup: Duration::from_millis(150),
         baseline: Duration::from_millis(400),
         fault: Duration::from_millis(800),
-        recovery: Duration::from_millis(500),
+        recovery: Duration::from_millis(400),
     };
 
     /// These phases with `fault`'s own length, where it has one.

@@ -61,7 +61,7 @@ pub struct FaultsArgs {
     /// server-pause, urgent-data, half-open-peer, half-close-pending.
     #[arg(long, value_delimiter = ',', value_name = "F,F,..")]
     faults: Vec<String>,
-    /// Shorter phases (0.4 s baseline, 0.8 s fault, 0.5 s recovery): about
+    /// Shorter phases (0.4 s baseline, 0.8 s fault, 0.4 s recovery): about
     /// 2 s a cell instead of 6.5.
     #[arg(long)]
     quick: bool,
