@@ -52,7 +52,10 @@ pub fn inject_with(injection: &Injection, wanted: usize) -> anyhow::Result<Injec
     injection.engage();
     let mut connected: Vec<TcpStream> = Vec::with_capacity(count);
     let mut events = Events::with_capacity(1024);
-    while !injection.over() && connected.len() + (refused as usize) < issued {
+    // At least one look, even when the burst took the whole fault.
+    let mut first = true;
+    while (first || !injection.over()) && connected.len() + (refused as usize) < issued {
+        first = false;
         poll.poll(&mut events, Some(injection.left()))?;
         for event in events.iter() {
             let index = event.token().0;
