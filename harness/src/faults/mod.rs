@@ -42,7 +42,8 @@ use std::time::{Duration, Instant, SystemTime};
 pub struct FaultsArgs {
     /// Servers to put through the faults, comma-separated: built-in models,
     /// and the labels of the suite's variants and commands (--suite)
-    /// [default: every model, or none when --server-cmd is given].
+    /// [default: every model; with --suite, its entries; with --server-cmd
+    /// alone, none].
     #[arg(long, value_delimiter = ',', value_name = "M,M,..")]
     models: Vec<String>,
     /// Your own server, spawned and measured like a model: 'PROGRAM ARG…',
@@ -344,4 +345,20 @@ fn matrix_table(rows: &[FaultRow], faults: &[&Fault], servers: &[ServerUnderTest
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Args;
+
+    #[test]
+    fn the_help_names_every_fault() {
+        let help = FaultsArgs::augment_args(clap::Command::new("faults"))
+            .render_long_help()
+            .to_string();
+        for fault in &catalog::FAULTS {
+            assert!(help.contains(fault.name), "{} is missing from --help", fault.name);
+        }
+    }
 }
