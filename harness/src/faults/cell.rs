@@ -220,6 +220,11 @@ pub fn run(spec: &FaultCellSpec, observe: &mut dyn FnMut(Duration, Duration)) ->
             .iter()
             .map(|&count| (count as f64 / STEP.as_secs_f64()).round())
             .collect(),
+        recovery_probes: watched
+            .probes
+            .iter()
+            .map(|&(start, rate)| [round(start, 3), rate.round()])
+            .collect(),
     };
 
     let cell_spec = CellSpec {

@@ -140,6 +140,11 @@ pub struct FaultRow {
     pub timeline_step_s: f64,
     #[serde(default)]
     pub timeline_msgs_per_sec: Vec<f64>,
+    /// When the background was not back by the end of the timeline: each
+    /// 200 ms run that watched it after, as `[start, cycles per second]`,
+    /// the start in seconds after the fault's end.
+    #[serde(default)]
+    pub recovery_probes: Vec<[f64; 2]>,
 }
 
 /// Writes `faults.json` into `dir`.
