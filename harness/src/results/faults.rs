@@ -79,10 +79,11 @@ pub struct FaultRow {
     pub fds_before: u64,
     #[serde(default)]
     pub fds_after: u64,
-    /// Seconds from the fault's end until the background was back at 90% of
-    /// its baseline (over 200 ms); null when it was not within 5 s (a
-    /// background not back by the end of the recovery window is watched on
-    /// in 200 ms runs until it is, or for 5 s after the fault).
+    /// Seconds from the fault's end until the background was back, over
+    /// 200 ms, at 90% of its baseline or at the baseline's own worst 200 ms
+    /// if that is lower; null when it was not within 5 s (a background not
+    /// back by the end of the recovery window is watched on in 200 ms runs
+    /// until it is, or for 5 s after the fault).
     pub recovery_s: Option<f64>,
     /// The best the background did over 200 ms after the fault, as a
     /// fraction of its baseline.
