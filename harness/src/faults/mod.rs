@@ -175,13 +175,19 @@ pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
             });
             let line = match measured {
                 Ok(measured) => {
-                    let line = format!(
+                    let mut line = format!(
                         "{} / {}: {} ({})",
                         server.label,
                         fault.name,
                         measured.row.outcome.as_str(),
                         measured.row.deciding
                     );
+                    if measured.row.others_cpu_percent > cell::BUSY_MACHINE_PERCENT {
+                        line += &format!(
+                            " [busy machine: other processes took {:.0}% of a CPU]",
+                            measured.row.others_cpu_percent
+                        );
+                    }
                     rows.push(measured.row);
                     cells.push(measured.record.cell);
                     line

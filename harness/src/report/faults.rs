@@ -25,7 +25,7 @@ const ROW_LABELS: u32 = 170;
 const COLUMN: u32 = 104;
 const ROW: u32 = 50;
 const HEADER: u32 = 96;
-const LEGEND: u32 = 44;
+const LEGEND: u32 = 56;
 
 /// What the matrix chart draws.
 #[derive(Debug, Clone)]
@@ -89,6 +89,12 @@ fn design_limit(row: &FaultRow) -> Option<&'static str> {
         .map(|(_, why)| *why)
 }
 
+/// Other processes took enough of the CPUs during the cell that its timing
+/// figures say as much about them as about the server.
+fn busy(row: &FaultRow) -> bool {
+    row.others_cpu_percent > crate::faults::cell::BUSY_MACHINE_PERCENT
+}
+
 fn find<'a>(rows: &'a [FaultRow], fault: &str, label: &str) -> Option<&'a FaultRow> {
     rows.iter().find(|row| row.fault == fault && row.label == label)
 }
@@ -107,6 +113,9 @@ pub fn matrix(rows: &[FaultRow], labels: &Labels) -> Matrix {
                         let mut lines = vec![row.outcome.as_str().to_owned(), row.deciding.clone()];
                         if design_limit(row).is_some() {
                             lines.push("design limit".to_owned());
+                        }
+                        if busy(row) {
+                            lines.push("busy machine".to_owned());
                         }
                         MatrixCell {
                             colour: outcome_colour(row.outcome),
@@ -182,9 +191,14 @@ pub fn draw(root: &Area, title: &str, matrix: &Matrix) -> anyhow::Result<()> {
                 WHITE
             };
             let lines = cell.lines.len() as i32;
+            let spacing = if lines > 3 { 5 } else { 7 };
             for (index, line) in cell.lines.iter().enumerate() {
-                let offset = (index as i32 * 2 - (lines - 1)) * 7;
-                let size = if index == 0 { 13 } else { 12 };
+                let offset = (index as i32 * 2 - (lines - 1)) * spacing;
+                let size = match index {
+                    0 => 13,
+                    1 => 12,
+                    _ => 10,
+                };
                 root.draw(&Text::new(
                     line.clone(),
                     (x + COLUMN as i32 / 2, y + ROW as i32 / 2 + offset),
@@ -209,11 +223,19 @@ pub fn draw(root: &Area, title: &str, matrix: &Matrix) -> anyhow::Result<()> {
         root.draw(&Text::new(name, (x + 20, legend_y), text(13, BLACK, HPos::Left)))?;
         x += 130;
     }
-    root.draw(&Text::new(
+    for (index, note) in [
         "design limit: the model's documented limit, not a bug",
-        (x, legend_y),
-        text(12, BLACK, HPos::Left),
-    ))?;
+        "busy machine: other processes took over 20% of a CPU",
+    ]
+    .iter()
+    .enumerate()
+    {
+        root.draw(&Text::new(
+            *note,
+            (x, legend_y - 8 + 16 * index as i32),
+            text(12, BLACK, HPos::Left),
+        ))?;
+    }
     Ok(())
 }
 
@@ -366,7 +388,8 @@ pub fn sections(
         _ => String::new(),
     };
     paragraphs.push(format!(
-        "Every server against every fault. A background of new clients (each connecting, echoing one 64-byte message and closing, a few at a time) runs before, during and after the fault; its throughput during the fault is a fraction of its baseline, its p99 covers the fault and the catch-up after it, corrected for coordinated omission. The server is watched as a whole process tree: CPU, memory growth, open descriptors before the fault and after the recovery, and whether it is still alive.{phases} Each cell is coloured by its outcome and labelled with the figure that decided it; a cell marked design limit is that model's documented limit (the lesson), not a bug."
+        "Every server against every fault. A background of new clients (each connecting, echoing one 64-byte message and closing, a few at a time) runs before, during and after the fault; its throughput during the fault is a fraction of its baseline, its p99 covers the fault and the catch-up after it, corrected for coordinated omission. The server is watched as a whole process tree: CPU, memory growth, open descriptors before the fault and after the recovery, and whether it is still alive.{phases} Each cell is coloured by its outcome and labelled with the figure that decided it; a cell marked design limit is that model's documented limit (the lesson), not a bug; a cell marked busy machine ran while other processes took over {}% of a CPU on the server's and the load's CPUs, so its throughput, p99 and recovery say as much about them as about the server.",
+        crate::faults::cell::BUSY_MACHINE_PERCENT
     ));
     let lessons = vec![
         crate::faults::judge::rules_text(),
@@ -472,6 +495,7 @@ fn details(rows: &[FaultRow], faults: &[String], servers: &[String]) -> Section 
         "recovery",
         "errors",
         "alive",
+        "others' CPU",
     ];
     let mut table_rows = Vec::new();
     let mut notes = Vec::new();
@@ -501,6 +525,7 @@ fn details(rows: &[FaultRow], faults: &[String], servers: &[String]) -> Section 
                     .map_or_else(|| "no".to_owned(), |seconds| format!("{seconds:.1} s")),
                 row.errors.to_string(),
                 if row.alive { "yes" } else { "no" }.to_owned(),
+                format!("{}%", number(row.others_cpu_percent)),
             ]);
             notes.push(format!(
                 "{} / {}: {}{}.",
@@ -519,7 +544,7 @@ fn details(rows: &[FaultRow], faults: &[String], servers: &[String]) -> Section 
         }
     }
     let mut paragraphs = vec![
-        "Background throughput in completed cycles per second; during = its throughput during the fault as a share of the baseline; p99 during covers the fault and the catch-up after it; CPU is the server's process tree, in % of one CPU; recovery = seconds after the fault's end until the background was back at 90% (no: not within the recovery window); errors = failed background echoes (wrong byte, reset, early close, timeout, failed connect).".to_owned(),
+        "Background throughput in completed cycles per second; during = its throughput during the fault as a share of the baseline; p99 during covers the fault and the catch-up after it; CPU is the server's process tree, in % of one CPU; recovery = seconds after the fault's end until the background was back (no: not within 5 s); errors = failed background echoes (wrong byte, reset, early close, timeout, failed connect); others' CPU = what other processes took of the server's and the load's CPUs during the cell, in % of one CPU.".to_owned(),
     ];
     paragraphs.push(format!("What each fault did: {}", notes.join(" ")));
     Section {

@@ -141,6 +141,12 @@ pub struct FaultRow {
     pub timeline_step_s: f64,
     #[serde(default)]
     pub timeline_msgs_per_sec: Vec<f64>,
+    /// CPU time other processes (another build, another benchmark) took on
+    /// the server's and the load's CPUs during the cell, % of one CPU: above
+    /// 20, the timing figures (throughput, p99, recovery) say as much about
+    /// them as about the server.
+    #[serde(default)]
+    pub others_cpu_percent: f64,
     /// When the background was not back by the end of the timeline: each
     /// 200 ms run that watched it after, as `[start, cycles per second]`,
     /// the start in seconds after the fault's end.
