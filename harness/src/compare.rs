@@ -219,6 +219,9 @@ pub fn main(args: CompareArgs) -> anyhow::Result<()> {
             }
         }
     }
+    if let (Some(faults_a), Some(faults_b)) = (&set_a.faults, &set_b.faults) {
+        out.push_str(&fault_changes(faults_a, faults_b, &labels));
+    }
     print!("{out}");
 
     if let Some(limit) = args.fail_on_regression
@@ -332,6 +335,61 @@ fn table(headers: &[String], rows: &[Vec<String>]) -> String {
         out.push_str(&line(row));
     }
     out
+}
+
+/// Robustness-matrix cells (server × fault) whose outcome differs between
+/// the two sets' `faults.json`.
+fn fault_changes(
+    a: &[crate::results::faults::FaultRow],
+    b: &[crate::results::faults::FaultRow],
+    labels: &Labels,
+) -> String {
+    let mut both: Vec<(
+        &crate::results::faults::FaultRow,
+        &crate::results::faults::FaultRow,
+    )> = a
+        .iter()
+        .filter_map(|row_a| {
+            let row_b = b
+                .iter()
+                .find(|row_b| row_b.label == row_a.label && row_b.fault == row_a.fault)?;
+            Some((row_a, row_b))
+        })
+        .collect();
+    both.sort_by_key(|(row, _)| (row.fault.clone(), labels.rank(&row.label), row.label.clone()));
+    let changed: Vec<String> = both
+        .iter()
+        .filter(|(row_a, row_b)| row_a.outcome != row_b.outcome)
+        .map(|(row_a, row_b)| {
+            format!(
+                "  {} / {}: {} ({}) -> {} ({}){}",
+                row_a.label,
+                row_a.fault,
+                row_a.outcome.as_str(),
+                row_a.deciding,
+                row_b.outcome.as_str(),
+                row_b.deciding,
+                if row_b.outcome > row_a.outcome {
+                    "  worse"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    if changed.is_empty() {
+        format!(
+            "\nRobustness matrix: no outcome changed ({} cells in both).\n",
+            both.len()
+        )
+    } else {
+        format!(
+            "\nRobustness matrix: {} of {} cells changed outcome (A -> B):\n{}\n",
+            changed.len(),
+            both.len(),
+            changed.join("\n")
+        )
+    }
 }
 
 #[cfg(test)]

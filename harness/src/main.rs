@@ -20,6 +20,7 @@ mod bench;
 mod cell;
 mod compare;
 mod cpus;
+mod faults;
 mod fleet;
 mod load;
 mod measure;
@@ -73,6 +74,8 @@ enum Command {
     Merge(fleet::merge::MergeArgs),
     /// Walk the course claim by claim: predict, measure, and give a verdict.
     Tour(tour::TourArgs),
+    /// The robustness matrix: every server against every fault, the damage measured.
+    Faults(faults::FaultsArgs),
 }
 
 fn main() {
@@ -94,6 +97,7 @@ fn main() {
         Command::Compare(args) => compare::main(args),
         Command::Merge(args) => fleet::merge::main(args),
         Command::Tour(args) => tour::main(args),
+        Command::Faults(args) => faults::main(args),
     };
     server::cgroup::remove_harness();
     if let Err(error) = outcome {

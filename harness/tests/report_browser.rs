@@ -7,7 +7,7 @@
 
 mod report_fixture;
 
-use report_fixture::{harness, path_arg, suite, write_result_set};
+use report_fixture::{faults_json, harness, path_arg, suite, write_result_set};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -73,6 +73,8 @@ fn every_chart_is_present_and_visible_in_a_browser() {
         step(2, "skipped", serde_json::Value::Null)
     ]);
     std::fs::write(set.path().join("tour.json"), tour.to_string()).unwrap();
+    // A robustness matrix too (`harness faults`), drawn as a chart.
+    std::fs::write(set.path().join("faults.json"), faults_json().to_string()).unwrap();
     let report = harness(&["report", &path_arg(set.path())]);
     assert!(report.success, "report failed: {}", report.stderr);
 
@@ -146,6 +148,9 @@ fn every_chart_is_present_and_visible_in_a_browser() {
         ids.iter().any(|id| id == "chart-tour-step01"),
         "the tour's chart is not in the page: {result}"
     );
+    for chart in ["chart-faults-matrix", "chart-fault-timeline--slowloris"] {
+        assert!(ids.iter().any(|id| id == chart), "{chart} is not drawn: {result}");
+    }
     let unique: std::collections::BTreeSet<_> = ids.iter().map(|id| id.to_string()).collect();
     assert_eq!(unique.len(), ids.len(), "chart ids repeat: {result}");
 }

@@ -25,12 +25,22 @@ pub fn connect_all_from(
     source: Option<IpAddr>,
     count: usize,
 ) -> io::Result<(Vec<Option<TcpStream>>, Errors)> {
+    connect_all_by(addr, source, count, Instant::now() + SETUP_DEADLINE)
+}
+
+/// [`connect_all_from`], with the whole phase ending at `phase_deadline`:
+/// the connects not finished by then are given up and counted.
+pub fn connect_all_by(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    count: usize,
+    phase_deadline: Instant,
+) -> io::Result<(Vec<Option<TcpStream>>, Errors)> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut errors = Errors::default();
     let mut connected: Vec<Option<TcpStream>> = (0..count).map(|_| None).collect();
     let mut pending: Vec<Option<(TcpStream, Instant)>> = (0..count).map(|_| None).collect();
-    let phase_deadline = Instant::now() + SETUP_DEADLINE;
     let (mut next, mut in_flight, mut oldest) = (0usize, 0usize, 0usize);
 
     while next < count || in_flight > 0 {

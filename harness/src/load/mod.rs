@@ -184,6 +184,8 @@ impl ThreadCpu {
 #[derive(Debug)]
 pub struct LoadOutcome {
     pub histogram: Histogram<u64>,
+    /// One per second of the measurement (per interval, when started with
+    /// [`LoadRun::start_with_intervals`]).
     pub intervals: Vec<Histogram<u64>>,
     pub errors: Errors,
     /// Completed messages (churn: cycles) in the measurement.
@@ -252,6 +254,13 @@ pub struct LoadRun {
 impl LoadRun {
     /// Starts the load threads; they connect, then wait for [`LoadRun::begin`].
     pub fn start(plan: &LoadPlan) -> io::Result<LoadRun> {
+        LoadRun::start_with_intervals(plan, recorder::SECOND)
+    }
+
+    /// [`LoadRun::start`], with one interval histogram per `interval` of the
+    /// measurement instead of one per second (`harness faults` watches the
+    /// load change within a second).
+    pub fn start_with_intervals(plan: &LoadPlan, interval: Duration) -> io::Result<LoadRun> {
         let threads = plan.load.client_threads.max(1) as usize;
         let progress: Arc<Vec<AtomicU64>> = Arc::new((0..threads).map(|_| AtomicU64::new(0)).collect());
         let (setup_sender, setup) = mpsc::channel();
@@ -261,7 +270,10 @@ impl LoadRun {
         for index in 0..threads {
             let (start_sender, start_receiver) = mpsc::channel();
             start_senders.push(start_sender);
-            let share = ThreadShare::of(plan, index, threads);
+            let share = ThreadShare {
+                interval,
+                ..ThreadShare::of(plan, index, threads)
+            };
             let plan = plan.clone();
             let setup_sender = setup_sender.clone();
             let progress = Arc::clone(&progress);
@@ -365,6 +377,9 @@ pub struct ThreadShare {
     /// Open loop: nanoseconds after the start at which this thread's first
     /// send is due; its sends follow every `1e9 / rate` ns.
     pub phase_ns: f64,
+    /// Length of each interval histogram (a second, unless the run was
+    /// started with [`LoadRun::start_with_intervals`]).
+    pub interval: Duration,
 }
 
 impl ThreadShare {
@@ -404,6 +419,7 @@ impl ThreadShare {
             idle: idle as usize,
             rate,
             phase_ns,
+            interval: recorder::SECOND,
         }
     }
 }

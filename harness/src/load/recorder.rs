@@ -1,9 +1,11 @@
-//! Recording latencies: one HdrHistogram per second of the measurement, and
-//! the whole measurement as their sum. Recording never allocates; a second's
-//! histogram is put aside (one allocation per second, not per message) when
-//! the next second starts.
+//! Recording latencies: one HdrHistogram per second of the measurement (or
+//! per shorter interval, for callers that watch a measurement change within
+//! a second), and the whole measurement as their sum. Recording never
+//! allocates; an interval's histogram is put aside (one allocation per
+//! interval, not per message) when the next interval starts.
 
 use hdrhistogram::Histogram;
+use std::time::Duration;
 
 /// Largest latency a histogram tracks: 60 s in nanoseconds. Longer ones are
 /// recorded as 60 s.
@@ -18,32 +20,45 @@ pub fn new_histogram() -> Histogram<u64> {
         .expect("constant histogram bounds are valid")
 }
 
+/// The interval of the histograms every command but `faults` records.
+pub const SECOND: Duration = Duration::from_secs(1);
+
 /// Latencies of one load thread over the measurement.
 pub struct Recorder {
     current: Histogram<u64>,
     current_second: u64,
     finished_seconds: Vec<Histogram<u64>>,
     seconds: u64,
+    /// Length of one interval ("second") in nanoseconds.
+    interval_ns: u64,
 }
 
 impl Recorder {
     /// A recorder for a measurement `seconds` long (rounded up; at least 1).
     pub fn new(seconds: u64) -> Recorder {
-        let seconds = seconds.max(1);
+        Recorder::with_interval(Duration::from_secs(seconds), SECOND)
+    }
+
+    /// A recorder for a measurement `duration` long, one histogram per
+    /// `interval` (the count rounded up; at least 1).
+    pub fn with_interval(duration: Duration, interval: Duration) -> Recorder {
+        let interval_ns = (interval.as_nanos() as u64).max(1);
+        let seconds = (duration.as_nanos() as u64).div_ceil(interval_ns).max(1);
         Recorder {
             current: new_histogram(),
             current_second: 0,
             finished_seconds: Vec::with_capacity(seconds as usize),
             seconds,
+            interval_ns,
         }
     }
 
     /// Records `latency_ns` for a message that completed `at_ns` after the
     /// measurement started. Completion times never go backwards; ones past
-    /// the end land in the last second.
+    /// the end land in the last interval.
     #[inline]
     pub fn record(&mut self, latency_ns: u64, at_ns: u64) {
-        let second = (at_ns / 1_000_000_000).min(self.seconds - 1);
+        let second = (at_ns / self.interval_ns).min(self.seconds - 1);
         while self.current_second < second {
             self.next_second();
         }
@@ -89,5 +104,20 @@ mod tests {
         assert_eq!(seconds[1].len(), 0);
         assert_eq!(seconds[2].len(), 2);
         assert!(whole.max() >= HIGHEST_NS - HIGHEST_NS / 1000);
+    }
+
+    #[test]
+    fn shorter_intervals_split_the_measurement_evenly() {
+        let mut recorder = Recorder::with_interval(Duration::from_millis(950), Duration::from_millis(100));
+        recorder.record(1_000, 99_999_999);
+        recorder.record(1_000, 100_000_000);
+        recorder.record(1_000, 949_000_000);
+        let (whole, intervals) = recorder.finish();
+        assert_eq!(intervals.len(), 10);
+        assert_eq!(
+            (intervals[0].len(), intervals[1].len(), intervals[9].len()),
+            (1, 1, 1)
+        );
+        assert_eq!(whole.len(), 3);
     }
 }

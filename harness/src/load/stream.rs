@@ -111,7 +111,6 @@ impl Streams {
             }
             connections.push(connection);
         }
-        let seconds = plan.load.duration.as_secs_f64().ceil() as u64;
         Ok(Streams {
             shape: plan.load.shape,
             size: u64::from(plan.load.size),
@@ -120,7 +119,7 @@ impl Streams {
             connections,
             idle: idle.into_iter().flatten().collect(),
             errors,
-            recorder: Recorder::new(seconds),
+            recorder: Recorder::with_interval(plan.load.duration, share.interval),
             read_buffer: vec![0; super::CHUNK],
             write_buffer: vec![0; super::CHUNK],
             send_period: if share.rate > 0.0 {

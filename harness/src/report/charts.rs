@@ -38,6 +38,10 @@ pub enum ChartBody {
     Bars(BarChart),
     /// One horizontal bar per label, split into named parts.
     StackedBars(StackedBarChart),
+    /// The robustness matrix: faults × servers, coloured by outcome.
+    Matrix(super::faults::Matrix),
+    /// One fault's background throughput over time, a line per server.
+    FaultTimeline(super::faults::Timeline),
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +171,7 @@ pub fn render(chart: &Chart) -> anyhow::Result<String> {
             let rows = panels.len().div_ceil(TIMELINE_COLUMNS).max(1) as u32;
             (WIDTH, TIMELINE_HEADER + rows * TIMELINE_PANEL_HEIGHT)
         }
+        ChartBody::Matrix(matrix) => super::faults::size(matrix),
         _ => (WIDTH, HEIGHT),
     };
     let mut svg = String::new();
@@ -179,6 +184,10 @@ pub fn render(chart: &Chart) -> anyhow::Result<String> {
             ChartBody::Timeline(panels) => timeline(&root, &chart.title, panels)?,
             ChartBody::Bars(bars) => bar_chart(&root, &chart.title, bars)?,
             ChartBody::StackedBars(bars) => stacked_bar_chart(&root, &chart.title, bars)?,
+            ChartBody::Matrix(matrix) => super::faults::draw(&root, &chart.title, matrix)?,
+            ChartBody::FaultTimeline(timeline) => {
+                super::faults::draw_timeline(&root, &chart.title, timeline)?
+            }
         }
         root.present()?;
     }

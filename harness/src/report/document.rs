@@ -55,7 +55,13 @@ pub struct Table {
 
 /// Builds the report of `set`.
 pub fn build(set: &ResultSet) -> Document {
-    let labels = Labels::new(set.cells.iter().map(|data| data.cell.label.as_str()));
+    let fault_labels = set.faults.iter().flatten().map(|row| row.label.as_str());
+    let labels = Labels::new(
+        set.cells
+            .iter()
+            .map(|data| data.cell.label.as_str())
+            .chain(fault_labels),
+    );
     let scenarios = groups::scenarios(&set.cells, &labels);
     let sweeps = groups::sweeps(&scenarios);
     let manifest = flatten_manifest(&set.manifest);
@@ -69,12 +75,40 @@ pub fn build(set: &ResultSet) -> Document {
         charts: Vec::new(),
         files: BTreeSet::new(),
     };
-    // The tour, when the result set is one, is the lesson: it comes first.
+    // The tour, when the result set is one, is the lesson: it comes first;
+    // then the robustness matrix, when `harness faults` wrote the set.
     let mut sections = set
         .tour
         .as_deref()
         .map(|entries| super::tour::sections(entries, &mut builder))
         .unwrap_or_default();
+    if let Some(rows) = &set.faults {
+        let matrix = super::faults::matrix(rows, &builder.labels);
+        let chart = builder.add_chart(
+            "faults-matrix",
+            "Robustness matrix: outcome of every fault for every server".to_owned(),
+            ChartBody::Matrix(matrix),
+        );
+        let timelines: Vec<(String, usize)> = super::faults::timelines(rows, &builder.labels)
+            .into_iter()
+            .map(|(fault, timeline)| {
+                let title = format!("Background throughput over time, fault {fault}");
+                let index = builder.add_chart(
+                    &format!("fault-timeline--{fault}"),
+                    title,
+                    ChartBody::FaultTimeline(timeline),
+                );
+                (fault, index)
+            })
+            .collect();
+        sections.extend(super::faults::sections(
+            rows,
+            &builder.labels,
+            &manifest,
+            chart,
+            &timelines,
+        ));
+    }
     sections.push(flagged_section(&scenarios));
     if let Some(section) = unsupported_section(&set.manifest) {
         sections.push(section);

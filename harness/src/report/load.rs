@@ -2,6 +2,7 @@
 
 use super::read::{self, IntervalSummary, PercentileRow};
 use crate::results::cell::Cell;
+use crate::results::faults::FaultRow;
 use anyhow::bail;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ pub struct ResultSet {
     pub cells: Vec<CellData>,
     /// `tour.json`, when the result set is a tour's.
     pub tour: Option<Vec<crate::results::tour::TourEntry>>,
+    /// `faults.json`, when `harness faults` wrote the set.
+    pub faults: Option<Vec<FaultRow>>,
 }
 
 /// One cell with its histograms.
@@ -43,13 +46,15 @@ pub fn result_set(dir: &Path, histograms: Histograms) -> anyhow::Result<ResultSe
     let manifest = read::manifest(&dir.join("manifest.json"))?;
     let cells_dir = dir.join("cells");
     let tour = crate::results::tour::read(dir)?;
-    let stems = if tour.is_some() && !cells_dir.is_dir() {
+    let faults = crate::results::faults::read(dir)?;
+    let stems = if !cells_dir.is_dir() && (tour.is_some() || faults.is_some()) {
         Vec::new()
     } else {
         crate::results::files::cell_stems(&cells_dir)?
     };
-    // A tour whose steps measured no cell (steps 1 and 2 alone) is a report still.
-    if stems.is_empty() && tour.is_none() {
+    // A tour whose steps measured no cell (steps 1 and 2 alone), or a
+    // robustness matrix alone, is a report still.
+    if stems.is_empty() && tour.is_none() && faults.is_none() {
         bail!("{} holds no cell documents (*.json)", cells_dir.display());
     }
     let mut cells = Vec::with_capacity(stems.len());
@@ -84,6 +89,7 @@ pub fn result_set(dir: &Path, histograms: Histograms) -> anyhow::Result<ResultSe
         manifest,
         cells,
         tour,
+        faults,
     })
 }
 

@@ -5,6 +5,7 @@
 //! - [`load`]: a whole result set, in sorted order;
 //! - [`groups`]: repeats → entries → scenarios → sweeps, label order and colours;
 //! - [`document`]: the report as data (sections, tables, chart specifications);
+//! - [`faults`]: the robustness matrix, for result sets with a `faults.json`;
 //! - [`charts`]: each chart drawn to SVG with plotters;
 //! - [`markdown`] and [`html`]: `report.md` (charts linked) and `report.html`
 //!   (charts inlined, self-contained);
@@ -16,6 +17,7 @@
 
 mod charts;
 mod document;
+mod faults;
 pub(crate) mod groups;
 mod html;
 pub(crate) mod load;

@@ -322,6 +322,11 @@ impl ServerProcess {
         }
     }
 
+    /// How it ended, once [`ServerProcess::check_running`] has seen it end.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.status
+    }
+
     /// Errors when the server has already exited (it crashed or quit during
     /// the cell).
     pub fn check_running(&mut self) -> anyhow::Result<()> {

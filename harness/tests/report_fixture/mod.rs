@@ -291,3 +291,28 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     }
     files
 }
+
+/// A `faults.json` for the fixture's models: two faults, every outcome.
+pub fn faults_json() -> Value {
+    let row = |label: &str, fault: &str, outcome: &str, deciding: &str| {
+        json!({
+            "label": label, "model": label, "fault": fault, "outcome": outcome, "deciding": deciding,
+            "baseline_msgs_per_sec": 10000.0, "during_fraction": 0.5, "p99_during_us": 900.0,
+            "cpu_during_percent": 40.0, "rss_growth_kib": 128, "fds_leaked": 0,
+            "recovery_s": 0.1, "errors": 0, "alive": true,
+            "fault_from_s": 1.0, "fault_until_s": 2.0, "timeline_step_s": 0.1,
+            "timeline_msgs_per_sec": (0..30)
+                .map(|step| if (10..20).contains(&step) { 5000.0 } else { 10000.0 })
+                .collect::<Vec<f64>>()
+        })
+    };
+    json!([
+        row("single", "slowloris", "degraded", "0.1%"),
+        row("threaded", "slowloris", "ok", "97%"),
+        row("epoll", "slowloris", "ok", "99%"),
+        row("async", "slowloris", "ok", "98%"),
+        row("single", "reset-storm", "ok", "95%"),
+        row("threaded", "reset-storm", "failed", "leaked 400 fds"),
+        row("epoll", "reset-storm", "ok", "96%"),
+    ])
+}

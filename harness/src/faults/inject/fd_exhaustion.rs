@@ -1,0 +1,120 @@
+//! `fd-exhaustion`: the server is started under RLIMIT_NOFILE [`LIMIT`]
+//! (soft and hard, set before it runs, so it cannot raise it), and
+//! [`LIMIT`] + [`BEYOND`] clients connect, each sending one 64-byte message,
+//! and stay until the fault ends; then they leave.
+//!
+//! The server runs out of descriptors: `accept` fails with EMFILE while the
+//! listener stays readable, and the clients beyond the limit wait in the
+//! listen queue. The contract: keep serving the clients it has, log once,
+//! do not spin, and serve new clients again once descriptors are free. The
+//! echoes the accepted clients get are checked; the background load's new
+//! clients cannot be accepted meanwhile, by design.
+
+use super::clients::{self, Echoed, FAULT_STREAMS};
+use super::{Injected, Injection, plural};
+use crate::load::payload;
+use mio::{Events, Interest, Poll, Token};
+
+/// The server's descriptor limit: far below the clients, far above what a
+/// server needs to start (a runtime's epoll and event fds, the standard
+/// streams, the listener).
+pub const LIMIT: u64 = 256;
+/// Clients beyond the limit.
+pub const BEYOND: usize = 128;
+/// Each client's one message.
+const MESSAGE: u64 = 64;
+
+pub fn inject(injection: &Injection) -> anyhow::Result<Injected> {
+    inject_with(injection, LIMIT as usize + BEYOND)
+}
+
+pub fn inject_with(injection: &Injection, count: usize) -> anyhow::Result<Injected> {
+    let (mut streams, failed) = clients::connect(injection, count)?;
+    let mut poll = Poll::new()?;
+    let mut buffer = vec![0u8; 4096];
+    let mut sent = vec![0u64; streams.len()];
+    for (index, stream) in streams.iter_mut().enumerate() {
+        let id = FAULT_STREAMS + index as u64;
+        // 64 bytes always fit in a fresh socket's send buffer.
+        let _ = payload::send(stream, id, &mut sent[index], MESSAGE, &mut buffer);
+        poll.registry()
+            .register(stream, Token(index), Interest::READABLE)?;
+    }
+    injection.engage();
+    let mut received = vec![0u64; streams.len()];
+    let mut closed = vec![false; streams.len()];
+    let mut lost = 0;
+    let mut events = Events::with_capacity(1024);
+    while !injection.over() {
+        poll.poll(&mut events, Some(injection.left()))?;
+        for event in events.iter() {
+            let index = event.token().0;
+            if closed[index] {
+                continue;
+            }
+            let id = FAULT_STREAMS + index as u64;
+            match clients::read_echo(
+                &mut streams[index],
+                id,
+                &mut received[index],
+                sent[index],
+                &mut buffer,
+            ) {
+                Echoed::Bytes(_) | Echoed::Nothing => {}
+                Echoed::Closed => {
+                    closed[index] = true;
+                    // Closed with part of an echo owed: that part is lost.
+                    if received[index] > 0 && received[index] < sent[index] {
+                        lost += 1;
+                    }
+                }
+                Echoed::Wrong => {
+                    closed[index] = true;
+                    lost += 1;
+                }
+            }
+        }
+    }
+    let served = (0..streams.len())
+        .filter(|&index| received[index] == sent[index] && sent[index] > 0)
+        .count();
+    let refused = closed.iter().filter(|&&closed| closed).count();
+    let connections = streams.len() as u64;
+    drop(streams);
+    let mut note = format!(
+        "{} against a limit of {LIMIT} descriptors: {served} were echoed, {refused} closed by the server, the rest waited",
+        plural(connections, "client")
+    );
+    if failed > 0 {
+        note += &format!("; {failed} did not get connected (the listen queue was full)");
+    }
+    Ok(Injected {
+        connections,
+        bytes: sent.iter().sum(),
+        lost,
+        note,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_server::{Behaviour, TestServer};
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn every_client_sends_one_message_and_the_echoes_are_checked() {
+        let server = TestServer::start(Behaviour::Echo);
+        let injection = Injection::new(server.addr, 0, Instant::now() + Duration::from_millis(300));
+        let injected = inject_with(&injection, 20).unwrap();
+        assert_eq!(
+            (injected.connections, injected.bytes, injected.lost),
+            (20, 20 * MESSAGE, 0)
+        );
+        assert!(injected.note.contains("20 were echoed"), "{}", injected.note);
+
+        let corrupt = TestServer::start(Behaviour::Corrupt);
+        let injection = Injection::new(corrupt.addr, 0, Instant::now() + Duration::from_millis(300));
+        assert_eq!(inject_with(&injection, 20).unwrap().lost, 20);
+    }
+}

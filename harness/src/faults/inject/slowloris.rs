@@ -1,0 +1,137 @@
+//! `slowloris`: many connections that each send one byte every few hundred
+//! milliseconds, for as long as the fault lasts.
+//!
+//! [`CONNECTIONS`] connections, each sending one byte every [`PERIOD`]
+//! (staggered, so the bytes arrive evenly) and reading its echo back, which
+//! is checked. None of them ever finishes, so a model that gives a
+//! connection a thread or a worker until it closes gives these theirs for
+//! the whole fault. At most `fault length / PERIOD + 1` bytes per connection.
+
+use super::clients::{self, Echoed, FAULT_STREAMS};
+use super::{Injected, Injection, plural};
+use crate::load::payload;
+use mio::{Events, Interest, Poll, Token};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// Connections: far more than `pool`'s 16 workers.
+pub const CONNECTIONS: usize = 256;
+/// Time between two bytes of one connection.
+pub const PERIOD: Duration = Duration::from_millis(300);
+
+pub fn inject(injection: &Injection) -> anyhow::Result<Injected> {
+    inject_with(injection, CONNECTIONS, PERIOD)
+}
+
+pub fn inject_with(injection: &Injection, count: usize, period: Duration) -> anyhow::Result<Injected> {
+    let (mut streams, _) = clients::connect(injection, count)?;
+    injection.engage();
+    let mut poll = Poll::new()?;
+    for (index, stream) in streams.iter_mut().enumerate() {
+        poll.registry()
+            .register(stream, Token(index), Interest::READABLE)?;
+    }
+    let started = Instant::now();
+    let count = streams.len().max(1);
+    let mut next_byte: Vec<Instant> = (0..streams.len())
+        .map(|index| started + period.mul_f64(index as f64 / count as f64))
+        .collect();
+    let mut sent = vec![0u64; streams.len()];
+    let mut received = vec![0u64; streams.len()];
+    let mut open = vec![true; streams.len()];
+    let mut lost = 0;
+    let mut buffer = vec![0u8; 4096];
+    let mut events = Events::with_capacity(1024);
+    while !injection.over() {
+        let now = Instant::now();
+        let mut wake = injection.until;
+        for index in 0..streams.len() {
+            if !open[index] {
+                continue;
+            }
+            if next_byte[index] <= now {
+                let id = FAULT_STREAMS + index as u64;
+                let mut byte = [0u8; 1];
+                payload::fill(id, sent[index], &mut byte);
+                match streams[index].write(&byte) {
+                    Ok(1) => sent[index] += 1,
+                    Ok(_) => {}
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => open[index] = false,
+                }
+                next_byte[index] += period;
+            }
+            wake = wake.min(next_byte[index]);
+        }
+        poll.poll(&mut events, Some(wake.saturating_duration_since(Instant::now())))?;
+        for event in events.iter() {
+            let index = event.token().0;
+            if !open[index] {
+                continue;
+            }
+            let id = FAULT_STREAMS + index as u64;
+            match clients::read_echo(
+                &mut streams[index],
+                id,
+                &mut received[index],
+                sent[index],
+                &mut buffer,
+            ) {
+                Echoed::Bytes(_) | Echoed::Nothing => {}
+                Echoed::Closed => open[index] = false,
+                Echoed::Wrong => {
+                    lost += 1;
+                    open[index] = false;
+                }
+            }
+        }
+    }
+    let total_sent: u64 = sent.iter().sum();
+    let total_received: u64 = received.iter().sum();
+    let closed = open.iter().filter(|&&open| !open).count();
+    let answered = received.iter().filter(|&&received| received > 0).count();
+    let connections = streams.len() as u64;
+    drop(streams);
+    Ok(Injected {
+        connections,
+        bytes: total_sent,
+        lost,
+        note: format!(
+            "{} each sent a byte every {} ms ({} in all, {} echoed); {} got an echo, the server closed {}",
+            plural(connections, "connection"),
+            period.as_millis(),
+            plural(total_sent, "byte"),
+            total_received,
+            answered,
+            closed
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_server::{Behaviour, TestServer};
+    use super::*;
+
+    #[test]
+    fn each_connection_trickles_a_byte_per_period_and_its_echo_is_checked() {
+        let server = TestServer::start(Behaviour::Echo);
+        let injection = Injection::new(server.addr, 0, Instant::now() + Duration::from_millis(500));
+        let injected = inject_with(&injection, 5, Duration::from_millis(100)).unwrap();
+        assert_eq!((injected.connections, injected.lost), (5, 0));
+        // About five bytes each, one at a time, at least 80 ms apart.
+        assert!((20..=30).contains(&injected.bytes), "{}", injected.note);
+        assert_eq!(server.count(|counts| &counts.bytes), injected.bytes);
+        assert!(server.count(|counts| &counts.longest_gap_ms) >= 80);
+        assert!(injected.note.contains("5 got an echo"), "{}", injected.note);
+
+        let corrupt = TestServer::start(Behaviour::Corrupt);
+        let injection = Injection::new(corrupt.addr, 0, Instant::now() + Duration::from_millis(300));
+        assert_eq!(
+            inject_with(&injection, 5, Duration::from_millis(100))
+                .unwrap()
+                .lost,
+            5
+        );
+    }
+}

@@ -1,0 +1,362 @@
+//! `harness faults`: the robustness matrix. Every server against every
+//! fault: a background of new clients is measured before, during and after
+//! the fault, and the damage (throughput, tail latency, CPU, memory, open
+//! descriptors, recovery, lost data, survival) becomes an outcome per cell,
+//! `ok`, `degraded` or `failed`, from thresholds written next to each fault.
+//!
+//! The servers are chosen as `bench` and `run` choose them: built-in models,
+//! the variants and commands of a suite (`--suite`, `--models`), or your own
+//! server (`--server-cmd`). The result set holds `faults.json` (one row per
+//! server × fault) and each cell's background load as an ordinary cell, so
+//! `harness report` draws the matrix and `harness compare` works on it.
+//!
+//! # Layout
+//!
+//! - [`catalog`]: the faults, their bounds and their thresholds.
+//! - [`inject`]: one injector per fault.
+//! - [`cell`]: one server under one fault, measured.
+//! - [`judge`]: the rules every fault shares, from figures to outcome.
+
+pub mod catalog;
+pub mod cell;
+pub mod inject;
+pub mod judge;
+
+use crate::cpus::{CpuLayout, format_cpulist};
+use crate::report::groups::Labels;
+use crate::results::cell::Cell;
+use crate::results::faults::{self, FaultRow};
+use crate::results::{files, set};
+use crate::run::Suite;
+use crate::server::ServerUnderTest;
+use anyhow::{Context, bail};
+use catalog::Fault;
+use cell::{FaultCellSpec, Phases};
+use indicatif::{HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// `harness faults [--models M,..] [--server-cmd '…'] [--faults F,..] [--quick] [--out DIR]`
+#[derive(Debug, clap::Args)]
+pub struct FaultsArgs {
+    /// Servers to put through the faults, comma-separated: built-in models,
+    /// and the labels of the suite's variants and commands (--suite)
+    /// [default: every model; with --suite, its entries; with --server-cmd
+    /// alone, none].
+    #[arg(long, value_delimiter = ',', value_name = "M,M,..")]
+    models: Vec<String>,
+    /// Your own server, spawned and measured like a model: 'PROGRAM ARG…',
+    /// where {port} and {addr} become a free port and 127.0.0.1:PORT.
+    #[arg(long, value_name = "'PROGRAM ARG… {port}'")]
+    server_cmd: Option<String>,
+    /// The name the matrix shows for --server-cmd [default: its program].
+    #[arg(long, value_name = "NAME", requires = "server_cmd")]
+    label: Option<String>,
+    /// The suite whose entries (variants such as epoll-edge, commands)
+    /// --models may name [default: full].
+    #[arg(long, value_name = "quick|full|FILE.toml")]
+    suite: Option<String>,
+    /// Faults to inject, comma-separated [default: all]: slow-reader,
+    /// slowloris, idle-herd, reset-storm, connect-flood, fd-exhaustion,
+    /// server-pause, urgent-data, half-open-peer, half-close-pending.
+    #[arg(long, value_delimiter = ',', value_name = "F,F,..")]
+    faults: Vec<String>,
+    /// Shorter phases (0.4 s baseline, 0.8 s fault, 0.4 s recovery): about
+    /// 2 s a cell instead of 6.5.
+    #[arg(long)]
+    quick: bool,
+    /// CPUs for the servers, cpulist syntax [default: the first half of the
+    /// affinity mask].
+    #[arg(long, value_name = "LIST")]
+    server_cpus: Option<String>,
+    /// CPUs for the load, the faults' clients and the harness [default: the rest].
+    #[arg(long, value_name = "LIST")]
+    client_cpus: Option<String>,
+    /// Background load threads [default: one per client CPU but the last,
+    /// which the faults' clients keep for themselves (one, with one client CPU)].
+    #[arg(long, value_name = "N")]
+    client_threads: Option<u32>,
+    /// Seconds a spawned server may take to become ready.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    ready_timeout: f64,
+    /// Where to write the result set [default: results/runs/<UTC time>-<hostname>-faults].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
+    let faults = catalog::select(&args.faults)?;
+    let mut servers = servers(&args)?;
+    if !(args.ready_timeout.is_finite() && (0.0..=3600.0).contains(&args.ready_timeout)) {
+        bail!(
+            "--ready-timeout must be between 0 and 3600 seconds (got {})",
+            args.ready_timeout
+        );
+    }
+    for server in &mut servers {
+        server.launch.ready_within = Duration::from_secs_f64(args.ready_timeout);
+    }
+    let cpus = CpuLayout::for_this_process(args.server_cpus.as_deref(), args.client_cpus.as_deref(), true)?;
+    let client_threads = args
+        .client_threads
+        .unwrap_or_else(|| cell::default_client_threads(&cpus));
+    if client_threads == 0 || client_threads > 1024 {
+        bail!("--client-threads must be between 1 and 1024 (got {client_threads})");
+    }
+    let phases = if args.quick { Phases::QUICK } else { Phases::FULL };
+
+    let started = SystemTime::now();
+    let out = args.out.clone().unwrap_or_else(|| default_out_dir(started));
+    let cells_dir = out.join("cells");
+    std::fs::create_dir_all(&cells_dir)
+        .with_context(|| format!("cannot create the result set directory {}", out.display()))?;
+    if std::fs::read_dir(&cells_dir)?.next().is_some() || out.join("faults.json").exists() {
+        bail!(
+            "{} already holds another run; choose a new --out directory",
+            out.display()
+        );
+    }
+    let mut manifest = set::Manifest::new(
+        started,
+        describe_run(&faults, phases, args.quick),
+        &cpus,
+        1,
+        servers.iter().map(|server| server.label.clone()).collect(),
+    );
+    set::write_manifest(&out, &manifest)?;
+
+    let total = servers.len() * faults.len();
+    let per_cell: f64 = faults
+        .iter()
+        .map(|fault| phases.for_fault(fault).total().as_secs_f64() + 0.3)
+        .sum::<f64>()
+        / faults.len() as f64;
+    eprintln!(
+        "echolab: faults: {} server{} x {} fault{} = {total} cells, about {} min; server on CPU {}, load and faults on CPU {}",
+        servers.len(),
+        if servers.len() == 1 { "" } else { "s" },
+        faults.len(),
+        if faults.len() == 1 { "" } else { "s" },
+        (per_cell * total as f64 / 60.0).ceil(),
+        format_cpulist(&cpus.server),
+        format_cpulist(&cpus.client),
+    );
+    if let Some(warning) = cpus.shared_warning() {
+        eprintln!("{warning}");
+    }
+    eprintln!("echolab: writing {}", out.display());
+
+    let progress = progress_bar(total as u64);
+    let run_started = Instant::now();
+    let mut rows: Vec<FaultRow> = Vec::new();
+    let mut cells: Vec<Cell> = Vec::new();
+    for fault in &faults {
+        for server in &servers {
+            progress.set_message(format!("{} / {}", server.label, fault.name));
+            let spec = FaultCellSpec {
+                server,
+                fault,
+                phases,
+                cpus: &cpus,
+                client_threads,
+            };
+            let measured = cell::run(&spec, &mut |_, _| {}).and_then(|measured| {
+                files::write_cell(&cells_dir, &measured.record, 1)?;
+                Ok(measured)
+            });
+            let line = match measured {
+                Ok(measured) => {
+                    let mut line = format!(
+                        "{} / {}: {} ({})",
+                        server.label,
+                        fault.name,
+                        measured.row.outcome.as_str(),
+                        measured.row.deciding
+                    );
+                    if measured.row.others_cpu_percent > cell::BUSY_MACHINE_PERCENT {
+                        line += &format!(
+                            " [busy machine: other processes took {:.0}% of a CPU]",
+                            measured.row.others_cpu_percent
+                        );
+                    }
+                    rows.push(measured.row);
+                    cells.push(measured.record.cell);
+                    line
+                }
+                Err(error) => {
+                    manifest.failures.push(set::Failure {
+                        label: server.label.clone(),
+                        scenario: cell::scenario(fault),
+                        repeat: 1,
+                        error: format!("{error:#}"),
+                    });
+                    format!("{} / {}: NOT MEASURED: {error:#}", server.label, fault.name)
+                }
+            };
+            progress.inc(1);
+            if progress.is_hidden() {
+                let done = progress.position();
+                let elapsed = run_started.elapsed();
+                let left = elapsed.mul_f64((total as u64 - done) as f64 / done as f64);
+                eprintln!(
+                    "[{done}/{total}] {line}; {} elapsed, ~{} left",
+                    HumanDuration(elapsed),
+                    HumanDuration(left)
+                );
+            } else {
+                progress.println(format!("  {line}"));
+            }
+            // What is measured so far stays on disk if the run is stopped.
+            faults::write(&out, &rows)?;
+            set::write_summary(&out, &cells)?;
+            set::write_manifest(&out, &manifest)?;
+        }
+    }
+    progress.finish_and_clear();
+
+    print!("{}", matrix_table(&rows, &faults, &servers));
+    if !cells.is_empty() {
+        crate::report::generate(&out)
+            .with_context(|| format!("cannot write the report of {}", out.display()))?;
+        println!("\nresult set: {}", out.display());
+        println!("report:     {}", out.join("report.md").display());
+    }
+    if !manifest.failures.is_empty() {
+        bail!(
+            "{} of {total} cells could not be measured (see 'failures' in {})",
+            manifest.failures.len(),
+            out.join("manifest.json").display()
+        );
+    }
+    Ok(())
+}
+
+/// The servers, chosen as `run` chooses them, plus `--server-cmd`.
+fn servers(args: &FaultsArgs) -> anyhow::Result<Vec<ServerUnderTest>> {
+    let mut servers = Vec::new();
+    let wants_suite = args.suite.is_some() || !args.models.is_empty();
+    if wants_suite || args.server_cmd.is_none() {
+        let mut suite = Suite::load(args.suite.as_deref().unwrap_or("full"))?;
+        if !args.models.is_empty() {
+            suite.select_models(&args.models)?;
+            servers = suite.servers()?;
+        } else if args.suite.is_some() {
+            servers = suite.servers()?;
+        } else {
+            servers = echo_core::MODELS
+                .iter()
+                .map(|model| ServerUnderTest::model(model, &[], None))
+                .collect::<anyhow::Result<_>>()?;
+        }
+    }
+    if let Some(line) = &args.server_cmd {
+        servers.push(ServerUnderTest::command_line(line, args.label.as_deref())?);
+    }
+    for (index, server) in servers.iter().enumerate() {
+        if servers[..index]
+            .iter()
+            .any(|earlier| earlier.label == server.label)
+        {
+            bail!(
+                "two servers are labelled '{}'; give --label a name of its own",
+                server.label
+            );
+        }
+    }
+    Ok(servers)
+}
+
+/// The manifest's `suite`: what this run did.
+fn describe_run(faults: &[&Fault], phases: Phases, quick: bool) -> serde_json::Value {
+    serde_json::json!({
+        "name": if quick { "faults-quick" } else { "faults" },
+        "description": "every server against every fault: a background of new clients (churn) before, during and after each fault",
+        "faults": faults.iter().map(|fault| fault.name).collect::<Vec<_>>(),
+        "warmup_s": phases.warmup.as_secs_f64(),
+        "baseline_s": phases.baseline.as_secs_f64(),
+        "fault_s": phases.fault.as_secs_f64(),
+        "recovery_s": phases.recovery.as_secs_f64(),
+        "background": format!(
+            "churn: {} clients at a time, each connecting, echoing {} bytes once and closing",
+            cell::BACKGROUND_LOOPS, 64
+        ),
+    })
+}
+
+fn default_out_dir(started: SystemTime) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(started)
+        .to_string()
+        .replace([':', '-'], "");
+    Path::new("results")
+        .join("runs")
+        .join(format!("{stamp}-{}-faults", set::hostname()))
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let progress = ProgressBar::new(total);
+    progress.set_draw_target(ProgressDrawTarget::stderr());
+    progress.set_style(
+        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} cells, ~{eta} left  {msg}")
+            .expect("the progress template is valid"),
+    );
+    progress.enable_steady_tick(Duration::from_millis(250));
+    progress
+}
+
+/// The matrix as text: faults as rows, servers as columns.
+fn matrix_table(rows: &[FaultRow], faults: &[&Fault], servers: &[ServerUnderTest]) -> String {
+    use std::fmt::Write;
+    let labels = Labels::new(servers.iter().map(|server| server.label.as_str()));
+    let mut columns: Vec<&str> = servers.iter().map(|server| server.label.as_str()).collect();
+    columns.sort_by_key(|label| (labels.rank(label), *label));
+    let text = |fault: &str, label: &str| -> String {
+        rows.iter()
+            .find(|row| row.fault == fault && row.label == label)
+            .map_or_else(
+                || "not measured".to_owned(),
+                |row| format!("{} {}", row.outcome.as_str(), row.deciding),
+            )
+    };
+    let width = |label: &str| {
+        faults
+            .iter()
+            .map(|fault| text(fault.name, label).chars().count())
+            .chain([label.chars().count()])
+            .max()
+            .unwrap_or(0)
+    };
+    let mut out = String::new();
+    let _ = write!(out, "\n{:<20}", "fault");
+    for label in &columns {
+        let _ = write!(out, "  {:<width$}", label, width = width(label));
+    }
+    out.push('\n');
+    for fault in faults {
+        let _ = write!(out, "{:<20}", fault.name);
+        for label in &columns {
+            let _ = write!(out, "  {:<width$}", text(fault.name, label), width = width(label));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Args;
+
+    #[test]
+    fn the_help_names_every_fault() {
+        let help = FaultsArgs::augment_args(clap::Command::new("faults"))
+            .render_long_help()
+            .to_string();
+        for fault in &catalog::FAULTS {
+            assert!(help.contains(fault.name), "{} is missing from --help", fault.name);
+        }
+    }
+}
