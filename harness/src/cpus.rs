@@ -180,6 +180,15 @@ fn parse_in_mask(option: &str, text: Option<&str>, mask: &[usize]) -> anyhow::Re
     Ok(Some(cpus))
 }
 
+/// Every CPU the kernel has online (`/sys/devices/system/cpu/online`),
+/// whatever the calling thread's affinity; empty if it cannot be read.
+pub fn online() -> Vec<usize> {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|text| parse_cpulist(text.trim()).ok())
+        .unwrap_or_default()
+}
+
 /// Parses a cpulist (`0-3,8`, as in `/sys/devices/system/cpu/online` and
 /// `taskset -c`) into sorted, distinct CPU numbers.
 pub fn parse_cpulist(text: &str) -> anyhow::Result<Vec<usize>> {

@@ -145,6 +145,11 @@ fn syscalls_per_message(counted: Option<&Result<SyscallCounts, String>>, message
         None => Syscalls::unavailable("the window was not sampled at both ends"),
         Some(Err(reason)) => Syscalls::unavailable(reason),
         Some(Ok(_)) if messages < 1.0 => Syscalls::unavailable("no message completed"),
+        // A server that echoed messages made system calls: counters that saw
+        // none were not watching where it ran.
+        Some(Ok(counts)) if counts.total == 0 => Syscalls::unavailable(
+            "the counters saw no system call from the server (they did not watch its CPUs)",
+        ),
         Some(Ok(counts)) => {
             let per = |count: u64| count as f64 / messages;
             let mut by_name: BTreeMap<String, f64> = counts

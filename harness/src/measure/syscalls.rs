@@ -114,14 +114,15 @@ type Shared = Result<Arc<Mutex<Counters>>, String>;
 static COUNTERS: OnceLock<Shared> = OnceLock::new();
 
 impl Counters {
-    /// The harness's counters, made on first use for every CPU the harness
-    /// may run on (a server runs on some of them); Err is why system calls
-    /// cannot be counted, as one sentence.
+    /// The harness's counters, made on first use for every online CPU (a
+    /// server runs on some of them); Err is why system calls cannot be
+    /// counted, as one sentence.
     pub fn shared() -> Result<Arc<Mutex<Counters>>, String> {
         COUNTERS
             .get_or_init(|| {
-                let cpus = echo_core::affinity::allowed_cpus()
-                    .map_err(|error| format!("cannot read the CPU affinity: {error}"))?;
+                // Every online CPU, not this thread's affinity: the thread
+                // that first asks may already be pinned to the client CPUs.
+                let cpus = crate::cpus::online();
                 Counters::open(&cpus).map(|counters| Arc::new(Mutex::new(counters)))
             })
             .clone()

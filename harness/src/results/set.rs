@@ -153,7 +153,7 @@ impl Machine {
             cores: std::thread::available_parallelism()
                 .map(usize::from)
                 .unwrap_or(1)
-                .max(online_cpus()),
+                .max(crate::cpus::online().len()),
             kernel: uname
                 .map(|u| {
                     format!(
@@ -183,21 +183,6 @@ fn machine_id() -> String {
                 .filter(|id| !id.is_empty())
         })
         .unwrap_or_default()
-}
-
-fn online_cpus() -> usize {
-    std::fs::read_to_string("/sys/devices/system/cpu/online")
-        .ok()
-        .map(|text| {
-            text.trim()
-                .split(',')
-                .map(|range| match range.split_once('-') {
-                    Some((a, b)) => b.parse::<usize>().unwrap_or(0) + 1 - a.parse::<usize>().unwrap_or(0),
-                    None => 1,
-                })
-                .sum()
-        })
-        .unwrap_or(1)
 }
 
 pub fn hostname() -> String {

@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// Load threads per cell, pinned to the client CPUs in turn [default: one per client CPU].
     #[arg(long, value_name = "N")]
     client_threads: Option<u32>,
+    /// Do not count the servers' system calls (counting costs a server some
+    /// CPU per message: the README says how much).
+    #[arg(long)]
+    no_syscalls: bool,
     /// Run every cell this many times; tables and charts show the median and
     /// the min–max spread.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -59,7 +63,10 @@ pub fn main(args: RunArgs) -> Result<()> {
     if !args.models.is_empty() {
         suite.select_models(&args.models)?;
     }
-    let servers = suite.servers()?;
+    let mut servers = suite.servers()?;
+    for server in &mut servers {
+        server.launch.count_syscalls = !args.no_syscalls;
+    }
     let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
     let cpus = CpuLayout::for_this_process(args.server_cpus.as_deref(), args.client_cpus.as_deref(), true)?;
     let client_threads = args
