@@ -53,7 +53,7 @@ const INJECTOR_GRACE: Duration = Duration::from_secs(10);
 const INJECTOR_OVERRUN: Duration = Duration::from_secs(1);
 /// After the recovery window, how long open descriptors may take to come
 /// back down before what is left counts as leaked.
-const LEAK_SETTLE: Duration = Duration::from_secs(1);
+const LEAK_SETTLE: Duration = Duration::from_secs(5);
 /// A background not back at 90% by the end of the recovery window is
 /// watched on, in short runs of [`RECOVERY_PROBE`], until it is or this
 /// long after the fault's end: "never recovered" means not within it.
@@ -841,6 +841,7 @@ fn figures(watched: &Watched, series: &Series, exit: Option<String>, clean_exit:
         exit,
         fault_bytes: watched.injected.bytes,
         fault_lost: watched.injected.lost,
+        fault_connections: watched.injected.connections,
         background_loops: BACKGROUND_LOOPS,
     }
 }

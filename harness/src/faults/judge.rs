@@ -20,9 +20,13 @@ pub const SPIN_CPU_PERCENT: f64 = 50.0;
 pub const SPIN_PROGRESS: f64 = 0.25;
 /// The fault must have been in place this long for spinning to be judged.
 pub const SPIN_WINDOW_S: f64 = 0.2;
-/// Buffering: memory growth above this many KiB, where a server that pushes
-/// back holds a buffer of a few KiB per client.
+/// Buffering: memory growth above this many KiB ...
 pub const BUFFERED_KIB: i64 = 16 * 1024;
+/// ... plus this many KiB per fault client, what a client may cost a server
+/// that pushes back: a buffer, a thread's touched stack, or a forked
+/// process's own pages (about 1 MiB of resident set per process for
+/// `process`), not the megabytes a slow reader sends.
+pub const CLIENT_KIB: i64 = 1536;
 /// Recovered: the background back at this fraction of its baseline.
 pub const RECOVERED: f64 = 0.9;
 /// Never recovered: the background's best 200 ms after the fault below this.
@@ -58,6 +62,8 @@ pub struct Figures {
     pub exit: Option<String>,
     pub fault_bytes: u64,
     pub fault_lost: u64,
+    /// Connections the fault opened.
+    pub fault_connections: u64,
     /// Background clients that may be in flight at once.
     pub background_loops: u32,
 }
@@ -254,9 +260,10 @@ pub const RULES: [Rule; 14] = [
     Rule {
         outcome: Outcome::Failed,
         name: "buffered",
-        threshold: "where the fault judges it: memory grew by over 16 MiB while the fault's clients were not reading",
+        threshold: "where the fault judges it: memory grew by over 16 MiB plus 1.5 MiB per fault client while those clients were not reading",
         check: |figures, limits| {
-            (limits.judge_buffering && figures.rss_growth_kib > BUFFERED_KIB).then(|| {
+            let allowed = BUFFERED_KIB + CLIENT_KIB * figures.fault_connections as i64;
+            (limits.judge_buffering && figures.rss_growth_kib > allowed).then(|| {
                 (
                     format!("buffered {}", mib(figures.rss_growth_kib)),
                     format!(
@@ -446,6 +453,7 @@ mod tests {
             exit: Some("status 0".into()),
             fault_bytes: 10 << 20,
             fault_lost: 0,
+            fault_connections: 0,
             background_loops: 4,
         }
     }
@@ -487,12 +495,20 @@ mod tests {
         );
         let buffered = verdict("slow-reader", |figures| {
             figures.fault_bytes = 192 << 20;
+            figures.fault_connections = 24;
             figures.rss_growth_kib = 150 * 1024;
         });
         assert_eq!(
             (buffered.outcome, buffered.deciding.as_str()),
             (Outcome::Failed, "buffered 150 MiB")
         );
+        // A process per slow client costs a process, not their bytes.
+        let forked = verdict("slow-reader", |figures| {
+            figures.fault_bytes = 192 << 20;
+            figures.fault_connections = 24;
+            figures.rss_growth_kib = 26 * 1024;
+        });
+        assert_eq!(forked.outcome, Outcome::Ok, "{forked:?}");
         // The same growth under a fault that does not judge buffering.
         let herd = verdict("idle-herd", |figures| figures.rss_growth_kib = 150 * 1024);
         assert_eq!(herd.outcome, Outcome::Ok);
