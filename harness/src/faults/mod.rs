@@ -32,9 +32,8 @@ use crate::server::ServerUnderTest;
 use anyhow::{Context, bail};
 use catalog::Fault;
 use cell::{FaultCellSpec, Phases};
-use indicatif::{HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use indicatif::HumanDuration;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 /// `harness faults [--models M,..] [--server-cmd '…'] [--faults F,..] [--quick] [--out DIR]`
@@ -107,7 +106,10 @@ pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
     let phases = if args.quick { Phases::QUICK } else { Phases::FULL };
 
     let started = SystemTime::now();
-    let out = args.out.clone().unwrap_or_else(|| default_out_dir(started));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| set::default_out_dir(started, "-faults"));
     let cells_dir = out.join("cells");
     std::fs::create_dir_all(&cells_dir)
         .with_context(|| format!("cannot create the result set directory {}", out.display()))?;
@@ -147,7 +149,7 @@ pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
     }
     eprintln!("echolab: writing {}", out.display());
 
-    let progress = progress_bar(total as u64);
+    let progress = crate::run::progress_bar(total as u64);
     let run_started = Instant::now();
     let mut rows: Vec<FaultRow> = Vec::new();
     let mut cells: Vec<Cell> = Vec::new();
@@ -222,14 +224,7 @@ pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
         println!("\nresult set: {}", out.display());
         println!("report:     {}", out.join("report.md").display());
     }
-    if !manifest.failures.is_empty() {
-        bail!(
-            "{} of {total} cells could not be measured (see 'failures' in {})",
-            manifest.failures.len(),
-            out.join("manifest.json").display()
-        );
-    }
-    Ok(())
+    set::fail_on_failures(&out, manifest.failures.len(), total)
 }
 
 /// The servers, chosen as `run` chooses them, plus `--server-cmd`.
@@ -282,29 +277,6 @@ fn describe_run(faults: &[&Fault], phases: Phases, quick: bool) -> serde_json::V
             cell::BACKGROUND_LOOPS, 64
         ),
     })
-}
-
-fn default_out_dir(started: SystemTime) -> PathBuf {
-    let stamp = humantime::format_rfc3339_seconds(started)
-        .to_string()
-        .replace([':', '-'], "");
-    Path::new("results")
-        .join("runs")
-        .join(format!("{stamp}-{}-faults", set::hostname()))
-}
-
-fn progress_bar(total: u64) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let progress = ProgressBar::new(total);
-    progress.set_draw_target(ProgressDrawTarget::stderr());
-    progress.set_style(
-        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} cells, ~{eta} left  {msg}")
-            .expect("the progress template is valid"),
-    );
-    progress.enable_steady_tick(Duration::from_millis(250));
-    progress
 }
 
 /// The matrix as text: faults as rows, servers as columns.

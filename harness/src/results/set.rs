@@ -4,7 +4,8 @@
 use super::cell::Cell;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// `manifest.json`: what was run, where, with what.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,7 +109,7 @@ impl Manifest {
     /// `started`: this harness's version and commit, this machine, `suite`,
     /// the CPUs and models, the command line; nothing failed yet.
     pub fn new(
-        started: std::time::SystemTime,
+        started: SystemTime,
         suite: serde_json::Value,
         cpus: &crate::cpus::CpuLayout,
         repeat: u32,
@@ -183,6 +184,29 @@ fn machine_id() -> String {
                 .filter(|id| !id.is_empty())
         })
         .unwrap_or_default()
+}
+
+/// Where a command writes when no `--out` is given:
+/// `results/runs/STAMP-HOST{suffix}`, STAMP the start in UTC.
+pub fn default_out_dir(started: SystemTime, suffix: &str) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(started)
+        .to_string()
+        .replace([':', '-'], "");
+    Path::new("results")
+        .join("runs")
+        .join(format!("{stamp}-{}{suffix}", hostname()))
+}
+
+/// Fails, after a run or a matrix has been written, if any of its `total`
+/// cells could not be measured: the manifest lists them.
+pub fn fail_on_failures(out: &Path, failures: usize, total: usize) -> anyhow::Result<()> {
+    if failures > 0 {
+        anyhow::bail!(
+            "{failures} of {total} cells could not be measured (see 'failures' in {})",
+            out.join("manifest.json").display()
+        );
+    }
+    Ok(())
 }
 
 pub fn hostname() -> String {

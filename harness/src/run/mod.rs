@@ -277,14 +277,7 @@ pub fn main(args: RunArgs) -> Result<()> {
     report::generate(&out).with_context(|| format!("cannot write the report of {}", out.display()))?;
     println!("\nresult set: {}", out.display());
     println!("report:     {}", out.join("report.md").display());
-    if !manifest.failures.is_empty() {
-        bail!(
-            "{} of {total} cells could not be measured (see 'failures' in {})",
-            manifest.failures.len(),
-            out.join("manifest.json").display()
-        );
-    }
-    Ok(())
+    set::fail_on_failures(&out, manifest.failures.len(), total)
 }
 
 /// Prints a line above the progress bar, or on stderr when there is no bar
@@ -298,15 +291,10 @@ fn say(progress: &ProgressBar, line: String) {
 }
 
 fn default_out_dir(started: SystemTime, shard: Option<&Shard>) -> PathBuf {
-    let stamp = humantime::format_rfc3339_seconds(started)
-        .to_string()
-        .replace([':', '-'], "");
     let shard = shard.map_or_else(String::new, |shard| {
         format!("-shard{}of{}", shard.position.index + 1, shard.position.total)
     });
-    Path::new("results")
-        .join("runs")
-        .join(format!("{stamp}-{}{shard}", set::hostname()))
+    set::default_out_dir(started, &shard)
 }
 
 /// Refuses to mix two runs in one result set.
@@ -324,7 +312,9 @@ fn ensure_empty_of_cells(cells_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn progress_bar(total: u64) -> ProgressBar {
+/// A bar over `total` cells on stderr; hidden without a terminal, where
+/// callers print a line per cell instead.
+pub(crate) fn progress_bar(total: u64) -> ProgressBar {
     let progress = ProgressBar::new(total);
     progress.set_draw_target(ProgressDrawTarget::stderr());
     progress.set_style(

@@ -224,7 +224,10 @@ pub fn main(args: TourArgs) -> Result<()> {
     let mask = echo_core::affinity::allowed_cpus().context("cannot read the harness's CPU affinity")?;
     let cpus = CpuLayout::for_this_process(None, None, true)?;
     let started = SystemTime::now();
-    let out = args.out.clone().unwrap_or_else(|| default_out_dir(started));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| set::default_out_dir(started, "-tour"));
     let mut entries = prepare_out_dir(&out, args.step)?;
     let cells_dir = out.join("cells");
     if let Some(number) = args.step {
@@ -404,15 +407,6 @@ fn verdict_table(entries: &[TourEntry]) -> String {
         count(Verdict::Skipped)
     );
     text
-}
-
-fn default_out_dir(started: SystemTime) -> PathBuf {
-    let stamp = humantime::format_rfc3339_seconds(started)
-        .to_string()
-        .replace([':', '-'], "");
-    Path::new("results")
-        .join("runs")
-        .join(format!("{stamp}-{}-tour", set::hostname()))
 }
 
 /// Creates `out` and returns the tour entries already there. A whole tour
