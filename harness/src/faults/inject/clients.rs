@@ -43,6 +43,26 @@ pub fn connect(injection: &Injection, count: usize) -> anyhow::Result<(Vec<TcpSt
     connect_by(injection, count, connect_deadline(injection))
 }
 
+/// [`connect`], then every stream registered with a new poll for
+/// `interest` under its index as token; with `buffers`, its (receive, send)
+/// buffers shrunk first.
+pub fn connect_polled(
+    injection: &Injection,
+    count: usize,
+    interest: Interest,
+    buffers: Option<(usize, usize)>,
+) -> anyhow::Result<(Vec<TcpStream>, Poll)> {
+    let (mut streams, _) = connect(injection, count)?;
+    let poll = Poll::new()?;
+    for (index, stream) in streams.iter_mut().enumerate() {
+        if let Some((receive, send)) = buffers {
+            shrink_buffers(stream, receive, send)?;
+        }
+        poll.registry().register(stream, Token(index), interest)?;
+    }
+    Ok((streams, poll))
+}
+
 /// A connect not finished after this long is abandoned and issued again:
 /// its SYN was most likely dropped by a full accept queue, and the kernel
 /// would retry it only a second later.

@@ -15,7 +15,7 @@
 use super::clients::{self, Echoed, FAULT_STREAMS};
 use super::{Injected, Injection, bytes, plural};
 use crate::load::payload;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
@@ -35,12 +35,8 @@ pub fn inject(injection: &Injection) -> anyhow::Result<Injected> {
 pub fn inject_with(injection: &Injection, count: usize) -> anyhow::Result<Injected> {
     let started = Instant::now();
     let hold_until = started + injection.left() / 4;
-    let (mut streams, _) = clients::connect(injection, count)?;
-    let mut poll = Poll::new()?;
-    for (index, stream) in streams.iter_mut().enumerate() {
-        poll.registry()
-            .register(stream, Token(index), Interest::WRITABLE | Interest::READABLE)?;
-    }
+    let (mut streams, mut poll) =
+        clients::connect_polled(injection, count, Interest::WRITABLE | Interest::READABLE, None)?;
     let mut written = vec![0u64; streams.len()];
     let mut buffer = vec![0u8; 64 * 1024];
     let mut events = Events::with_capacity(256);

@@ -13,7 +13,7 @@
 use super::clients::{self, FAULT_STREAMS};
 use super::{Injected, Injection, bytes, plural};
 use crate::load::payload;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest};
 use std::time::{Duration, Instant};
 
 /// Clients that read nothing: more than `pool`'s 16 workers.
@@ -34,13 +34,12 @@ pub fn inject(injection: &Injection) -> anyhow::Result<Injected> {
 }
 
 pub fn inject_with(injection: &Injection, count: usize, cap: u64) -> anyhow::Result<Injected> {
-    let (mut streams, _) = clients::connect(injection, count)?;
-    let mut poll = Poll::new()?;
-    for (index, stream) in streams.iter_mut().enumerate() {
-        clients::shrink_buffers(stream, RECEIVE_BUFFER, SEND_BUFFER)?;
-        poll.registry()
-            .register(stream, Token(index), Interest::WRITABLE)?;
-    }
+    let (mut streams, mut poll) = clients::connect_polled(
+        injection,
+        count,
+        Interest::WRITABLE,
+        Some((RECEIVE_BUFFER, SEND_BUFFER)),
+    )?;
     let mut written = vec![0u64; streams.len()];
     let mut open = vec![true; streams.len()];
     let mut buffer = vec![0u8; 64 * 1024];

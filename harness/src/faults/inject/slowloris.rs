@@ -10,7 +10,7 @@
 use super::clients::{self, Echoed, FAULT_STREAMS};
 use super::{Injected, Injection, plural};
 use crate::load::payload;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -24,13 +24,8 @@ pub fn inject(injection: &Injection) -> anyhow::Result<Injected> {
 }
 
 pub fn inject_with(injection: &Injection, count: usize, period: Duration) -> anyhow::Result<Injected> {
-    let (mut streams, _) = clients::connect(injection, count)?;
+    let (mut streams, mut poll) = clients::connect_polled(injection, count, Interest::READABLE, None)?;
     injection.engage();
-    let mut poll = Poll::new()?;
-    for (index, stream) in streams.iter_mut().enumerate() {
-        poll.registry()
-            .register(stream, Token(index), Interest::READABLE)?;
-    }
     let started = Instant::now();
     let count = streams.len().max(1);
     let mut next_byte: Vec<Instant> = (0..streams.len())
