@@ -124,8 +124,8 @@ pub fn scenario(fault: &Fault) -> String {
     format!("fault-{}", fault.name)
 }
 
-/// Measures one fault cell, calling `observe(elapsed, total)` as it goes.
-pub fn run(spec: &FaultCellSpec, observe: &mut dyn FnMut(Duration, Duration)) -> anyhow::Result<Measured> {
+/// Measures one fault cell.
+pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
     let mut server = spec.server.clone();
     if !server.spawns() {
         bail!("harness faults measures servers it starts (a model or --server-cmd), not --target");
@@ -133,6 +133,9 @@ pub fn run(spec: &FaultCellSpec, observe: &mut dyn FnMut(Duration, Duration)) ->
     if spec.fault.nofile_limit.is_some() {
         server.launch.nofile_limit = spec.fault.nofile_limit;
     }
+    // A fault cell records no system calls: counters, once open, would put
+    // every call on the machine on the kernel's traced path for nothing.
+    server.launch.count_syscalls = false;
     echo_core::process::raise_fd_limit().context("cannot raise the open-file limit")?;
     let phases = spec.phases.for_fault(spec.fault);
     let load = LoadSpec {
@@ -159,15 +162,7 @@ pub fn run(spec: &FaultCellSpec, observe: &mut dyn FnMut(Duration, Duration)) ->
         source: None,
     };
     let process = started.process.as_mut().expect("a spawned server has a process");
-    let watched = watch(
-        spec.fault,
-        &plan,
-        &fault_cpus,
-        &spec.cpus.server,
-        phases,
-        process,
-        observe,
-    )?;
+    let watched = watch(spec.fault, &plan, &fault_cpus, &spec.cpus.server, phases, process)?;
 
     let mut exit_status = process.exit_status();
     let mut exit_log = Vec::new();
@@ -326,7 +321,6 @@ fn watch(
     server_cpus: &[usize],
     phases: Phases,
     process: &mut crate::server::process::ServerProcess,
-    observe: &mut dyn FnMut(Duration, Duration),
 ) -> anyhow::Result<Watched> {
     let pid = process.pid();
     let mut run = LoadRun::start_with_intervals(plan, STEP).context("cannot start the background load")?;
@@ -347,8 +341,7 @@ fn watch(
         let at = Instant::now();
         measure::sample_tree(pid, detailed).map(|sample| (at, sample))
     };
-    let (mut at_measure_from, mut at_fault_from, mut at_engaged, mut at_fault_until) =
-        (None, None, None, None);
+    let (mut at_fault_from, mut at_engaged, mut at_fault_until) = (None, None, None);
     let mut peak_rss_kib = 0;
     let mut injector: Option<(Injection, JoinHandle<InjectorResult>)> = None;
     let mut listen_before = (0, 0);
@@ -389,19 +382,17 @@ fn watch(
         }
         if now >= next_sample {
             if alive && let Some((at, tree)) = sample(false) {
-                watch.add(at, tree.clone());
                 if at >= fault_from {
                     peak_rss_kib = peak_rss_kib.max(tree.rss_kib);
                 }
-                if at_measure_from.is_none() {
-                    at_measure_from = Some((at, tree));
+                if watch.first.is_none() {
                     overhead_from = Some((at, measure::harness_cpu_except(&load_threads)));
                     machine_from = Some(MachineCpu::read(&cpus_watched));
                 }
+                watch.add(at, tree);
             }
             next_sample += STEP;
         }
-        observe(now.saturating_duration_since(clock.start), phases.total());
         let mut wake = next_sample.min(end);
         if injector.is_none() {
             wake = wake.min(fault_from);
@@ -418,6 +409,8 @@ fn watch(
         watch.add(*at, tree.clone());
         peak_rss_kib = peak_rss_kib.max(tree.rss_kib);
     }
+    // The first sample of the measurement.
+    let at_measure_from = watch.first.clone();
     let others_cpu_percent = match (&machine_from, &at_measure_from, &at_end) {
         (Some(from), Some((from_at, server_from)), Some((to_at, server_to))) => {
             let to = MachineCpu::read(&cpus_watched);
@@ -704,25 +697,26 @@ pub fn parse_listen_counters(text: &str) -> (u64, u64) {
 
 /// The background's completed cycles per step, and which steps are which
 /// phase.
-pub struct Series {
+pub struct Series<'a> {
     pub counts: Vec<u64>,
     pub step_s: f64,
     pub baseline: Range<usize>,
     pub fault: Range<usize>,
     pub recovery: Range<usize>,
-    intervals: Vec<Histogram<u64>>,
+    /// The background's histograms, one a step; steps past them had none.
+    intervals: &'a [Histogram<u64>],
 }
 
-impl Series {
-    pub fn new(intervals: &[Histogram<u64>], phases: Phases) -> Series {
+impl<'a> Series<'a> {
+    pub fn new(intervals: &'a [Histogram<u64>], phases: Phases) -> Series<'a> {
         let steps = |duration: Duration| (duration.as_nanos() / STEP.as_nanos()) as usize;
         let baseline_end = steps(phases.baseline);
         let fault_end = baseline_end + steps(phases.fault);
         let end = fault_end + steps(phases.recovery);
-        let mut intervals = intervals.to_vec();
-        intervals.resize_with(end.max(intervals.len()), new_histogram);
+        let mut counts: Vec<u64> = intervals.iter().map(Histogram::len).collect();
+        counts.resize(end.max(counts.len()), 0);
         Series {
-            counts: intervals.iter().map(Histogram::len).collect(),
+            counts,
             step_s: STEP.as_secs_f64(),
             baseline: 0..baseline_end,
             fault: baseline_end..fault_end,
@@ -765,7 +759,8 @@ impl Series {
     /// The latency histogram of `steps`, all added up.
     pub fn histogram(&self, steps: Range<usize>) -> Histogram<u64> {
         let mut sum = new_histogram();
-        for interval in &self.intervals[steps] {
+        let held = self.intervals.len();
+        for interval in &self.intervals[steps.start.min(held)..steps.end.min(held)] {
             let _ = sum.add(interval);
         }
         sum
@@ -870,16 +865,15 @@ fn round(value: f64, decimals: i32) -> f64 {
 mod tests {
     use super::*;
 
-    fn series_of(counts: &[u64], phases: Phases) -> Series {
-        let intervals: Vec<Histogram<u64>> = counts
+    fn intervals_of(counts: &[u64]) -> Vec<Histogram<u64>> {
+        counts
             .iter()
             .map(|&count| {
                 let mut histogram = new_histogram();
                 histogram.record_n(100_000, count).unwrap();
                 histogram
             })
-            .collect();
-        Series::new(&intervals, phases)
+            .collect()
     }
 
     const PHASES: Phases = Phases {
@@ -896,7 +890,8 @@ mod tests {
         let counts = [
             1000, 1000, 1000, 1000, 1000, 0, 0, 0, 400, 500, 950, 1000, 1000, 1000,
         ];
-        let series = series_of(&counts, PHASES);
+        let intervals = intervals_of(&counts);
+        let series = Series::new(&intervals, PHASES);
         let baseline = series.rate(series.baseline.clone());
         assert_eq!(baseline, 10_000.0);
         assert_eq!(series.rate(series.fault.clone()), 0.0);
@@ -904,10 +899,8 @@ mod tests {
         // Windows: (400,500) 45%, (500,950) 72.5%, (950,1000) 97.5% at step 2.
         assert_eq!(recovered, Some(0.2));
         assert_eq!(best, 1.0);
-        let never = series_of(
-            &[1000, 1000, 1000, 1000, 1000, 0, 0, 0, 100, 0, 300, 200, 0, 0],
-            PHASES,
-        );
+        let intervals = intervals_of(&[1000, 1000, 1000, 1000, 1000, 0, 0, 0, 100, 0, 300, 200, 0, 0]);
+        let never = Series::new(&intervals, PHASES);
         let (recovered, best) = never.recovery(10_000.0);
         assert_eq!(recovered, None);
         assert!((best - 0.25).abs() < 1e-9, "{best}");

@@ -163,7 +163,7 @@ pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
                 cpus: &cpus,
                 client_threads,
             };
-            let measured = cell::run(&spec, &mut |_, _| {}).and_then(|measured| {
+            let measured = cell::run(&spec).and_then(|measured| {
                 files::write_cell(&cells_dir, &measured.record, 1)?;
                 Ok(measured)
             });
@@ -176,7 +176,7 @@ pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
                         measured.row.outcome.as_str(),
                         measured.row.deciding
                     );
-                    if measured.row.others_cpu_percent > cell::BUSY_MACHINE_PERCENT {
+                    if crate::report::faults::busy(&measured.row) {
                         line += &format!(
                             " [busy machine: other processes took {:.0}% of a CPU]",
                             measured.row.others_cpu_percent
@@ -230,20 +230,17 @@ pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
 /// The servers, chosen as `run` chooses them, plus `--server-cmd`.
 fn servers(args: &FaultsArgs) -> anyhow::Result<Vec<ServerUnderTest>> {
     let mut servers = Vec::new();
-    let wants_suite = args.suite.is_some() || !args.models.is_empty();
-    if wants_suite || args.server_cmd.is_none() {
+    if args.suite.is_some() || !args.models.is_empty() {
         let mut suite = Suite::load(args.suite.as_deref().unwrap_or("full"))?;
         if !args.models.is_empty() {
             suite.select_models(&args.models)?;
-            servers = suite.servers()?;
-        } else if args.suite.is_some() {
-            servers = suite.servers()?;
-        } else {
-            servers = echo_core::MODELS
-                .iter()
-                .map(|model| ServerUnderTest::model(model, &[], None))
-                .collect::<anyhow::Result<_>>()?;
         }
+        servers = suite.servers()?;
+    } else if args.server_cmd.is_none() {
+        servers = echo_core::MODELS
+            .iter()
+            .map(|model| ServerUnderTest::model(model, &[], None))
+            .collect::<anyhow::Result<_>>()?;
     }
     if let Some(line) = &args.server_cmd {
         servers.push(ServerUnderTest::command_line(line, args.label.as_deref())?);
@@ -286,31 +283,32 @@ fn matrix_table(rows: &[FaultRow], faults: &[&Fault], servers: &[ServerUnderTest
     let mut columns: Vec<&str> = servers.iter().map(|server| server.label.as_str()).collect();
     columns.sort_by_key(|label| (labels.rank(label), *label));
     let text = |fault: &str, label: &str| -> String {
-        rows.iter()
-            .find(|row| row.fault == fault && row.label == label)
-            .map_or_else(
-                || "not measured".to_owned(),
-                |row| format!("{} {}", row.outcome.as_str(), row.deciding),
-            )
+        crate::report::faults::find(rows, fault, label).map_or_else(
+            || "not measured".to_owned(),
+            |row| format!("{} {}", row.outcome.as_str(), row.deciding),
+        )
     };
-    let width = |label: &str| {
-        faults
-            .iter()
-            .map(|fault| text(fault.name, label).chars().count())
-            .chain([label.chars().count()])
-            .max()
-            .unwrap_or(0)
-    };
+    let widths: Vec<usize> = columns
+        .iter()
+        .map(|label| {
+            faults
+                .iter()
+                .map(|fault| text(fault.name, label).chars().count())
+                .chain([label.chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let mut out = String::new();
     let _ = write!(out, "\n{:<20}", "fault");
-    for label in &columns {
-        let _ = write!(out, "  {:<width$}", label, width = width(label));
+    for (label, width) in columns.iter().zip(&widths) {
+        let _ = write!(out, "  {label:<width$}");
     }
     out.push('\n');
     for fault in faults {
         let _ = write!(out, "{:<20}", fault.name);
-        for label in &columns {
-            let _ = write!(out, "  {:<width$}", text(fault.name, label), width = width(label));
+        for (label, width) in columns.iter().zip(&widths) {
+            let _ = write!(out, "  {:<width$}", text(fault.name, label));
         }
         out.push('\n');
     }

@@ -91,11 +91,11 @@ fn design_limit(row: &FaultRow) -> Option<&'static str> {
 
 /// Other processes took enough of the CPUs during the cell that its timing
 /// figures say as much about them as about the server.
-fn busy(row: &FaultRow) -> bool {
+pub(crate) fn busy(row: &FaultRow) -> bool {
     row.others_cpu_percent > crate::faults::cell::BUSY_MACHINE_PERCENT
 }
 
-fn find<'a>(rows: &'a [FaultRow], fault: &str, label: &str) -> Option<&'a FaultRow> {
+pub(crate) fn find<'a>(rows: &'a [FaultRow], fault: &str, label: &str) -> Option<&'a FaultRow> {
     rows.iter().find(|row| row.fault == fault && row.label == label)
 }
 

@@ -17,7 +17,7 @@
 
 mod charts;
 mod document;
-mod faults;
+pub(crate) mod faults;
 pub(crate) mod groups;
 mod html;
 pub(crate) mod load;

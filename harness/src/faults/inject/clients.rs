@@ -3,7 +3,7 @@
 //! check it against the payload that was sent.
 
 use super::Injection;
-use crate::load::connect::{connect_all_by, finish_connect};
+use crate::load::connect::{IN_FLIGHT, connect_all_by, finish_connect};
 use crate::load::payload;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -67,8 +67,6 @@ pub fn connect_polled(
 /// its SYN was most likely dropped by a full accept queue, and the kernel
 /// would retry it only a second later.
 const RECONNECT_AFTER: Duration = Duration::from_millis(100);
-/// Connects in flight at once.
-const IN_FLIGHT: usize = 256;
 
 /// What [`connect_persistently`] opened.
 pub struct Opened {

@@ -24,7 +24,7 @@ pub fn inject(injection: &Injection) -> anyhow::Result<Injected> {
 }
 
 pub fn inject_with(injection: &Injection, wanted: usize) -> anyhow::Result<Injected> {
-    let room = super::idle_herd::descriptors_free().saturating_sub(512) as usize;
+    let room = super::idle_herd::room();
     let count = wanted.min(room);
     let mut poll = Poll::new()?;
     let burst_started = Instant::now();

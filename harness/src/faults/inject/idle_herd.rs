@@ -23,7 +23,7 @@ pub fn inject(injection: &Injection) -> anyhow::Result<Injected> {
 }
 
 pub fn inject_with(injection: &Injection, wanted: usize) -> anyhow::Result<Injected> {
-    let room = descriptors_free().saturating_sub(RESERVED_FDS) as usize;
+    let room = room();
     let count = wanted.min(room);
     let mut opened = clients::connect_persistently(injection, count)?;
     let mut streams = std::mem::take(&mut opened.streams);
@@ -59,6 +59,12 @@ pub fn inject_with(injection: &Injection, wanted: usize) -> anyhow::Result<Injec
         lost: 0,
         note,
     })
+}
+
+/// Descriptors this process may open for a fault's clients: those still
+/// free, less [`RESERVED_FDS`] for the background load and the harness.
+pub fn room() -> usize {
+    descriptors_free().saturating_sub(RESERVED_FDS) as usize
 }
 
 /// Descriptors this process may still open.
