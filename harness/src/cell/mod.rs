@@ -135,12 +135,11 @@ pub fn run_cell_as(
             crate::server::process::describe(Some(*status))
         );
     }
-    let mut record = record::record(spec, &measured, exit);
-    if let Some((_, start_at)) = &part.start_at {
-        record.cell.share = Some(record::load_share(&plan, start_at, &measured));
-        record.cell.flags = flags::judge(&record.cell);
-    }
-    Ok(record)
+    let share = part
+        .start_at
+        .as_ref()
+        .map(|(_, start_at)| record::load_share(&plan, start_at, &measured));
+    Ok(record::record(spec, &measured, exit, share))
 }
 
 /// What [`drive`] measured.

@@ -13,7 +13,12 @@ use std::time::{Duration, Instant};
 
 /// The cell document of `spec`, from what was measured, and how the server
 /// exited and what it said as it did (`None` for a target).
-pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<(ExitStatus, Vec<String>)>) -> CellRecord {
+pub fn record(
+    spec: &CellSpec,
+    measured: &Measured,
+    exit: Option<(ExitStatus, Vec<String>)>,
+    share: Option<LoadShare>,
+) -> CellRecord {
     let (exit, exit_log) = match exit {
         Some((status, log)) => (Some(status), log),
         None => (None, Vec::new()),
@@ -106,7 +111,7 @@ pub fn record(spec: &CellSpec, measured: &Measured, exit: Option<(ExitStatus, Ve
         client,
         behind_schedule_fraction,
         flags: Vec::new(),
-        share: None,
+        share,
         hosts: Vec::new(),
     };
     cell.flags = flags::judge(&cell);

@@ -279,6 +279,7 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
         &cell_spec,
         &measured,
         exit_status.map(|status| (status, exit_log)),
+        None,
     );
     Ok(Measured { row, record })
 }
