@@ -173,7 +173,7 @@ impl Connection {
             Ok(Progress::Open { read, write }) => (read, write),
             Ok(Progress::Done) => return false,
             Err(error) => {
-                eprintln!("{}: {error}", self.peer);
+                echo_core::log_connection_error(self.peer, error);
                 return false;
             }
         };
@@ -186,7 +186,7 @@ impl Connection {
         if wanted != self.interest {
             let token = self.stream.as_raw_fd() as u64;
             if let Err(error) = epoll.modify(&self.stream, &mut EpollEvent::new(wanted, token)) {
-                eprintln!("{}: {error}", self.peer);
+                echo_core::log_connection_error(self.peer, error);
                 return false;
             }
             self.interest = wanted;

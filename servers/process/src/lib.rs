@@ -207,7 +207,10 @@ fn per_client(listener: TcpListener, signal_fd: SignalFd) -> io::Result<()> {
                 }
                 Err(error) => {
                     fork_failures += 1;
-                    eprintln!("{peer}: cannot fork a process for this client ({error}); closing it");
+                    echo_core::log_connection_error(
+                        peer,
+                        format_args!("cannot fork a process for this client ({error}); closing it"),
+                    );
                 }
             }
         }
