@@ -90,11 +90,7 @@ pub fn serve(listener: TcpListener, options: &Options) -> io::Result<()> {
     let count = options.workers.map_or(cpus.len(), usize::from);
     // Every listener is bound before any worker runs: a connection hashed
     // to a listener waits in its queue until that listener's worker runs.
-    let addr = listener.local_addr()?;
-    let mut listeners = vec![listener];
-    for _ in 1..count {
-        listeners.push(process::listen_on(addr, true)?);
-    }
+    let listeners = process::reuse_port_listeners(listener, count)?;
     let workers: Arc<[Worker]> = (0..count).map(|_| Worker::default()).collect();
     let pins: Vec<Option<usize>> = (0..count)
         .map(|index| (!options.no_pin).then(|| cpus[index % cpus.len()]))
