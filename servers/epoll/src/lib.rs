@@ -118,14 +118,7 @@ pub fn run_reactor(
     let mut accepts_resume: Option<Instant> = None;
     loop {
         let timeout = match accepts_resume {
-            // Rounded up: waking a millisecond early would spin until then.
-            Some(at) => {
-                let millis = at
-                    .saturating_duration_since(Instant::now())
-                    .as_micros()
-                    .div_ceil(1000);
-                EpollTimeout::try_from(millis).unwrap_or(EpollTimeout::MAX)
-            }
+            Some(at) => EpollTimeout::try_from(accept::millis_until(at)).unwrap_or(EpollTimeout::MAX),
             None => EpollTimeout::NONE,
         };
         let ready = match epoll.wait(&mut events, timeout) {

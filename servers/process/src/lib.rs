@@ -427,11 +427,7 @@ impl Children {
 
 /// A poll timeout that ends at `at`, rounded up to whole milliseconds.
 fn until(at: Instant) -> PollTimeout {
-    let millis = at
-        .saturating_duration_since(Instant::now())
-        .as_micros()
-        .div_ceil(1000);
-    PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
+    PollTimeout::try_from(accept::millis_until(at)).unwrap_or(PollTimeout::MAX)
 }
 
 #[cfg(test)]
