@@ -73,7 +73,7 @@ pub mod server;
 pub mod watchdog;
 
 pub use client::Pattern;
-pub use server::{Launch, Server};
+pub use server::{Launch, Refusal, Server};
 
 /// What a model can do by design. Checks a kind cannot pass by design are not
 /// generated for it; where the design promises something instead (a second
