@@ -319,6 +319,7 @@ pub fn survives_running_out_of_file_descriptors(model: &Model) {
     let kind = model.kind;
     let launch = Launch {
         fd_limit: Some(FD_LIMIT),
+        ..Launch::default()
     };
     let name = "survives_running_out_of_file_descriptors";
     run_check(model, name, LONG, launch, move |server| {

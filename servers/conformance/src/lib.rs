@@ -73,7 +73,7 @@ pub mod server;
 pub mod watchdog;
 
 pub use client::Pattern;
-pub use server::{Launch, Server};
+pub use server::{Launch, Refusal, Server};
 
 /// What a model can do by design. Checks a kind cannot pass by design are not
 /// generated for it; where the design promises something instead (a second
@@ -231,32 +231,21 @@ macro_rules! __conformance_kind_tests {
         );
     };
     ($model:ident; ProcessPerClient) => {
+        $crate::__conformance_kind_tests!($model; Concurrent);
         $crate::__conformance_tests!(
             $model;
-            a_second_client_is_served_while_the_first_stays,
-            serves_1100_connections_at_once,
             no_zombie_after_1000_short_connections,
             no_child_outlives_sigterm,
             no_child_outlives_sigkill,
         );
     };
     ($model:ident; PreforkPool) => {
-        $crate::__conformance_tests!(
-            $model;
-            a_second_client_is_served_while_the_first_stays,
-            clients_beyond_the_workers_wait_their_turn,
-            no_child_outlives_sigterm,
-            no_child_outlives_sigkill,
-        );
+        $crate::__conformance_kind_tests!($model; BoundedPool);
+        $crate::__conformance_tests!($model; no_child_outlives_sigterm, no_child_outlives_sigkill);
     };
     ($model:ident; PreforkReactors) => {
-        $crate::__conformance_tests!(
-            $model;
-            a_second_client_is_served_while_the_first_stays,
-            serves_1100_connections_at_once,
-            no_child_outlives_sigterm,
-            no_child_outlives_sigkill,
-        );
+        $crate::__conformance_kind_tests!($model; Concurrent);
+        $crate::__conformance_tests!($model; no_child_outlives_sigterm, no_child_outlives_sigkill);
     };
 }
 

@@ -30,6 +30,16 @@ pub struct Launch {
     /// Sets RLIMIT_NOFILE (soft and hard) of the child to this many
     /// descriptors, so it cannot raise it back.
     pub fd_limit: Option<u64>,
+    /// System calls the child and everything it starts are refused (see
+    /// [`crate::seccomp::refuse`]).
+    pub refuse: Option<Refusal>,
+}
+
+/// System calls (numbers, e.g. `libc::SYS_clone`) made to fail with `errno`.
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal {
+    pub syscalls: &'static [i64],
+    pub errno: i32,
 }
 
 /// A running model process; killed and reaped on drop.
@@ -61,6 +71,9 @@ impl Server {
                     setrlimit(Resource::RLIMIT_NOFILE, limit, limit).map_err(std::io::Error::from)
                 });
             }
+        }
+        if let Some(refusal) = launch.refuse {
+            crate::seccomp::refuse(&mut command, refusal.syscalls, refusal.errno);
         }
         let mut child = command
             .spawn()

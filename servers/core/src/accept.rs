@@ -16,6 +16,14 @@ use std::time::{Duration, Instant};
 /// How long a model stops accepting after running out of file descriptors.
 pub const PAUSE: Duration = Duration::from_millis(100);
 
+/// Milliseconds from now until `at` (0 if it has passed), rounded up: a
+/// poll timeout that wakes a millisecond early would spin until then.
+pub fn millis_until(at: Instant) -> u128 {
+    at.saturating_duration_since(Instant::now())
+        .as_micros()
+        .div_ceil(1000)
+}
+
 /// What to do after a failed `accept`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AcceptError {
@@ -167,5 +175,16 @@ mod tests {
         exhaustion.recovered();
         assert!(exhaustion.since.is_none());
         assert_eq!(exhaustion.pauses, 0);
+    }
+
+    #[test]
+    fn millis_until_rounds_up_and_stops_at_zero() {
+        assert_eq!(millis_until(Instant::now()), 0);
+        // Less than PAUSE is left by the time it is measured, and a part of
+        // a millisecond counts as a whole one.
+        let left = millis_until(Instant::now() + PAUSE);
+        assert!(left > 0 && left <= PAUSE.as_millis(), "{left}");
+        let left = millis_until(Instant::now() + Duration::from_micros(1));
+        assert!(left <= 1, "{left}");
     }
 }

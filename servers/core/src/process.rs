@@ -195,6 +195,18 @@ pub fn listen_on(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> 
     Ok(socket.into())
 }
 
+/// `first`, bound with SO_REUSEPORT, then `count - 1` more SO_REUSEPORT
+/// listeners on its address (see [`listen_on`]): `count` in all (at least
+/// `first`), each given its share of the connections.
+pub fn reuse_port_listeners(first: TcpListener, count: usize) -> io::Result<Vec<TcpListener>> {
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..count {
+        listeners.push(listen_on(addr, true)?);
+    }
+    Ok(listeners)
+}
+
 /// Prints the ready line, `listening on HOST:PORT`, and flushes it.
 pub fn announce(listener: &TcpListener) -> io::Result<()> {
     let mut stdout = io::stdout().lock();

@@ -97,69 +97,92 @@ pub fn run_reactor(
     exclusive: bool,
     tally: &Tally,
 ) -> io::Result<()> {
-    let (drain, trigger) = if options.edge {
-        (Drain::UntilWouldBlock, EpollFlags::EPOLLET)
-    } else {
-        (Drain::Once, EpollFlags::empty())
-    };
-    listener.set_nonblocking(true)?;
-    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-    let mut listening = EpollFlags::EPOLLIN | trigger;
-    listening.set(EpollFlags::EPOLLEXCLUSIVE, exclusive);
-    epoll.add(&listener, EpollEvent::new(listening, LISTENER))?;
+    Reactor::new(listener, options, exclusive)?.run(tally)
+}
 
-    // Indexed by fd: the kernel hands out the lowest free fd, so it stays dense.
-    let mut connections: Vec<Option<Connection>> = Vec::new();
-    let mut events = vec![EpollEvent::empty(); EVENTS_PER_WAIT];
-    let mut exhaustion = Exhaustion::default();
-    // While out of descriptors the listener leaves the interest list until
-    // this instant; level-triggered epoll would otherwise report it at once.
-    // (DEL and ADD rather than MOD: EPOLLEXCLUSIVE forbids MOD.)
-    let mut accepts_resume: Option<Instant> = None;
-    loop {
-        let timeout = match accepts_resume {
-            // Rounded up: waking a millisecond early would spin until then.
-            Some(at) => {
-                let millis = at
-                    .saturating_duration_since(Instant::now())
-                    .as_micros()
-                    .div_ceil(1000);
-                EpollTimeout::try_from(millis).unwrap_or(EpollTimeout::MAX)
+/// A reactor before its loop: the epoll instance with the listener in it.
+/// Workers that share one descriptor table (threads) make all of theirs
+/// before any of them accepts, so that none is refused its epoll instance
+/// because the others' clients took the last descriptors.
+pub struct Reactor {
+    listener: TcpListener,
+    epoll: Epoll,
+    listening: EpollFlags,
+    drain: Drain,
+    edge: bool,
+}
+
+impl Reactor {
+    pub fn new(listener: TcpListener, options: &Options, exclusive: bool) -> io::Result<Reactor> {
+        let (drain, trigger) = if options.edge {
+            (Drain::UntilWouldBlock, EpollFlags::EPOLLET)
+        } else {
+            (Drain::Once, EpollFlags::empty())
+        };
+        listener.set_nonblocking(true)?;
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let mut listening = EpollFlags::EPOLLIN | trigger;
+        listening.set(EpollFlags::EPOLLEXCLUSIVE, exclusive);
+        epoll.add(&listener, EpollEvent::new(listening, LISTENER))?;
+        Ok(Reactor {
+            listener,
+            epoll,
+            listening,
+            drain,
+            edge: options.edge,
+        })
+    }
+
+    /// Serves until the listener or epoll fails.
+    pub fn run(self, tally: &Tally) -> io::Result<()> {
+        let Reactor {
+            listener,
+            epoll,
+            listening,
+            drain,
+            edge,
+        } = self;
+        // Indexed by fd: the kernel hands out the lowest free fd, so it stays dense.
+        let mut connections: Vec<Option<Connection>> = Vec::new();
+        let mut events = vec![EpollEvent::empty(); EVENTS_PER_WAIT];
+        let mut exhaustion = Exhaustion::default();
+        // While out of descriptors the listener leaves the interest list until
+        // this instant; level-triggered epoll would otherwise report it at once.
+        // (DEL and ADD rather than MOD: EPOLLEXCLUSIVE forbids MOD.)
+        let mut accepts_resume: Option<Instant> = None;
+        loop {
+            let timeout = match accepts_resume {
+                Some(at) => EpollTimeout::try_from(accept::millis_until(at)).unwrap_or(EpollTimeout::MAX),
+                None => EpollTimeout::NONE,
+            };
+            let ready = match epoll.wait(&mut events, timeout) {
+                Ok(ready) => ready,
+                Err(Errno::EINTR) => continue,
+                Err(error) => return Err(error.into()),
+            };
+            if let Some(at) = accepts_resume
+                && Instant::now() >= at
+            {
+                // ADD checks readiness: pending connections are reported
+                // again, edge-triggered too.
+                epoll.add(&listener, EpollEvent::new(listening, LISTENER))?;
+                accepts_resume = None;
             }
-            None => EpollTimeout::NONE,
-        };
-        let ready = match epoll.wait(&mut events, timeout) {
-            Ok(ready) => ready,
-            Err(Errno::EINTR) => continue,
-            Err(error) => return Err(error.into()),
-        };
-        if let Some(at) = accepts_resume
-            && Instant::now() >= at
-        {
-            // ADD checks readiness: pending connections are reported
-            // again, edge-triggered too.
-            epoll.add(&listener, EpollEvent::new(listening, LISTENER))?;
-            accepts_resume = None;
-        }
-        for event in &events[..ready] {
-            if event.data() != LISTENER {
-                let slot = &mut connections[event.data() as usize];
-                if let Some(connection) = slot
-                    && !connection.serve_ready(&epoll, drain)
+            for event in &events[..ready] {
+                if event.data() != LISTENER {
+                    let slot = &mut connections[event.data() as usize];
+                    if let Some(connection) = slot
+                        && !connection.serve_ready(&epoll, drain)
+                    {
+                        // Dropping the stream closes it, which also unregisters it.
+                        *slot = None;
+                    }
+                } else if let Some(resume) =
+                    accept_ready(&listener, &epoll, &mut connections, edge, &mut exhaustion, tally)?
                 {
-                    // Dropping the stream closes it, which also unregisters it.
-                    *slot = None;
+                    accepts_resume = Some(resume);
+                    epoll.delete(&listener)?;
                 }
-            } else if let Some(resume) = accept_ready(
-                &listener,
-                &epoll,
-                &mut connections,
-                options.edge,
-                &mut exhaustion,
-                tally,
-            )? {
-                accepts_resume = Some(resume);
-                epoll.delete(&listener)?;
             }
         }
     }
@@ -173,7 +196,7 @@ impl Connection {
             Ok(Progress::Open { read, write }) => (read, write),
             Ok(Progress::Done) => return false,
             Err(error) => {
-                eprintln!("{}: {error}", self.peer);
+                echo_core::log_connection_error(self.peer, error);
                 return false;
             }
         };
@@ -186,7 +209,7 @@ impl Connection {
         if wanted != self.interest {
             let token = self.stream.as_raw_fd() as u64;
             if let Err(error) = epoll.modify(&self.stream, &mut EpollEvent::new(wanted, token)) {
-                eprintln!("{}: {error}", self.peer);
+                echo_core::log_connection_error(self.peer, error);
                 return false;
             }
             self.interest = wanted;

@@ -76,7 +76,7 @@ pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
                 Ok(Progress::Open { .. }) => true,
                 Ok(Progress::Done) => false,
                 Err(error) => {
-                    eprintln!("{}: {error}", connection.peer);
+                    echo_core::log_connection_error(connection.peer, error);
                     false
                 }
             }

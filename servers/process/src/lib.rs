@@ -39,7 +39,7 @@
 
 use echo_core::accept::{self, AcceptError, Exhaustion};
 use echo_core::echo::echo_blocking;
-use echo_core::process::{Setup, Signals, listen_on, stop_signals};
+use echo_core::process::{Setup, Signals, reuse_port_listeners, stop_signals};
 use echo_core::syscalls::{BLOCKING_ECHO, EPOLL_ECHO, Profile};
 use echo_core::workers::{self, Share, Tally};
 use nix::errno::Errno;
@@ -207,7 +207,10 @@ fn per_client(listener: TcpListener, signal_fd: SignalFd) -> io::Result<()> {
                 }
                 Err(error) => {
                     fork_failures += 1;
-                    eprintln!("{peer}: cannot fork a process for this client ({error}); closing it");
+                    echo_core::log_connection_error(
+                        peer,
+                        format_args!("cannot fork a process for this client ({error}); closing it"),
+                    );
                 }
             }
         }
@@ -266,13 +269,11 @@ fn stop_requested(signal_fd: &SignalFd, children: &mut Children) -> io::Result<b
 /// Apache prefork or nginx: N workers forked now, each serving from the
 /// listener until the parent stops it; the parent only reaps and replaces.
 fn prefork(listener: TcpListener, count: usize, accept: Accept, signal_fd: SignalFd) -> io::Result<()> {
-    let addr = listener.local_addr()?;
-    let mut listeners = vec![listener];
-    if accept == Accept::Reuseport {
-        for _ in 1..count {
-            listeners.push(listen_on(addr, true)?);
-        }
-    }
+    let listeners = if accept == Accept::Reuseport {
+        reuse_port_listeners(listener, count)?
+    } else {
+        vec![listener]
+    };
     let tallies = shared_tallies(count)?;
     let parent = getpid();
     let mut children = Children::default();
@@ -426,11 +427,7 @@ impl Children {
 
 /// A poll timeout that ends at `at`, rounded up to whole milliseconds.
 fn until(at: Instant) -> PollTimeout {
-    let millis = at
-        .saturating_duration_since(Instant::now())
-        .as_micros()
-        .div_ceil(1000);
-    PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
+    PollTimeout::try_from(accept::millis_until(at)).unwrap_or(PollTimeout::MAX)
 }
 
 #[cfg(test)]

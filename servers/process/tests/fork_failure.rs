@@ -2,36 +2,31 @@
 //! accepting. A seccomp filter makes every `clone` of the server fail with
 //! EAGAIN, as a full process table or a pids cgroup limit would.
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use std::io::{BufRead, BufReader, Read, Write};
+use echo_conformance::{Kind, Launch, Model, Refusal, Server};
+use nix::sys::signal::Signal;
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+const MODEL: Model = Model {
+    binary: env!("CARGO_BIN_EXE_server-process"),
+    args: &[],
+    kind: Kind::ProcessPerClient,
+};
 
 #[test]
 fn a_failed_fork_closes_that_client_and_the_server_keeps_accepting() {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_server-process"));
-    command
-        .args(["--addr", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    echo_conformance::seccomp::refuse(&mut command, &[libc::SYS_clone, libc::SYS_clone3], libc::EAGAIN);
-    let mut server = command.spawn().expect("start server-process");
-    let guard = KillOnDrop(Pid::from_raw(server.id() as i32));
-    let mut ready = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut ready)
-        .expect("the ready line");
-    let addr = ready
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("a ready line")
-        .to_owned();
+    let launch = Launch {
+        refuse: Some(Refusal {
+            syscalls: &[libc::SYS_clone, libc::SYS_clone3],
+            errno: libc::EAGAIN,
+        }),
+        ..Launch::default()
+    };
+    let server = Server::start(MODEL, launch).unwrap_or_else(|error| panic!("{error}"));
 
     for client in 0..3 {
-        let mut stream = TcpStream::connect(&addr).expect("connect");
+        let mut stream = TcpStream::connect(server.addr()).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let _ = stream.write_all(b"hello");
         let mut byte = [0u8; 1];
@@ -41,36 +36,19 @@ fn a_failed_fork_closes_that_client_and_the_server_keeps_accepting() {
             other => panic!("client {client}: expected the connection closed, got {other:?}"),
         }
     }
-    assert!(
-        server.try_wait().unwrap().is_none(),
-        "the server must keep running"
-    );
-    kill(guard.0, Signal::SIGTERM).expect("SIGTERM");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = server.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit within 5 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    std::mem::forget(guard); // Reaped: its pid is no longer ours to signal.
+    assert!(server.exit_status().is_none(), "the server must keep running");
+    server.signal(Signal::SIGTERM).expect("SIGTERM");
+    let status = server
+        .wait_for_exit(Duration::from_secs(5))
+        .expect("no exit within 5 s of SIGTERM");
     assert!(status.success(), "{status}");
-    let mut stderr = String::new();
-    server.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    // The summary is the last line: once it is in, so are the lines before.
+    let summary = server.wait_for_stderr(Duration::from_secs(5), |line| line.contains("3 forks failed"));
+    let stderr = server.stderr_lines().join("\n");
+    assert!(summary, "{stderr}");
     let failures = stderr
         .lines()
         .filter(|line| line.contains("cannot fork a process for this client"))
         .count();
     assert_eq!(failures, 3, "one line per failed fork:\n{stderr}");
-    assert!(stderr.contains("3 forks failed"), "{stderr}");
-}
-
-/// Kills the server if the test fails before it has exited.
-struct KillOnDrop(Pid);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = kill(self.0, Signal::SIGKILL);
-    }
 }

@@ -88,13 +88,15 @@ struct Worker {
 pub fn serve(listener: TcpListener, options: &Options) -> io::Result<()> {
     let cpus = affinity::allowed_cpus()?;
     let count = options.workers.map_or(cpus.len(), usize::from);
-    // Every listener is bound before any worker runs: a connection hashed
-    // to a listener waits in its queue until that listener's worker runs.
-    let addr = listener.local_addr()?;
-    let mut listeners = vec![listener];
-    for _ in 1..count {
-        listeners.push(process::listen_on(addr, true)?);
-    }
+    // Every listener is bound, and every worker's epoll instance made,
+    // before any worker runs: a connection hashed to a listener waits in its
+    // queue until that listener's worker runs, and no worker can be refused
+    // its epoll instance because the others' clients took the descriptors.
+    let reactor_options = server_epoll::Options::default();
+    let reactors = process::reuse_port_listeners(listener, count)?
+        .into_iter()
+        .map(|listener| server_epoll::Reactor::new(listener, &reactor_options, false))
+        .collect::<io::Result<Vec<_>>>()?;
     let workers: Arc<[Worker]> = (0..count).map(|_| Worker::default()).collect();
     let pins: Vec<Option<usize>> = (0..count)
         .map(|index| (!options.no_pin).then(|| cpus[index % cpus.len()]))
@@ -102,7 +104,7 @@ pub fn serve(listener: TcpListener, options: &Options) -> io::Result<()> {
     log_shares_on_stop(Arc::clone(&workers), pins.clone());
 
     let (stopped, first_stop) = mpsc::channel();
-    for ((index, listener), pin) in listeners.into_iter().enumerate().zip(pins) {
+    for ((index, reactor), pin) in reactors.into_iter().enumerate().zip(pins) {
         let workers = Arc::clone(&workers);
         let stopped = stopped.clone();
         thread::Builder::new()
@@ -114,10 +116,7 @@ pub fn serve(listener: TcpListener, options: &Options) -> io::Result<()> {
                     Some(cpu) => affinity::pin_to(&[cpu]),
                     None => Ok(()),
                 }
-                .and_then(|()| {
-                    let options = server_epoll::Options::default();
-                    server_epoll::run_reactor(listener, &options, false, &worker.tally)
-                });
+                .and_then(|()| reactor.run(&worker.tally));
                 let _ = stopped.send((index, outcome));
             })?;
     }

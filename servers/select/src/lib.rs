@@ -84,7 +84,7 @@ pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
                     true
                 }
                 Err(error) => {
-                    eprintln!("{}: {error}", connection.peer);
+                    echo_core::log_connection_error(connection.peer, error);
                     false
                 }
             }
