@@ -135,8 +135,9 @@ impl Counters {
         let events = events_dir()?;
         let cgroup = crate::server::cgroup::harness()?;
         let on_every_cpu = |tracepoint: &str, filter: Option<&str>| -> Result<Vec<Counter>, String> {
+            let id = tracepoint_id(&events, tracepoint)?;
             cpus.iter()
-                .map(|&cpu| counter(&events, tracepoint, filter, &cgroup.dir_file, cpu))
+                .map(|&cpu| counter(id, tracepoint, filter, &cgroup.dir_file, cpu))
                 .collect()
         };
         let total = on_every_cpu("raw_syscalls/sys_enter", None)?;
@@ -176,20 +177,26 @@ impl Counters {
     }
 }
 
-/// One counter on a tracepoint, for the cgroup's tasks on `cpu`.
+/// The id of `tracepoint` (e.g. `raw_syscalls/sys_enter`) under tracefs's
+/// `events`.
+fn tracepoint_id(events: &Path, tracepoint: &str) -> Result<u64, String> {
+    let id_file = events.join(tracepoint).join("id");
+    std::fs::read_to_string(&id_file)
+        .map_err(|error| format!("no tracepoint {tracepoint} ({}: {error})", id_file.display()))?
+        .trim()
+        .parse()
+        .map_err(|_| format!("{} is not a tracepoint id", id_file.display()))
+}
+
+/// One counter on the tracepoint `id` (named `tracepoint`), for the
+/// cgroup's tasks on `cpu`.
 fn counter(
-    events: &Path,
+    id: u64,
     tracepoint: &str,
     filter: Option<&str>,
     cgroup: &File,
     cpu: usize,
 ) -> Result<Counter, String> {
-    let id_file = events.join(tracepoint).join("id");
-    let id: u64 = std::fs::read_to_string(&id_file)
-        .map_err(|error| format!("no tracepoint {tracepoint} ({}: {error})", id_file.display()))?
-        .trim()
-        .parse()
-        .map_err(|_| format!("{} is not a tracepoint id", id_file.display()))?;
     let counter = Builder::new(Tracepoint::with_id(id))
         .observe_cgroup(cgroup)
         .one_cpu(cpu)

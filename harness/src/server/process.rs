@@ -67,8 +67,6 @@ pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
     stderr: Arc<Mutex<Stderr>>,
-    /// Exit status 3 before the ready line means "unsupported here".
-    contract: bool,
     readers: Vec<JoinHandle<()>>,
     keeper: Option<Keeper>,
     /// How it ended, once it has.
@@ -160,7 +158,6 @@ impl ServerProcess {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stderr: Arc::clone(&shared_stderr),
-            contract: matches!(ready, Ready::Contract),
             readers: Vec::new(),
             keeper: Some(keeper),
             status: None,
@@ -239,7 +236,7 @@ impl ServerProcess {
                 Err(mpsc::RecvTimeoutError::Disconnected) if probe_port.is_none() => {
                     // Stdout closed without a ready line: it exited, or will.
                     let status = self.wait_for_exit(STOP_DEADLINE);
-                    return Err(self.ended_before_ready(status));
+                    return Err(self.ended_before_ready(status, ready));
                 }
                 // A server that closed its stdout may still open its port.
                 Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(PORT_PROBE_EVERY),
@@ -248,7 +245,7 @@ impl ServerProcess {
             if let Ok(Some(status)) = self.child.try_wait() {
                 self.status = Some(status);
                 self.join_readers();
-                return Err(self.ended_before_ready(Some(status)));
+                return Err(self.ended_before_ready(Some(status), ready));
             }
             if let Some(port) = probe_port {
                 let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -273,8 +270,8 @@ impl ServerProcess {
 
     /// The error for a server that ended before it was ready: `Unsupported`
     /// when a model said this machine cannot run it.
-    fn ended_before_ready(&self, status: Option<ExitStatus>) -> anyhow::Error {
-        if self.contract
+    fn ended_before_ready(&self, status: Option<ExitStatus>, ready: Ready) -> anyhow::Error {
+        if matches!(ready, Ready::Contract)
             && status.and_then(|status| status.code()) == Some(echo_core::process::EXIT_UNSUPPORTED)
         {
             let stderr = self
