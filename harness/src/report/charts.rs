@@ -134,7 +134,7 @@ const OFF_SCALE_FACTOR: f64 = 4.0;
 const FONT: &str = "sans-serif";
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 540;
-const LEGEND_WIDTH: u32 = 220;
+pub(super) const LEGEND_WIDTH: u32 = 220;
 const FLAGGED_NOTE: &str = "flagged cell";
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
@@ -194,7 +194,7 @@ pub fn render(chart: &Chart) -> anyhow::Result<String> {
     Ok(svg)
 }
 
-fn colour((red, green, blue): Rgb) -> RGBColor {
+pub(super) fn colour((red, green, blue): Rgb) -> RGBColor {
     RGBColor(red, green, blue)
 }
 
@@ -408,7 +408,7 @@ fn frame<'a, 'b>(
 }
 
 /// How a legend item's sample is drawn.
-struct LegendItem {
+pub(super) struct LegendItem {
     label: String,
     colour: RGBColor,
     dashed: bool,
@@ -416,7 +416,7 @@ struct LegendItem {
 }
 
 impl LegendItem {
-    fn line(label: impl Into<String>, colour: RGBColor, dashed: bool) -> Self {
+    pub(super) fn line(label: impl Into<String>, colour: RGBColor, dashed: bool) -> Self {
         LegendItem {
             label: label.into(),
             colour,
@@ -459,7 +459,7 @@ fn draw_sample(area: &Area, item: &LegendItem, (x, y): (i32, i32)) -> anyhow::Re
 }
 
 /// A vertical legend in its own panel.
-fn draw_legend(area: &Area, items: &[LegendItem]) -> anyhow::Result<()> {
+pub(super) fn draw_legend(area: &Area, items: &[LegendItem]) -> anyhow::Result<()> {
     let style = (FONT, 14)
         .into_font()
         .color(&BLACK)

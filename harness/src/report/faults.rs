@@ -6,7 +6,7 @@
 //! harness's own tables ([`crate::faults::catalog`], [`crate::faults::judge`]),
 //! as the flag meanings do; everything measured comes from `faults.json`.
 
-use super::charts::Rgb;
+use super::charts::{LEGEND_WIDTH, LegendItem, Rgb, colour, draw_legend};
 use super::document::{Section, Table};
 use super::groups::{Labels, count, kib, number};
 use crate::faults::catalog;
@@ -180,10 +180,9 @@ pub fn draw(root: &Area, title: &str, matrix: &Matrix) -> anyhow::Result<()> {
         ))?;
         for (column, cell) in matrix.cells[row].iter().enumerate() {
             let x = left + (column as u32 * COLUMN) as i32;
-            let (red, green, blue) = cell.colour;
             root.draw(&Rectangle::new(
                 [(x + 2, y + 2), (x + COLUMN as i32 - 2, y + ROW as i32 - 2)],
-                RGBColor(red, green, blue).filled(),
+                colour(cell.colour).filled(),
             ))?;
             let ink = if cell.colour == NOT_MEASURED || cell.colour == DEGRADED {
                 BLACK
@@ -209,16 +208,15 @@ pub fn draw(root: &Area, title: &str, matrix: &Matrix) -> anyhow::Result<()> {
     }
     let legend_y = top + (matrix.rows.len() as u32 * ROW) as i32 + LEGEND as i32 / 2;
     let mut x = left;
-    for (colour, name) in [
+    for (outcome, name) in [
         (OK, "ok"),
         (DEGRADED, "degraded"),
         (FAILED, "failed"),
         (NOT_MEASURED, "not measured"),
     ] {
-        let (red, green, blue) = colour;
         root.draw(&Rectangle::new(
             [(x, legend_y - 7), (x + 14, legend_y + 7)],
-            RGBColor(red, green, blue).filled(),
+            colour(outcome).filled(),
         ))?;
         root.draw(&Text::new(name, (x + 20, legend_y), text(13, BLACK, HPos::Left)))?;
         x += 130;
@@ -304,7 +302,7 @@ pub fn timelines(rows: &[FaultRow], labels: &Labels) -> Vec<(String, Timeline)> 
 /// legend in a panel of its own.
 pub fn draw_timeline(root: &Area, title: &str, timeline: &Timeline) -> anyhow::Result<()> {
     let (width, _) = root.dim_in_pixel();
-    let (plot, legend) = root.split_horizontally(width - 220);
+    let (plot, legend) = root.split_horizontally(width - LEGEND_WIDTH);
     let x_max = timeline
         .series
         .iter()
@@ -333,30 +331,18 @@ pub fn draw_timeline(root: &Area, title: &str, timeline: &Timeline) -> anyhow::R
         .draw()?;
     chart.draw_series([Rectangle::new(
         [(timeline.fault_from_s, 0.0), (timeline.fault_until_s, y_max)],
-        RGBColor(255, 166, 0).mix(0.18).filled(),
+        colour(DEGRADED).mix(0.18).filled(),
     )])?;
     for series in &timeline.series {
-        let (red, green, blue) = series.colour;
         let points = series.points.iter().map(|&(x, y)| (x, y.min(y_max)));
-        chart.draw_series(LineSeries::new(
-            points,
-            RGBColor(red, green, blue).stroke_width(2),
-        ))?;
+        chart.draw_series(LineSeries::new(points, colour(series.colour).stroke_width(2)))?;
     }
-    let style = (FONT, 14)
-        .into_font()
-        .color(&BLACK)
-        .pos(Pos::new(HPos::Left, VPos::Center));
-    for (index, series) in timeline.series.iter().enumerate() {
-        let y = 64 + 24 * index as i32;
-        let (red, green, blue) = series.colour;
-        legend.draw(&PathElement::new(
-            vec![(8, y), (37, y)],
-            RGBColor(red, green, blue).stroke_width(2),
-        ))?;
-        legend.draw(&Text::new(series.label.clone(), (46, y), style.clone()))?;
-    }
-    Ok(())
+    let items: Vec<LegendItem> = timeline
+        .series
+        .iter()
+        .map(|series| LegendItem::line(series.label.clone(), colour(series.colour), false))
+        .collect();
+    draw_legend(&legend, &items)
 }
 
 /// The matrix (its chart given as `chart`), what each fault shows, and the
