@@ -50,12 +50,7 @@ pub fn main(args: MergeArgs) -> anyhow::Result<()> {
         eprintln!("harness: note: {note}");
     }
     write(&args.out, &merged)?;
-    report::generate(&args.out)
-        .with_context(|| format!("cannot write the report of {}", args.out.display()))?;
-    print!("{}", merged.summary);
-    println!("result set: {}", args.out.display());
-    println!("report:     {}", args.out.join("report.md").display());
-    Ok(())
+    report::generate_and_announce_after(&args.out, &merged.summary)
 }
 
 /// One input result set.
@@ -162,20 +157,8 @@ pub fn plan(dirs: &[PathBuf], out: &Path) -> anyhow::Result<Merged> {
 }
 
 fn read_input(dir: &Path) -> anyhow::Result<Input> {
-    let manifest_path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&manifest_path).with_context(|| {
-        format!(
-            "{} is not a result set: cannot read {}",
-            dir.display(),
-            manifest_path.display()
-        )
-    })?;
-    let manifest: Manifest = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{} is not a manifest written by harness run or bench --share",
-            manifest_path.display()
-        )
-    })?;
+    let manifest =
+        set::read_manifest(dir).with_context(|| format!("{} is not a result set", dir.display()))?;
     let cells_dir = dir.join("cells");
     let stems = if cells_dir.is_dir() {
         files::cell_stems(&cells_dir)?
@@ -186,13 +169,7 @@ fn read_input(dir: &Path) -> anyhow::Result<Input> {
     for stem in stems {
         let cell = files::read_cell_json(&cells_dir.join(format!("{stem}.json")))?;
         for extension in ["hgrm", "hlog"] {
-            let path = cells_dir.join(format!("{stem}.{extension}"));
-            if !path.is_file() {
-                bail!(
-                    "{} is missing (every cell has a .json, a .hgrm and a .hlog file)",
-                    path.display()
-                );
-            }
+            files::required(&cells_dir, &stem, extension)?;
         }
         cells.push(InputCell { stem, cell });
     }
@@ -205,8 +182,7 @@ fn read_input(dir: &Path) -> anyhow::Result<Input> {
 
 /// The output must be a new directory, none of the inputs.
 fn check_out(out: &Path, inputs: &[Input]) -> anyhow::Result<()> {
-    let has_cells = std::fs::read_dir(out.join("cells")).is_ok_and(|mut entries| entries.next().is_some());
-    if has_cells {
+    if files::has_cells(&out.join("cells")).unwrap_or(false) {
         bail!(
             "{} already holds cells; merge into a new --out directory",
             out.join("cells").display()
@@ -346,11 +322,7 @@ fn merge_shards(inputs: &[&Input]) -> anyhow::Result<Merged> {
             });
         }
     }
-    let mut manifest = merged_manifest(inputs, first.manifest.parameters.clone());
-    manifest.failures = inputs
-        .iter()
-        .flat_map(|input| input.manifest.failures.iter().cloned())
-        .collect();
+    let manifest = merged_manifest(inputs, first.manifest.parameters.clone());
     let mut summary = format!(
         "merged {} result set{} of suite {}{}: {} cells\n",
         inputs.len(),
@@ -976,8 +948,7 @@ mod tests {
         for host in 1..=3 {
             assert_eq!(log.matches(&format!("Tag=host-{host},")).count(), 3, "{log}");
         }
-        let manifest: Manifest =
-            serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+        let manifest = set::read_manifest(&out).unwrap();
         assert_eq!(manifest.merged_from.len(), 3);
         assert_eq!(manifest.machine.hostname, "load1 | load2 | load3");
     }
@@ -1099,8 +1070,7 @@ mod tests {
         let clash = shard_set(&dir.path().join("clash"), 2, 2, &[("epoll", "closed-c1-s64")]);
         refused(&[one.clone(), clash], &again, "is in both");
         let full = shard_set(&dir.path().join("full"), 2, 2, &[]);
-        let mut manifest: Manifest =
-            serde_json::from_str(&std::fs::read_to_string(full.join("manifest.json")).unwrap()).unwrap();
+        let mut manifest = set::read_manifest(&full).unwrap();
         manifest.suite = serde_json::json!({ "name": "full" });
         set::write_manifest(&full, &manifest).unwrap();
         refused(&[one.clone(), full], &again, "suite 'full'");

@@ -274,9 +274,7 @@ pub fn main(args: RunArgs) -> Result<()> {
             format_cpulist(&shared)
         );
     }
-    report::generate(&out).with_context(|| format!("cannot write the report of {}", out.display()))?;
-    println!("\nresult set: {}", out.display());
-    println!("report:     {}", out.join("report.md").display());
+    report::generate_and_announce(&out)?;
     set::fail_on_failures(&out, manifest.failures.len(), total)
 }
 
@@ -299,10 +297,8 @@ fn default_out_dir(started: SystemTime, shard: Option<&Shard>) -> PathBuf {
 
 /// Refuses to mix two runs in one result set.
 fn ensure_empty_of_cells(cells_dir: &Path) -> Result<()> {
-    let has_cells = std::fs::read_dir(cells_dir)
-        .with_context(|| format!("cannot read {}", cells_dir.display()))?
-        .next()
-        .is_some();
+    let has_cells =
+        files::has_cells(cells_dir).with_context(|| format!("cannot read {}", cells_dir.display()))?;
     if has_cells {
         bail!(
             "{} already holds cells of another run; choose a new --out directory",
