@@ -263,9 +263,7 @@ fn merge_shards(inputs: &[&Input]) -> anyhow::Result<Merged> {
             );
         }
         let total = shards[0].total;
-        let mut seen: BTreeMap<u32, &Input> = BTreeMap::new();
-        for input in inputs {
-            let shard = input.manifest.shard.as_ref().expect("checked");
+        for (input, shard) in inputs.iter().zip(&shards) {
             if shard.total != total {
                 bail!(
                     "{} is shard {}/{} and {} shard {}/{}: merge only shards of one split",
@@ -277,19 +275,21 @@ fn merge_shards(inputs: &[&Input]) -> anyhow::Result<Merged> {
                     shard.total
                 );
             }
-            if let Some(other) = seen.insert(shard.index, input) {
-                bail!(
-                    "shard {}/{total} is given twice ({} and {})",
-                    shard.index,
+        }
+        let missing = missing_positions(
+            inputs
+                .iter()
+                .zip(&shards)
+                .map(|(input, shard)| (shard.index, *input)),
+            total,
+            |index, other, input| {
+                format!(
+                    "shard {index}/{total} is given twice ({} and {})",
                     other.name(),
                     input.name()
-                );
-            }
-        }
-        let missing: Vec<String> = (1..=total)
-            .filter(|index| !seen.contains_key(index))
-            .map(|index| index.to_string())
-            .collect();
+                )
+            },
+        )?;
         if !missing.is_empty() {
             notes.push(format!(
                 "shard{} {} of {total} not given: the merged set lacks {} cells",
@@ -381,21 +381,19 @@ fn merge_hosts(inputs: &[&Input]) -> anyhow::Result<Merged> {
         }
         let what = format!("{label} / {scenario} (start {start_at}, {hosts} load hosts)");
         members.sort_by_key(|(_, data)| data.cell.share.as_ref().map_or(0, |share| share.host));
-        let mut by_host: BTreeMap<u32, &Input> = BTreeMap::new();
-        for (input, data) in &members {
-            let host = data.cell.share.as_ref().expect("checked").host;
-            if let Some(other) = by_host.insert(host, input) {
-                bail!(
+        let missing = missing_positions(
+            members
+                .iter()
+                .map(|(input, data)| (data.cell.share.as_ref().expect("checked").host, *input)),
+            hosts,
+            |host, other, input| {
+                format!(
                     "share {host}/{hosts} of {what} is in both {} and {}",
                     other.name(),
                     input.name()
-                );
-            }
-        }
-        let missing: Vec<String> = (1..=hosts)
-            .filter(|host| !by_host.contains_key(host))
-            .map(|host| host.to_string())
-            .collect();
+                )
+            },
+        )?;
         if !missing.is_empty() {
             bail!(
                 "{what}: share{} {} of {hosts} missing; a cell's sum needs every load host's result set",
@@ -445,6 +443,26 @@ fn merge_hosts(inputs: &[&Input]) -> anyhow::Result<Merged> {
         notes,
         summary,
     })
+}
+
+/// The positions (shards, load hosts' shares) of `1..=total` that none of
+/// `given` holds, after refusing a position held twice with the sentence
+/// `twice(position, first holder, second holder)`.
+fn missing_positions<'a>(
+    given: impl IntoIterator<Item = (u32, &'a Input)>,
+    total: u32,
+    twice: impl Fn(u32, &Input, &Input) -> String,
+) -> anyhow::Result<Vec<String>> {
+    let mut seen: BTreeMap<u32, &Input> = BTreeMap::new();
+    for (position, input) in given {
+        if let Some(other) = seen.insert(position, input) {
+            bail!("{}", twice(position, other, input));
+        }
+    }
+    Ok((1..=total)
+        .filter(|position| !seen.contains_key(position))
+        .map(|position| position.to_string())
+        .collect())
 }
 
 /// One host's cell with its interval histograms.
