@@ -24,6 +24,7 @@
 
 use crate::cell::{flags, record};
 use crate::load::add_errors;
+use crate::load::recorder;
 use crate::report;
 use crate::results::cell::{Cell, CellRecord, ClientStats, Errors, Flag, HostSummary, LoadShare};
 use crate::results::files;
@@ -535,20 +536,17 @@ fn check_alike(what: &str, parts: &[Part]) -> anyhow::Result<()> {
 /// The cell of all hosts together, and each host's intervals under its tag.
 fn sum_parts(parts: &[Part]) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
     let first = parts[0].cell;
-    let seconds = parts.iter().map(|part| part.intervals.len()).max().unwrap_or(0);
-    let mut intervals: Vec<Histogram<u64>> = (0..seconds)
-        .map(|_| crate::load::recorder::new_histogram())
-        .collect();
-    let mut histogram = crate::load::recorder::new_histogram();
+    let mut intervals: Vec<Histogram<u64>> = Vec::new();
     for part in parts {
-        for (second, interval) in part.intervals.iter().enumerate() {
-            intervals[second]
-                .add(interval)
-                .context("an interval histogram does not fit the merged one")?;
-            histogram
-                .add(interval)
-                .context("an interval histogram does not fit the merged one")?;
-        }
+        recorder::add_by_index(&mut intervals, &part.intervals)
+            .context("an interval histogram does not fit the merged one")?;
+    }
+    // The whole cell is the sum of its seconds, as a recorder's is.
+    let mut histogram = recorder::new_histogram();
+    for interval in &intervals {
+        histogram
+            .add(interval)
+            .context("an interval histogram does not fit the merged one")?;
     }
     let messages: u64 = parts.iter().map(|part| part.cell.messages).sum();
     let msgs_per_sec = messages as f64 / first.duration_s;
