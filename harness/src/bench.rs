@@ -8,9 +8,9 @@ use crate::cpus::CpuLayout;
 use crate::load::LoadSpec;
 use crate::results::cell::{Cell, Shape};
 use crate::server::ServerUnderTest;
-use anyhow::{Context, bail};
+use anyhow::bail;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Longest warm-up or measurement.
@@ -156,7 +156,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
     crate::fleet::share::check(&load, &part)?;
     match (&args.out, &args.share) {
         (Some(out), Some(_)) => crate::fleet::share::check_out(out)?,
-        (Some(out), None) => check_writable(out)?,
+        (Some(out), None) => crate::results::files::check_writable(out)?,
         (None, _) => {}
     }
     if let Some(warning) = cpus.shared_warning() {
@@ -173,7 +173,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
         eprintln!("{line}");
     }
     let bar = progress_bar(&spec);
-    let outcome = crate::fleet::share::run(&spec, &part, &mut |progress| {
+    let outcome = cell::run_cell_as(&spec, &part, &mut |progress| {
         bar.set_length(progress.total.as_millis() as u64);
         bar.set_position(progress.elapsed.as_millis() as u64);
         bar.set_message(format!("{} messages", progress.messages));
@@ -198,17 +198,6 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
 /// are not pinned).
 pub fn default_client_threads(cpus: &CpuLayout) -> u32 {
     cpus.load_thread_cpus().len().max(1) as u32
-}
-
-/// Fails early, before any load, when `dir` cannot take the cell's files.
-fn check_writable(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create output directory {}", dir.display()))?;
-    let probe = dir.join(".harness-write-check");
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("cannot write into output directory {}", dir.display()))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
 }
 
 fn progress_bar(spec: &CellSpec) -> indicatif::ProgressBar {

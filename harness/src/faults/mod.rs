@@ -113,7 +113,7 @@ pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
     let cells_dir = out.join("cells");
     std::fs::create_dir_all(&cells_dir)
         .with_context(|| format!("cannot create the result set directory {}", out.display()))?;
-    if std::fs::read_dir(&cells_dir)?.next().is_some() || out.join("faults.json").exists() {
+    if files::has_cells(&cells_dir)? || out.join("faults.json").exists() {
         bail!(
             "{} already holds another run; choose a new --out directory",
             out.display()
@@ -219,10 +219,7 @@ pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
 
     print!("{}", matrix_table(&rows, &faults, &servers));
     if !cells.is_empty() {
-        crate::report::generate(&out)
-            .with_context(|| format!("cannot write the report of {}", out.display()))?;
-        println!("\nresult set: {}", out.display());
-        println!("report:     {}", out.join("report.md").display());
+        crate::report::generate_and_announce(&out)?;
     }
     set::fail_on_failures(&out, manifest.failures.len(), total)
 }

@@ -24,6 +24,7 @@
 
 use crate::cell::{flags, record};
 use crate::load::add_errors;
+use crate::load::recorder;
 use crate::report;
 use crate::results::cell::{Cell, CellRecord, ClientStats, Errors, Flag, HostSummary, LoadShare};
 use crate::results::files;
@@ -50,12 +51,7 @@ pub fn main(args: MergeArgs) -> anyhow::Result<()> {
         eprintln!("harness: note: {note}");
     }
     write(&args.out, &merged)?;
-    report::generate(&args.out)
-        .with_context(|| format!("cannot write the report of {}", args.out.display()))?;
-    print!("{}", merged.summary);
-    println!("result set: {}", args.out.display());
-    println!("report:     {}", args.out.join("report.md").display());
-    Ok(())
+    report::generate_and_announce_after(&args.out, &merged.summary)
 }
 
 /// One input result set.
@@ -162,20 +158,8 @@ pub fn plan(dirs: &[PathBuf], out: &Path) -> anyhow::Result<Merged> {
 }
 
 fn read_input(dir: &Path) -> anyhow::Result<Input> {
-    let manifest_path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&manifest_path).with_context(|| {
-        format!(
-            "{} is not a result set: cannot read {}",
-            dir.display(),
-            manifest_path.display()
-        )
-    })?;
-    let manifest: Manifest = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{} is not a manifest written by harness run or bench --share",
-            manifest_path.display()
-        )
-    })?;
+    let manifest =
+        set::read_manifest(dir).with_context(|| format!("{} is not a result set", dir.display()))?;
     let cells_dir = dir.join("cells");
     let stems = if cells_dir.is_dir() {
         files::cell_stems(&cells_dir)?
@@ -186,13 +170,7 @@ fn read_input(dir: &Path) -> anyhow::Result<Input> {
     for stem in stems {
         let cell = files::read_cell_json(&cells_dir.join(format!("{stem}.json")))?;
         for extension in ["hgrm", "hlog"] {
-            let path = cells_dir.join(format!("{stem}.{extension}"));
-            if !path.is_file() {
-                bail!(
-                    "{} is missing (every cell has a .json, a .hgrm and a .hlog file)",
-                    path.display()
-                );
-            }
+            files::required(&cells_dir, &stem, extension)?;
         }
         cells.push(InputCell { stem, cell });
     }
@@ -205,8 +183,7 @@ fn read_input(dir: &Path) -> anyhow::Result<Input> {
 
 /// The output must be a new directory, none of the inputs.
 fn check_out(out: &Path, inputs: &[Input]) -> anyhow::Result<()> {
-    let has_cells = std::fs::read_dir(out.join("cells")).is_ok_and(|mut entries| entries.next().is_some());
-    if has_cells {
+    if files::has_cells(&out.join("cells")).unwrap_or(false) {
         bail!(
             "{} already holds cells; merge into a new --out directory",
             out.join("cells").display()
@@ -287,9 +264,7 @@ fn merge_shards(inputs: &[&Input]) -> anyhow::Result<Merged> {
             );
         }
         let total = shards[0].total;
-        let mut seen: BTreeMap<u32, &Input> = BTreeMap::new();
-        for input in inputs {
-            let shard = input.manifest.shard.as_ref().expect("checked");
+        for (input, shard) in inputs.iter().zip(&shards) {
             if shard.total != total {
                 bail!(
                     "{} is shard {}/{} and {} shard {}/{}: merge only shards of one split",
@@ -301,19 +276,21 @@ fn merge_shards(inputs: &[&Input]) -> anyhow::Result<Merged> {
                     shard.total
                 );
             }
-            if let Some(other) = seen.insert(shard.index, input) {
-                bail!(
-                    "shard {}/{total} is given twice ({} and {})",
-                    shard.index,
+        }
+        let missing = missing_positions(
+            inputs
+                .iter()
+                .zip(&shards)
+                .map(|(input, shard)| (shard.index, *input)),
+            total,
+            |index, other, input| {
+                format!(
+                    "shard {index}/{total} is given twice ({} and {})",
                     other.name(),
                     input.name()
-                );
-            }
-        }
-        let missing: Vec<String> = (1..=total)
-            .filter(|index| !seen.contains_key(index))
-            .map(|index| index.to_string())
-            .collect();
+                )
+            },
+        )?;
         if !missing.is_empty() {
             notes.push(format!(
                 "shard{} {} of {total} not given: the merged set lacks {} cells",
@@ -346,11 +323,7 @@ fn merge_shards(inputs: &[&Input]) -> anyhow::Result<Merged> {
             });
         }
     }
-    let mut manifest = merged_manifest(inputs, first.manifest.parameters.clone());
-    manifest.failures = inputs
-        .iter()
-        .flat_map(|input| input.manifest.failures.iter().cloned())
-        .collect();
+    let manifest = merged_manifest(inputs, first.manifest.parameters.clone());
     let mut summary = format!(
         "merged {} result set{} of suite {}{}: {} cells\n",
         inputs.len(),
@@ -409,21 +382,19 @@ fn merge_hosts(inputs: &[&Input]) -> anyhow::Result<Merged> {
         }
         let what = format!("{label} / {scenario} (start {start_at}, {hosts} load hosts)");
         members.sort_by_key(|(_, data)| data.cell.share.as_ref().map_or(0, |share| share.host));
-        let mut by_host: BTreeMap<u32, &Input> = BTreeMap::new();
-        for (input, data) in &members {
-            let host = data.cell.share.as_ref().expect("checked").host;
-            if let Some(other) = by_host.insert(host, input) {
-                bail!(
+        let missing = missing_positions(
+            members
+                .iter()
+                .map(|(input, data)| (data.cell.share.as_ref().expect("checked").host, *input)),
+            hosts,
+            |host, other, input| {
+                format!(
                     "share {host}/{hosts} of {what} is in both {} and {}",
                     other.name(),
                     input.name()
-                );
-            }
-        }
-        let missing: Vec<String> = (1..=hosts)
-            .filter(|host| !by_host.contains_key(host))
-            .map(|host| host.to_string())
-            .collect();
+                )
+            },
+        )?;
         if !missing.is_empty() {
             bail!(
                 "{what}: share{} {} of {hosts} missing; a cell's sum needs every load host's result set",
@@ -473,6 +444,26 @@ fn merge_hosts(inputs: &[&Input]) -> anyhow::Result<Merged> {
         notes,
         summary,
     })
+}
+
+/// The positions (shards, load hosts' shares) of `1..=total` that none of
+/// `given` holds, after refusing a position held twice with the sentence
+/// `twice(position, first holder, second holder)`.
+fn missing_positions<'a>(
+    given: impl IntoIterator<Item = (u32, &'a Input)>,
+    total: u32,
+    twice: impl Fn(u32, &Input, &Input) -> String,
+) -> anyhow::Result<Vec<String>> {
+    let mut seen: BTreeMap<u32, &Input> = BTreeMap::new();
+    for (position, input) in given {
+        if let Some(other) = seen.insert(position, input) {
+            bail!("{}", twice(position, other, input));
+        }
+    }
+    Ok((1..=total)
+        .filter(|position| !seen.contains_key(position))
+        .map(|position| position.to_string())
+        .collect())
 }
 
 /// One host's cell with its interval histograms.
@@ -545,20 +536,17 @@ fn check_alike(what: &str, parts: &[Part]) -> anyhow::Result<()> {
 /// The cell of all hosts together, and each host's intervals under its tag.
 fn sum_parts(parts: &[Part]) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
     let first = parts[0].cell;
-    let seconds = parts.iter().map(|part| part.intervals.len()).max().unwrap_or(0);
-    let mut intervals: Vec<Histogram<u64>> = (0..seconds)
-        .map(|_| crate::load::recorder::new_histogram())
-        .collect();
-    let mut histogram = crate::load::recorder::new_histogram();
+    let mut intervals: Vec<Histogram<u64>> = Vec::new();
     for part in parts {
-        for (second, interval) in part.intervals.iter().enumerate() {
-            intervals[second]
-                .add(interval)
-                .context("an interval histogram does not fit the merged one")?;
-            histogram
-                .add(interval)
-                .context("an interval histogram does not fit the merged one")?;
-        }
+        recorder::add_by_index(&mut intervals, &part.intervals)
+            .context("an interval histogram does not fit the merged one")?;
+    }
+    // The whole cell is the sum of its seconds, as a recorder's is.
+    let mut histogram = recorder::new_histogram();
+    for interval in &intervals {
+        histogram
+            .add(interval)
+            .context("an interval histogram does not fit the merged one")?;
     }
     let messages: u64 = parts.iter().map(|part| part.cell.messages).sum();
     let msgs_per_sec = messages as f64 / first.duration_s;
@@ -976,8 +964,7 @@ mod tests {
         for host in 1..=3 {
             assert_eq!(log.matches(&format!("Tag=host-{host},")).count(), 3, "{log}");
         }
-        let manifest: Manifest =
-            serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+        let manifest = set::read_manifest(&out).unwrap();
         assert_eq!(manifest.merged_from.len(), 3);
         assert_eq!(manifest.machine.hostname, "load1 | load2 | load3");
     }
@@ -1099,8 +1086,7 @@ mod tests {
         let clash = shard_set(&dir.path().join("clash"), 2, 2, &[("epoll", "closed-c1-s64")]);
         refused(&[one.clone(), clash], &again, "is in both");
         let full = shard_set(&dir.path().join("full"), 2, 2, &[]);
-        let mut manifest: Manifest =
-            serde_json::from_str(&std::fs::read_to_string(full.join("manifest.json")).unwrap()).unwrap();
+        let mut manifest = set::read_manifest(&full).unwrap();
         manifest.suite = serde_json::json!({ "name": "full" });
         set::write_manifest(&full, &manifest).unwrap();
         refused(&[one.clone(), full], &again, "suite 'full'");

@@ -24,12 +24,12 @@
 //!   ([`LoadShare`](crate::results::cell::LoadShare)). `harness merge`
 //!   adds the N hosts' sets into one cell.
 
-use crate::cell::{self, HostPart};
+use crate::cell::HostPart;
 use crate::cpus::CpuLayout;
 use crate::load::{HostShare, LoadSpec, MAX_HOSTS};
 use crate::results::cell::CellRecord;
 use crate::results::{files, set};
-use anyhow::{Context, bail};
+use anyhow::bail;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -126,18 +126,13 @@ pub fn check(load: &LoadSpec, part: &HostPart) -> anyhow::Result<()> {
 /// Refuses to start when `out` already holds a result set with cells.
 pub fn check_out(out: &Path) -> anyhow::Result<()> {
     let cells = out.join("cells");
-    let has_cells = std::fs::read_dir(&cells).is_ok_and(|mut entries| entries.next().is_some());
-    if has_cells {
+    if files::has_cells(&cells).unwrap_or(false) {
         bail!(
             "{} already holds cells; each load host writes its share into a new --out directory",
             cells.display()
         );
     }
-    std::fs::create_dir_all(&cells).with_context(|| format!("cannot create {}", cells.display()))?;
-    let probe = cells.join(".harness-write-check");
-    std::fs::write(&probe, b"").with_context(|| format!("cannot write into {}", cells.display()))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
+    files::check_writable(&cells)
 }
 
 /// Writes the host's cell as a result set in `out`.
@@ -169,16 +164,6 @@ pub fn waiting_line(part: &HostPart) -> Option<String> {
         "echolab: {share}connecting, then starting at {text} (in {:.1} s by this host's clock)",
         at.saturating_duration_since(Instant::now()).as_secs_f64()
     ))
-}
-
-/// Runs this host's part of the cell.
-pub fn run(
-    spec: &cell::CellSpec,
-    part: &HostPart,
-    observe: &mut dyn FnMut(cell::CellProgress),
-) -> anyhow::Result<CellRecord> {
-    check(&spec.load, part)?;
-    cell::run_cell_as(spec, part, observe)
 }
 
 #[cfg(test)]

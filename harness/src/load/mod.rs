@@ -221,13 +221,7 @@ impl LoadOutcome {
     fn absorb(&mut self, other: LoadOutcome) {
         // Same bounds everywhere, so adding never fails.
         let _ = self.histogram.add(&other.histogram);
-        if self.intervals.len() < other.intervals.len() {
-            self.intervals
-                .resize_with(other.intervals.len(), recorder::new_histogram);
-        }
-        for (into, from) in self.intervals.iter_mut().zip(&other.intervals) {
-            let _ = into.add(from);
-        }
+        let _ = recorder::add_by_index(&mut self.intervals, &other.intervals);
         add_errors(&mut self.errors, &other.errors);
         self.messages += other.messages;
         self.per_connection.extend_from_slice(&other.per_connection);

@@ -91,6 +91,22 @@ impl Recorder {
     }
 }
 
+/// Adds each histogram of `from` into the one of the same index in `into`
+/// (one interval into the same interval), first growing `into` with empty
+/// histograms to `from`'s length.
+pub fn add_by_index(
+    into: &mut Vec<Histogram<u64>>,
+    from: &[Histogram<u64>],
+) -> Result<(), hdrhistogram::AdditionError> {
+    if into.len() < from.len() {
+        into.resize_with(from.len(), new_histogram);
+    }
+    for (into, from) in into.iter_mut().zip(from) {
+        into.add(from)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

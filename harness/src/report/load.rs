@@ -3,6 +3,7 @@
 use super::read::{self, IntervalSummary, PercentileRow};
 use crate::results::cell::Cell;
 use crate::results::faults::FaultRow;
+use crate::results::files;
 use anyhow::bail;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -50,7 +51,7 @@ pub fn result_set(dir: &Path, histograms: Histograms) -> anyhow::Result<ResultSe
     let stems = if !cells_dir.is_dir() && (tour.is_some() || faults.is_some()) {
         Vec::new()
     } else {
-        crate::results::files::cell_stems(&cells_dir)?
+        files::cell_stems(&cells_dir)?
     };
     // A tour whose steps measured no cell (steps 1 and 2 alone), or a
     // robustness matrix alone, is a report still.
@@ -74,8 +75,8 @@ pub fn result_set(dir: &Path, histograms: Histograms) -> anyhow::Result<ResultSe
         let (spectrum, intervals) = match histograms {
             Histograms::Skip => (Vec::new(), Vec::new()),
             Histograms::Read => (
-                read::percentile_distribution(&required(&cells_dir, &stem, "hgrm")?)?,
-                read::interval_log(&required(&cells_dir, &stem, "hlog")?, cell.duration_s)?,
+                read::percentile_distribution(&files::required(&cells_dir, &stem, "hgrm")?)?,
+                read::interval_log(&files::required(&cells_dir, &stem, "hlog")?, cell.duration_s)?,
             ),
         };
         cells.push(CellData {
@@ -91,15 +92,4 @@ pub fn result_set(dir: &Path, histograms: Histograms) -> anyhow::Result<ResultSe
         tour,
         faults,
     })
-}
-
-fn required(cells_dir: &Path, stem: &str, extension: &str) -> anyhow::Result<PathBuf> {
-    let path = cells_dir.join(format!("{stem}.{extension}"));
-    if !path.is_file() {
-        bail!(
-            "{} is missing (every cell has a .json, a .hgrm and a .hlog file)",
-            path.display()
-        );
-    }
-    Ok(path)
 }

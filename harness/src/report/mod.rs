@@ -79,6 +79,22 @@ pub fn generate(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes the report of the result set `out` (see [`generate`]), then says
+/// where both are, after a blank line.
+pub fn generate_and_announce(out: &Path) -> anyhow::Result<()> {
+    generate_and_announce_after(out, "\n")
+}
+
+/// [`generate_and_announce`], printing `before` (a summary, or nothing)
+/// between writing the report and the two lines that say where it is.
+pub fn generate_and_announce_after(out: &Path, before: &str) -> anyhow::Result<()> {
+    generate(out).with_context(|| format!("cannot write the report of {}", out.display()))?;
+    print!("{before}");
+    println!("result set: {}", out.display());
+    println!("report:     {}", out.join("report.md").display());
+    Ok(())
+}
+
 fn write(path: &Path, contents: &str) -> anyhow::Result<()> {
     std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -2,7 +2,6 @@
 //! each with its outcome and the figures the outcome was decided on. The
 //! report's robustness matrix is drawn from this file alone.
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -156,20 +155,10 @@ pub struct FaultRow {
 
 /// Writes `faults.json` into `dir`.
 pub fn write(dir: &Path, rows: &[FaultRow]) -> anyhow::Result<()> {
-    let path = dir.join("faults.json");
-    let mut text = serde_json::to_string_pretty(rows)?;
-    text.push('\n');
-    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    super::files::write_json(&dir.join("faults.json"), &rows)
 }
 
 /// Reads `dir/faults.json`; `None` when the result set has none.
 pub fn read(dir: &Path) -> anyhow::Result<Option<Vec<FaultRow>>> {
-    let path = dir.join("faults.json");
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let rows = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a list of fault rows", path.display()))?;
-    Ok(Some(rows))
+    super::files::read_json_if_present(&dir.join("faults.json"), "a list of fault rows")
 }

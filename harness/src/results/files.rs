@@ -23,6 +23,8 @@ use hdrhistogram::serialization::interval_log::{
     IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag,
 };
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
@@ -66,15 +68,60 @@ pub fn write_merged_cell(
         let path = cells_dir.join(format!("{stem}.{extension}"));
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
     };
-    let mut json = serde_json::to_string_pretty(&record.cell)?;
-    json.push('\n');
-    write("json", json.as_bytes())?;
+    write_json(&cells_dir.join(format!("{stem}.json")), &record.cell)?;
     write("hgrm", percentile_distribution(&record.histogram).as_bytes())?;
     write(
         "hlog",
         &interval_log(&record.intervals, record.cell.duration_s, hosts)?,
     )?;
     Ok(())
+}
+
+/// Writes `value` into `path` as pretty JSON and a final newline.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Reads the JSON document in `path`; `None` when there is no such file.
+/// `what` names the document in the error (`"a tour document"`).
+pub fn read_json_if_present<T: DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<Option<T>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let value = serde_json::from_str(&text).with_context(|| format!("{} is not {what}", path.display()))?;
+    Ok(Some(value))
+}
+
+/// Whether `cells_dir` holds anything (an error when it cannot be read,
+/// `NotFound` included: callers decide what that means).
+pub(crate) fn has_cells(cells_dir: &Path) -> std::io::Result<bool> {
+    Ok(std::fs::read_dir(cells_dir)?.next().is_some())
+}
+
+/// Fails early, before any load, when `dir` cannot take a result's files.
+pub(crate) fn check_writable(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create output directory {}", dir.display()))?;
+    let probe = dir.join(".harness-write-check");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("cannot write into output directory {}", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// The path of a cell's `.hgrm` or `.hlog` (`extension`), refusing a missing file.
+pub(crate) fn required(cells_dir: &Path, stem: &str, extension: &str) -> anyhow::Result<std::path::PathBuf> {
+    let path = cells_dir.join(format!("{stem}.{extension}"));
+    if !path.is_file() {
+        anyhow::bail!(
+            "{} is missing (every cell has a .json, a .hgrm and a .hlog file)",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 /// The text `outputPercentileDistribution(out, 5, 1000.0)` prints for a

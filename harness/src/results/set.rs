@@ -248,9 +248,15 @@ pub fn git_commit() -> String {
 }
 
 pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
+    super::files::write_json(&dir.join("manifest.json"), manifest)
+}
+
+/// Reads `dir/manifest.json`.
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join("manifest.json");
-    let text = serde_json::to_string_pretty(manifest)?;
-    std::fs::write(&path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a manifest written by harness", path.display()))
 }
 
 /// One row of `summary.csv`.

@@ -99,20 +99,22 @@ pub fn main(args: RunArgs) -> Result<()> {
     set::write_manifest(&out, &manifest)?;
 
     let all_cells = servers.len() * scenarios.len() * args.repeat as usize;
-    let owned = |label: &str, scenario: &str, repeat: u32| {
-        shard
-            .as_ref()
-            .is_none_or(|shard| shard.owns(label, scenario, repeat))
-    };
-    let mut total = 0;
+    // The cells this run measures, in order: repeat by repeat, scenario by
+    // scenario, server by server.
+    let mut owned = Vec::new();
     for repeat in 1..=args.repeat {
         for scenario in &scenarios {
-            total += servers
-                .iter()
-                .filter(|server| owned(&server.label, &scenario.name, repeat))
-                .count();
+            for server in &servers {
+                if shard
+                    .as_ref()
+                    .is_none_or(|shard| shard.owns(&server.label, &scenario.name, repeat))
+                {
+                    owned.push((repeat, scenario, server));
+                }
+            }
         }
     }
+    let total = owned.len();
     if let Some(shard) = &shard {
         eprintln!(
             "echolab: shard {} from {}: {total} of the suite's {all_cells} cells",
@@ -150,108 +152,90 @@ pub fn main(args: RunArgs) -> Result<()> {
     let plain_progress = !std::io::stderr().is_terminal();
     let run_started = std::time::Instant::now();
     let mut cells: Vec<Cell> = Vec::new();
-    for repeat in 1..=args.repeat {
-        for scenario in &scenarios {
-            for server in &servers {
-                if !owned(&server.label, &scenario.name, repeat) {
-                    continue;
-                }
-                let spec = CellSpec {
-                    server: server.clone(),
-                    scenario: scenario.name.clone(),
-                    repeat,
-                    load: scenario.load.clone(),
-                    cpus: cpus.clone(),
-                };
-                progress.set_message(format!("{} / {} (run {repeat})", server.label, scenario.name));
-                let outcome = cell::run_cell(&spec).and_then(|record| {
-                    files::write_cell(&cells_dir, &record, args.repeat)?;
-                    Ok(record.cell)
-                });
-                match outcome {
-                    Ok(cell) => {
-                        if !cell.flags.is_empty() {
-                            let flags: Vec<_> = cell.flags.iter().map(|f| f.as_str()).collect();
-                            say(
-                                &progress,
-                                format!(
-                                    "  {} / {}: flagged {}",
-                                    cell.label,
-                                    cell.scenario,
-                                    flags.join(", ")
-                                ),
-                            );
-                        }
-                        cells.push(cell);
-                    }
-                    Err(ref error) if let Some(unsupported) = error.downcast_ref::<Unsupported>() => {
-                        if !manifest
-                            .unsupported
-                            .iter()
-                            .any(|known| known.label == server.label)
-                        {
-                            say(&progress, format!("  {}: {unsupported}", server.label));
-                        }
-                        manifest.unsupported.push(set::Unsupported {
-                            label: server.label.clone(),
-                            scenario: scenario.name.clone(),
-                            repeat,
-                            reason: unsupported.reason.clone(),
-                        });
-                    }
-                    Err(error) => {
-                        say(
-                            &progress,
-                            format!("  {} / {}: FAILED: {error:#}", server.label, scenario.name),
-                        );
-                        manifest.failures.push(set::Failure {
-                            label: server.label.clone(),
-                            scenario: scenario.name.clone(),
-                            repeat,
-                            error: format!("{error:#}"),
-                        });
-                    }
-                }
-                progress.inc(1);
-                if plain_progress {
-                    let done = progress.position();
-                    let elapsed = run_started.elapsed();
-                    let left = elapsed.mul_f64((total as u64 - done) as f64 / done as f64);
-                    let measured = cells
-                        .last()
-                        .filter(|cell| {
-                            cell.label == server.label
-                                && cell.scenario == scenario.name
-                                && cell.repeat == repeat
-                        })
-                        .map_or_else(
-                            || {
-                                if manifest
-                                    .unsupported
-                                    .iter()
-                                    .any(|known| known.label == server.label)
-                                {
-                                    "unsupported here".to_owned()
-                                } else {
-                                    "failed".to_owned()
-                                }
-                            },
-                            |cell| format!("{:.0} msgs/s", cell.msgs_per_sec),
-                        );
-                    eprintln!(
-                        "[{done}/{total}] {} / {} (run {repeat}): {measured}; {} elapsed, ~{} left",
-                        server.label,
-                        scenario.name,
-                        HumanDuration(elapsed),
-                        HumanDuration(left)
+    for (repeat, scenario, server) in owned {
+        let spec = CellSpec {
+            server: server.clone(),
+            scenario: scenario.name.clone(),
+            repeat,
+            load: scenario.load.clone(),
+            cpus: cpus.clone(),
+        };
+        progress.set_message(format!("{} / {} (run {repeat})", server.label, scenario.name));
+        let outcome = cell::run_cell(&spec).and_then(|record| {
+            files::write_cell(&cells_dir, &record, args.repeat)?;
+            Ok(record.cell)
+        });
+        // What the plain progress line says of the cell.
+        let measured = match outcome {
+            Ok(cell) => {
+                if !cell.flags.is_empty() {
+                    let flags: Vec<_> = cell.flags.iter().map(|f| f.as_str()).collect();
+                    say(
+                        &progress,
+                        format!(
+                            "  {} / {}: flagged {}",
+                            cell.label,
+                            cell.scenario,
+                            flags.join(", ")
+                        ),
                     );
                 }
-                // Keep what is measured so far on disk: an interrupted run
-                // still leaves a readable result set.
-                set::write_summary(&out, &cells)?;
-                set::write_manifest(&out, &manifest)?;
+                let measured = format!("{:.0} msgs/s", cell.msgs_per_sec);
+                cells.push(cell);
+                measured
             }
+            Err(ref error) if let Some(unsupported) = error.downcast_ref::<Unsupported>() => {
+                let known = manifest
+                    .unsupported
+                    .iter()
+                    .any(|known| known.label == server.label);
+                if !known {
+                    say(&progress, format!("  {}: {unsupported}", server.label));
+                }
+                manifest.unsupported.push(set::Unsupported {
+                    label: server.label.clone(),
+                    scenario: scenario.name.clone(),
+                    repeat,
+                    reason: unsupported.reason.clone(),
+                });
+                "unsupported here".to_owned()
+            }
+            Err(error) => {
+                say(
+                    &progress,
+                    format!("  {} / {}: FAILED: {error:#}", server.label, scenario.name),
+                );
+                manifest.failures.push(set::Failure {
+                    label: server.label.clone(),
+                    scenario: scenario.name.clone(),
+                    repeat,
+                    error: format!("{error:#}"),
+                });
+                // A label already found unsupported here reads as such.
+                let unsupported = manifest
+                    .unsupported
+                    .iter()
+                    .any(|known| known.label == server.label);
+                if unsupported { "unsupported here" } else { "failed" }.to_owned()
+            }
+        };
+        progress.inc(1);
+        if plain_progress {
+            let done = progress.position();
+            let elapsed = run_started.elapsed();
+            let left = elapsed.mul_f64((total as u64 - done) as f64 / done as f64);
+            eprintln!(
+                "[{done}/{total}] {} / {} (run {repeat}): {measured}; {} elapsed, ~{} left",
+                server.label,
+                scenario.name,
+                HumanDuration(elapsed),
+                HumanDuration(left)
+            );
         }
+        // Keep what is measured so far on disk: an interrupted run
+        // still leaves a readable result set.
+        set::write_summary(&out, &cells)?;
+        set::write_manifest(&out, &manifest)?;
     }
     progress.finish_and_clear();
 
@@ -274,9 +258,7 @@ pub fn main(args: RunArgs) -> Result<()> {
             format_cpulist(&shared)
         );
     }
-    report::generate(&out).with_context(|| format!("cannot write the report of {}", out.display()))?;
-    println!("\nresult set: {}", out.display());
-    println!("report:     {}", out.join("report.md").display());
+    report::generate_and_announce(&out)?;
     set::fail_on_failures(&out, manifest.failures.len(), total)
 }
 
@@ -299,10 +281,8 @@ fn default_out_dir(started: SystemTime, shard: Option<&Shard>) -> PathBuf {
 
 /// Refuses to mix two runs in one result set.
 fn ensure_empty_of_cells(cells_dir: &Path) -> Result<()> {
-    let has_cells = std::fs::read_dir(cells_dir)
-        .with_context(|| format!("cannot read {}", cells_dir.display()))?
-        .next()
-        .is_some();
+    let has_cells =
+        files::has_cells(cells_dir).with_context(|| format!("cannot read {}", cells_dir.display()))?;
     if has_cells {
         bail!(
             "{} already holds cells of another run; choose a new --out directory",
