@@ -899,7 +899,7 @@ fn with_range(spread: Option<Spread>, format: impl Fn(f64) -> String) -> String 
     }
 }
 
-fn capitalise(text: &str) -> String {
+pub(super) fn capitalise(text: &str) -> String {
     let mut characters = text.chars();
     match characters.next() {
         Some(first) => first.to_uppercase().chain(characters).collect(),

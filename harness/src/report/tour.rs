@@ -4,7 +4,7 @@
 //! reason, one chart and the measured figures.
 
 use super::charts::{Bar, BarChart, ChartBody};
-use super::document::{Builder, Section, Table};
+use super::document::{Builder, Section, Table, capitalise};
 use super::groups::{Spread, figure, part_colour};
 use crate::results::tour::{TourEntry, Verdict};
 
@@ -80,7 +80,7 @@ fn step_section(entry: &TourEntry, builder: &mut Builder) -> Section {
         format!(
             "Verdict: {}. {}.",
             entry.verdict.as_str().to_uppercase(),
-            capitalised(&entry.reason)
+            capitalise(&entry.reason)
         ),
     ];
     if let Some(reference) = &entry.reference {
@@ -141,13 +141,5 @@ fn step_section(entry: &TourEntry, builder: &mut Builder) -> Section {
         paragraphs,
         charts,
         table,
-    }
-}
-
-fn capitalised(text: &str) -> String {
-    let mut characters = text.chars();
-    match characters.next() {
-        Some(first) => first.to_uppercase().chain(characters).collect(),
-        None => String::new(),
     }
 }
