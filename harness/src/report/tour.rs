@@ -6,7 +6,7 @@
 use super::charts::{Bar, BarChart, ChartBody};
 use super::document::{Builder, Section, Table, capitalise};
 use super::groups::{Spread, figure, part_colour};
-use crate::results::tour::{TourEntry, Verdict};
+use crate::results::tour::{self, TourEntry};
 
 /// The sections, in order: `tour`, then `tour-step-N` for each step.
 pub fn sections(entries: &[TourEntry], builder: &mut Builder) -> Vec<Section> {
@@ -25,7 +25,6 @@ pub fn is_tour_section(section: &Section) -> bool {
 }
 
 fn overview(entries: &[&TourEntry]) -> Section {
-    let count = |verdict| entries.iter().filter(|entry| entry.verdict == verdict).count();
     let modes: Vec<&str> = {
         let mut modes: Vec<&str> = entries.iter().map(|entry| entry.mode.as_str()).collect();
         modes.sort_unstable();
@@ -42,13 +41,11 @@ fn overview(entries: &[&TourEntry]) -> Section {
              (a model that is not built, a facility or CPUs this machine lacks)."
                 .to_owned(),
             format!(
-                "{} step{} ({} mode): {} confirmed, {} not confirmed here, {} skipped.",
+                "{} step{} ({} mode): {}.",
                 entries.len(),
                 if entries.len() == 1 { "" } else { "s" },
                 modes.join(" and "),
-                count(Verdict::Confirmed),
-                count(Verdict::NotConfirmedHere),
-                count(Verdict::Skipped)
+                tour::tally(entries.iter().copied())
             ),
         ],
         charts: Vec::new(),
@@ -118,7 +115,7 @@ fn step_section(entry: &TourEntry, builder: &mut Builder) -> Section {
             })
             .collect();
         charts.push(builder.add_chart(
-            &format!("tour-step{:02}", entry.step),
+            &format!("tour-{}", tour::step_tag(entry.step)),
             format!("Step {}: {}", entry.step, chart.title),
             ChartBody::Bars(BarChart {
                 value_label: chart.unit.clone(),

@@ -140,7 +140,7 @@ impl Session {
     }
 
     fn measure_cell(&mut self, server: ServerUnderTest, load: LoadSpec) -> Result<Cell> {
-        let scenario = format!("step{:02}-{}", self.step, cell::scenario_name(&load));
+        let scenario = format!("{}-{}", tour::step_tag(self.step), cell::scenario_name(&load));
         let what = format!("{} / {}", server.label, describe_load(&load));
         self.progress.waiting(self.step, &format!("measuring {what}"));
         let spec = CellSpec {
@@ -307,7 +307,7 @@ fn run_step(step: &Step, session: &mut Session, mode: &str, failures: &mut Vec<s
         Err(error) => {
             failures.push(set::Failure {
                 label: "tour".to_owned(),
-                scenario: format!("step{:02}", step.number),
+                scenario: tour::step_tag(step.number),
                 repeat: 1,
                 error: format!("{error:#}"),
             });
@@ -399,14 +399,7 @@ fn verdict_table(entries: &[TourEntry]) -> String {
             entry.title
         );
     }
-    let count = |verdict| entries.iter().filter(|entry| entry.verdict == verdict).count();
-    text += &format!(
-        "{} confirmed, {} not confirmed here, {} skipped",
-        count(Verdict::Confirmed),
-        count(Verdict::NotConfirmedHere),
-        count(Verdict::Skipped)
-    );
-    text
+    text + &tour::tally(entries)
 }
 
 /// Creates `out` and returns the tour entries already there. A whole tour
@@ -436,7 +429,7 @@ fn prepare_out_dir(out: &Path, step: Option<u32>) -> Result<Vec<TourEntry>> {
 
 /// Removes the cells an earlier run of step `number` wrote.
 fn remove_step_cells(cells_dir: &Path, number: u32) -> Result<()> {
-    let marker = format!("--step{number:02}-");
+    let marker = format!("--{}-", tour::step_tag(number));
     for entry in
         std::fs::read_dir(cells_dir).with_context(|| format!("cannot read {}", cells_dir.display()))?
     {
@@ -463,7 +456,7 @@ fn previous_failures(out: &Path, step: Option<u32>) -> Vec<set::Failure> {
         .map(|manifest| manifest.failures)
         .unwrap_or_default()
         .into_iter()
-        .filter(|failure| failure.scenario != format!("step{number:02}"))
+        .filter(|failure| failure.scenario != tour::step_tag(number))
         .collect()
 }
 
