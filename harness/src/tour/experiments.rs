@@ -8,7 +8,7 @@
 
 use super::steps::{BEYOND_FD_SETSIZE, HOLD_MS, REACTOR_CPUS_MIN};
 use super::{Figures, Session};
-use crate::results::cell::{Cell, Flag, Shape};
+use crate::results::cell::{Cell, Flag, Shape, Syscalls};
 use crate::results::tour::{TourBar, TourChart};
 use crate::server::ServerUnderTest;
 use echo_core::syscalls::PROFILE_LOAD;
@@ -439,18 +439,16 @@ fn by_name(
     calls: &std::collections::BTreeMap<String, f64>,
     eagain: &std::collections::BTreeMap<String, f64>,
 ) -> String {
-    let mut listed: Vec<(&String, &f64)> = calls.iter().filter(|(_, value)| **value >= 0.005).collect();
-    listed.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
-    listed
+    Syscalls::most_first(calls)
         .iter()
         .map(
             |(name, value)| match eagain.get(*name).filter(|failed| **failed >= 0.005) {
                 Some(failed) => format!(
                     "{name} {} (EAGAIN {})",
-                    super::steps::short(**value),
+                    super::steps::short(*value),
                     super::steps::short(*failed)
                 ),
-                None => format!("{name} {}", super::steps::short(**value)),
+                None => format!("{name} {}", super::steps::short(*value)),
             },
         )
         .collect::<Vec<_>>()
