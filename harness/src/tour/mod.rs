@@ -165,26 +165,6 @@ impl Session {
             progress.waiting(step, what)
         })
     }
-
-    /// Why `model` cannot run here (it says so and exits with
-    /// [`echo_core::process::EXIT_UNSUPPORTED`] when started), or `None`
-    /// when it starts.
-    fn unsupported(&mut self, model: &str) -> Result<Option<String>> {
-        self.progress
-            .waiting(self.step, &format!("checking that {model} can run here"));
-        let mut server = ServerUnderTest::model(model, &[], None)?;
-        server.launch.count_syscalls = false;
-        match server.start(&self.cpus.server) {
-            Ok(started) => {
-                started.stop()?;
-                Ok(None)
-            }
-            Err(error) => match error.downcast_ref::<crate::server::process::Unsupported>() {
-                Some(unsupported) => Ok(Some(unsupported.reason.clone())),
-                None => Err(error),
-            },
-        }
-    }
 }
 
 /// `1 connection + 500 idle, closed loop, 1 s warm-up + 3 s`.
