@@ -26,6 +26,7 @@ use crate::server::ServerUnderTest;
 use anyhow::{Context, Result, bail};
 use indexmap::IndexMap;
 use indicatif::{HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -107,9 +108,17 @@ pub struct Session {
     /// The step running, and the cells it wrote.
     step: u32,
     written: Vec<String>,
+    /// Every cell of the result set (the other steps' ones already there
+    /// for `--step`), by file name (`…-s64-i500.json` sorts before
+    /// `…-s64.json`): the order `summary.csv` lists them in.
+    cells: BTreeMap<String, Cell>,
 }
 
 impl Session {
+    fn mode(&self) -> &'static str {
+        if self.quick { "quick" } else { "full" }
+    }
+
     /// A load of this mode's pace.
     fn load(&self, shape: Shape, connections: u32, idle: u32, rate: Option<f64>) -> LoadSpec {
         LoadSpec {
@@ -154,7 +163,9 @@ impl Session {
         let step = self.step;
         let record = cell::run_cell_observed(&spec, &mut |at| progress.cell(step, &what, at))?;
         files::write_cell(&self.cells_dir, &record, 1)?;
-        self.written.push(record.cell.file_stem(1));
+        let stem = record.cell.file_stem(1);
+        self.cells.insert(format!("{stem}.json"), record.cell.clone());
+        self.written.push(stem);
         Ok(record.cell)
     }
 
@@ -202,7 +213,7 @@ pub fn main(args: TourArgs) -> Result<()> {
     };
     // The mask before any cell pins this thread to the client CPUs.
     let mask = echo_core::affinity::allowed_cpus().context("cannot read the harness's CPU affinity")?;
-    let cpus = CpuLayout::for_this_process(None, None, true)?;
+    let cpus = CpuLayout::choose(None, None, &mask, true)?;
     let started = SystemTime::now();
     let out = args
         .out
@@ -214,16 +225,19 @@ pub fn main(args: TourArgs) -> Result<()> {
         remove_step_cells(&cells_dir, number)?;
         entries.retain(|entry| entry.step != number);
     }
+    let cells = read_cells(&cells_dir)?;
     echo_core::process::raise_fd_limit().ok();
     if !cpus.client.is_empty() {
         echo_core::affinity::pin_to(&cpus.client).context("cannot pin the harness to the client CPUs")?;
     }
-    let mode = if args.quick { "quick" } else { "full" };
-    let mut failures = previous_failures(&out, args.step);
-    let failed_before = failures.len();
+    // Its suite and models are set as steps are measured.
+    let mut manifest = set::Manifest::new(started, serde_json::Value::Null, &cpus, 1, Vec::new());
+    manifest.failures = previous_failures(&out, args.step);
+    let failed_before = manifest.failures.len();
 
     eprintln!(
-        "echolab tour ({mode}): {} step{}, server on CPU {}, load on CPU {}; writing {}",
+        "echolab tour ({}): {} step{}, server on CPU {}, load on CPU {}; writing {}",
+        if args.quick { "quick" } else { "full" },
         chosen.len(),
         if chosen.len() == 1 { "" } else { "s" },
         format_cpulist(&cpus.server),
@@ -244,6 +258,7 @@ pub fn main(args: TourArgs) -> Result<()> {
         progress: Progress::new(chosen.len() as u64),
         step: 0,
         written: Vec::new(),
+        cells,
     };
     let tour_started = Instant::now();
     for step in &chosen {
@@ -252,13 +267,13 @@ pub fn main(args: TourArgs) -> Result<()> {
         session.progress.start(step);
         session.progress.print(&prediction(step));
         let step_started = Instant::now();
-        let entry = run_step(step, &mut session, mode, &mut failures);
+        let entry = run_step(step, &mut session, &mut manifest.failures);
         session.progress.print(&outcome(&entry, step_started.elapsed()));
         entries.retain(|known| known.step != entry.step);
         entries.push(entry);
         // What is measured so far stays on disk.
         tour::write(&out, &entries)?;
-        write_result_set(&out, &session, &entries, &failures, started)?;
+        write_result_set(&out, &session, &entries, &mut manifest)?;
         session.progress.done();
     }
     session.progress.finish();
@@ -269,7 +284,7 @@ pub fn main(args: TourArgs) -> Result<()> {
     crate::report::generate(&out).with_context(|| format!("cannot write the report of {}", out.display()))?;
     println!("result set: {}", out.display());
     println!("report:     {}", out.join("report.md").display());
-    let failed = failures.len() - failed_before;
+    let failed = manifest.failures.len() - failed_before;
     if failed > 0 {
         bail!(
             "{failed} step{} could not be measured (see 'failures' in {})",
@@ -281,7 +296,7 @@ pub fn main(args: TourArgs) -> Result<()> {
 }
 
 /// Runs one step and judges it.
-fn run_step(step: &Step, session: &mut Session, mode: &str, failures: &mut Vec<set::Failure>) -> TourEntry {
+fn run_step(step: &Step, session: &mut Session, failures: &mut Vec<set::Failure>) -> TourEntry {
     let measured = (step.measure)(session);
     let (judgement, measured) = match measured {
         Err(error) => {
@@ -323,7 +338,7 @@ fn run_step(step: &Step, session: &mut Session, mode: &str, failures: &mut Vec<s
         chart: measured
             .chart
             .filter(|chart| measured_anything && !chart.bars.is_empty()),
-        mode: mode.to_owned(),
+        mode: session.mode().to_owned(),
         cells: session.written.clone(),
     }
 }
@@ -440,40 +455,41 @@ fn previous_failures(out: &Path, step: Option<u32>) -> Vec<set::Failure> {
         .collect()
 }
 
-/// The manifest and the summary of every cell on disk.
+/// The cells already in `cells_dir`, by file name.
+fn read_cells(cells_dir: &Path) -> Result<BTreeMap<String, Cell>> {
+    files::cell_stems(cells_dir)?
+        .into_iter()
+        .map(|stem| {
+            let name = format!("{stem}.json");
+            let cell = files::read_cell_json(&cells_dir.join(&name))?;
+            Ok((name, cell))
+        })
+        .collect()
+}
+
+/// The manifest, with the steps measured so far and the models of the
+/// cells, and the summary of every cell.
 fn write_result_set(
     out: &Path,
     session: &Session,
     entries: &[TourEntry],
-    failures: &[set::Failure],
-    started: SystemTime,
+    manifest: &mut set::Manifest,
 ) -> Result<()> {
-    let cells_dir = out.join("cells");
-    let mut stems: Vec<PathBuf> = std::fs::read_dir(&cells_dir)
-        .with_context(|| format!("cannot read {}", cells_dir.display()))?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|extension| extension == "json"))
-        .collect();
-    stems.sort();
-    let cells = stems
-        .iter()
-        .map(|path| files::read_cell_json(path))
-        .collect::<Result<Vec<Cell>>>()?;
-    let mut labels: Vec<String> = cells.iter().map(|cell| cell.label.clone()).collect();
-    labels.sort();
-    labels.dedup();
     let mut steps: Vec<u32> = entries.iter().map(|entry| entry.step).collect();
     steps.sort_unstable();
-    let suite = serde_json::json!({
+    manifest.suite = serde_json::json!({
         "name": "tour",
-        "mode": if session.quick { "quick" } else { "full" },
+        "mode": session.mode(),
         "steps": steps,
         "warmup_s": session.pace.warmup.as_secs_f64(),
         "duration_s": session.pace.duration.as_secs_f64(),
     });
-    let mut manifest = set::Manifest::new(started, suite, &session.cpus, 1, labels);
-    manifest.failures = failures.to_vec();
-    set::write_manifest(out, &manifest)?;
+    let mut labels: Vec<String> = session.cells.values().map(|cell| cell.label.clone()).collect();
+    labels.sort();
+    labels.dedup();
+    manifest.parameters.models = labels;
+    set::write_manifest(out, manifest)?;
+    let cells: Vec<Cell> = session.cells.values().cloned().collect();
     set::write_summary(out, &cells)
 }
 
