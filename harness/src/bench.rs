@@ -346,11 +346,8 @@ fn syscalls_line(syscalls: &crate::results::cell::Syscalls) -> String {
     if let Some(reason) = &syscalls.unavailable {
         return format!("unavailable ({reason})");
     }
-    let mut by_count: Vec<(&String, &f64)> = syscalls.per_msg.iter().collect();
-    by_count.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
-    let names: Vec<String> = by_count
+    let names: Vec<String> = crate::results::cell::Syscalls::most_first(&syscalls.per_msg)
         .iter()
-        .filter(|(_, count)| **count >= 0.005)
         .take(8)
         .map(|(name, count)| format!("{name} {count:.2}"))
         .collect();

@@ -7,7 +7,7 @@ use super::charts::{
 };
 use super::groups::{self, Entry, Labels, Scenario, Spread, Sweep, SweepAxis, count, kib, number};
 use super::load::ResultSet;
-use crate::results::cell::{Cell, Flag, Shape};
+use crate::results::cell::{Cell, Flag, Shape, Syscalls};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A label's system calls in a scenario: medians per call, and per call
@@ -514,10 +514,7 @@ impl Builder {
             charts.push(self.add_chart(&format!("syscalls--{}", scenario.name), title, body));
             for (_, entry, calls, eagain) in &here {
                 let listed = |map: &BTreeMap<String, f64>| -> String {
-                    let mut items: Vec<(&String, &f64)> =
-                        map.iter().filter(|(_, value)| **value >= 0.005).collect();
-                    items.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
-                    let text: Vec<String> = items
+                    let text: Vec<String> = Syscalls::most_first(map)
                         .iter()
                         .map(|(name, value)| format!("{name} {value:.2}"))
                         .collect();
@@ -899,7 +896,7 @@ fn with_range(spread: Option<Spread>, format: impl Fn(f64) -> String) -> String 
     }
 }
 
-fn capitalise(text: &str) -> String {
+pub(super) fn capitalise(text: &str) -> String {
     let mut characters = text.chars();
     match characters.next() {
         Some(first) => first.to_uppercase().chain(characters).collect(),

@@ -4,9 +4,9 @@
 //! reason, one chart and the measured figures.
 
 use super::charts::{Bar, BarChart, ChartBody};
-use super::document::{Builder, Section, Table};
+use super::document::{Builder, Section, Table, capitalise};
 use super::groups::{Spread, figure, part_colour};
-use crate::results::tour::{TourEntry, Verdict};
+use crate::results::tour::{self, TourEntry};
 
 /// The sections, in order: `tour`, then `tour-step-N` for each step.
 pub fn sections(entries: &[TourEntry], builder: &mut Builder) -> Vec<Section> {
@@ -25,7 +25,6 @@ pub fn is_tour_section(section: &Section) -> bool {
 }
 
 fn overview(entries: &[&TourEntry]) -> Section {
-    let count = |verdict| entries.iter().filter(|entry| entry.verdict == verdict).count();
     let modes: Vec<&str> = {
         let mut modes: Vec<&str> = entries.iter().map(|entry| entry.mode.as_str()).collect();
         modes.sort_unstable();
@@ -42,13 +41,11 @@ fn overview(entries: &[&TourEntry]) -> Section {
              (a model that is not built, a facility or CPUs this machine lacks)."
                 .to_owned(),
             format!(
-                "{} step{} ({} mode): {} confirmed, {} not confirmed here, {} skipped.",
+                "{} step{} ({} mode): {}.",
                 entries.len(),
                 if entries.len() == 1 { "" } else { "s" },
                 modes.join(" and "),
-                count(Verdict::Confirmed),
-                count(Verdict::NotConfirmedHere),
-                count(Verdict::Skipped)
+                tour::tally(entries.iter().copied())
             ),
         ],
         charts: Vec::new(),
@@ -80,7 +77,7 @@ fn step_section(entry: &TourEntry, builder: &mut Builder) -> Section {
         format!(
             "Verdict: {}. {}.",
             entry.verdict.as_str().to_uppercase(),
-            capitalised(&entry.reason)
+            capitalise(&entry.reason)
         ),
     ];
     if let Some(reference) = &entry.reference {
@@ -118,7 +115,7 @@ fn step_section(entry: &TourEntry, builder: &mut Builder) -> Section {
             })
             .collect();
         charts.push(builder.add_chart(
-            &format!("tour-step{:02}", entry.step),
+            &format!("tour-{}", tour::step_tag(entry.step)),
             format!("Step {}: {}", entry.step, chart.title),
             ChartBody::Bars(BarChart {
                 value_label: chart.unit.clone(),
@@ -141,13 +138,5 @@ fn step_section(entry: &TourEntry, builder: &mut Builder) -> Section {
         paragraphs,
         charts,
         table,
-    }
-}
-
-fn capitalised(text: &str) -> String {
-    let mut characters = text.chars();
-    match characters.next() {
-        Some(first) => first.to_uppercase().chain(characters).collect(),
-        None => String::new(),
     }
 }

@@ -180,6 +180,19 @@ impl Syscalls {
             ..Syscalls::default()
         }
     }
+
+    /// The calls of a per-message map (`per_msg`, `eagain_per_msg`, or
+    /// medians of them) made at least once per 200 messages, most first,
+    /// then by name.
+    pub fn most_first(calls: &std::collections::BTreeMap<String, f64>) -> Vec<(&str, f64)> {
+        let mut listed: Vec<(&str, f64)> = calls
+            .iter()
+            .filter(|(_, value)| **value >= 0.005)
+            .map(|(name, value)| (name.as_str(), *value))
+            .collect();
+        listed.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+        listed
+    }
 }
 
 /// The load generator itself.

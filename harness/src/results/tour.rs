@@ -47,6 +47,25 @@ impl Verdict {
     }
 }
 
+/// `step05`: how a step names its cells' scenarios (`step05-closed-c1-s64`)
+/// and its failures.
+pub fn step_tag(step: u32) -> String {
+    format!("step{step:02}")
+}
+
+/// `8 confirmed, 2 not confirmed here, 1 skipped`.
+pub fn tally<'a>(entries: impl IntoIterator<Item = &'a TourEntry>) -> String {
+    let (mut confirmed, mut not_confirmed, mut skipped) = (0, 0, 0);
+    for entry in entries {
+        match entry.verdict {
+            Verdict::Confirmed => confirmed += 1,
+            Verdict::NotConfirmedHere => not_confirmed += 1,
+            Verdict::Skipped => skipped += 1,
+        }
+    }
+    format!("{confirmed} confirmed, {not_confirmed} not confirmed here, {skipped} skipped")
+}
+
 /// One step of the tour, as run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TourEntry {
@@ -158,5 +177,33 @@ mod tests {
         );
         assert_eq!(read(dir.path()).unwrap().unwrap(), vec![entry]);
         assert!(read(&dir.path().join("none")).unwrap().is_none());
+    }
+
+    #[test]
+    fn steps_are_tagged_and_verdicts_tallied() {
+        assert_eq!(step_tag(5), "step05");
+        assert_eq!(step_tag(11), "step11");
+        let entry = |verdict| TourEntry {
+            step: 1,
+            title: String::new(),
+            claim: String::new(),
+            source: String::new(),
+            measures: String::new(),
+            verdict,
+            reason: String::new(),
+            measured: IndexMap::new(),
+            threshold: String::new(),
+            reference: None,
+            notes: Vec::new(),
+            chart: None,
+            mode: "quick".into(),
+            cells: Vec::new(),
+        };
+        let entries = [
+            entry(Verdict::Confirmed),
+            entry(Verdict::Skipped),
+            entry(Verdict::Confirmed),
+        ];
+        assert_eq!(tally(&entries), "2 confirmed, 0 not confirmed here, 1 skipped");
     }
 }

@@ -8,9 +8,10 @@
 
 use super::steps::{BEYOND_FD_SETSIZE, HOLD_MS, REACTOR_CPUS_MIN};
 use super::{Figures, Session};
-use crate::results::cell::{Cell, Flag, Shape};
+use crate::results::cell::{Cell, Flag, Shape, Syscalls};
 use crate::results::tour::{TourBar, TourChart};
 use crate::server::ServerUnderTest;
+use crate::server::process::Unsupported;
 use echo_core::syscalls::PROFILE_LOAD;
 use std::time::Duration;
 
@@ -439,18 +440,16 @@ fn by_name(
     calls: &std::collections::BTreeMap<String, f64>,
     eagain: &std::collections::BTreeMap<String, f64>,
 ) -> String {
-    let mut listed: Vec<(&String, &f64)> = calls.iter().filter(|(_, value)| **value >= 0.005).collect();
-    listed.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
-    listed
+    Syscalls::most_first(calls)
         .iter()
         .map(
             |(name, value)| match eagain.get(*name).filter(|failed| **failed >= 0.005) {
                 Some(failed) => format!(
                     "{name} {} (EAGAIN {})",
-                    super::steps::short(**value),
+                    super::steps::short(*value),
                     super::steps::short(*failed)
                 ),
-                None => format!("{name} {}", super::steps::short(**value)),
+                None => format!("{name} {}", super::steps::short(*value)),
             },
         )
         .collect::<Vec<_>>()
@@ -463,18 +462,26 @@ pub fn uring_batches(session: &mut Session) -> anyhow::Result<Measured> {
     if !built("uring") {
         return Ok(Measured::skipped(not_built("uring")));
     }
-    if let Some(reason) = session.unsupported("uring")? {
-        return Ok(Measured::skipped(format!(
-            "io_uring is unavailable here: {reason}"
-        )));
-    }
     let mut measured = Measured::with_chart(
         "System calls per message, 100 connections in closed loop",
         "system calls per message",
     );
+    // uring first: a machine that cannot run it skips the step.
     for name in ["uring", "epoll"] {
         let load = session.load(Shape::Closed, 100, 0, None);
-        let cell = session.cell_counting_syscalls(model(name)?, load)?;
+        let cell = match session.cell_counting_syscalls(model(name)?, load) {
+            Ok(cell) => cell,
+            Err(ref error)
+                if name == "uring"
+                    && let Some(unsupported) = error.downcast_ref::<Unsupported>() =>
+            {
+                return Ok(Measured::skipped(format!(
+                    "io_uring is unavailable here: {}",
+                    unsupported.reason
+                )));
+            }
+            Err(error) => return Err(error),
+        };
         let syscalls = &server(&cell)?.syscalls;
         if let Some(reason) = &syscalls.unavailable {
             return Ok(Measured::skipped(format!(

@@ -4,6 +4,7 @@
 //! without an echo while they stayed, and how soon it was echoed after one
 //! left. Plain blocking sockets on loopback, every read with a deadline.
 
+use crate::load::payload;
 use crate::server::ServerUnderTest;
 use anyhow::{Context, bail};
 use std::io::{self, Read, Write};
@@ -78,29 +79,29 @@ fn scene(
     for index in 0..holders {
         let mut stream = connect(addr).with_context(|| format!("holding client {}", index + 1))?;
         let sent = Instant::now();
-        send(&mut stream, index as u8)?;
-        if receive(&mut stream, index as u8, ECHO_DEADLINE)? {
+        send(&mut stream, u64::from(index))?;
+        if receive(&mut stream, u64::from(index), ECHO_DEADLINE)? {
             holders_echoed += 1;
             slowest_holder_echo = slowest_holder_echo.max(sent.elapsed());
         }
         holding.push(stream);
     }
-    let waiter_tag = holders as u8;
+    let waiter_id = u64::from(holders);
     let mut waiter = connect(addr).context("the waiting client")?;
-    send(&mut waiter, waiter_tag)?;
+    send(&mut waiter, waiter_id)?;
     let sent = Instant::now();
     waiting(&format!(
         "the waiting client sent its message: does an echo come within {} ms while the others stay?",
         hold.as_millis()
     ));
-    let echoed_while_held = receive(&mut waiter, waiter_tag, hold)?.then(|| sent.elapsed());
+    let echoed_while_held = receive(&mut waiter, waiter_id, hold)?.then(|| sent.elapsed());
     let waited = echoed_while_held.unwrap_or_else(|| sent.elapsed());
     let mut echo_after_leave = None;
     if echoed_while_held.is_none() {
         waiting("one holding client leaves: how soon is the waiting one echoed?");
         drop(holding.remove(0));
         let left = Instant::now();
-        if receive(&mut waiter, waiter_tag, ECHO_DEADLINE)? {
+        if receive(&mut waiter, waiter_id, ECHO_DEADLINE)? {
             echo_after_leave = Some(left.elapsed());
         }
     }
@@ -120,20 +121,17 @@ fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
-/// The message of client `tag`: 64 bytes of its own.
-fn message(tag: u8) -> [u8; MESSAGE] {
-    std::array::from_fn(|index| tag.wrapping_mul(31).wrapping_add(index as u8))
+/// Sends client `id`'s message: the first 64 bytes of its payload stream.
+fn send(stream: &mut TcpStream, id: u64) -> io::Result<()> {
+    let mut message = [0u8; MESSAGE];
+    payload::fill(id, 0, &mut message);
+    stream.write_all(&message)
 }
 
-fn send(stream: &mut TcpStream, tag: u8) -> io::Result<()> {
-    stream.write_all(&message(tag))
-}
-
-/// Reads the echo of client `tag`'s message: true when all of it came
+/// Reads the echo of client `id`'s message: true when all of it came
 /// within `deadline`, false when the deadline passed first. A wrong byte or
 /// a closed connection is an error.
-fn receive(stream: &mut TcpStream, tag: u8, deadline: Duration) -> anyhow::Result<bool> {
-    let expected = message(tag);
+fn receive(stream: &mut TcpStream, id: u64, deadline: Duration) -> anyhow::Result<bool> {
     let mut received = [0u8; MESSAGE];
     let mut filled = 0;
     let until = Instant::now() + deadline;
@@ -153,7 +151,7 @@ fn receive(stream: &mut TcpStream, tag: u8, deadline: Duration) -> anyhow::Resul
             Err(error) => return Err(error).context("reading an echo"),
         }
     }
-    if received != expected {
+    if !payload::matches(id, 0, &received) {
         bail!("the server echoed bytes that were not sent");
     }
     Ok(true)

@@ -26,6 +26,7 @@ use crate::server::ServerUnderTest;
 use anyhow::{Context, Result, bail};
 use indexmap::IndexMap;
 use indicatif::{HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -107,9 +108,17 @@ pub struct Session {
     /// The step running, and the cells it wrote.
     step: u32,
     written: Vec<String>,
+    /// Every cell of the result set (the other steps' ones already there
+    /// for `--step`), by file name (`…-s64-i500.json` sorts before
+    /// `…-s64.json`): the order `summary.csv` lists them in.
+    cells: BTreeMap<String, Cell>,
 }
 
 impl Session {
+    fn mode(&self) -> &'static str {
+        if self.quick { "quick" } else { "full" }
+    }
+
     /// A load of this mode's pace.
     fn load(&self, shape: Shape, connections: u32, idle: u32, rate: Option<f64>) -> LoadSpec {
         LoadSpec {
@@ -140,7 +149,7 @@ impl Session {
     }
 
     fn measure_cell(&mut self, server: ServerUnderTest, load: LoadSpec) -> Result<Cell> {
-        let scenario = format!("step{:02}-{}", self.step, cell::scenario_name(&load));
+        let scenario = format!("{}-{}", tour::step_tag(self.step), cell::scenario_name(&load));
         let what = format!("{} / {}", server.label, describe_load(&load));
         self.progress.waiting(self.step, &format!("measuring {what}"));
         let spec = CellSpec {
@@ -154,7 +163,9 @@ impl Session {
         let step = self.step;
         let record = cell::run_cell_observed(&spec, &mut |at| progress.cell(step, &what, at))?;
         files::write_cell(&self.cells_dir, &record, 1)?;
-        self.written.push(record.cell.file_stem(1));
+        let stem = record.cell.file_stem(1);
+        self.cells.insert(format!("{stem}.json"), record.cell.clone());
+        self.written.push(stem);
         Ok(record.cell)
     }
 
@@ -164,26 +175,6 @@ impl Session {
         hold::play(server, &self.cpus.server, holders, hold, &mut |what| {
             progress.waiting(step, what)
         })
-    }
-
-    /// Why `model` cannot run here (it says so and exits with
-    /// [`echo_core::process::EXIT_UNSUPPORTED`] when started), or `None`
-    /// when it starts.
-    fn unsupported(&mut self, model: &str) -> Result<Option<String>> {
-        self.progress
-            .waiting(self.step, &format!("checking that {model} can run here"));
-        let mut server = ServerUnderTest::model(model, &[], None)?;
-        server.launch.count_syscalls = false;
-        match server.start(&self.cpus.server) {
-            Ok(started) => {
-                started.stop()?;
-                Ok(None)
-            }
-            Err(error) => match error.downcast_ref::<crate::server::process::Unsupported>() {
-                Some(unsupported) => Ok(Some(unsupported.reason.clone())),
-                None => Err(error),
-            },
-        }
     }
 }
 
@@ -222,7 +213,7 @@ pub fn main(args: TourArgs) -> Result<()> {
     };
     // The mask before any cell pins this thread to the client CPUs.
     let mask = echo_core::affinity::allowed_cpus().context("cannot read the harness's CPU affinity")?;
-    let cpus = CpuLayout::for_this_process(None, None, true)?;
+    let cpus = CpuLayout::choose(None, None, &mask, true)?;
     let started = SystemTime::now();
     let out = args
         .out
@@ -234,16 +225,19 @@ pub fn main(args: TourArgs) -> Result<()> {
         remove_step_cells(&cells_dir, number)?;
         entries.retain(|entry| entry.step != number);
     }
+    let cells = read_cells(&cells_dir)?;
     echo_core::process::raise_fd_limit().ok();
     if !cpus.client.is_empty() {
         echo_core::affinity::pin_to(&cpus.client).context("cannot pin the harness to the client CPUs")?;
     }
-    let mode = if args.quick { "quick" } else { "full" };
-    let mut failures = previous_failures(&out, args.step);
-    let failed_before = failures.len();
+    // Its suite and models are set as steps are measured.
+    let mut manifest = set::Manifest::new(started, serde_json::Value::Null, &cpus, 1, Vec::new());
+    manifest.failures = previous_failures(&out, args.step);
+    let failed_before = manifest.failures.len();
 
     eprintln!(
-        "echolab tour ({mode}): {} step{}, server on CPU {}, load on CPU {}; writing {}",
+        "echolab tour ({}): {} step{}, server on CPU {}, load on CPU {}; writing {}",
+        if args.quick { "quick" } else { "full" },
         chosen.len(),
         if chosen.len() == 1 { "" } else { "s" },
         format_cpulist(&cpus.server),
@@ -264,6 +258,7 @@ pub fn main(args: TourArgs) -> Result<()> {
         progress: Progress::new(chosen.len() as u64),
         step: 0,
         written: Vec::new(),
+        cells,
     };
     let tour_started = Instant::now();
     for step in &chosen {
@@ -272,13 +267,13 @@ pub fn main(args: TourArgs) -> Result<()> {
         session.progress.start(step);
         session.progress.print(&prediction(step));
         let step_started = Instant::now();
-        let entry = run_step(step, &mut session, mode, &mut failures);
+        let entry = run_step(step, &mut session, &mut manifest.failures);
         session.progress.print(&outcome(&entry, step_started.elapsed()));
         entries.retain(|known| known.step != entry.step);
         entries.push(entry);
         // What is measured so far stays on disk.
         tour::write(&out, &entries)?;
-        write_result_set(&out, &session, &entries, &failures, started)?;
+        write_result_set(&out, &session, &entries, &mut manifest)?;
         session.progress.done();
     }
     session.progress.finish();
@@ -289,7 +284,7 @@ pub fn main(args: TourArgs) -> Result<()> {
     crate::report::generate(&out).with_context(|| format!("cannot write the report of {}", out.display()))?;
     println!("result set: {}", out.display());
     println!("report:     {}", out.join("report.md").display());
-    let failed = failures.len() - failed_before;
+    let failed = manifest.failures.len() - failed_before;
     if failed > 0 {
         bail!(
             "{failed} step{} could not be measured (see 'failures' in {})",
@@ -301,13 +296,13 @@ pub fn main(args: TourArgs) -> Result<()> {
 }
 
 /// Runs one step and judges it.
-fn run_step(step: &Step, session: &mut Session, mode: &str, failures: &mut Vec<set::Failure>) -> TourEntry {
+fn run_step(step: &Step, session: &mut Session, failures: &mut Vec<set::Failure>) -> TourEntry {
     let measured = (step.measure)(session);
     let (judgement, measured) = match measured {
         Err(error) => {
             failures.push(set::Failure {
                 label: "tour".to_owned(),
-                scenario: format!("step{:02}", step.number),
+                scenario: tour::step_tag(step.number),
                 repeat: 1,
                 error: format!("{error:#}"),
             });
@@ -343,7 +338,7 @@ fn run_step(step: &Step, session: &mut Session, mode: &str, failures: &mut Vec<s
         chart: measured
             .chart
             .filter(|chart| measured_anything && !chart.bars.is_empty()),
-        mode: mode.to_owned(),
+        mode: session.mode().to_owned(),
         cells: session.written.clone(),
     }
 }
@@ -399,14 +394,7 @@ fn verdict_table(entries: &[TourEntry]) -> String {
             entry.title
         );
     }
-    let count = |verdict| entries.iter().filter(|entry| entry.verdict == verdict).count();
-    text += &format!(
-        "{} confirmed, {} not confirmed here, {} skipped",
-        count(Verdict::Confirmed),
-        count(Verdict::NotConfirmedHere),
-        count(Verdict::Skipped)
-    );
-    text
+    text + &tour::tally(entries)
 }
 
 /// Creates `out` and returns the tour entries already there. A whole tour
@@ -436,7 +424,7 @@ fn prepare_out_dir(out: &Path, step: Option<u32>) -> Result<Vec<TourEntry>> {
 
 /// Removes the cells an earlier run of step `number` wrote.
 fn remove_step_cells(cells_dir: &Path, number: u32) -> Result<()> {
-    let marker = format!("--step{number:02}-");
+    let marker = format!("--{}-", tour::step_tag(number));
     for entry in
         std::fs::read_dir(cells_dir).with_context(|| format!("cannot read {}", cells_dir.display()))?
     {
@@ -463,44 +451,45 @@ fn previous_failures(out: &Path, step: Option<u32>) -> Vec<set::Failure> {
         .map(|manifest| manifest.failures)
         .unwrap_or_default()
         .into_iter()
-        .filter(|failure| failure.scenario != format!("step{number:02}"))
+        .filter(|failure| failure.scenario != tour::step_tag(number))
         .collect()
 }
 
-/// The manifest and the summary of every cell on disk.
+/// The cells already in `cells_dir`, by file name.
+fn read_cells(cells_dir: &Path) -> Result<BTreeMap<String, Cell>> {
+    files::cell_stems(cells_dir)?
+        .into_iter()
+        .map(|stem| {
+            let name = format!("{stem}.json");
+            let cell = files::read_cell_json(&cells_dir.join(&name))?;
+            Ok((name, cell))
+        })
+        .collect()
+}
+
+/// The manifest, with the steps measured so far and the models of the
+/// cells, and the summary of every cell.
 fn write_result_set(
     out: &Path,
     session: &Session,
     entries: &[TourEntry],
-    failures: &[set::Failure],
-    started: SystemTime,
+    manifest: &mut set::Manifest,
 ) -> Result<()> {
-    let cells_dir = out.join("cells");
-    let mut stems: Vec<PathBuf> = std::fs::read_dir(&cells_dir)
-        .with_context(|| format!("cannot read {}", cells_dir.display()))?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|extension| extension == "json"))
-        .collect();
-    stems.sort();
-    let cells = stems
-        .iter()
-        .map(|path| files::read_cell_json(path))
-        .collect::<Result<Vec<Cell>>>()?;
-    let mut labels: Vec<String> = cells.iter().map(|cell| cell.label.clone()).collect();
-    labels.sort();
-    labels.dedup();
     let mut steps: Vec<u32> = entries.iter().map(|entry| entry.step).collect();
     steps.sort_unstable();
-    let suite = serde_json::json!({
+    manifest.suite = serde_json::json!({
         "name": "tour",
-        "mode": if session.quick { "quick" } else { "full" },
+        "mode": session.mode(),
         "steps": steps,
         "warmup_s": session.pace.warmup.as_secs_f64(),
         "duration_s": session.pace.duration.as_secs_f64(),
     });
-    let mut manifest = set::Manifest::new(started, suite, &session.cpus, 1, labels);
-    manifest.failures = failures.to_vec();
-    set::write_manifest(out, &manifest)?;
+    let mut labels: Vec<String> = session.cells.values().map(|cell| cell.label.clone()).collect();
+    labels.sort();
+    labels.dedup();
+    manifest.parameters.models = labels;
+    set::write_manifest(out, manifest)?;
+    let cells: Vec<Cell> = session.cells.values().cloned().collect();
     set::write_summary(out, &cells)
 }
 
