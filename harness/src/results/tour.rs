@@ -13,7 +13,6 @@
 //! `measured` keeps the order the step wrote its figures in; every figure
 //! is a number the step measured (or a ratio of two), named with its unit.
 
-use anyhow::Context;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -123,23 +122,14 @@ pub struct TourBar {
 
 /// Reads `dir/tour.json`; `None` when the result set has none.
 pub fn read(dir: &Path) -> anyhow::Result<Option<Vec<TourEntry>>> {
-    let path = dir.join(FILE);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let entries: Vec<TourEntry> =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a tour document", path.display()))?;
-    Ok(Some(entries))
+    super::files::read_json_if_present(&dir.join(FILE), "a tour document")
 }
 
 /// Writes `dir/tour.json`, entries sorted by step.
 pub fn write(dir: &Path, entries: &[TourEntry]) -> anyhow::Result<()> {
     let mut sorted = entries.to_vec();
     sorted.sort_by_key(|entry| entry.step);
-    let path = dir.join(FILE);
-    let text = serde_json::to_string_pretty(&sorted)?;
-    std::fs::write(&path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+    super::files::write_json(&dir.join(FILE), &sorted)
 }
 
 #[cfg(test)]

@@ -281,9 +281,7 @@ pub fn main(args: TourArgs) -> Result<()> {
     entries.sort_by_key(|entry| entry.step);
     println!("\n{}", verdict_table(&entries));
     println!("{} for the tour", HumanDuration(tour_started.elapsed()));
-    crate::report::generate(&out).with_context(|| format!("cannot write the report of {}", out.display()))?;
-    println!("result set: {}", out.display());
-    println!("report:     {}", out.join("report.md").display());
+    crate::report::generate_and_announce_after(&out, "")?;
     let failed = manifest.failures.len() - failed_before;
     if failed > 0 {
         bail!(
@@ -445,9 +443,7 @@ fn previous_failures(out: &Path, step: Option<u32>) -> Vec<set::Failure> {
     let Some(number) = step else {
         return Vec::new();
     };
-    std::fs::read_to_string(out.join("manifest.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<set::Manifest>(&text).ok())
+    set::read_manifest(out)
         .map(|manifest| manifest.failures)
         .unwrap_or_default()
         .into_iter()
