@@ -159,7 +159,7 @@ pub const FAULTS: [Fault; 10] = [
     },
     Fault {
         name: "fd-exhaustion",
-        does: "The server starts under RLIMIT_NOFILE 256 (soft and hard, set before exec: it cannot raise it); 384 clients connect, send 64 bytes each and stay until the fault's end, then leave.",
+        does: "The server starts under RLIMIT_NOFILE 256 (soft and hard, set before exec: it cannot raise it); 384 clients connect (for up to half the fault, a connect not done within 100 ms issued again), send 64 bytes each and stay until the fault's end, then leave.",
         shows: "Surviving EMFILE. accept fails while the listener stays readable: retrying at once spins a core (failed: spun). The contract is to pause accepting, keep serving the clients it has, and accept again once descriptors are free. New clients cannot be served meanwhile by any server, so throughput and latency are not judged here; spinning and recovery are.",
         design_limits: &[NONBLOCKING],
         limits: Limits {

@@ -77,11 +77,36 @@ pub struct Opened {
     pub failed: u64,
 }
 
+impl Opened {
+    /// The note's clause on reissued connects (empty when there were none).
+    pub fn reissued_note(&self) -> String {
+        if self.reissued == 0 {
+            return String::new();
+        }
+        format!(
+            "; {} connects were issued again after 100 ms (their SYN dropped by a full accept queue)",
+            self.reissued
+        )
+    }
+}
+
 /// Opens `count` connections, [`IN_FLIGHT`] at a time, issuing again any
 /// connect not finished within [`RECONNECT_AFTER`], until all are open or
 /// the fault ends: a burst of thousands keeps coming whatever the accept
 /// queue drops, at the pace the server accepts.
 pub fn connect_persistently(injection: &Injection, count: usize) -> anyhow::Result<Opened> {
+    connect_persistently_by(injection, count, injection.until)
+}
+
+/// [`connect_persistently`], giving up at `deadline` (or the fault's end,
+/// if sooner): connects still unfinished then are dropped and counted in
+/// neither `streams` nor `failed`.
+pub fn connect_persistently_by(
+    injection: &Injection,
+    count: usize,
+    deadline: Instant,
+) -> anyhow::Result<Opened> {
+    let deadline = deadline.min(injection.until);
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut slots: Vec<Option<(TcpStream, Instant)>> = (0..IN_FLIGHT.min(count)).map(|_| None).collect();
@@ -111,10 +136,11 @@ pub fn connect_persistently(injection: &Injection, count: usize) -> anyhow::Resu
                 }
             }
         }
-        if opened.streams.len() >= count || injection.over() {
+        let now = Instant::now();
+        if opened.streams.len() >= count || now >= deadline {
             break;
         }
-        poll.poll(&mut events, Some(Duration::from_millis(10).min(injection.left())))?;
+        poll.poll(&mut events, Some(Duration::from_millis(10).min(deadline - now)))?;
         for event in events.iter() {
             let index = event.token().0;
             let Some((stream, _)) = slots[index].as_ref() else {

@@ -1,7 +1,11 @@
 //! `fd-exhaustion`: the server is started under RLIMIT_NOFILE [`LIMIT`]
 //! (soft and hard, set before it runs, so it cannot raise it), and
 //! [`LIMIT`] + [`BEYOND`] clients connect, each sending one 64-byte message,
-//! and stay until the fault ends; then they leave.
+//! and stay until the fault ends; then they leave. They connect for up to
+//! half the fault, a connect not done within 100 ms being issued again: a
+//! server that accepts slowly lets the burst overflow its accept queue, and
+//! a dropped SYN the kernel would retry only a second later must not keep
+//! the server short of its limit.
 //!
 //! The server runs out of descriptors: `accept` fails with EMFILE while the
 //! listener stays readable, and the clients beyond the limit wait in the
@@ -14,6 +18,7 @@ use super::clients::{self, Echoed, FAULT_STREAMS};
 use super::{Injected, Injection, plural};
 use crate::load::payload;
 use mio::{Events, Interest, Poll, Token};
+use std::time::{Duration, Instant};
 
 /// The server's descriptor limit: far below the clients, far above what a
 /// server needs to start (a runtime's epoll and event fds, the standard
@@ -29,7 +34,10 @@ pub fn inject(injection: &Injection) -> anyhow::Result<Injected> {
 }
 
 pub fn inject_with(injection: &Injection, count: usize) -> anyhow::Result<Injected> {
-    let (mut streams, failed) = clients::connect(injection, count)?;
+    let phase = (injection.left() / 2).max(Duration::from_millis(200));
+    let mut opened = clients::connect_persistently_by(injection, count, Instant::now() + phase)?;
+    let mut streams = std::mem::take(&mut opened.streams);
+    let failed = (count - streams.len()) as u64;
     let mut poll = Poll::new()?;
     let mut buffer = vec![0u8; 4096];
     let mut sent = vec![0u64; streams.len()];
@@ -82,12 +90,13 @@ pub fn inject_with(injection: &Injection, count: usize) -> anyhow::Result<Inject
     let connections = streams.len() as u64;
     drop(streams);
     let mut note = format!(
-        "{} against a limit of {LIMIT} descriptors: {served} were echoed, {refused} closed by the server, the rest waited",
+        "{} against a limit of {LIMIT} descriptors: {served} echoed, {refused} closed by the server, the rest waited",
         plural(connections, "client")
     );
     if failed > 0 {
         note += &format!("; {failed} did not get connected (the listen queue was full)");
     }
+    note += &opened.reissued_note();
     Ok(Injected {
         connections,
         bytes: sent.iter().sum(),
@@ -100,7 +109,6 @@ pub fn inject_with(injection: &Injection, count: usize) -> anyhow::Result<Inject
 mod tests {
     use super::super::test_server::{Behaviour, TestServer};
     use super::*;
-    use std::time::{Duration, Instant};
 
     #[test]
     fn every_client_sends_one_message_and_the_echoes_are_checked() {
@@ -111,10 +119,29 @@ mod tests {
             (injected.connections, injected.bytes, injected.lost),
             (20, 20 * MESSAGE, 0)
         );
-        assert!(injected.note.contains("20 were echoed"), "{}", injected.note);
+        assert!(injected.note.contains(": 20 echoed"), "{}", injected.note);
 
         let corrupt = TestServer::start(Behaviour::Corrupt);
         let injection = Injection::new(corrupt.addr, 0, Instant::now() + Duration::from_millis(300));
         assert_eq!(inject_with(&injection, 20).unwrap().lost, 20);
+    }
+
+    #[test]
+    fn connects_dropped_by_a_slow_server_are_issued_again_until_every_client_is_in() {
+        // 30 clients at once against a backlog of 8 and 4 ms an accept: most
+        // SYNs are dropped, and the kernel would retry them only a second
+        // later, after the connect phase. Issued again every 100 ms, about 9
+        // get in each time, and all are in within the 600 ms phase.
+        let server = TestServer::start_slow_accepting(Behaviour::Echo, Duration::from_millis(4));
+        let injection = Injection::new(server.addr, 0, Instant::now() + Duration::from_millis(1200));
+        let injected = inject_with(&injection, 30).unwrap();
+        assert_eq!(
+            (injected.connections, injected.lost),
+            (30, 0),
+            "{}",
+            injected.note
+        );
+        assert!(injected.note.contains(": 30 echoed"), "{}", injected.note);
+        assert!(injected.note.contains("issued again"), "{}", injected.note);
     }
 }

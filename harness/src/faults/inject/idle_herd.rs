@@ -46,12 +46,7 @@ pub fn inject_with(injection: &Injection, wanted: usize) -> anyhow::Result<Injec
     if missing > 0 {
         note += &format!("; {missing} were not connected by the fault's end");
     }
-    if opened.reissued > 0 {
-        note += &format!(
-            "; {} connects were issued again after 100 ms (their SYN dropped by a full accept queue)",
-            opened.reissued
-        );
-    }
+    note += &opened.reissued_note();
     note += &format!("; the server closed {closed}");
     Ok(Injected {
         connections,

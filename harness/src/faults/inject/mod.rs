@@ -156,7 +156,26 @@ pub mod test_server {
 
     impl TestServer {
         pub fn start(behaviour: Behaviour) -> TestServer {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            Self::serve_from(
+                TcpListener::bind("127.0.0.1:0").unwrap(),
+                behaviour,
+                Duration::ZERO,
+            )
+        }
+
+        /// A server that accepts slowly: a listen backlog of 8, and a
+        /// `pause` after each accept. A burst of connects overflows its
+        /// accept queue, and the kernel drops the SYNs that do not fit.
+        pub fn start_slow_accepting(behaviour: Behaviour, pause: Duration) -> TestServer {
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            socket
+                .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+                .unwrap();
+            socket.listen(8).unwrap();
+            Self::serve_from(socket.into(), behaviour, pause)
+        }
+
+        fn serve_from(listener: TcpListener, behaviour: Behaviour, pause: Duration) -> TestServer {
             let addr = listener.local_addr().unwrap();
             let counts = Arc::new(Counts::default());
             let stop = Arc::new(AtomicBool::new(false));
@@ -170,6 +189,7 @@ pub mod test_server {
                     counts_.accepted.fetch_add(1, Ordering::Relaxed);
                     let counts = Arc::clone(&counts_);
                     std::thread::spawn(move || serve(stream, behaviour, &counts));
+                    std::thread::sleep(pause);
                 }
             });
             TestServer { addr, counts, stop }
