@@ -97,6 +97,11 @@ pub fn inject_with(injection: &Injection, count: usize) -> anyhow::Result<Inject
         note += &format!("; {failed} did not get connected (the listen queue was full)");
     }
     note += &opened.reissued_note();
+    if connections < LIMIT {
+        // The server held at most these clients: it may never have run out.
+        note +=
+            "; fewer clients got connected than the limit, so the server may not have run out of descriptors";
+    }
     Ok(Injected {
         connections,
         bytes: sent.iter().sum(),
@@ -120,6 +125,11 @@ mod tests {
             (20, 20 * MESSAGE, 0)
         );
         assert!(injected.note.contains(": 20 echoed"), "{}", injected.note);
+        assert!(
+            injected.note.contains("may not have run out"),
+            "{}",
+            injected.note
+        );
 
         let corrupt = TestServer::start(Behaviour::Corrupt);
         let injection = Injection::new(corrupt.addr, 0, Instant::now() + Duration::from_millis(300));
