@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use support::{harness, harness_exe, run_watched};
+use support::{harness, harness_exe, processes_marked, run_watched};
 
 /// One `harness faults` run at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -256,28 +256,6 @@ fn bad_input_is_one_line_naming_the_valid_choices() {
             "{args:?}: {stderr}"
         );
     }
-}
-
-/// Processes whose environment holds `ECHOLAB_TEST_MARKER=marker`.
-fn processes_marked(marker: &str) -> Vec<(i32, char)> {
-    let needle = format!("ECHOLAB_TEST_MARKER={marker}");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
-                environ
-                    .split(|&byte| byte == 0)
-                    .any(|entry| entry == needle.as_bytes())
-            })
-        })
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let state = stat.rsplit_once(") ")?.1.chars().next()?;
-            Some((pid, state))
-        })
-        .collect()
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 mod support;
 
-use support::{harness, run_watched};
+use support::{harness, merge, run_watched};
 
 const SHARDS: u32 = 3;
 const REPEATS: u32 = 2;
@@ -210,16 +210,7 @@ fn shards_are_disjoint_cover_the_suite_under_every_convention_and_merge_into_one
     }
 
     let merged = dir.path().join("merged");
-    let mut args = vec!["merge".to_owned()];
-    args.extend(explicit_dirs.iter().map(|dir| dir.to_str().unwrap().to_owned()));
-    args.extend(["--out".to_owned(), merged.to_str().unwrap().to_owned()]);
-    let what: Vec<&str> = args.iter().map(String::as_str).collect();
-    let output = harness(&what);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    merge(explicit_dirs.iter().map(PathBuf::as_path), &merged);
     assert_eq!(cells(&merged), all);
     assert_eq!(structure(&merged), structure(&everything));
     let manifest = json(&merged.join("manifest.json"));

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 mod support;
 
-use support::{cell_of, harness, run_watched};
+use support::{cell_of, harness, merge, run_watched};
 
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(20);
 const HOSTS: u32 = 3;
@@ -214,16 +214,7 @@ fn load_hosts_share_one_open_loop_cell_and_merge_into_its_exact_sum() {
     );
 
     let merged = dir.path().join("merged");
-    let mut args = vec!["merge".to_owned()];
-    args.extend(hosts.iter().map(|(out, _)| out.to_str().unwrap().to_owned()));
-    args.extend(["--out".to_owned(), merged.to_str().unwrap().to_owned()]);
-    let what: Vec<&str> = args.iter().map(String::as_str).collect();
-    let output = harness(&what);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    merge(hosts.iter().map(|(out, _)| out.as_path()), &merged);
 
     let stem = format!("target--{scenario}");
     let cell = json(&merged.join(format!("cells/{stem}.json")));

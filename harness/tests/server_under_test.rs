@@ -8,7 +8,7 @@ mod support;
 
 use serde_json::Value;
 use std::process::Command;
-use support::{Served, bench_json, cell_of, flags, harness, harness_exe, run_watched};
+use support::{Served, bench_json, cell_of, flags, harness, harness_exe, processes_marked, run_watched};
 
 /// The harness's own threads (pacing, sampling, progress, pipes) may cost at
 /// most this much of one CPU during a measurement.
@@ -24,24 +24,6 @@ fn server_cmd() -> String {
 /// servers inherit: any process still carrying it afterwards was left behind.
 fn marker(name: &str) -> String {
     format!("{name}-{}", std::process::id())
-}
-
-fn processes_marked(marker: &str) -> Vec<i32> {
-    let needle = format!("ECHOLAB_TEST_MARKER={marker}");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .map(|environ| {
-                    environ
-                        .split(|&byte| byte == 0)
-                        .any(|entry| entry == needle.as_bytes())
-                })
-                .unwrap_or(false)
-        })
-        .collect()
 }
 
 fn harness_marked(marker: &str, args: &[&str]) -> std::process::Output {

@@ -147,3 +147,39 @@ pub fn write_suite(dir: &std::path::Path, name: &str, models: &str) -> std::path
     std::fs::write(&path, suite).expect("the suite is written");
     path
 }
+
+/// Processes whose environment holds `ECHOLAB_TEST_MARKER=marker`, with
+/// their state letter from `/proc/PID/stat` (`T` for stopped).
+pub fn processes_marked(marker: &str) -> Vec<(i32, char)> {
+    let needle = format!("ECHOLAB_TEST_MARKER={marker}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                environ
+                    .split(|&byte| byte == 0)
+                    .any(|entry| entry == needle.as_bytes())
+            })
+        })
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some((pid, state))
+        })
+        .collect()
+}
+
+/// `harness merge DIRS… --out OUT`, which must succeed.
+pub fn merge<'a>(dirs: impl IntoIterator<Item = &'a std::path::Path>, out: &std::path::Path) {
+    let mut args = vec!["merge"];
+    args.extend(dirs.into_iter().map(|dir| dir.to_str().unwrap()));
+    args.extend(["--out", out.to_str().unwrap()]);
+    let output = harness(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
