@@ -64,7 +64,9 @@ impl Exhaustion {
         if self.since.is_none() {
             self.since = Some(now);
             if EXHAUSTED_LOOPS.fetch_add(1, Ordering::Relaxed) == 0 {
-                eprintln!("accept: {error}; pausing accepts, serving existing connections");
+                crate::log_line(format_args!(
+                    "accept: {error}; pausing accepts, serving existing connections"
+                ));
             }
         }
         self.pauses += 1;
@@ -75,11 +77,11 @@ impl Exhaustion {
     pub fn recovered(&mut self) {
         if let Some(since) = self.since.take() {
             if EXHAUSTED_LOOPS.fetch_sub(1, Ordering::Relaxed) == 1 {
-                eprintln!(
+                crate::log_line(format_args!(
                     "accept: recovered after {:.1} s ({} pauses)",
                     since.elapsed().as_secs_f64(),
                     self.pauses
-                );
+                ));
             }
             self.pauses = 0;
         }

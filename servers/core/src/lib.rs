@@ -67,11 +67,19 @@ pub const MODELS: [&str; 11] = [
     "reuseport",
 ];
 
-/// Logs one connection's error as one line on stderr, `PEER: ERROR`, written
-/// with a single `write` so that the lines of processes sharing stderr (a
-/// process per client) never interleave mid-line.
-pub fn log_connection_error(peer: impl std::fmt::Display, error: impl std::fmt::Display) {
+/// Logs one line on stderr, written with a single `write`. `eprintln!`
+/// writes each piece of its format on its own (stderr has no buffer); the
+/// lock it takes keeps one process's threads apart, but processes sharing
+/// stderr (a process per client, prefork workers and their parent) would
+/// interleave mid-line.
+pub fn log_line(line: std::fmt::Arguments) {
     use std::io::Write;
-    let line = format!("{peer}: {error}\n");
+    let line = format!("{line}\n");
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// Logs one connection's error as one line on stderr, `PEER: ERROR`, with
+/// [`log_line`].
+pub fn log_connection_error(peer: impl std::fmt::Display, error: impl std::fmt::Display) {
+    log_line(format_args!("{peer}: {error}"));
 }

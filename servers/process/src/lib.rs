@@ -166,9 +166,9 @@ fn per_client(listener: TcpListener, signal_fd: SignalFd) -> io::Result<()> {
         let acceptable = ready[1].any().unwrap_or(false);
         if signalled && stop_requested(&signal_fd, &mut children)? {
             children.stop();
-            eprintln!(
+            echo_core::log_line(format_args!(
                 "process: {forked} clients served, each by a child process; {fork_failures} forks failed"
-            );
+            ));
             return Ok(());
         }
         if accepts_resume.is_some_and(|at| Instant::now() >= at) {
@@ -289,7 +289,9 @@ fn prefork(listener: TcpListener, count: usize, accept: Accept, signal_fd: Signa
                 Ok(ForkResult::Parent { child }) => {
                     children.running.insert(child, (index, Instant::now()));
                 }
-                Err(error) => eprintln!("process: cannot fork worker {index}: {error}"),
+                Err(error) => {
+                    echo_core::log_line(format_args!("process: cannot fork worker {index}: {error}"))
+                }
             }
         }
         let Some(signal) = signal_fd.read_signal()? else {
@@ -300,9 +302,13 @@ fn prefork(listener: TcpListener, count: usize, accept: Accept, signal_fd: Signa
         }
         for (index, lived, status) in children.reap() {
             if lived < RESTART_AFTER {
-                eprintln!("process: worker {index} ended at once ({status:?}); not starting another");
+                echo_core::log_line(format_args!(
+                    "process: worker {index} ended at once ({status:?}); not starting another"
+                ));
             } else {
-                eprintln!("process: worker {index} ended ({status:?}); starting another");
+                echo_core::log_line(format_args!(
+                    "process: worker {index} ended ({status:?}); starting another"
+                ));
                 to_start.push(index);
             }
         }
@@ -347,7 +353,7 @@ fn run_worker(
     }
     .err()
     .unwrap_or_else(|| io::Error::other("stopped"));
-    eprintln!("process: worker {index}: {error}");
+    echo_core::log_line(format_args!("process: worker {index}: {error}"));
     std::process::exit(1)
 }
 
