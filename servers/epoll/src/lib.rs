@@ -23,7 +23,7 @@
 //! where epoll keeps the interest list in the kernel and returns only ready
 //! ones; `coroutine` and `async`, which wait on epoll too, behind code that
 //! reads like blocking code, on every core; `reuseport` and `process
-//! --prefork`, which run this same loop ([`run_reactor`]) once per core.
+//! --prefork`, which run this same loop ([`Reactor`]) once per core.
 
 #![forbid(unsafe_code)]
 
@@ -84,40 +84,35 @@ struct Connection {
 
 /// Serves every client from one thread, until the listener or epoll fails.
 pub fn serve(listener: TcpListener, options: &Options) -> io::Result<()> {
-    run_reactor(listener, options, false, &Tally::default())
+    Reactor::new(listener, options, false)?.run(&Tally::default())
 }
 
-/// The loop of [`serve`], for models that run one per worker on a listener
-/// they may share: `exclusive` registers it with EPOLLEXCLUSIVE (a new
-/// connection wakes one waiting worker, not all), and `tally` counts the
-/// connections this worker accepted and the wakeups that found none.
-pub fn run_reactor(
-    listener: TcpListener,
-    options: &Options,
-    exclusive: bool,
-    tally: &Tally,
-) -> io::Result<()> {
-    Reactor::new(listener, options, exclusive)?.run(tally)
-}
-
-/// A reactor before its loop: the epoll instance with the listener in it.
-/// Workers that share one descriptor table (threads) make all of theirs
-/// before any of them accepts, so that none is refused its epoll instance
-/// because the others' clients took the last descriptors.
+/// The loop of [`serve`] before it runs: the epoll instance with the
+/// listener in it. Models that run one per worker make one each. Workers
+/// that share one descriptor table (threads) make all of theirs before any
+/// of them accepts, so that none is refused its epoll instance because the
+/// others' clients took the last descriptors.
 pub struct Reactor {
     listener: TcpListener,
     epoll: Epoll,
     listening: EpollFlags,
     drain: Drain,
-    edge: bool,
+    /// What each accepted connection is registered for.
+    connection_interest: EpollFlags,
 }
 
 impl Reactor {
+    /// `exclusive` registers the listener, which workers may share, with
+    /// EPOLLEXCLUSIVE: a new connection wakes one waiting worker, not all.
     pub fn new(listener: TcpListener, options: &Options, exclusive: bool) -> io::Result<Reactor> {
-        let (drain, trigger) = if options.edge {
-            (Drain::UntilWouldBlock, EpollFlags::EPOLLET)
+        let (drain, trigger, connection_interest) = if options.edge {
+            (
+                Drain::UntilWouldBlock,
+                EpollFlags::EPOLLET,
+                EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLET,
+            )
         } else {
-            (Drain::Once, EpollFlags::empty())
+            (Drain::Once, EpollFlags::empty(), EpollFlags::EPOLLIN)
         };
         listener.set_nonblocking(true)?;
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
@@ -129,18 +124,19 @@ impl Reactor {
             epoll,
             listening,
             drain,
-            edge: options.edge,
+            connection_interest,
         })
     }
 
-    /// Serves until the listener or epoll fails.
+    /// Serves until the listener or epoll fails; `tally` counts the
+    /// connections this worker accepted and the wakeups that found none.
     pub fn run(self, tally: &Tally) -> io::Result<()> {
         let Reactor {
             listener,
             epoll,
             listening,
             drain,
-            edge,
+            connection_interest,
         } = self;
         // Indexed by fd: the kernel hands out the lowest free fd, so it stays dense.
         let mut connections: Vec<Option<Connection>> = Vec::new();
@@ -177,9 +173,14 @@ impl Reactor {
                         // Dropping the stream closes it, which also unregisters it.
                         *slot = None;
                     }
-                } else if let Some(resume) =
-                    accept_ready(&listener, &epoll, &mut connections, edge, &mut exhaustion, tally)?
-                {
+                } else if let Some(resume) = accept_ready(
+                    &listener,
+                    &epoll,
+                    &mut connections,
+                    connection_interest,
+                    &mut exhaustion,
+                    tally,
+                )? {
                     accepts_resume = Some(resume);
                     epoll.delete(&listener)?;
                 }
@@ -226,15 +227,10 @@ fn accept_ready(
     listener: &TcpListener,
     epoll: &Epoll,
     connections: &mut Vec<Option<Connection>>,
-    edge: bool,
+    interest: EpollFlags,
     exhaustion: &mut Exhaustion,
     tally: &Tally,
 ) -> io::Result<Option<Instant>> {
-    let interest = if edge {
-        EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLET
-    } else {
-        EpollFlags::EPOLLIN
-    };
     let mut accepted = 0;
     let resume = accept::drain_ready(listener, exhaustion, |stream, peer| {
         accepted += 1;

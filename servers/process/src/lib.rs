@@ -345,11 +345,13 @@ fn run_worker(
     // Its own listener with `reuseport`, else the one they all share.
     let listener = listeners.swap_remove(index.min(listeners.len() - 1));
     drop(listeners);
-    let reactor = server_epoll::Options::default();
     let error = match accept {
         Accept::Blocking => serve_one_at_a_time(&listener, tally),
-        Accept::Epoll | Accept::Reuseport => server_epoll::run_reactor(listener, &reactor, false, tally),
-        Accept::Exclusive => server_epoll::run_reactor(listener, &reactor, true, tally),
+        Accept::Epoll | Accept::Exclusive | Accept::Reuseport => {
+            let exclusive = accept == Accept::Exclusive;
+            server_epoll::Reactor::new(listener, &server_epoll::Options::default(), exclusive)
+                .and_then(|reactor| reactor.run(tally))
+        }
     }
     .err()
     .unwrap_or_else(|| io::Error::other("stopped"));
