@@ -170,7 +170,6 @@ struct Schedule {
     measure_until: Instant,
     samples: u64,
     sampling_done: bool,
-    every: Duration,
 }
 
 impl Schedule {
@@ -184,14 +183,15 @@ impl Schedule {
         }
     }
 
-    /// Moves to the next sample; the last one falls exactly at the end.
-    fn advance_sample(&mut self, now: Instant) {
+    /// Moves to the next sample, `every` later; the last one falls exactly
+    /// at the end.
+    fn advance_sample(&mut self, now: Instant, every: Duration) {
         self.samples += 1;
         if now >= self.measure_until {
             self.sampling_done = true;
             return;
         }
-        self.next_sample += self.every;
+        self.next_sample += every;
         if self.next_sample > self.measure_until {
             self.next_sample = self.measure_until;
         }
@@ -221,7 +221,6 @@ fn drive(
         measure_until: measure_from + plan.load.duration,
         samples: 0,
         sampling_done: false,
-        every: SAMPLE_EVERY,
     };
     let mut watch = Watch::default();
     let mut overhead_start: Option<(Instant, Duration)> = None;
@@ -265,15 +264,17 @@ fn drive(
                     }
                     watch.add(at, sample);
                 }
-                if watch.peak_processes > LARGE_TREE {
-                    schedule.every = LARGE_TREE_SAMPLE_EVERY;
-                }
             }
             match overhead_start {
                 None => overhead_start = Some((at, harness_cpu)),
                 Some((from, cpu_from)) => overhead = (harness_cpu.saturating_sub(cpu_from), at - from),
             }
-            schedule.advance_sample(now);
+            let every = if watch.peak_processes > LARGE_TREE {
+                LARGE_TREE_SAMPLE_EVERY
+            } else {
+                SAMPLE_EVERY
+            };
+            schedule.advance_sample(now, every);
         }
         if now >= schedule.next_progress {
             observe(CellProgress {
