@@ -38,7 +38,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 /// The calls counted by name: what an echo server does per message and per
 /// connection under every model, and what a runtime does around them.
@@ -110,22 +110,22 @@ pub struct Counters {
 }
 
 /// Shared by every server the harness spawns: made at the first spawn.
-type Shared = Result<Arc<Mutex<Counters>>, String>;
-static COUNTERS: OnceLock<Shared> = OnceLock::new();
+static COUNTERS: OnceLock<Result<Mutex<Counters>, String>> = OnceLock::new();
 
 impl Counters {
     /// The harness's counters, made on first use for every online CPU (a
     /// server runs on some of them); Err is why system calls cannot be
     /// counted, as one sentence.
-    pub fn shared() -> Result<Arc<Mutex<Counters>>, String> {
+    pub fn shared() -> Result<&'static Mutex<Counters>, String> {
         COUNTERS
             .get_or_init(|| {
                 // Every online CPU, not this thread's affinity: the thread
                 // that first asks may already be pinned to the client CPUs.
                 let cpus = crate::cpus::online();
-                Counters::open(&cpus).map(|counters| Arc::new(Mutex::new(counters)))
+                Counters::open(&cpus).map(Mutex::new)
             })
-            .clone()
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn open(cpus: &[usize]) -> Result<Counters, String> {

@@ -75,7 +75,7 @@ pub struct ServerProcess {
     cgroup: Option<ServerCgroup>,
     /// The harness's system-call counters, which count this server's tree
     /// (it starts in their cgroup), or why they cannot.
-    syscalls: Result<std::sync::Arc<std::sync::Mutex<Counters>>, String>,
+    syscalls: Result<&'static Mutex<Counters>, String>,
 }
 
 /// What the server printed on stderr: the last lines, and from SIGTERM on,
@@ -308,7 +308,7 @@ impl ServerProcess {
 
     /// The system calls of the whole tree since it started; Err says why
     /// they are not counted.
-    pub fn syscalls(&mut self) -> Result<SyscallCounts, String> {
+    pub fn syscalls(&self) -> Result<SyscallCounts, String> {
         match &self.syscalls {
             Ok(counters) => counters
                 .lock()
@@ -511,14 +511,15 @@ fn spawn_kept(mut command: Command, cpus: &[usize]) -> anyhow::Result<(Child, Ke
 /// killed; it starts with no signal blocked (the harness blocks its stop
 /// signals for its signal thread, and a blocked mask survives exec: a server
 /// would never see SIGTERM); it gets its descriptor limit, if one is set;
-/// and it moves itself into the system-call counters' cgroup, if they count.
+/// and it moves itself into the server's own cgroup, if one was made.
 #[allow(unsafe_code)]
 fn prepare_child(command: &mut Command, nofile_limit: Option<u64>, cgroup_procs: Option<std::os::fd::RawFd>) {
     // SAFETY: the closure runs in the child between fork and exec and only
     // makes the prctl(2), sigprocmask(2), setrlimit(2) and write(2) system
     // calls, which are async-signal-safe; it touches no lock, allocation or
     // other state shared with the parent's threads. The descriptor it writes
-    // to is the counters' `cgroup.procs`, open for the harness's lifetime.
+    // to is the server cgroup's `cgroup.procs`, which the `ServerCgroup`
+    // keeps open until after the spawn.
     unsafe {
         command.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
