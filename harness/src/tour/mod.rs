@@ -114,9 +114,14 @@ pub struct Session {
     cells: BTreeMap<String, Cell>,
 }
 
+/// The tour's mode, as the document and the console name it.
+fn mode(quick: bool) -> &'static str {
+    if quick { "quick" } else { "full" }
+}
+
 impl Session {
     fn mode(&self) -> &'static str {
-        if self.quick { "quick" } else { "full" }
+        mode(self.quick)
     }
 
     /// A load of this mode's pace.
@@ -237,7 +242,7 @@ pub fn main(args: TourArgs) -> Result<()> {
 
     eprintln!(
         "echolab tour ({}): {} step{}, server on CPU {}, load on CPU {}; writing {}",
-        if args.quick { "quick" } else { "full" },
+        mode(args.quick),
         chosen.len(),
         if chosen.len() == 1 { "" } else { "s" },
         format_cpulist(&cpus.server),
