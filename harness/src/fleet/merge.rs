@@ -407,7 +407,6 @@ fn merge_hosts(inputs: &[&Input]) -> anyhow::Result<Merged> {
             .map(|(input, data)| read_part(input, data))
             .collect::<anyhow::Result<Vec<_>>>()?;
         check_alike(&what, &parts)?;
-        let (record, tagged) = sum_parts(&parts)?;
         // Hosts on one machine share its clock: no offset between them.
         let machines: BTreeSet<&str> = parts
             .iter()
@@ -423,6 +422,7 @@ fn merge_hosts(inputs: &[&Input]) -> anyhow::Result<Merged> {
                 ));
             }
         }
+        let (record, tagged) = sum_parts(parts)?;
         summary += &host_summary(&record.cell);
         cells.push(OutCell::Sum {
             record: Box::new(record),
@@ -533,11 +533,12 @@ fn check_alike(what: &str, parts: &[Part]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The cell of all hosts together, and each host's intervals under its tag.
-fn sum_parts(parts: &[Part]) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
+/// The cell of all hosts together, and each host's intervals (moved, not
+/// copied) under its tag.
+fn sum_parts(parts: Vec<Part>) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
     let first = parts[0].cell;
     let mut intervals: Vec<Histogram<u64>> = Vec::new();
-    for part in parts {
+    for part in &parts {
         recorder::add_by_index(&mut intervals, &part.intervals)
             .context("an interval histogram does not fit the merged one")?;
     }
@@ -551,7 +552,7 @@ fn sum_parts(parts: &[Part]) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
     let messages: u64 = parts.iter().map(|part| part.cell.messages).sum();
     let msgs_per_sec = messages as f64 / first.duration_s;
     let mut errors = Errors::default();
-    for part in parts {
+    for part in &parts {
         add_errors(&mut errors, &part.cell.errors);
     }
     let per_connection: Vec<u64> = parts
@@ -640,8 +641,8 @@ fn sum_parts(parts: &[Part]) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
         .filter(|flag| earned.contains(flag))
         .collect();
     let tagged = parts
-        .iter()
-        .map(|part| (format!("host-{}", part.share.host), part.intervals.clone()))
+        .into_iter()
+        .map(|part| (format!("host-{}", part.share.host), part.intervals))
         .collect();
     Ok((
         CellRecord {
