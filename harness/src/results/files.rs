@@ -185,6 +185,13 @@ fn interval_log(
     duration_s: f64,
     hosts: &[(String, Vec<Histogram<u64>>)],
 ) -> anyhow::Result<Vec<u8>> {
+    let hosts = hosts
+        .iter()
+        .map(|(text, seconds)| {
+            let tag = Tag::new(text).with_context(|| format!("'{text}' cannot be an interval log tag"))?;
+            Ok((tag, seconds.as_slice()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut log = Vec::new();
     let mut serializer = V2DeflateSerializer::new();
     {
@@ -206,14 +213,8 @@ fn interval_log(
         let own = std::iter::once((None, histogram));
         let tagged = hosts
             .iter()
-            .filter_map(|(tag, seconds)| Some((Some(tag.as_str()), seconds.get(second)?)));
+            .filter_map(|&(tag, seconds)| Some((Some(tag), seconds.get(second)?)));
         for (tag, histogram) in own.chain(tagged) {
-            let tag = match tag {
-                Some(text) => {
-                    Some(Tag::new(text).with_context(|| format!("'{text}' cannot be an interval log tag"))?)
-                }
-                None => None,
-            };
             writer
                 .write_histogram(
                     histogram,
