@@ -183,12 +183,11 @@ fn read_input(dir: &Path) -> anyhow::Result<Input> {
 
 /// The output must be a new directory, none of the inputs.
 fn check_out(out: &Path, inputs: &[Input]) -> anyhow::Result<()> {
-    if files::has_cells(&out.join("cells")).unwrap_or(false) {
-        bail!(
-            "{} already holds cells; merge into a new --out directory",
-            out.join("cells").display()
-        );
-    }
+    files::ensure_no_cells(
+        &out.join("cells"),
+        "; merge into a new --out directory",
+        files::Unreadable::Empty,
+    )?;
     if let Ok(out) = out.canonicalize() {
         for input in inputs {
             if input.dir.canonicalize().is_ok_and(|dir| dir == out) {
