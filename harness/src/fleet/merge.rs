@@ -775,8 +775,7 @@ fn write(out: &Path, merged: &Merged) -> anyhow::Result<()> {
     }
     let mut cells: Vec<&Cell> = merged.cells.iter().map(OutCell::cell).collect();
     cells.sort_by_key(|cell| cell.file_stem(repeats));
-    let cells: Vec<Cell> = cells.into_iter().cloned().collect();
-    set::write_summary(out, &cells)?;
+    set::write_summary(out, cells)?;
     set::write_manifest(out, &merged.manifest)
 }
 
