@@ -412,13 +412,15 @@ fn merge_hosts(inputs: &[&Input]) -> anyhow::Result<Merged> {
             .map(|part| part.input.manifest.machine.machine_id.as_str())
             .collect();
         let one_clock = machines.len() == 1 && !machines.contains("");
-        for part in parts.iter().filter(|_| !one_clock) {
-            if let Some(clock) = part.share.clock.as_ref().filter(|clock| !clock.synchronised) {
-                notes.push(format!(
-                    "{what}: host {}'s clock is not synchronised (adjtimex; max error {:.0} ms): its window may be offset from the others' by up to that",
-                    part.share.host,
-                    clock.max_error_us as f64 / 1e3
-                ));
+        if !one_clock {
+            for part in &parts {
+                if let Some(clock) = part.share.clock.as_ref().filter(|clock| !clock.synchronised) {
+                    notes.push(format!(
+                        "{what}: host {}'s clock is not synchronised (adjtimex; max error {:.0} ms): its window may be offset from the others' by up to that",
+                        part.share.host,
+                        clock.max_error_us as f64 / 1e3
+                    ));
+                }
             }
         }
         let (record, tagged) = sum_parts(parts)?;
