@@ -349,14 +349,9 @@ fn fault_changes(
         &crate::results::faults::FaultRow,
     )> = a
         .iter()
-        .filter_map(|row_a| {
-            let row_b = b
-                .iter()
-                .find(|row_b| row_b.label == row_a.label && row_b.fault == row_a.fault)?;
-            Some((row_a, row_b))
-        })
+        .filter_map(|row_a| Some((row_a, crate::report::faults::find(b, &row_a.fault, &row_a.label)?)))
         .collect();
-    both.sort_by_key(|(row, _)| (row.fault.clone(), labels.rank(&row.label), row.label.clone()));
+    both.sort_by_key(|&(row, _)| (row.fault.as_str(), labels.rank(&row.label), row.label.as_str()));
     let changed: Vec<String> = both
         .iter()
         .filter(|(row_a, row_b)| row_a.outcome != row_b.outcome)

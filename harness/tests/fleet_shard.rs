@@ -4,14 +4,13 @@
 //! between them, agree across conventions, and merge into a result set
 //! whose report has the structure of one unsharded run.
 
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod support;
 
-use support::{harness, merge, run_watched};
+use support::{harness, json, merge, run_watched};
 
 const SHARDS: u32 = 3;
 const REPEATS: u32 = 2;
@@ -70,10 +69,6 @@ fn run(suite: &Path, out: &Path, shard: Option<&str>, env: &[(&str, String)]) ->
     }
     let what: Vec<&str> = args.iter().map(String::as_str).collect();
     run_watched(command, &what)
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("json")).expect("valid json")
 }
 
 /// (label, scenario, repeat) of every cell of a result set.

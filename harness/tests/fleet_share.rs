@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 mod support;
 
-use support::{cell_of, harness, merge, run_watched};
+use support::{cell_of, harness, json, merge, run_watched};
 
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(20);
 const HOSTS: u32 = 3;
@@ -108,10 +108,6 @@ fn buckets(histogram: &Histogram<u64>) -> Vec<(u64, u64)> {
         .iter_recorded()
         .map(|bucket| (bucket.value_iterated_to(), bucket.count_at_value()))
         .collect()
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("json")).expect("valid json")
 }
 
 #[test]

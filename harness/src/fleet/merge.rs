@@ -183,12 +183,11 @@ fn read_input(dir: &Path) -> anyhow::Result<Input> {
 
 /// The output must be a new directory, none of the inputs.
 fn check_out(out: &Path, inputs: &[Input]) -> anyhow::Result<()> {
-    if files::has_cells(&out.join("cells")).unwrap_or(false) {
-        bail!(
-            "{} already holds cells; merge into a new --out directory",
-            out.join("cells").display()
-        );
-    }
+    files::ensure_no_cells(
+        &out.join("cells"),
+        "; merge into a new --out directory",
+        files::Unreadable::Empty,
+    )?;
     if let Ok(out) = out.canonicalize() {
         for input in inputs {
             if input.dir.canonicalize().is_ok_and(|dir| dir == out) {
@@ -407,22 +406,24 @@ fn merge_hosts(inputs: &[&Input]) -> anyhow::Result<Merged> {
             .map(|(input, data)| read_part(input, data))
             .collect::<anyhow::Result<Vec<_>>>()?;
         check_alike(&what, &parts)?;
-        let (record, tagged) = sum_parts(&parts)?;
         // Hosts on one machine share its clock: no offset between them.
         let machines: BTreeSet<&str> = parts
             .iter()
             .map(|part| part.input.manifest.machine.machine_id.as_str())
             .collect();
         let one_clock = machines.len() == 1 && !machines.contains("");
-        for part in parts.iter().filter(|_| !one_clock) {
-            if let Some(clock) = part.share.clock.as_ref().filter(|clock| !clock.synchronised) {
-                notes.push(format!(
-                    "{what}: host {}'s clock is not synchronised (adjtimex; max error {:.0} ms): its window may be offset from the others' by up to that",
-                    part.share.host,
-                    clock.max_error_us as f64 / 1e3
-                ));
+        if !one_clock {
+            for part in &parts {
+                if let Some(clock) = part.share.clock.as_ref().filter(|clock| !clock.synchronised) {
+                    notes.push(format!(
+                        "{what}: host {}'s clock is not synchronised (adjtimex; max error {:.0} ms): its window may be offset from the others' by up to that",
+                        part.share.host,
+                        clock.max_error_us as f64 / 1e3
+                    ));
+                }
             }
         }
+        let (record, tagged) = sum_parts(parts)?;
         summary += &host_summary(&record.cell);
         cells.push(OutCell::Sum {
             record: Box::new(record),
@@ -533,11 +534,12 @@ fn check_alike(what: &str, parts: &[Part]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The cell of all hosts together, and each host's intervals under its tag.
-fn sum_parts(parts: &[Part]) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
+/// The cell of all hosts together, and each host's intervals (moved, not
+/// copied) under its tag.
+fn sum_parts(parts: Vec<Part>) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
     let first = parts[0].cell;
     let mut intervals: Vec<Histogram<u64>> = Vec::new();
-    for part in parts {
+    for part in &parts {
         recorder::add_by_index(&mut intervals, &part.intervals)
             .context("an interval histogram does not fit the merged one")?;
     }
@@ -551,7 +553,7 @@ fn sum_parts(parts: &[Part]) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
     let messages: u64 = parts.iter().map(|part| part.cell.messages).sum();
     let msgs_per_sec = messages as f64 / first.duration_s;
     let mut errors = Errors::default();
-    for part in parts {
+    for part in &parts {
         add_errors(&mut errors, &part.cell.errors);
     }
     let per_connection: Vec<u64> = parts
@@ -640,8 +642,8 @@ fn sum_parts(parts: &[Part]) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
         .filter(|flag| earned.contains(flag))
         .collect();
     let tagged = parts
-        .iter()
-        .map(|part| (format!("host-{}", part.share.host), part.intervals.clone()))
+        .into_iter()
+        .map(|part| (format!("host-{}", part.share.host), part.intervals))
         .collect();
     Ok((
         CellRecord {
@@ -775,8 +777,7 @@ fn write(out: &Path, merged: &Merged) -> anyhow::Result<()> {
     }
     let mut cells: Vec<&Cell> = merged.cells.iter().map(OutCell::cell).collect();
     cells.sort_by_key(|cell| cell.file_stem(repeats));
-    let cells: Vec<Cell> = cells.into_iter().cloned().collect();
-    set::write_summary(out, &cells)?;
+    set::write_summary(out, cells)?;
     set::write_manifest(out, &merged.manifest)
 }
 

@@ -126,12 +126,11 @@ pub fn check(load: &LoadSpec, part: &HostPart) -> anyhow::Result<()> {
 /// Refuses to start when `out` already holds a result set with cells.
 pub fn check_out(out: &Path) -> anyhow::Result<()> {
     let cells = out.join("cells");
-    if files::has_cells(&cells).unwrap_or(false) {
-        bail!(
-            "{} already holds cells; each load host writes its share into a new --out directory",
-            cells.display()
-        );
-    }
+    files::ensure_no_cells(
+        &cells,
+        "; each load host writes its share into a new --out directory",
+        files::Unreadable::Empty,
+    )?;
     files::check_writable(&cells)
 }
 

@@ -101,6 +101,30 @@ pub(crate) fn has_cells(cells_dir: &Path) -> std::io::Result<bool> {
     Ok(std::fs::read_dir(cells_dir)?.next().is_some())
 }
 
+/// What [`ensure_no_cells`] makes of a cells directory it cannot read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Unreadable {
+    /// No cells (a directory not made yet, for one).
+    Empty,
+    /// An error: `cannot read DIR`.
+    Fail,
+}
+
+/// Refuses a `cells_dir` that already holds cells, with the sentence
+/// `DIR already holds cells{hint}`.
+pub(crate) fn ensure_no_cells(cells_dir: &Path, hint: &str, unreadable: Unreadable) -> anyhow::Result<()> {
+    let holds = match unreadable {
+        Unreadable::Empty => has_cells(cells_dir).unwrap_or(false),
+        Unreadable::Fail => {
+            has_cells(cells_dir).with_context(|| format!("cannot read {}", cells_dir.display()))?
+        }
+    };
+    if holds {
+        anyhow::bail!("{} already holds cells{hint}", cells_dir.display());
+    }
+    Ok(())
+}
+
 /// Fails early, before any load, when `dir` cannot take a result's files.
 pub(crate) fn check_writable(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)
@@ -185,6 +209,13 @@ fn interval_log(
     duration_s: f64,
     hosts: &[(String, Vec<Histogram<u64>>)],
 ) -> anyhow::Result<Vec<u8>> {
+    let hosts = hosts
+        .iter()
+        .map(|(text, seconds)| {
+            let tag = Tag::new(text).with_context(|| format!("'{text}' cannot be an interval log tag"))?;
+            Ok((tag, seconds.as_slice()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut log = Vec::new();
     let mut serializer = V2DeflateSerializer::new();
     {
@@ -206,14 +237,8 @@ fn interval_log(
         let own = std::iter::once((None, histogram));
         let tagged = hosts
             .iter()
-            .filter_map(|(tag, seconds)| Some((Some(tag.as_str()), seconds.get(second)?)));
+            .filter_map(|&(tag, seconds)| Some((Some(tag), seconds.get(second)?)));
         for (tag, histogram) in own.chain(tagged) {
-            let tag = match tag {
-                Some(text) => {
-                    Some(Tag::new(text).with_context(|| format!("'{text}' cannot be an interval log tag"))?)
-                }
-                None => None,
-            };
             writer
                 .write_histogram(
                     histogram,

@@ -290,7 +290,7 @@ struct SummaryRow<'a> {
 }
 
 /// Writes `summary.csv`, one row per cell, in the order given.
-pub fn write_summary(dir: &Path, cells: &[Cell]) -> Result<()> {
+pub fn write_summary<'a>(dir: &Path, cells: impl IntoIterator<Item = &'a Cell>) -> Result<()> {
     let path = dir.join("summary.csv");
     let mut writer =
         csv::Writer::from_path(&path).with_context(|| format!("cannot write {}", path.display()))?;

@@ -12,7 +12,7 @@ use crate::report;
 use crate::results::cell::Cell;
 use crate::results::{files, set};
 use crate::server::process::Unsupported;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use indicatif::{HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
@@ -276,15 +276,11 @@ fn default_out_dir(started: SystemTime, shard: Option<&Shard>) -> PathBuf {
 
 /// Refuses to mix two runs in one result set.
 fn ensure_empty_of_cells(cells_dir: &Path) -> Result<()> {
-    let has_cells =
-        files::has_cells(cells_dir).with_context(|| format!("cannot read {}", cells_dir.display()))?;
-    if has_cells {
-        bail!(
-            "{} already holds cells of another run; choose a new --out directory",
-            cells_dir.display()
-        );
-    }
-    Ok(())
+    files::ensure_no_cells(
+        cells_dir,
+        " of another run; choose a new --out directory",
+        files::Unreadable::Fail,
+    )
 }
 
 /// A bar over `total` cells on stderr; hidden without a terminal, where

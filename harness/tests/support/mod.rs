@@ -183,3 +183,8 @@ pub fn merge<'a>(dirs: impl IntoIterator<Item = &'a std::path::Path>, out: &std:
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The JSON document in `path` (a cell's `.json`, a manifest).
+pub fn json(path: &std::path::Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("json")).expect("valid json")
+}
