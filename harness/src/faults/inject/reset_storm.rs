@@ -47,7 +47,7 @@ pub fn inject_with(injection: &Injection, connections: usize, waves: usize) -> a
         }
         let next_wave = wave_start + gap;
         let deadline = clients::connect_deadline(injection).min(next_wave.max(Instant::now() + IN_FLIGHT));
-        let (mut streams, _) = clients::connect_by(injection, per_wave, deadline)?;
+        let mut streams = clients::connect_by(injection, per_wave, deadline)?;
         let mut poll = Poll::new()?;
         let first_id = FAULT_STREAMS + opened;
         let mut written = vec![0u64; streams.len()];

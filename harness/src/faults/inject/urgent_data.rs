@@ -97,7 +97,7 @@ struct Client {
 }
 
 pub fn inject_with(injection: &Injection, count: usize) -> anyhow::Result<Injected> {
-    let (streams, _) = clients::connect(injection, count)?;
+    let streams = clients::connect(injection, count)?;
     injection.engage();
     let mut poll = Poll::new()?;
     let started = Instant::now();
