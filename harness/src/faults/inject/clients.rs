@@ -31,21 +31,27 @@ pub fn connect_by(injection: &Injection, count: usize, deadline: Instant) -> any
     Ok(connects.streams.into_iter().flatten().collect())
 }
 
-/// [`connect_by`] the [`connect_deadline`].
-pub fn connect(injection: &Injection, count: usize) -> anyhow::Result<Vec<TcpStream>> {
-    connect_by(injection, count, connect_deadline(injection))
-}
-
-/// [`connect`], then every stream registered with a new poll for
-/// `interest` under its index as token; with `buffers`, its (receive, send)
-/// buffers shrunk first.
+/// [`connect_by`] the [`connect_deadline`], then every stream registered
+/// with a new poll for `interest` under its index as token; with `buffers`,
+/// its (receive, send) buffers shrunk first.
 pub fn connect_polled(
     injection: &Injection,
     count: usize,
     interest: Interest,
     buffers: Option<(usize, usize)>,
 ) -> anyhow::Result<(Vec<TcpStream>, Poll)> {
-    let mut streams = connect(injection, count)?;
+    connect_polled_by(injection, count, connect_deadline(injection), interest, buffers)
+}
+
+/// [`connect_polled`], giving up on the connects not done by `deadline`.
+pub fn connect_polled_by(
+    injection: &Injection,
+    count: usize,
+    deadline: Instant,
+    interest: Interest,
+    buffers: Option<(usize, usize)>,
+) -> anyhow::Result<(Vec<TcpStream>, Poll)> {
+    let mut streams = connect_by(injection, count, deadline)?;
     let poll = Poll::new()?;
     for (index, stream) in streams.iter_mut().enumerate() {
         if let Some((receive, send)) = buffers {
@@ -76,9 +82,10 @@ pub fn reissued_note(reissued: u64) -> String {
     format!("; {reissued} connects were issued again after 100 ms (their SYN dropped by a full accept queue)")
 }
 
-/// Opens `count` connections, [`IN_FLIGHT`](crate::load::connect::IN_FLIGHT) at a time, issuing again any
-/// connect not finished within [`RECONNECT_AFTER`], until all are open or
-/// the fault ends: a burst of thousands keeps coming whatever the accept
+/// Opens `count` connections,
+/// [`IN_FLIGHT`](crate::load::connect::IN_FLIGHT) at a time, issuing again
+/// any connect not finished within [`RECONNECT_AFTER`], until all are open
+/// or the fault ends: a burst of thousands keeps coming whatever the accept
 /// queue drops, at the pace the server accepts.
 pub fn connect_persistently(injection: &Injection, count: usize) -> anyhow::Result<Opened> {
     connect_persistently_by(injection, count, injection.until)
