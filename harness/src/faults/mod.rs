@@ -23,6 +23,7 @@ pub mod inject;
 pub mod judge;
 
 use crate::cpus::{CpuLayout, format_cpulist};
+use crate::report::faults::{cell_text, label_order};
 use crate::report::groups::Labels;
 use crate::results::cell::Cell;
 use crate::results::faults::{self, FaultRow};
@@ -277,20 +278,13 @@ fn describe_run(faults: &[&Fault], phases: Phases, quick: bool) -> serde_json::V
 fn matrix_table(rows: &[FaultRow], faults: &[&Fault], servers: &[ServerUnderTest]) -> String {
     use std::fmt::Write;
     let labels = Labels::new(servers.iter().map(|server| server.label.as_str()));
-    let mut columns: Vec<&str> = servers.iter().map(|server| server.label.as_str()).collect();
-    columns.sort_by_key(|label| (labels.rank(label), *label));
-    let text = |fault: &str, label: &str| -> String {
-        crate::report::faults::find(rows, fault, label).map_or_else(
-            || "not measured".to_owned(),
-            |row| format!("{} {}", row.outcome.as_str(), row.deciding),
-        )
-    };
+    let columns = label_order(servers.iter().map(|server| server.label.as_str()), &labels);
     let widths: Vec<usize> = columns
         .iter()
         .map(|label| {
             faults
                 .iter()
-                .map(|fault| text(fault.name, label).chars().count())
+                .map(|fault| cell_text(rows, fault.name, label).chars().count())
                 .chain([label.chars().count()])
                 .max()
                 .unwrap_or(0)
@@ -305,7 +299,7 @@ fn matrix_table(rows: &[FaultRow], faults: &[&Fault], servers: &[ServerUnderTest
     for fault in faults {
         let _ = write!(out, "{:<20}", fault.name);
         for (label, width) in columns.iter().zip(&widths) {
-            let _ = write!(out, "  {:<width$}", text(fault.name, label));
+            let _ = write!(out, "  {:<width$}", cell_text(rows, fault.name, label));
         }
         out.push('\n');
     }
