@@ -33,7 +33,6 @@ use crate::server::ServerUnderTest;
 use anyhow::{Context, bail};
 use catalog::Fault;
 use cell::{FaultCellSpec, Phases};
-use indicatif::HumanDuration;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -199,14 +198,7 @@ pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
             };
             progress.inc(1);
             if progress.is_hidden() {
-                let done = progress.position();
-                let elapsed = run_started.elapsed();
-                let left = elapsed.mul_f64((total as u64 - done) as f64 / done as f64);
-                eprintln!(
-                    "[{done}/{total}] {line}; {} elapsed, ~{} left",
-                    HumanDuration(elapsed),
-                    HumanDuration(left)
-                );
+                crate::run::eprint_progress_line(progress.position(), total as u64, run_started, &line);
             } else {
                 progress.println(format!("  {line}"));
             }
