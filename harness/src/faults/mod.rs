@@ -100,9 +100,7 @@ pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
     let client_threads = args
         .client_threads
         .unwrap_or_else(|| cell::default_client_threads(&cpus));
-    if client_threads == 0 || client_threads > 1024 {
-        bail!("--client-threads must be between 1 and 1024 (got {client_threads})");
-    }
+    crate::cell::check_client_threads(client_threads)?;
     let phases = if args.quick { Phases::QUICK } else { Phases::FULL };
 
     let started = SystemTime::now();
