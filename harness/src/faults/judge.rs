@@ -46,7 +46,6 @@ pub struct Figures {
     pub engaged_fraction: Option<f64>,
     pub p99_baseline_us: f64,
     pub p99_during_us: f64,
-    pub cpu_during_percent: f64,
     /// Server CPU once the fault was in place.
     pub cpu_engaged_percent: Option<f64>,
     pub rss_growth_kib: i64,
@@ -441,7 +440,6 @@ mod tests {
             engaged_fraction: Some(0.96),
             p99_baseline_us: 300.0,
             p99_during_us: 500.0,
-            cpu_during_percent: 40.0,
             cpu_engaged_percent: Some(38.0),
             rss_growth_kib: 200,
             fds_leaked: 1,
