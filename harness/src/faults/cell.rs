@@ -847,7 +847,6 @@ fn figures(watched: &Watched, series: &Series, exit: Option<String>, clean_exit:
         fault_bytes: watched.injected.bytes,
         fault_lost: watched.injected.lost,
         fault_connections: watched.injected.connections,
-        background_loops: BACKGROUND_LOOPS,
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`Limits`] entry in [`super::catalog`].
 
 use super::catalog::{Fault, Limits};
+use super::cell::BACKGROUND_LOOPS;
 use crate::report::groups::{count, number};
 use crate::results::cell::Errors;
 use crate::results::faults::Outcome;
@@ -63,8 +64,6 @@ pub struct Figures {
     pub fault_lost: u64,
     /// Connections the fault opened.
     pub fault_connections: u64,
-    /// Background clients that may be in flight at once.
-    pub background_loops: u32,
 }
 
 /// The outcome, its deciding figure and every rule that fired.
@@ -224,7 +223,7 @@ pub const RULES: [Rule; 14] = [
         name: "leaked",
         threshold: "open descriptors after the recovery window exceed those before the fault by more than 8 plus the background's clients",
         check: |figures, _| {
-            let slack = LEAK_SLACK + i64::from(figures.background_loops);
+            let slack = LEAK_SLACK + i64::from(BACKGROUND_LOOPS);
             (figures.fds_leaked > slack).then(|| {
                 (
                     format!("leaked {} fds", count(figures.fds_leaked as f64)),
@@ -452,7 +451,6 @@ mod tests {
             fault_bytes: 10 << 20,
             fault_lost: 0,
             fault_connections: 0,
-            background_loops: 4,
         }
     }
 
