@@ -374,15 +374,15 @@ pub const RULES: [Rule; 14] = [
 
 /// Applies every rule to `figures` under `fault`'s limits.
 pub fn judge(fault: &Fault, figures: &Figures) -> Verdict {
-    let mut fired: Vec<(Outcome, String, String)> = RULES
+    // RULES is ordered most severe first (a test checks it): the first rule
+    // that fires decides.
+    let fired: Vec<(Outcome, String, String)> = RULES
         .iter()
         .filter_map(|rule| {
             let (figure, sentence) = (rule.check)(figures, &fault.limits)?;
             Some((rule.outcome, figure, sentence))
         })
         .collect();
-    // Failed rules come first in the table; keep that order, worst first.
-    fired.sort_by_key(|(outcome, _, _)| std::cmp::Reverse(*outcome));
     match fired.first() {
         Some((outcome, figure, _)) => Verdict {
             outcome: *outcome,
@@ -458,6 +458,20 @@ mod tests {
         let mut figures = healthy();
         change(&mut figures);
         judge(find(fault).unwrap(), &figures)
+    }
+
+    #[test]
+    fn rules_are_ordered_most_severe_first() {
+        for pair in RULES.windows(2) {
+            assert!(
+                pair[0].outcome >= pair[1].outcome,
+                "'{}' ({}) comes before the more severe '{}' ({})",
+                pair[0].name,
+                pair[0].outcome.as_str(),
+                pair[1].name,
+                pair[1].outcome.as_str()
+            );
+        }
     }
 
     #[test]
