@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use support::{harness, harness_exe, processes_marked, run_watched};
+use support::{harness, harness_exe, processes_marked, run_watched, write_suite};
 
 /// One `harness faults` run at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -29,7 +29,8 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A suite file listing `faulty-echo` with each of `variants` (label, bug option).
+/// A suite file listing `faulty-echo` with each of `variants` (label, bug
+/// option); `faults` takes only its servers.
 fn faulty_suite(dir: &Path, variants: &[(&str, Option<&str>)]) -> String {
     let exe = env!("CARGO_BIN_EXE_faulty-echo");
     let entries: Vec<String> = variants
@@ -39,12 +40,7 @@ fn faulty_suite(dir: &Path, variants: &[(&str, Option<&str>)]) -> String {
             format!("{{ label = \"{label}\", command = [\"{exe}\", \"--port\", \"{{port}}\"{bug}] }}")
         })
         .collect();
-    let suite = format!(
-        "name = \"faulty\"\nwarmup_s = 0.2\nduration_s = 1.0\nmodels = [{}]\n\n[[sweep]]\nname = \"closed\"\nshape = \"closed\"\nconnections = [1]\nsize = [64]\n",
-        entries.join(", ")
-    );
-    let path = dir.join("faulty.toml");
-    std::fs::write(&path, suite).unwrap();
+    let path = write_suite(dir, "faulty", &entries.join(", "));
     path.to_str().unwrap().to_owned()
 }
 

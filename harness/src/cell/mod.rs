@@ -339,11 +339,13 @@ pub fn check_load(load: &LoadSpec) -> anyhow::Result<()> {
     if load.duration.is_zero() {
         bail!("--duration must be more than 0 seconds");
     }
-    if load.client_threads == 0 || load.client_threads > 1024 {
-        bail!(
-            "--client-threads must be between 1 and 1024 (got {})",
-            load.client_threads
-        );
+    check_client_threads(load.client_threads)
+}
+
+/// Checks `--client-threads`: between 1 and 1024.
+pub fn check_client_threads(client_threads: u32) -> anyhow::Result<()> {
+    if client_threads == 0 || client_threads > 1024 {
+        bail!("--client-threads must be between 1 and 1024 (got {client_threads})");
     }
     Ok(())
 }

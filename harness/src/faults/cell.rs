@@ -199,7 +199,7 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
         during_fraction: round(figures.during_fraction, 4),
         p99_during_us: round(figures.p99_during_us, 1),
         p99_baseline_us: round(figures.p99_baseline_us, 1),
-        cpu_during_percent: round(figures.cpu_during_percent, 1),
+        cpu_during_percent: round(watched.cpu_during_percent, 1),
         cpu_engaged_percent: figures.cpu_engaged_percent.map(|cpu| round(cpu, 1)),
         cpu_baseline_percent: round(watched.cpu_baseline_percent, 1),
         rss_growth_kib: figures.rss_growth_kib,
@@ -233,6 +233,7 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
             .collect(),
         others_cpu_percent: round(watched.others_cpu_percent, 1),
         recovery_probes: watched
+            .recovery
             .probes
             .iter()
             .map(|&(start, rate)| [round(start, 3), rate.round()])
@@ -302,9 +303,9 @@ struct Watched {
     fds_after: u64,
     /// ListenOverflows, ListenDrops over the fault and the recovery.
     listen: (u64, u64),
-    /// Recovery watched past the window: each probe's start (seconds after
-    /// the fault's end) and throughput (cycles per second).
-    probes: Vec<(f64, f64)>,
+    /// When the background was back, from the recovery window or the
+    /// probes after it.
+    recovery: Recovery,
     /// CPU time other processes took on the server's and the load's CPUs
     /// over the measurement, % of one CPU.
     others_cpu_percent: f64,
@@ -435,11 +436,7 @@ fn watch(
         None => (Injected::default(), Duration::ZERO),
     };
     let outcome = run.join().context("the background load failed")?;
-    let probes = if alive {
-        probe_recovery(plan, &outcome, phases, fault_until)?
-    } else {
-        Vec::new()
-    };
+    let recovery = probe_recovery(plan, &outcome, phases, fault_until, alive)?;
 
     // Descriptors may still be closing: give them a moment with the
     // background stopped, then take the lowest count.
@@ -489,7 +486,7 @@ fn watch(
             listen_after.0.saturating_sub(listen_before.0),
             listen_after.1.saturating_sub(listen_before.1),
         ),
-        probes,
+        recovery,
         others_cpu_percent,
     })
 }
@@ -556,24 +553,44 @@ fn busy_ticks(stat: &str, cpus: &[usize]) -> u64 {
         .sum()
 }
 
-/// When the background is not back at 90% of its baseline by the end of
-/// the recovery window, runs it again in [`RECOVERY_PROBE`]-long bursts
-/// until it is, or until [`RECOVERY_LIMIT`] after the fault's end.
+/// When the background was back at [`judge::RECOVERED`] of its baseline,
+/// and how close it came.
+struct Recovery {
+    /// Seconds after the fault's end: the start of the first window, or
+    /// probe, that was back.
+    seconds: Option<f64>,
+    /// The best fraction of the baseline a window or a probe reached.
+    fraction: f64,
+    /// Recovery watched past the window: each probe's start (seconds after
+    /// the fault's end) and throughput (cycles per second).
+    probes: Vec<(f64, f64)>,
+}
+
+/// The background's recovery over the recovery window; when it is not back
+/// at 90% of its baseline by the window's end and the server is `alive`,
+/// runs it again in [`RECOVERY_PROBE`]-long bursts until it is, or until
+/// [`RECOVERY_LIMIT`] after the fault's end.
 fn probe_recovery(
     plan: &LoadPlan,
     outcome: &LoadOutcome,
     phases: Phases,
     fault_until: Instant,
-) -> anyhow::Result<Vec<(f64, f64)>> {
+    alive: bool,
+) -> anyhow::Result<Recovery> {
     let series = Series::new(&outcome.intervals, phases);
     let baseline = series.rate(series.baseline.clone());
-    if baseline <= 0.0 || series.recovery(baseline).0.is_some() {
-        return Ok(Vec::new());
+    let (seconds, fraction) = series.recovery(baseline);
+    let mut recovery = Recovery {
+        seconds,
+        fraction,
+        probes: Vec::new(),
+    };
+    if !alive || baseline <= 0.0 || recovery.seconds.is_some() {
+        return Ok(recovery);
     }
     let mut probe = plan.clone();
     probe.load.warmup = Duration::ZERO;
     probe.load.duration = RECOVERY_PROBE;
-    let mut probes = Vec::new();
     while fault_until.elapsed() < RECOVERY_LIMIT {
         let mut run = LoadRun::start(&probe).context("cannot start the background load")?;
         run.wait_connected().context("cannot start the background load")?;
@@ -581,12 +598,14 @@ fn probe_recovery(
         let started_s = clock.start.saturating_duration_since(fault_until).as_secs_f64();
         let rate =
             run.join().context("the background load failed")?.messages as f64 / RECOVERY_PROBE.as_secs_f64();
-        probes.push((started_s, rate));
+        recovery.probes.push((started_s, rate));
+        recovery.fraction = recovery.fraction.max(rate / baseline);
         if rate >= judge::RECOVERED * baseline {
+            recovery.seconds = Some(started_s);
             break;
         }
     }
-    Ok(probes)
+    Ok(recovery)
 }
 
 /// What the injector returned, its thread's CPU time, and when it returned.
@@ -790,16 +809,7 @@ fn figures(watched: &Watched, series: &Series, exit: Option<String>, clean_exit:
             0.0
         }
     };
-    let (mut recovery_s, mut recovered_fraction) = series.recovery(baseline_rate);
-    if recovery_s.is_none() && baseline_rate > 0.0 {
-        for &(started_s, rate) in &watched.probes {
-            recovered_fraction = recovered_fraction.max(rate / baseline_rate);
-            if rate >= judge::RECOVERED * baseline_rate {
-                recovery_s = Some(started_s);
-                break;
-            }
-        }
-    }
+    let recovery_s = watched.recovery.seconds;
     let baseline_histogram = series.histogram(series.baseline.clone());
     // A client's cycle time before the fault: the interval at which it would
     // have kept coming.
@@ -825,12 +835,11 @@ fn figures(watched: &Watched, series: &Series, exit: Option<String>, clean_exit:
         engaged_fraction,
         p99_baseline_us: corrected_p99_us(&baseline_histogram, expected_ns),
         p99_during_us: corrected_p99_us(&series.histogram(series.fault.start..during_end), expected_ns),
-        cpu_during_percent: watched.cpu_during_percent,
         cpu_engaged_percent: watched.cpu_engaged.map(|(cpu, _)| cpu),
         rss_growth_kib: watched.rss_growth_kib,
         fds_leaked: watched.fds_after as i64 - watched.fds_before as i64,
         recovery_s,
-        recovered_fraction,
+        recovered_fraction: watched.recovery.fraction,
         errors: watched.outcome.errors.clone(),
         alive: watched.alive,
         clean_exit,
@@ -838,7 +847,6 @@ fn figures(watched: &Watched, series: &Series, exit: Option<String>, clean_exit:
         fault_bytes: watched.injected.bytes,
         fault_lost: watched.injected.lost,
         fault_connections: watched.injected.connections,
-        background_loops: BACKGROUND_LOOPS,
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`Limits`] entry in [`super::catalog`].
 
 use super::catalog::{Fault, Limits};
+use super::cell::BACKGROUND_LOOPS;
 use crate::report::groups::{count, number};
 use crate::results::cell::Errors;
 use crate::results::faults::Outcome;
@@ -46,7 +47,6 @@ pub struct Figures {
     pub engaged_fraction: Option<f64>,
     pub p99_baseline_us: f64,
     pub p99_during_us: f64,
-    pub cpu_during_percent: f64,
     /// Server CPU once the fault was in place.
     pub cpu_engaged_percent: Option<f64>,
     pub rss_growth_kib: i64,
@@ -64,8 +64,6 @@ pub struct Figures {
     pub fault_lost: u64,
     /// Connections the fault opened.
     pub fault_connections: u64,
-    /// Background clients that may be in flight at once.
-    pub background_loops: u32,
 }
 
 /// The outcome, its deciding figure and every rule that fired.
@@ -225,7 +223,7 @@ pub const RULES: [Rule; 14] = [
         name: "leaked",
         threshold: "open descriptors after the recovery window exceed those before the fault by more than 8 plus the background's clients",
         check: |figures, _| {
-            let slack = LEAK_SLACK + i64::from(figures.background_loops);
+            let slack = LEAK_SLACK + i64::from(BACKGROUND_LOOPS);
             (figures.fds_leaked > slack).then(|| {
                 (
                     format!("leaked {} fds", count(figures.fds_leaked as f64)),
@@ -376,15 +374,15 @@ pub const RULES: [Rule; 14] = [
 
 /// Applies every rule to `figures` under `fault`'s limits.
 pub fn judge(fault: &Fault, figures: &Figures) -> Verdict {
-    let mut fired: Vec<(Outcome, String, String)> = RULES
+    // RULES is ordered most severe first (a test checks it): the first rule
+    // that fires decides.
+    let fired: Vec<(Outcome, String, String)> = RULES
         .iter()
         .filter_map(|rule| {
             let (figure, sentence) = (rule.check)(figures, &fault.limits)?;
             Some((rule.outcome, figure, sentence))
         })
         .collect();
-    // Failed rules come first in the table; keep that order, worst first.
-    fired.sort_by_key(|(outcome, _, _)| std::cmp::Reverse(*outcome));
     match fired.first() {
         Some((outcome, figure, _)) => Verdict {
             outcome: *outcome,
@@ -441,7 +439,6 @@ mod tests {
             engaged_fraction: Some(0.96),
             p99_baseline_us: 300.0,
             p99_during_us: 500.0,
-            cpu_during_percent: 40.0,
             cpu_engaged_percent: Some(38.0),
             rss_growth_kib: 200,
             fds_leaked: 1,
@@ -454,7 +451,6 @@ mod tests {
             fault_bytes: 10 << 20,
             fault_lost: 0,
             fault_connections: 0,
-            background_loops: 4,
         }
     }
 
@@ -462,6 +458,20 @@ mod tests {
         let mut figures = healthy();
         change(&mut figures);
         judge(find(fault).unwrap(), &figures)
+    }
+
+    #[test]
+    fn rules_are_ordered_most_severe_first() {
+        for pair in RULES.windows(2) {
+            assert!(
+                pair[0].outcome >= pair[1].outcome,
+                "'{}' ({}) comes before the more severe '{}' ({})",
+                pair[0].name,
+                pair[0].outcome.as_str(),
+                pair[1].name,
+                pair[1].outcome.as_str()
+            );
+        }
     }
 
     #[test]

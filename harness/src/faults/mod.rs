@@ -23,6 +23,7 @@ pub mod inject;
 pub mod judge;
 
 use crate::cpus::{CpuLayout, format_cpulist};
+use crate::report::faults::{cell_text, label_order};
 use crate::report::groups::Labels;
 use crate::results::cell::Cell;
 use crate::results::faults::{self, FaultRow};
@@ -32,7 +33,6 @@ use crate::server::ServerUnderTest;
 use anyhow::{Context, bail};
 use catalog::Fault;
 use cell::{FaultCellSpec, Phases};
-use indicatif::HumanDuration;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -100,9 +100,7 @@ pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
     let client_threads = args
         .client_threads
         .unwrap_or_else(|| cell::default_client_threads(&cpus));
-    if client_threads == 0 || client_threads > 1024 {
-        bail!("--client-threads must be between 1 and 1024 (got {client_threads})");
-    }
+    crate::cell::check_client_threads(client_threads)?;
     let phases = if args.quick { Phases::QUICK } else { Phases::FULL };
 
     let started = SystemTime::now();
@@ -198,14 +196,7 @@ pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
             };
             progress.inc(1);
             if progress.is_hidden() {
-                let done = progress.position();
-                let elapsed = run_started.elapsed();
-                let left = elapsed.mul_f64((total as u64 - done) as f64 / done as f64);
-                eprintln!(
-                    "[{done}/{total}] {line}; {} elapsed, ~{} left",
-                    HumanDuration(elapsed),
-                    HumanDuration(left)
-                );
+                crate::run::eprint_progress_line(progress.position(), total as u64, run_started, &line);
             } else {
                 progress.println(format!("  {line}"));
             }
@@ -277,20 +268,13 @@ fn describe_run(faults: &[&Fault], phases: Phases, quick: bool) -> serde_json::V
 fn matrix_table(rows: &[FaultRow], faults: &[&Fault], servers: &[ServerUnderTest]) -> String {
     use std::fmt::Write;
     let labels = Labels::new(servers.iter().map(|server| server.label.as_str()));
-    let mut columns: Vec<&str> = servers.iter().map(|server| server.label.as_str()).collect();
-    columns.sort_by_key(|label| (labels.rank(label), *label));
-    let text = |fault: &str, label: &str| -> String {
-        crate::report::faults::find(rows, fault, label).map_or_else(
-            || "not measured".to_owned(),
-            |row| format!("{} {}", row.outcome.as_str(), row.deciding),
-        )
-    };
+    let columns = label_order(servers.iter().map(|server| server.label.as_str()), &labels);
     let widths: Vec<usize> = columns
         .iter()
         .map(|label| {
             faults
                 .iter()
-                .map(|fault| text(fault.name, label).chars().count())
+                .map(|fault| cell_text(rows, fault.name, label).chars().count())
                 .chain([label.chars().count()])
                 .max()
                 .unwrap_or(0)
@@ -305,7 +289,7 @@ fn matrix_table(rows: &[FaultRow], faults: &[&Fault], servers: &[ServerUnderTest
     for fault in faults {
         let _ = write!(out, "{:<20}", fault.name);
         for (label, width) in columns.iter().zip(&widths) {
-            let _ = write!(out, "  {:<width$}", text(fault.name, label));
+            let _ = write!(out, "  {:<width$}", cell_text(rows, fault.name, label));
         }
         out.push('\n');
     }

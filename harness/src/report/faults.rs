@@ -68,8 +68,14 @@ fn fault_order(rows: &[FaultRow]) -> Vec<String> {
     faults
 }
 
+/// The servers `rows` measured, in display order.
 fn server_order(rows: &[FaultRow], labels: &Labels) -> Vec<String> {
-    let mut servers: Vec<String> = rows.iter().map(|row| row.label.clone()).collect();
+    label_order(rows.iter().map(|row| row.label.as_str()), labels)
+}
+
+/// `servers`' labels, each once, in display order: the matrix's columns.
+pub(crate) fn label_order<'a>(servers: impl IntoIterator<Item = &'a str>, labels: &Labels) -> Vec<String> {
+    let mut servers: Vec<String> = servers.into_iter().map(str::to_owned).collect();
     servers.sort_by_key(|label| (labels.rank(label), label.clone()));
     servers.dedup();
     servers
@@ -97,6 +103,15 @@ pub(crate) fn busy(row: &FaultRow) -> bool {
 
 pub(crate) fn find<'a>(rows: &'a [FaultRow], fault: &str, label: &str) -> Option<&'a FaultRow> {
     rows.iter().find(|row| row.fault == fault && row.label == label)
+}
+
+/// A matrix cell's text: its outcome and the figure that decided it, or
+/// "not measured".
+pub(crate) fn cell_text(rows: &[FaultRow], fault: &str, label: &str) -> String {
+    find(rows, fault, label).map_or_else(
+        || "not measured".to_owned(),
+        |row| format!("{} {}", row.outcome.as_str(), row.deciding),
+    )
 }
 
 /// The matrix chart's data.
@@ -404,10 +419,7 @@ pub fn sections(
     for fault in &faults {
         let mut cells = vec![fault.clone()];
         for label in &servers {
-            cells.push(match find(rows, fault, label) {
-                Some(row) => format!("{} {}", row.outcome.as_str(), row.deciding),
-                None => "not measured".to_owned(),
-            });
+            cells.push(cell_text(rows, fault, label));
         }
         table.rows.push(cells);
     }

@@ -17,7 +17,7 @@ use indicatif::{HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 pub use suite::Suite;
 
 #[derive(Debug, clap::Args)]
@@ -150,7 +150,7 @@ pub fn main(args: RunArgs) -> Result<()> {
     // Without a terminal (CI, nohup, a pipe) the bar is hidden: one line per
     // cell instead, so a long run still shows where it is.
     let plain_progress = !std::io::stderr().is_terminal();
-    let run_started = std::time::Instant::now();
+    let run_started = Instant::now();
     let mut cells: Vec<Cell> = Vec::new();
     for (repeat, scenario, server) in owned {
         let spec = CellSpec {
@@ -216,15 +216,11 @@ pub fn main(args: RunArgs) -> Result<()> {
         };
         progress.inc(1);
         if plain_progress {
-            let done = progress.position();
-            let elapsed = run_started.elapsed();
-            let left = elapsed.mul_f64((total as u64 - done) as f64 / done as f64);
-            eprintln!(
-                "[{done}/{total}] {} / {} (run {repeat}): {measured}; {} elapsed, ~{} left",
-                server.label,
-                scenario.name,
-                HumanDuration(elapsed),
-                HumanDuration(left)
+            eprint_progress_line(
+                progress.position(),
+                total as u64,
+                run_started,
+                &format!("{} / {} (run {repeat}): {measured}", server.label, scenario.name),
             );
         }
         // Keep what is measured so far on disk: an interrupted run
@@ -294,6 +290,19 @@ pub(crate) fn progress_bar(total: u64) -> ProgressBar {
     );
     progress.enable_steady_tick(Duration::from_millis(250));
     progress
+}
+
+/// What is printed instead of the bar when it is hidden, once `done` of
+/// `total` cells are: `[done/total] {what}; X elapsed, ~Y left`, the time
+/// left at the pace since `started`.
+pub(crate) fn eprint_progress_line(done: u64, total: u64, started: Instant, what: &str) {
+    let elapsed = started.elapsed();
+    let left = elapsed.mul_f64((total - done) as f64 / done as f64);
+    eprintln!(
+        "[{done}/{total}] {what}; {} elapsed, ~{} left",
+        HumanDuration(elapsed),
+        HumanDuration(left)
+    );
 }
 
 /// The table printed at the end: one row per scenario and label; with

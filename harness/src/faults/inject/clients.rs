@@ -3,10 +3,10 @@
 //! check it against the payload that was sent.
 
 use super::Injection;
-use crate::load::connect::{IN_FLIGHT, connect_all_by, finish_connect};
+use crate::load::connect::{Expiry, connect_all_by};
 use crate::load::payload;
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Interest, Poll, Token};
 use socket2::SockRef;
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
@@ -25,34 +25,33 @@ pub fn connect_deadline(injection: &Injection) -> Instant {
 }
 
 /// Opens `count` connections (at most 256 connecting at once), giving up on
-/// those not connected by `deadline`. Returns the open ones and how many
-/// could not be opened.
-pub fn connect_by(
-    injection: &Injection,
-    count: usize,
-    deadline: Instant,
-) -> anyhow::Result<(Vec<TcpStream>, u64)> {
-    let (streams, _errors) = connect_all_by(injection.addr, None, count, deadline)?;
-    let open: Vec<TcpStream> = streams.into_iter().flatten().collect();
-    let failed = (count - open.len()) as u64;
-    Ok((open, failed))
+/// those not connected by `deadline`. Returns the open ones.
+pub fn connect_by(injection: &Injection, count: usize, deadline: Instant) -> anyhow::Result<Vec<TcpStream>> {
+    let connects = connect_all_by(injection.addr, None, count, deadline, Expiry::Error)?;
+    Ok(connects.streams.into_iter().flatten().collect())
 }
 
-/// [`connect_by`] the [`connect_deadline`].
-pub fn connect(injection: &Injection, count: usize) -> anyhow::Result<(Vec<TcpStream>, u64)> {
-    connect_by(injection, count, connect_deadline(injection))
-}
-
-/// [`connect`], then every stream registered with a new poll for
-/// `interest` under its index as token; with `buffers`, its (receive, send)
-/// buffers shrunk first.
+/// [`connect_by`] the [`connect_deadline`], then every stream registered
+/// with a new poll for `interest` under its index as token; with `buffers`,
+/// its (receive, send) buffers shrunk first.
 pub fn connect_polled(
     injection: &Injection,
     count: usize,
     interest: Interest,
     buffers: Option<(usize, usize)>,
 ) -> anyhow::Result<(Vec<TcpStream>, Poll)> {
-    let (mut streams, _) = connect(injection, count)?;
+    connect_polled_by(injection, count, connect_deadline(injection), interest, buffers)
+}
+
+/// [`connect_polled`], giving up on the connects not done by `deadline`.
+pub fn connect_polled_by(
+    injection: &Injection,
+    count: usize,
+    deadline: Instant,
+    interest: Interest,
+    buffers: Option<(usize, usize)>,
+) -> anyhow::Result<(Vec<TcpStream>, Poll)> {
+    let mut streams = connect_by(injection, count, deadline)?;
     let poll = Poll::new()?;
     for (index, stream) in streams.iter_mut().enumerate() {
         if let Some((receive, send)) = buffers {
@@ -73,103 +72,44 @@ pub struct Opened {
     pub streams: Vec<TcpStream>,
     /// Connects abandoned after [`RECONNECT_AFTER`] and issued again.
     pub reissued: u64,
-    /// Connects that failed outright.
-    pub failed: u64,
 }
 
-impl Opened {
-    /// The note's clause on reissued connects (empty when there were none).
-    pub fn reissued_note(&self) -> String {
-        if self.reissued == 0 {
-            return String::new();
-        }
-        format!(
-            "; {} connects were issued again after 100 ms (their SYN dropped by a full accept queue)",
-            self.reissued
-        )
+/// The note's clause on `reissued` connects (empty when there were none).
+pub fn reissued_note(reissued: u64) -> String {
+    if reissued == 0 {
+        return String::new();
     }
+    format!("; {reissued} connects were issued again after 100 ms (their SYN dropped by a full accept queue)")
 }
 
-/// Opens `count` connections, [`IN_FLIGHT`] at a time, issuing again any
-/// connect not finished within [`RECONNECT_AFTER`], until all are open or
-/// the fault ends: a burst of thousands keeps coming whatever the accept
+/// Opens `count` connections,
+/// [`IN_FLIGHT`](crate::load::connect::IN_FLIGHT) at a time, issuing again
+/// any connect not finished within [`RECONNECT_AFTER`], until all are open
+/// or the fault ends: a burst of thousands keeps coming whatever the accept
 /// queue drops, at the pace the server accepts.
 pub fn connect_persistently(injection: &Injection, count: usize) -> anyhow::Result<Opened> {
     connect_persistently_by(injection, count, injection.until)
 }
 
 /// [`connect_persistently`], giving up at `deadline` (or the fault's end,
-/// if sooner): connects still unfinished then are dropped and counted in
-/// neither `streams` nor `failed`.
+/// if sooner): connects still unfinished then are dropped and not counted.
 pub fn connect_persistently_by(
     injection: &Injection,
     count: usize,
     deadline: Instant,
 ) -> anyhow::Result<Opened> {
     let deadline = deadline.min(injection.until);
-    let mut poll = Poll::new()?;
-    let mut events = Events::with_capacity(1024);
-    let mut slots: Vec<Option<(TcpStream, Instant)>> = (0..IN_FLIGHT.min(count)).map(|_| None).collect();
-    let mut opened = Opened {
-        streams: Vec::with_capacity(count),
-        reissued: 0,
-        failed: 0,
-    };
-    loop {
-        let in_flight = slots.iter().filter(|slot| slot.is_some()).count();
-        if opened.streams.len() + in_flight < count {
-            let mut wanted = count - opened.streams.len() - in_flight;
-            for (index, slot) in slots.iter_mut().enumerate() {
-                if wanted == 0 {
-                    break;
-                }
-                if slot.is_none() {
-                    match TcpStream::connect(injection.addr) {
-                        Ok(mut stream) => {
-                            poll.registry()
-                                .register(&mut stream, Token(index), Interest::WRITABLE)?;
-                            *slot = Some((stream, Instant::now()));
-                        }
-                        Err(_) => opened.failed += 1,
-                    }
-                    wanted -= 1;
-                }
-            }
-        }
-        let now = Instant::now();
-        if opened.streams.len() >= count || now >= deadline {
-            break;
-        }
-        poll.poll(&mut events, Some(Duration::from_millis(10).min(deadline - now)))?;
-        for event in events.iter() {
-            let index = event.token().0;
-            let Some((stream, _)) = slots[index].as_ref() else {
-                continue;
-            };
-            match finish_connect(stream) {
-                Ok(false) => {}
-                Ok(true) => {
-                    let (mut stream, _) = slots[index].take().expect("checked above");
-                    poll.registry().deregister(&mut stream)?;
-                    opened.streams.push(stream);
-                }
-                Err(_) => {
-                    slots[index] = None;
-                    opened.failed += 1;
-                }
-            }
-        }
-        for slot in &mut slots {
-            if slot
-                .as_ref()
-                .is_some_and(|(_, started)| started.elapsed() >= RECONNECT_AFTER)
-            {
-                *slot = None;
-                opened.reissued += 1;
-            }
-        }
-    }
-    Ok(opened)
+    let connects = connect_all_by(
+        injection.addr,
+        None,
+        count,
+        deadline,
+        Expiry::Reissue(RECONNECT_AFTER),
+    )?;
+    Ok(Opened {
+        streams: connects.streams.into_iter().flatten().collect(),
+        reissued: connects.reissued,
+    })
 }
 
 /// Small, fixed socket buffers (no autotuning): the server cannot park

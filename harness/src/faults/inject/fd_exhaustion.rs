@@ -35,8 +35,10 @@ pub fn inject(injection: &Injection) -> anyhow::Result<Injected> {
 
 pub fn inject_with(injection: &Injection, count: usize) -> anyhow::Result<Injected> {
     let phase = (injection.left() / 2).max(Duration::from_millis(200));
-    let mut opened = clients::connect_persistently_by(injection, count, Instant::now() + phase)?;
-    let mut streams = std::mem::take(&mut opened.streams);
+    let clients::Opened {
+        mut streams,
+        reissued,
+    } = clients::connect_persistently_by(injection, count, Instant::now() + phase)?;
     let failed = (count - streams.len()) as u64;
     let mut poll = Poll::new()?;
     let mut buffer = vec![0u8; 4096];
@@ -96,7 +98,7 @@ pub fn inject_with(injection: &Injection, count: usize) -> anyhow::Result<Inject
     if failed > 0 {
         note += &format!("; {failed} did not get connected (the listen queue was full)");
     }
-    note += &opened.reissued_note();
+    note += &clients::reissued_note(reissued);
     if connections < LIMIT {
         // The server held at most these clients: it may never have run out.
         note +=

@@ -25,8 +25,10 @@ pub fn inject(injection: &Injection) -> anyhow::Result<Injected> {
 pub fn inject_with(injection: &Injection, wanted: usize) -> anyhow::Result<Injected> {
     let room = room();
     let count = wanted.min(room);
-    let mut opened = clients::connect_persistently(injection, count)?;
-    let mut streams = std::mem::take(&mut opened.streams);
+    let clients::Opened {
+        mut streams,
+        reissued,
+    } = clients::connect_persistently(injection, count)?;
     injection.engage();
     injection.wait_for_end();
     let closed = streams
@@ -46,7 +48,7 @@ pub fn inject_with(injection: &Injection, wanted: usize) -> anyhow::Result<Injec
     if missing > 0 {
         note += &format!("; {missing} were not connected by the fault's end");
     }
-    note += &opened.reissued_note();
+    note += &clients::reissued_note(reissued);
     note += &format!("; the server closed {closed}");
     Ok(Injected {
         connections,

@@ -11,7 +11,7 @@
 use super::clients::{self, Echoed, FAULT_STREAMS};
 use super::{Injected, Injection, bytes, plural};
 use crate::load::payload;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest};
 use std::time::{Duration, Instant};
 
 /// Connections reset in all.
@@ -47,18 +47,18 @@ pub fn inject_with(injection: &Injection, connections: usize, waves: usize) -> a
         }
         let next_wave = wave_start + gap;
         let deadline = clients::connect_deadline(injection).min(next_wave.max(Instant::now() + IN_FLIGHT));
-        let (mut streams, _) = clients::connect_by(injection, per_wave, deadline)?;
-        let mut poll = Poll::new()?;
+        // A small receive buffer: the server cannot have written the whole
+        // echo by the time the first of it is read.
+        let (mut streams, mut poll) = clients::connect_polled_by(
+            injection,
+            per_wave,
+            deadline,
+            Interest::READABLE | Interest::WRITABLE,
+            Some((RECEIVE_BUFFER, SEND_BUFFER)),
+        )?;
         let first_id = FAULT_STREAMS + opened;
         let mut written = vec![0u64; streams.len()];
         let mut received = vec![0u64; streams.len()];
-        for (index, stream) in streams.iter_mut().enumerate() {
-            // A small receive buffer: the server cannot have written the
-            // whole echo by the time the first of it is read.
-            clients::shrink_buffers(stream, RECEIVE_BUFFER, SEND_BUFFER)?;
-            poll.registry()
-                .register(stream, Token(index), Interest::READABLE | Interest::WRITABLE)?;
-        }
         let resets_at = Instant::now() + IN_FLIGHT;
         let mut live: Vec<Option<mio::net::TcpStream>> = streams.drain(..).map(Some).collect();
         let reset = |slot: &mut Option<mio::net::TcpStream>| {

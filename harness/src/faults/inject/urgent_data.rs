@@ -13,7 +13,7 @@
 use super::clients;
 use super::{Injected, Injection, plural};
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest};
 use socket2::SockRef;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -97,14 +97,11 @@ struct Client {
 }
 
 pub fn inject_with(injection: &Injection, count: usize) -> anyhow::Result<Injected> {
-    let (streams, _) = clients::connect(injection, count)?;
+    let (streams, mut poll) = clients::connect_polled(injection, count, Interest::READABLE, None)?;
     injection.engage();
-    let mut poll = Poll::new()?;
     let started = Instant::now();
     let mut clients: Vec<Client> = Vec::with_capacity(streams.len());
-    for (index, mut stream) in streams.into_iter().enumerate() {
-        poll.registry()
-            .register(&mut stream, Token(index), Interest::READABLE)?;
+    for (index, stream) in streams.into_iter().enumerate() {
         clients.push(Client {
             stream,
             expected: Expected::default(),
