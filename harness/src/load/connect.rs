@@ -1,7 +1,6 @@
 //! Opening many connections at once without flooding the listen queue:
 //! nonblocking connects, at most [`IN_FLIGHT`] unfinished at a time, each
-//! with its own deadline (after which it is given up, or issued again), the
-//! whole phase with another.
+//! with its own deadline, the whole phase with another.
 
 use super::{CONNECT_DEADLINE, SETUP_DEADLINE, count_connect_error};
 use crate::results::cell::Errors;
@@ -26,101 +25,38 @@ pub fn connect_all_from(
     source: Option<IpAddr>,
     count: usize,
 ) -> io::Result<(Vec<Option<TcpStream>>, Errors)> {
-    let connects = connect_all_by(
-        addr,
-        source,
-        count,
-        Instant::now() + SETUP_DEADLINE,
-        Expiry::Error,
-    )?;
-    Ok((connects.streams, connects.errors))
+    connect_all_by(addr, source, count, Instant::now() + SETUP_DEADLINE)
 }
 
-/// What becomes of a connect that has not finished in time.
-#[derive(Debug, Clone, Copy)]
-pub enum Expiry {
-    /// Given up after [`CONNECT_DEADLINE`], or at the phase deadline, and
-    /// counted as an error; the phase ends when every connect has finished
-    /// or been given up.
-    Error,
-    /// Dropped after this long and issued again at the same index, as is a
-    /// connect that fails (counted in the errors): the phase ends when all
-    /// are connected, or at the phase deadline, when the connects still
-    /// unfinished are dropped (and counted nowhere).
-    Reissue(Duration),
-}
-
-/// What [`connect_all_by`] opened.
-pub struct Connects {
-    /// By index: the connection, or `None` where none was opened.
-    pub streams: Vec<Option<TcpStream>>,
-    pub errors: Errors,
-    /// Connects dropped after [`Expiry::Reissue`]'s time and issued again.
-    pub reissued: u64,
-}
-
-/// [`connect_all_from`], with the whole phase ending at `phase_deadline`
-/// and a connect not finished in time handled as `expiry` says.
+/// [`connect_all_from`], with the whole phase ending at `phase_deadline`:
+/// the connects not finished by then are given up and counted.
 pub fn connect_all_by(
     addr: SocketAddr,
     source: Option<IpAddr>,
     count: usize,
     phase_deadline: Instant,
-    expiry: Expiry,
-) -> io::Result<Connects> {
-    let reissue_after = match expiry {
-        Expiry::Error => None,
-        Expiry::Reissue(after) => Some(after),
-    };
+) -> io::Result<(Vec<Option<TcpStream>>, Errors)> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut errors = Errors::default();
     let mut connected: Vec<Option<TcpStream>> = (0..count).map(|_| None).collect();
     let mut pending: Vec<Option<(TcpStream, Instant)>> = (0..count).map(|_| None).collect();
     let (mut next, mut in_flight, mut oldest) = (0usize, 0usize, 0usize);
-    let (mut done, mut reissued) = (0usize, 0u64);
-    // Indices to issue again (with Expiry::Reissue): each counts against
-    // IN_FLIGHT until it is.
-    let mut again: Vec<usize> = Vec::new();
 
-    loop {
-        if reissue_after.is_none() && next == count && in_flight == 0 {
-            break;
-        }
-        let mut issuing = std::mem::take(&mut again);
-        loop {
-            let index = if let Some(index) = issuing.pop() {
-                index
-            } else if in_flight + again.len() < IN_FLIGHT && next < count {
-                next += 1;
-                next - 1
-            } else {
-                break;
-            };
+    while next < count || in_flight > 0 {
+        while in_flight < IN_FLIGHT && next < count {
             match connect_from(addr, source) {
                 Ok(mut stream) => {
                     poll.registry()
-                        .register(&mut stream, Token(index), Interest::WRITABLE)?;
-                    pending[index] = Some((stream, Instant::now()));
+                        .register(&mut stream, Token(next), Interest::WRITABLE)?;
+                    pending[next] = Some((stream, Instant::now()));
                     in_flight += 1;
                 }
-                Err(error) => {
-                    count_connect_error(&mut errors, &error);
-                    if reissue_after.is_some() {
-                        again.push(index);
-                    }
-                }
+                Err(error) => count_connect_error(&mut errors, &error),
             }
+            next += 1;
         }
-        let now = Instant::now();
-        let timeout = match reissue_after {
-            None => Duration::from_millis(50),
-            Some(_) if done < count && now < phase_deadline => {
-                Duration::from_millis(10).min(phase_deadline - now)
-            }
-            Some(_) => break,
-        };
-        poll.poll(&mut events, Some(timeout))?;
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
         for event in events.iter() {
             let index = event.token().0;
             let Some((stream, _)) = pending[index].as_mut() else {
@@ -132,53 +68,33 @@ pub fn connect_all_by(
                     let (mut stream, _) = pending[index].take().expect("checked above");
                     poll.registry().deregister(&mut stream)?;
                     connected[index] = Some(stream);
-                    done += 1;
                 }
                 Err(error) => {
                     pending[index] = None;
                     count_connect_error(&mut errors, &error);
-                    if reissue_after.is_some() {
-                        again.push(index);
-                    }
                 }
             }
             in_flight -= 1;
         }
         let now = Instant::now();
-        // Below `oldest` every connect is settled: connected, or (without
-        // reissuing) given up.
-        while oldest < next
-            && pending[oldest].is_none()
-            && (reissue_after.is_none() || connected[oldest].is_some())
-        {
+        while oldest < next && pending[oldest].is_none() {
             oldest += 1;
         }
-        for (index, slot) in pending.iter_mut().enumerate().take(next).skip(oldest) {
-            let Some((_, started)) = slot else {
-                continue;
-            };
-            let waited = now.duration_since(*started);
-            match reissue_after {
-                None if waited > CONNECT_DEADLINE || now > phase_deadline => errors.connect += 1,
-                Some(after) if waited >= after => {
-                    again.push(index);
-                    reissued += 1;
-                }
-                _ => continue,
+        for slot in &mut pending[oldest..next] {
+            let expired = matches!(slot, Some((_, started))
+                if now.duration_since(*started) > CONNECT_DEADLINE || now > phase_deadline);
+            if expired {
+                *slot = None;
+                errors.connect += 1;
+                in_flight -= 1;
             }
-            *slot = None;
-            in_flight -= 1;
         }
-        if reissue_after.is_none() && now > phase_deadline && next < count {
+        if now > phase_deadline && next < count {
             errors.connect += (count - next) as u64;
             next = count;
         }
     }
-    Ok(Connects {
-        streams: connected,
-        errors,
-        reissued,
-    })
+    Ok((connected, errors))
 }
 
 /// Source addresses churn spreads its connections over when the target is

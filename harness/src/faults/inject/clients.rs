@@ -3,10 +3,10 @@
 //! check it against the payload that was sent.
 
 use super::Injection;
-use crate::load::connect::{Expiry, connect_all_by};
+use crate::load::connect::{IN_FLIGHT, connect_all_by, finish_connect};
 use crate::load::payload;
 use mio::net::TcpStream;
-use mio::{Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token};
 use socket2::SockRef;
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
@@ -27,8 +27,8 @@ pub fn connect_deadline(injection: &Injection) -> Instant {
 /// Opens `count` connections (at most 256 connecting at once), giving up on
 /// those not connected by `deadline`. Returns the open ones.
 pub fn connect_by(injection: &Injection, count: usize, deadline: Instant) -> anyhow::Result<Vec<TcpStream>> {
-    let connects = connect_all_by(injection.addr, None, count, deadline, Expiry::Error)?;
-    Ok(connects.streams.into_iter().flatten().collect())
+    let (streams, _errors) = connect_all_by(injection.addr, None, count, deadline)?;
+    Ok(streams.into_iter().flatten().collect())
 }
 
 /// [`connect_by`] the [`connect_deadline`], then every stream registered
@@ -82,8 +82,7 @@ pub fn reissued_note(reissued: u64) -> String {
     format!("; {reissued} connects were issued again after 100 ms (their SYN dropped by a full accept queue)")
 }
 
-/// Opens `count` connections,
-/// [`IN_FLIGHT`](crate::load::connect::IN_FLIGHT) at a time, issuing again
+/// Opens `count` connections, [`IN_FLIGHT`] at a time, issuing again
 /// any connect not finished within [`RECONNECT_AFTER`], until all are open
 /// or the fault ends: a burst of thousands keeps coming whatever the accept
 /// queue drops, at the pace the server accepts.
@@ -99,17 +98,63 @@ pub fn connect_persistently_by(
     deadline: Instant,
 ) -> anyhow::Result<Opened> {
     let deadline = deadline.min(injection.until);
-    let connects = connect_all_by(
-        injection.addr,
-        None,
-        count,
-        deadline,
-        Expiry::Reissue(RECONNECT_AFTER),
-    )?;
-    Ok(Opened {
-        streams: connects.streams.into_iter().flatten().collect(),
-        reissued: connects.reissued,
-    })
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(1024);
+    let mut slots: Vec<Option<(TcpStream, Instant)>> = (0..IN_FLIGHT.min(count)).map(|_| None).collect();
+    let mut opened = Opened {
+        streams: Vec::with_capacity(count),
+        reissued: 0,
+    };
+    loop {
+        let in_flight = slots.iter().filter(|slot| slot.is_some()).count();
+        if opened.streams.len() + in_flight < count {
+            let mut wanted = count - opened.streams.len() - in_flight;
+            for (index, slot) in slots.iter_mut().enumerate() {
+                if wanted == 0 {
+                    break;
+                }
+                if slot.is_none() {
+                    // A connect that fails outright is issued again next pass.
+                    if let Ok(mut stream) = TcpStream::connect(injection.addr) {
+                        poll.registry()
+                            .register(&mut stream, Token(index), Interest::WRITABLE)?;
+                        *slot = Some((stream, Instant::now()));
+                    }
+                    wanted -= 1;
+                }
+            }
+        }
+        let now = Instant::now();
+        if opened.streams.len() >= count || now >= deadline {
+            break;
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(10).min(deadline - now)))?;
+        for event in events.iter() {
+            let index = event.token().0;
+            let Some((stream, _)) = slots[index].as_ref() else {
+                continue;
+            };
+            match finish_connect(stream) {
+                Ok(false) => {}
+                Ok(true) => {
+                    let (mut stream, _) = slots[index].take().expect("checked above");
+                    poll.registry().deregister(&mut stream)?;
+                    opened.streams.push(stream);
+                }
+                Err(_) => slots[index] = None,
+            }
+        }
+        for slot in &mut slots {
+            if slot
+                .as_ref()
+                .is_some_and(|(_, started)| started.elapsed() >= RECONNECT_AFTER)
+            {
+                *slot = None;
+                opened.reissued += 1;
+            }
+        }
+    }
+    Ok(opened)
 }
 
 /// Small, fixed socket buffers (no autotuning): the server cannot park
