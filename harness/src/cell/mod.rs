@@ -121,6 +121,7 @@ pub fn run_cell_as(
         cpus: spec.cpus.load_thread_cpus(),
         host: part.share,
         source: part.source,
+        interval: crate::load::recorder::SECOND,
     };
     let start_at = part.start_at.as_ref().map(|(at, _)| *at);
     let measured = drive(&plan, started.process.as_mut(), start_at, observe)?;

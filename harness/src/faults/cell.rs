@@ -160,6 +160,7 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
         cpus: load_cpus,
         host: crate::load::HostShare::WHOLE,
         source: None,
+        interval: STEP,
     };
     let process = started.process.as_mut().expect("a spawned server has a process");
     let watched = watch(spec.fault, &plan, &fault_cpus, &spec.cpus.server, phases, process)?;
@@ -325,7 +326,7 @@ fn watch(
     process: &mut crate::server::process::ServerProcess,
 ) -> anyhow::Result<Watched> {
     let pid = process.pid();
-    let mut run = LoadRun::start_with_intervals(plan, STEP).context("cannot start the background load")?;
+    let mut run = LoadRun::start(plan).context("cannot start the background load")?;
     run.wait_connected().context("cannot start the background load")?;
     let load_threads = run.thread_ids();
     let clock = run.begin();

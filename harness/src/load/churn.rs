@@ -90,7 +90,7 @@ impl Churn {
             // host (threads ≤ 1024 < 2^12, hosts ≤ MAX_HOSTS = 2^12).
             next_stream_id: (u64::from(plan.host.index) << 52) | ((share.index as u64) << 40),
             errors: Errors::default(),
-            recorder: Recorder::with_interval(plan.load.duration, share.interval),
+            recorder: Recorder::with_interval(plan.load.duration, plan.interval),
             read_buffer: vec![0; super::CHUNK],
             write_buffer: vec![0; super::CHUNK],
             messages: 0,

@@ -81,6 +81,9 @@ pub struct LoadPlan {
     /// The local address every connection is opened from (`None`: the
     /// kernel chooses; churn to loopback spreads over [`connect::LOOPBACK_SOURCES`]).
     pub source: Option<IpAddr>,
+    /// Length of each interval histogram: [`recorder::SECOND`], or shorter
+    /// where the load is watched changing within a second (`harness faults`).
+    pub interval: Duration,
 }
 
 /// Most load hosts one load can be shared by (churn stream ids keep the host
@@ -184,8 +187,7 @@ impl ThreadCpu {
 #[derive(Debug)]
 pub struct LoadOutcome {
     pub histogram: Histogram<u64>,
-    /// One per second of the measurement (per interval, when started with
-    /// [`LoadRun::start_with_intervals`]).
+    /// One per [`LoadPlan::interval`] of the measurement.
     pub intervals: Vec<Histogram<u64>>,
     pub errors: Errors,
     /// Completed messages (churn: cycles) in the measurement.
@@ -248,13 +250,6 @@ pub struct LoadRun {
 impl LoadRun {
     /// Starts the load threads; they connect, then wait for [`LoadRun::begin`].
     pub fn start(plan: &LoadPlan) -> io::Result<LoadRun> {
-        LoadRun::start_with_intervals(plan, recorder::SECOND)
-    }
-
-    /// [`LoadRun::start`], with one interval histogram per `interval` of the
-    /// measurement instead of one per second (`harness faults` watches the
-    /// load change within a second).
-    pub fn start_with_intervals(plan: &LoadPlan, interval: Duration) -> io::Result<LoadRun> {
         let threads = plan.load.client_threads.max(1) as usize;
         let progress: Arc<Vec<AtomicU64>> = Arc::new((0..threads).map(|_| AtomicU64::new(0)).collect());
         let (setup_sender, setup) = mpsc::channel();
@@ -264,10 +259,7 @@ impl LoadRun {
         for index in 0..threads {
             let (start_sender, start_receiver) = mpsc::channel();
             start_senders.push(start_sender);
-            let share = ThreadShare {
-                interval,
-                ..ThreadShare::of(plan, index, threads)
-            };
+            let share = ThreadShare::of(plan, index, threads);
             let plan = plan.clone();
             let setup_sender = setup_sender.clone();
             let progress = Arc::clone(&progress);
@@ -371,9 +363,6 @@ pub struct ThreadShare {
     /// Open loop: nanoseconds after the start at which this thread's first
     /// send is due; its sends follow every `1e9 / rate` ns.
     pub phase_ns: f64,
-    /// Length of each interval histogram (a second, unless the run was
-    /// started with [`LoadRun::start_with_intervals`]).
-    pub interval: Duration,
 }
 
 impl ThreadShare {
@@ -413,7 +402,6 @@ impl ThreadShare {
             idle: idle as usize,
             rate,
             phase_ns,
-            interval: recorder::SECOND,
         }
     }
 }
@@ -570,6 +558,7 @@ mod tests {
             cpus: Vec::new(),
             host,
             source: None,
+            interval: recorder::SECOND,
         }
     }
 
@@ -682,6 +671,7 @@ mod tests {
             cpus: Vec::new(),
             host: HostShare::WHOLE,
             source: None,
+            interval: recorder::SECOND,
         };
         let mut run = LoadRun::start(&plan).unwrap();
         run.wait_connected().unwrap();

@@ -119,7 +119,7 @@ impl Streams {
             connections,
             idle: idle.into_iter().flatten().collect(),
             errors,
-            recorder: Recorder::with_interval(plan.load.duration, share.interval),
+            recorder: Recorder::with_interval(plan.load.duration, plan.interval),
             read_buffer: vec![0; super::CHUNK],
             write_buffer: vec![0; super::CHUNK],
             send_period: if share.rate > 0.0 {
