@@ -253,11 +253,11 @@ pub fn summary(cell: &Cell) -> String {
     );
     if let Some(s) = &cell.server {
         text += &format!(
-            "  server      CPU {:.1}% on {}, {:.2} µs/msg, peak RSS {} KiB, {} threads in {} process{}, ctx switches {} voluntary {} involuntary, {} fds; {}\n",
+            "  server      CPU {:.1}% on {}, {:.2} µs/msg, {}, {} threads in {} process{}, ctx switches {} voluntary {} involuntary, {} fds; {}\n",
             s.cpu_percent,
             cpu_list(&s.cpus),
             s.cpu_us_per_msg,
-            s.rss_peak_kib,
+            memory_text(s),
             s.threads,
             s.processes,
             if s.processes == 1 { "" } else { "es" },
@@ -342,6 +342,23 @@ pub fn summary(cell: &Cell) -> String {
 }
 
 /// `2.02 per message: recvfrom 1.00, sendto 1.00, epoll_wait 0.02; EAGAIN: …`
+/// "memory 5628 KiB (cgroup peak; PSS 6650 KiB, summed RSS 9708 KiB)".
+fn memory_text(server: &crate::results::cell::ServerStats) -> String {
+    let pss = server
+        .pss_kib
+        .map_or_else(|| String::from("no PSS"), |kib| format!("PSS {kib} KiB"));
+    match server.memory_peak_kib {
+        Some(kib) => format!(
+            "memory {kib} KiB (cgroup peak; {pss}, summed RSS {} KiB)",
+            server.rss_peak_kib
+        ),
+        None => format!(
+            "memory: no cgroup figure, {pss} (summed RSS {} KiB counts shared pages per process)",
+            server.rss_peak_kib
+        ),
+    }
+}
+
 fn syscalls_line(syscalls: &crate::results::cell::Syscalls) -> String {
     if let Some(reason) = &syscalls.unavailable {
         return format!("unavailable ({reason})");

@@ -101,3 +101,91 @@ fn every_model_makes_the_system_calls_its_doc_says() {
     }
     assert!(contradictions.is_empty(), "{}", contradictions.join("\n"));
 }
+
+/// How long the harness process `pid` holds perf events open, watched from
+/// outside every 10 ms until it exits: (total time seen open, number of
+/// separate stretches).
+fn watch_perf_events(pid: u32) -> (std::time::Duration, u32) {
+    use std::time::{Duration, Instant};
+    let step = Duration::from_millis(10);
+    let (mut open_for, mut stretches, mut was_open) = (Duration::ZERO, 0, false);
+    let deadline = Instant::now() + support::WATCHDOG;
+    while std::path::Path::new(&format!("/proc/{pid}/stat")).exists() && Instant::now() < deadline {
+        let open = std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|target| target.as_os_str() == "anon_inode:[perf_event]")
+            })
+        });
+        if open {
+            open_for += step;
+            stretches += u32::from(!was_open);
+        }
+        was_open = open;
+        std::thread::sleep(step);
+    }
+    (open_for, stretches)
+}
+
+#[test]
+fn no_counter_is_attached_while_the_window_is_timed() {
+    // 0.5 s of warm-up and 2 s measured, then the counting phase (0.15 s to
+    // open the counters, 0.5 s counting) and closing them: counters open
+    // during the window would be seen for at least 2.5 s.
+    let args = [
+        "bench",
+        "--model",
+        "epoll",
+        "--connections",
+        "10",
+        "--warmup",
+        "0.5",
+        "--duration",
+        "2",
+        "--json",
+    ];
+    let mut command = std::process::Command::new(support::harness_exe());
+    command
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = command.spawn().expect("harness starts");
+    let pid = child.id();
+    let watcher = std::thread::spawn(move || watch_perf_events(pid));
+    let output = support::wait_with_watchdog(child, &args);
+    let (open_for, stretches) = watcher.join().unwrap();
+    let cell = support::cell_of(&output, &args);
+    let server = &cell["server"];
+    if let Some(reason) = server["syscalls_unavailable"].as_str() {
+        let must_run = nix::unistd::geteuid().is_root() || std::env::var("CI").is_ok_and(|ci| ci == "true");
+        assert!(
+            !must_run,
+            "system calls could not be counted as root or in CI: {reason}"
+        );
+        println!("SKIPPED: the counters could not be opened: {reason}");
+        return;
+    }
+    assert!(
+        server["syscalls_per_msg_total"]
+            .as_f64()
+            .is_some_and(|total| total > 1.0),
+        "no system calls were counted: {server}"
+    );
+    assert!(
+        open_for > std::time::Duration::ZERO && open_for < std::time::Duration::from_millis(1500),
+        "the harness held perf events open for {open_for:?} in {stretches} stretches: they must be open only in the counting phase after the 2 s window"
+    );
+    assert_eq!(stretches, 1, "perf events were opened more than once");
+    assert_eq!(
+        server["syscalls_during_window"].as_str(),
+        Some("no perf event open in the harness"),
+        "{server}"
+    );
+    assert!(
+        server["syscalls_method"]
+            .as_str()
+            .is_some_and(|method| method.contains("counting phase after the window")),
+        "{server}"
+    );
+}

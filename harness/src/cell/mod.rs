@@ -21,7 +21,7 @@ pub mod record;
 
 use crate::cpus::CpuLayout;
 use crate::load::{HostShare, LoadOutcome, LoadPlan, LoadRun, LoadSpec};
-use crate::measure::syscalls::SyscallCounts;
+use crate::measure::syscalls::{self, Counters, SyscallCounts};
 use crate::measure::{self, Watch};
 use crate::results::cell::{CellRecord, Shape};
 use crate::server::ServerUnderTest;
@@ -122,6 +122,10 @@ pub fn run_cell_as(
         host: part.share,
         source: part.source,
         interval: crate::load::recorder::SECOND,
+        counting: match started.process.as_ref() {
+            Some(process) if process.counts_syscalls() => COUNTING_PHASE,
+            _ => Duration::ZERO,
+        },
     };
     let start_at = part.start_at.as_ref().map(|(at, _)| *at);
     let measured = drive(&plan, started.process.as_mut(), start_at, observe)?;
@@ -150,9 +154,9 @@ pub struct Measured {
     /// CPU time of the harness's non-load threads, and the wall time it was
     /// taken over (the measurement window).
     pub overhead: (Duration, Duration),
-    /// The server's system calls over the measurement window, or why they
-    /// were not counted (`None` for a target).
-    pub syscalls: Option<Result<SyscallCounts, String>>,
+    /// The server's system calls in the counting phase after the window, or
+    /// why they were not counted (`None` for a target).
+    pub syscalls: Option<Result<Counted, String>>,
     /// How much later than the agreed start instant the load began (zero
     /// without one), and the kernel's clock state at that moment.
     pub late_start: Duration,
@@ -160,27 +164,68 @@ pub struct Measured {
     /// When the measurement began and ended; the server's samples may fall
     /// later than that (see [`record::sampled_share`]).
     pub window: (Instant, Instant),
+    /// Perf events the harness held open while the window was timed (zero
+    /// by design: checked, not assumed).
+    pub perf_events_in_window: usize,
+    /// The server's memory cgroup's peak over the window (KiB) and how it
+    /// was read, or why there is none (`None` for a target).
+    pub memory: Option<Result<(u64, &'static str), String>>,
+    /// The sum of the tree's proportional set sizes, read once after the
+    /// window with the clients still connected.
+    pub pss_kib: Option<u64>,
+}
+
+/// The system calls of a counting phase and the messages they served.
+pub struct Counted {
+    pub counts: SyscallCounts,
+    /// Messages completed in the phase, times the share of the phase the
+    /// two reads of the counters spanned (1 when they fell on its ends).
+    pub messages: f64,
+    /// How long the phase was.
+    pub phase: Duration,
+}
+
+/// How long the counting phase after each window lasts: long enough that
+/// the per-message figures of the slowest default cell (one connection,
+/// about 15k messages a second) rest on thousands of messages.
+pub const COUNTING_PHASE: Duration = Duration::from_millis(500);
+
+/// Where the counting phase stands.
+enum Counting {
+    /// Not counted (a target, `--no-syscalls`), or not yet begun.
+    Idle,
+    /// Counters open, waiting for the phase to begin.
+    Open(Counters),
+    /// Counting since the first read, taken at that instant.
+    Started(Counters, SyscallCounts, Instant),
+    Done(Result<Counted, String>),
 }
 
 /// The instants at which the driving thread wakes: samples of the server
 /// and of the harness at the start of the measurement, every
-/// [`SAMPLE_EVERY`] and at its end; progress every [`PROGRESS_EVERY`].
+/// [`SAMPLE_EVERY`] and at its end; the counting phase's two ends;
+/// progress every [`PROGRESS_EVERY`].
 struct Schedule {
     next_sample: Instant,
     next_progress: Instant,
     measure_until: Instant,
+    /// The counting phase, if there is one.
+    counting: Option<(Instant, Instant)>,
     samples: u64,
     sampling_done: bool,
 }
 
 impl Schedule {
-    /// The next instant anything is due.
-    fn next_wake(&self) -> Instant {
-        let progress = self.next_progress.min(self.measure_until);
-        if self.sampling_done {
-            progress
-        } else {
-            progress.min(self.next_sample)
+    /// The next instant anything is due, given where counting stands.
+    fn next_wake(&self, counting: &Counting) -> Instant {
+        let mut wake = self.next_progress.min(self.measure_until);
+        if !self.sampling_done {
+            wake = wake.min(self.next_sample);
+        }
+        match (self.counting, counting) {
+            (Some((from, _)), Counting::Open(_)) => wake.min(from),
+            (Some((_, until)), Counting::Started(..)) => wake.min(until),
+            _ => wake,
         }
     }
 
@@ -199,35 +244,45 @@ impl Schedule {
     }
 }
 
-/// Runs the load, and samples the server and the harness over the measurement.
+/// Runs the load, and samples the server and the harness over the
+/// measurement; then, for a spawned server whose system calls are counted,
+/// the counting phase.
 fn drive(
     plan: &LoadPlan,
     mut server: Option<&mut ServerProcess>,
     start_at: Option<Instant>,
     observe: &mut dyn FnMut(CellProgress),
 ) -> anyhow::Result<Measured> {
+    // The last cell's counters must be gone before this load starts.
+    syscalls::wait_closed();
     let mut run = LoadRun::start(plan).context("cannot start the load threads")?;
     run.wait_connected().context("cannot open the connections")?;
     let load_threads = run.thread_ids();
+    let mut perf_events_in_window = syscalls::perf_events_open_here();
     let (clock, late_start) = match start_at {
         Some(at) => run.begin_at(at),
         None => (run.begin(), Duration::ZERO),
     };
     let clock_state = start_at.and_then(|_| crate::measure::clock::clock_sync());
     let measure_from = clock.start + plan.load.warmup;
-    let total = plan.load.warmup + plan.load.duration;
+    let counting_phase = (!plan.counting.is_zero()).then(|| clock.counting_phase());
+    let total = match counting_phase {
+        Some((_, until)) => until.saturating_duration_since(clock.start),
+        None => plan.load.warmup + plan.load.duration,
+    };
     let mut schedule = Schedule {
         next_sample: measure_from,
         next_progress: clock.start,
         measure_until: measure_from + plan.load.duration,
+        counting: counting_phase,
         samples: 0,
         sampling_done: false,
     };
     let mut watch = Watch::default();
     let mut overhead_start: Option<(Instant, Duration)> = None;
     let mut overhead = (Duration::ZERO, Duration::ZERO);
-    let mut syscalls_start: Option<Result<SyscallCounts, String>> = None;
-    let mut syscalls = None;
+    let mut counting = Counting::Idle;
+    let mut memory: Option<Result<(u64, &'static str), String>> = None;
     let mut server_failure = None;
     loop {
         let now = Instant::now();
@@ -243,20 +298,22 @@ fn drive(
             let harness_cpu = measure::harness_cpu_except(&load_threads);
             if let Some(server) = server.as_deref_mut() {
                 let last = now >= schedule.measure_until;
-                // The kernel's system-call counters: at the ends only.
-                if schedule.samples == 0 {
-                    syscalls_start = Some(server.syscalls());
-                } else if last {
-                    syscalls = match (syscalls_start.take(), server.syscalls()) {
-                        (Some(Ok(start)), Ok(end)) => Some(Ok(end.since(&start))),
-                        (Some(Err(reason)), _) | (_, Err(reason)) => Some(Err(reason)),
-                        (None, Ok(_)) => None,
-                    };
-                }
                 let large = watch.peak_processes > LARGE_TREE;
                 let detailed = (!large && schedule.samples.is_multiple_of(DETAILED_EVERY))
                     || last
                     || schedule.samples == 0;
+                // The memory cgroup's peak: reset at the window's start,
+                // read at its end.
+                match (server.memory(), schedule.samples) {
+                    (Err(reason), _) => memory = Some(Err(reason)),
+                    (Ok(cgroup), 0) => memory = Some(cgroup.reset_peak().map(|()| (0, ""))),
+                    (Ok(cgroup), _) if last => {
+                        if let Some(Ok(_)) = memory {
+                            memory = Some(cgroup.peak_kib());
+                        }
+                    }
+                    (Ok(cgroup), _) => cgroup.sample(),
+                }
                 if let Some(mut sample) = measure::sample_tree(server.pid(), detailed) {
                     // The tree's cgroup knows its CPU time exactly, exited
                     // processes included; /proc's per-process ticks do not.
@@ -276,7 +333,18 @@ fn drive(
                 SAMPLE_EVERY
             };
             schedule.advance_sample(now, every);
+            if schedule.sampling_done {
+                // The window is over: what was open in it, then the counters.
+                perf_events_in_window = perf_events_in_window.max(syscalls::perf_events_open_here());
+                if let (Some(server), Some(_)) = (server.as_deref_mut(), counting_phase) {
+                    counting = match server.open_syscall_counters() {
+                        Ok(counters) => Counting::Open(counters),
+                        Err(reason) => Counting::Done(Err(reason)),
+                    };
+                }
+            }
         }
+        counting = advance_counting(counting, counting_phase);
         if now >= schedule.next_progress {
             observe(CellProgress {
                 elapsed: now.saturating_duration_since(clock.start).min(total),
@@ -285,11 +353,27 @@ fn drive(
             });
             schedule.next_progress = now + PROGRESS_EVERY;
         }
-        if schedule.sampling_done {
+        let counting_over = !matches!(counting, Counting::Open(_) | Counting::Started(..));
+        if schedule.sampling_done && counting_over {
             break;
         }
-        std::thread::sleep(schedule.next_wake().saturating_duration_since(Instant::now()));
+        std::thread::sleep(
+            schedule
+                .next_wake(&counting)
+                .saturating_duration_since(Instant::now()),
+        );
     }
+    // A peak reset but never read (the server ended first) is no figure.
+    let memory = memory.map(|memory| {
+        memory.and_then(|(kib, method)| match method {
+            "" => Err(String::from("the window's end was not sampled")),
+            method => Ok((kib, method)),
+        })
+    });
+    // Once, after the window, with the clients still connected.
+    let pss_kib = server
+        .as_deref()
+        .and_then(|server| measure::pss_kib(server.pid()));
     let outcome = run.join().context("the load failed")?;
     if let Some(error) = server_failure {
         return Err(error);
@@ -299,6 +383,17 @@ fn drive(
         total,
         messages: outcome.messages,
     });
+    let syscalls = server.map(|server| match counting {
+        Counting::Done(Ok(mut counted)) => {
+            counted.messages *= outcome.counted as f64;
+            Ok(counted)
+        }
+        Counting::Done(Err(reason)) => Err(reason),
+        _ if !server.counts_syscalls() || counting_phase.is_none() => Err(String::from(
+            "not counted for this cell (bench --no-syscalls, or a tour step that measures CPU)",
+        )),
+        _ => Err(String::from("the counting phase did not run to its end")),
+    });
     Ok(Measured {
         outcome,
         watch,
@@ -307,7 +402,44 @@ fn drive(
         late_start,
         clock: clock_state,
         window: (measure_from, schedule.measure_until),
+        perf_events_in_window,
+        memory,
+        pss_kib,
     })
+}
+
+/// The counting phase's next step, if one is due: the first read of the
+/// counters at the phase's start, the last at its end, then closing them.
+/// A finished phase's `messages` is the share of the phase the reads
+/// spanned; [`drive`] multiplies it by the messages the load counted.
+fn advance_counting(counting: Counting, phase: Option<(Instant, Instant)>) -> Counting {
+    let Some((from, until)) = phase else {
+        return counting;
+    };
+    let now = Instant::now();
+    match counting {
+        Counting::Open(mut counters) if now >= from => match counters.read() {
+            Ok(start) => Counting::Started(counters, start, Instant::now()),
+            Err(error) => {
+                counters.close();
+                Counting::Done(Err(format!("cannot read the counters: {error}")))
+            }
+        },
+        Counting::Started(mut counters, start, read_at) if now >= until => {
+            let end = counters.read();
+            let end_at = Instant::now();
+            counters.close();
+            Counting::Done(match end {
+                Ok(end) => Ok(Counted {
+                    counts: end.since(&start),
+                    messages: record::sampled_share((from, until), (read_at, end_at)),
+                    phase: until - from,
+                }),
+                Err(error) => Err(format!("cannot read the counters: {error}")),
+            })
+        }
+        other => other,
+    }
 }
 
 /// Checks a load for values that make no sense, with a sentence for each.

@@ -1,8 +1,7 @@
 //! Turning what a cell measured into its document ([`Cell`]) and histograms.
 
-use super::{CellSpec, Measured, flags};
+use super::{CellSpec, Counted, Measured, flags};
 use crate::load::{LoadPlan, ThreadShare};
-use crate::measure::syscalls::SyscallCounts;
 use crate::results::cell::{
     Cell, CellRecord, ClientStats, Fairness, Latency, LoadShare, ServerStats, Shape, Syscalls,
 };
@@ -29,6 +28,9 @@ pub fn record(
         overhead,
         syscalls,
         window,
+        perf_events_in_window,
+        memory,
+        pss_kib,
         ..
     } = measured;
     let load = &spec.load;
@@ -48,6 +50,16 @@ pub fn record(
             pid: watch.pid,
             cpu_percent: percent(cpu, wall),
             cpu_us_per_msg: if sampled >= 1.0 { cpu_us / sampled } else { 0.0 },
+            memory_peak_kib: memory.as_ref().and_then(|memory| memory.as_ref().ok()).map(|(kib, _)| *kib),
+            memory_method: Some(match (memory, pss_kib) {
+                (Some(Ok((_, method))), _) => (*method).to_owned(),
+                (Some(Err(reason)), Some(_)) => format!(
+                    "no memory cgroup ({reason}): the sum of proportional set sizes after the window stands in"
+                ),
+                (Some(Err(reason)), None) => format!("no memory cgroup ({reason}), and no PSS could be read"),
+                (None, _) => String::from("not measured"),
+            }),
+            pss_kib: *pss_kib,
             rss_peak_kib: watch.peak_rss_kib,
             vm_peak_kib: watch.peak_vm_kib,
             threads: watch.peak_threads,
@@ -60,7 +72,10 @@ pub fn record(
             exit: exit.map(crate::server::process::exit_text),
             exit_log,
             process_cpu_percent: watch.process_cpu_percent(),
-            syscalls: syscalls_per_message(syscalls.as_ref(), sampled),
+            syscalls: Syscalls {
+                during_window: Some(crate::measure::syscalls::describe_window(*perf_events_in_window)),
+                ..syscalls_per_message(syscalls.as_ref())
+            },
         }
     });
     let thread_percents: Vec<f64> = outcome
@@ -145,17 +160,24 @@ pub fn sampled_share(window: (Instant, Instant), samples: (Instant, Instant)) ->
 /// The counted system calls divided by the messages they served: by name
 /// (the calls not counted by name are `other`), in total, and those that
 /// failed with EAGAIN.
-fn syscalls_per_message(counted: Option<&Result<SyscallCounts, String>>, messages: f64) -> Syscalls {
+fn syscalls_per_message(counted: Option<&Result<Counted, String>>) -> Syscalls {
     match counted {
-        None => Syscalls::unavailable("the window was not sampled at both ends"),
+        None => Syscalls::unavailable("the server was not spawned by the harness"),
         Some(Err(reason)) => Syscalls::unavailable(reason),
-        Some(Ok(_)) if messages < 1.0 => Syscalls::unavailable("no message completed"),
+        Some(Ok(counted)) if counted.messages < 1.0 => {
+            Syscalls::unavailable("no message completed in the counting phase")
+        }
         // A server that echoed messages made system calls: counters that saw
         // none were not watching where it ran.
-        Some(Ok(counts)) if counts.total == 0 => Syscalls::unavailable(
+        Some(Ok(counted)) if counted.counts.total == 0 => Syscalls::unavailable(
             "the counters saw no system call from the server (they did not watch its CPUs)",
         ),
-        Some(Ok(counts)) => {
+        Some(Ok(Counted {
+            counts,
+            messages,
+            phase,
+        })) => {
+            let messages = *messages;
             let per = |count: u64| count as f64 / messages;
             let mut by_name: BTreeMap<String, f64> = counts
                 .named
@@ -178,6 +200,11 @@ fn syscalls_per_message(counted: Option<&Result<SyscallCounts, String>>, message
                     .map(|(&name, &count)| (name.to_owned(), per(count)))
                     .collect(),
                 unavailable: None,
+                method: Some(format!(
+                    "perf tracepoint counters on the server's cgroup, in a {:.1} s counting phase after the window (same connections, same load; {messages:.0} messages); closed before the next window",
+                    phase.as_secs_f64()
+                )),
+                during_window: None,
             }
         }
     }

@@ -161,6 +161,7 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
         host: crate::load::HostShare::WHOLE,
         source: None,
         interval: STEP,
+        counting: Duration::ZERO,
     };
     let process = started.process.as_mut().expect("a spawned server has a process");
     let watched = watch(spec.fault, &plan, &fault_cpus, &spec.cpus.server, phases, process)?;
@@ -276,6 +277,9 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
         late_start: Duration::ZERO,
         clock: None,
         window,
+        perf_events_in_window: 0,
+        memory: None,
+        pss_kib: None,
     };
     let record = crate::cell::record::record(
         &cell_spec,

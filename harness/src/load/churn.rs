@@ -62,6 +62,8 @@ pub struct Churn {
     read_buffer: Vec<u8>,
     write_buffer: Vec<u8>,
     messages: u64,
+    /// Completed cycles in the counting phase.
+    counted: u64,
     completed_total: u64,
 }
 
@@ -94,6 +96,7 @@ impl Churn {
             read_buffer: vec![0; super::CHUNK],
             write_buffer: vec![0; super::CHUNK],
             messages: 0,
+            counted: 0,
             completed_total: 0,
         })
     }
@@ -106,7 +109,7 @@ impl Churn {
         loop {
             let now = clock.now_ns();
             cpu.observe(&clock, now);
-            if now >= clock.measure_until {
+            if now >= clock.count_until {
                 break;
             }
             if now >= next_housekeeping {
@@ -114,9 +117,12 @@ impl Churn {
                 progress.store(self.completed_total, Ordering::Relaxed);
                 next_housekeeping = now + HOUSEKEEPING.as_nanos() as u64;
             }
-            let mut wake_at = next_housekeeping.min(clock.measure_until);
-            if now < clock.measure_from {
-                wake_at = wake_at.min(clock.measure_from);
+            let mut wake_at = next_housekeeping.min(clock.count_until);
+            if let Some(&boundary) = [clock.measure_from, clock.measure_until]
+                .iter()
+                .find(|&&boundary| now < boundary)
+            {
+                wake_at = wake_at.min(boundary);
             }
             for index in 0..self.cycles.len() {
                 if self.cycles[index].state == State::Waiting {
@@ -280,9 +286,11 @@ impl Churn {
                 .record(now.saturating_sub(cycle.started), now - clock.measure_from);
             cycle.completed += 1;
             self.messages += 1;
+        } else if clock.in_counting(now) {
+            self.counted += 1;
         }
         self.close(index);
-        if now < clock.measure_until {
+        if now < clock.count_until {
             self.begin(index, now);
         }
     }
@@ -335,6 +343,7 @@ impl Churn {
             intervals,
             errors: std::mem::take(&mut self.errors),
             messages: self.messages,
+            counted: self.counted,
             per_connection,
             starved,
             scheduled_sends: 0,

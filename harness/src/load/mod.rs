@@ -84,7 +84,16 @@ pub struct LoadPlan {
     /// Length of each interval histogram: [`recorder::SECOND`], or shorter
     /// where the load is watched changing within a second (`harness faults`).
     pub interval: Duration,
+    /// The system-call counting phase that follows the measurement (zero:
+    /// none): the same load goes on for [`COUNTING_GAP`] and then this
+    /// long, and the messages completed in it are counted apart
+    /// ([`LoadOutcome::counted`]).
+    pub counting: Duration,
 }
+
+/// Between the end of the measurement and the counting phase: time to open
+/// the counters (tens of milliseconds) while the load goes on.
+pub const COUNTING_GAP: Duration = Duration::from_millis(150);
 
 /// Most load hosts one load can be shared by (churn stream ids keep the host
 /// in their top 12 bits).
@@ -128,16 +137,42 @@ pub struct Clock {
     /// The measurement is `[measure_from, measure_until)`, in ns after `start`.
     pub measure_from: u64,
     pub measure_until: u64,
+    /// The counting phase is `[count_from, count_until)`; with none, both
+    /// are `measure_until`. The load is offered until `count_until`.
+    pub count_from: u64,
+    pub count_until: u64,
 }
 
 impl Clock {
     fn new(start: Instant, plan: &LoadPlan) -> Clock {
         let measure_from = plan.load.warmup.as_nanos() as u64;
+        let measure_until = measure_from + plan.load.duration.as_nanos() as u64;
+        let (count_from, count_until) = if plan.counting.is_zero() {
+            (measure_until, measure_until)
+        } else {
+            let count_from = measure_until + COUNTING_GAP.as_nanos() as u64;
+            (count_from, count_from + plan.counting.as_nanos() as u64)
+        };
         Clock {
             start,
             measure_from,
-            measure_until: measure_from + plan.load.duration.as_nanos() as u64,
+            measure_until,
+            count_from,
+            count_until,
         }
+    }
+
+    /// The instant the counting phase begins, and the one it ends.
+    pub fn counting_phase(&self) -> (Instant, Instant) {
+        (
+            self.start + Duration::from_nanos(self.count_from),
+            self.start + Duration::from_nanos(self.count_until),
+        )
+    }
+
+    #[inline]
+    pub fn in_counting(&self, at_ns: u64) -> bool {
+        (self.count_from..self.count_until).contains(&at_ns)
     }
 
     /// Nanoseconds since `start`.
@@ -192,6 +227,8 @@ pub struct LoadOutcome {
     pub errors: Errors,
     /// Completed messages (churn: cycles) in the measurement.
     pub messages: u64,
+    /// Completed messages (churn: cycles) in the counting phase.
+    pub counted: u64,
     /// Completed messages per connection that connected (churn: per loop).
     pub per_connection: Vec<u64>,
     pub starved: u32,
@@ -211,6 +248,7 @@ impl LoadOutcome {
             intervals,
             errors: Errors::default(),
             messages: 0,
+            counted: 0,
             per_connection: Vec::new(),
             starved: 0,
             scheduled_sends: 0,
@@ -226,6 +264,7 @@ impl LoadOutcome {
         let _ = recorder::add_by_index(&mut self.intervals, &other.intervals);
         add_errors(&mut self.errors, &other.errors);
         self.messages += other.messages;
+        self.counted += other.counted;
         self.per_connection.extend_from_slice(&other.per_connection);
         self.starved += other.starved;
         self.scheduled_sends += other.scheduled_sends;
@@ -559,6 +598,7 @@ mod tests {
             host,
             source: None,
             interval: recorder::SECOND,
+            counting: Duration::ZERO,
         }
     }
 
@@ -672,6 +712,7 @@ mod tests {
             host: HostShare::WHOLE,
             source: None,
             interval: recorder::SECOND,
+            counting: Duration::ZERO,
         };
         let mut run = LoadRun::start(&plan).unwrap();
         run.wait_connected().unwrap();

@@ -76,6 +76,8 @@ pub struct Streams {
     scheduled_sends: u64,
     late_sends: u64,
     messages: u64,
+    /// Completed messages in the counting phase.
+    counted: u64,
     /// Completed messages, warm-up included (progress display).
     completed_total: u64,
 }
@@ -132,6 +134,7 @@ impl Streams {
             scheduled_sends: 0,
             late_sends: 0,
             messages: 0,
+            counted: 0,
             completed_total: 0,
         })
     }
@@ -161,23 +164,24 @@ impl Streams {
                 progress.store(self.completed_total, Ordering::Relaxed);
                 next_housekeeping = now + HOUSEKEEPING.as_nanos() as u64;
             }
-            if now >= clock.measure_until {
+            if now >= clock.count_until {
                 let drained = self.shape == Shape::Closed || !self.anything_owed();
-                let drain_over = now >= clock.measure_until + MESSAGE_DEADLINE.as_nanos() as u64;
+                let drain_over = now >= clock.count_until + MESSAGE_DEADLINE.as_nanos() as u64;
                 if drained || drain_over {
                     break;
                 }
             }
             let mut wake_at = next_housekeeping;
-            if now < clock.measure_from {
-                wake_at = wake_at.min(clock.measure_from);
-            } else if now < clock.measure_until {
-                wake_at = wake_at.min(clock.measure_until);
+            if let Some(&boundary) = [clock.measure_from, clock.measure_until, clock.count_until]
+                .iter()
+                .find(|&&boundary| now < boundary)
+            {
+                wake_at = wake_at.min(boundary);
             }
             if self.shape == Shape::Open {
                 self.send_due(&clock, now);
                 let due = self.due_time(self.next_send);
-                if due < clock.measure_until && due != timer_armed_for {
+                if due < clock.count_until && due != timer_armed_for {
                     self.timer
                         .arm(Duration::from_nanos(due.saturating_sub(clock.now_ns())))?;
                     timer_armed_for = due;
@@ -215,12 +219,12 @@ impl Streams {
     }
 
     /// Open loop: issues every send that is due by `now` and falls before
-    /// the end of the measurement.
+    /// the end of the load (the measurement, or the counting phase after it).
     fn send_due(&mut self, clock: &Clock, now: u64) {
         let count = self.connections.len() as u64;
         loop {
             let due = self.due_time(self.next_send);
-            if due > now || due >= clock.measure_until {
+            if due > now || due >= clock.count_until {
                 return;
             }
             let index = (self.next_send % count) as usize;
@@ -340,14 +344,17 @@ impl Streams {
                 connection.corrupt = false;
                 self.errors.mismatch += 1;
             } else {
-                let (started, measured) = match self.shape {
+                let (started, phase_time) = match self.shape {
                     Shape::Open => {
                         let due = due_time(self.send_phase, self.send_period, message * count + index as u64);
-                        (due, clock.in_measurement(due))
+                        (due, due)
                     }
-                    _ => (connection.sent_at, clock.in_measurement(now)),
+                    _ => (connection.sent_at, now),
                 };
-                if measured {
+                if clock.in_counting(phase_time) {
+                    self.counted += 1;
+                }
+                if clock.in_measurement(phase_time) {
                     self.recorder.record(
                         now.saturating_sub(started),
                         now.saturating_sub(clock.measure_from),
@@ -356,7 +363,7 @@ impl Streams {
                     self.messages += 1;
                 }
             }
-            if self.shape == Shape::Closed && now < clock.measure_until {
+            if self.shape == Shape::Closed && now < clock.count_until {
                 connection.owed += size;
                 connection.sent_at = now;
                 send_next = true;
@@ -432,6 +439,7 @@ impl Streams {
             intervals,
             errors,
             messages: self.messages,
+            counted: self.counted,
             per_connection,
             starved,
             scheduled_sends: self.scheduled_sends,

@@ -102,6 +102,27 @@ fn sum_members(members: &[ProcStat], detailed: bool) -> TreeSample {
     sample
 }
 
+/// The sum of the proportional set sizes of the tree led by `root`, in KiB
+/// (`Pss` of each process's `/proc/PID/smaps_rollup`: a page shared by N
+/// processes counts 1/N in each, so each page once in the sum). `None` when
+/// the root is gone or no process's rollup could be read. Walking every
+/// mapping's page tables costs about a millisecond a process: read once,
+/// after the window.
+pub fn pss_kib(root: u32) -> Option<u64> {
+    let members = tree::members_of(&tree::scan(), root as i32);
+    let sums: Vec<u64> = members
+        .iter()
+        .filter_map(|process| {
+            let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", process.pid)).ok()?;
+            rollup
+                .lines()
+                .find_map(|line| line.strip_prefix("Pss:"))
+                .map(first_number)
+        })
+        .collect();
+    (!sums.is_empty()).then(|| sums.iter().sum())
+}
+
 /// VmHWM, context switches of every thread, open fds.
 fn add_details(pid: i32, sample: &mut TreeSample) {
     let root = format!("/proc/{pid}");
@@ -286,6 +307,13 @@ mod tests {
         assert!(
             sample.vm_kib >= sample.rss_kib,
             "address space below the resident set: {sample:?}"
+        );
+        // One process: its PSS is at most its resident set.
+        let pss = pss_kib(std::process::id()).unwrap();
+        assert!(
+            pss > 0 && pss <= sample.rss_kib + 1024,
+            "PSS {pss} KiB, RSS {} KiB",
+            sample.rss_kib
         );
     }
 }

@@ -1,34 +1,47 @@
-//! System calls of the server, counted by the kernel while it serves.
+//! System calls of the server, counted by the kernel, outside the timed
+//! window.
 //!
 //! One counting `perf_event` per tracepoint and CPU:
 //! `raw_syscalls:sys_enter` for all calls, `syscalls:sys_enter_NAME` for each
 //! call in [`NAMED`], and `syscalls:sys_exit_NAME` filtered on
 //! `ret == -EAGAIN` for the calls in [`EAGAIN_WATCHED`] (the reads, writes and
-//! accepts that found nothing to do). No sampling, no ring buffer, no tracer
-//! in the loop: the kernel adds 1 to a counter when the tracepoint fires.
+//! accepts that found nothing to do). No sampling, no ring buffer: the kernel
+//! adds 1 to a counter when the tracepoint fires. A tracepoint per call
+//! rather than filters on `raw_syscalls` (`id == N`), although detaching 33
+//! tracepoints takes about a second where two take 55 to 85 ms: with every
+//! filter on the one tracepoint, each call ran all 35 of them, and the
+//! slower server of the counting phase batched more messages per read than
+//! it did in the window (a prefork server read 2.5 messages per `recvfrom`
+//! instead of about one), so its figures no longer described the window.
 //!
-//! Whose calls: every server the harness spawns starts inside a cgroup of
-//! the harness's own (the child moves itself there between fork and exec),
-//! and the counters are cgroup events on each CPU: they count the
-//! calls of every thread and process of the server's tree, and of nothing
-//! else, however many threads or children it makes, at no cost when it
-//! makes them (per-task counters inherited by each new thread would charge
-//! every `clone` for copying them). The counters and the cgroup are made once
-//! per harness process and read at both ends of each cell's measurement;
-//! cells run one at a time, so the differences are the cell's.
+//! Whose calls: every server the harness spawns runs in a cgroup of its own
+//! ([`crate::server::cgroup`]), and the counters are cgroup events on each
+//! CPU: they count the calls of every thread and process of the server's
+//! tree, and of nothing else, however many threads or children it makes.
 //!
-//! What it costs the measurement: while syscall tracepoints are in use, every
-//! system call on the machine takes the kernel's slower traced path, and each
-//! counted call runs its tracepoints; the README quotes the difference with
-//! and without (`--no-syscalls`). Opening the counters takes tens of
-//! milliseconds once; closing them, at the harness's exit, one RCU grace
-//! period per tracepoint.
+//! When: never while a cell's window is timed. Attaching the first probe to
+//! a syscall tracepoint sets the traced-syscall work flag on every thread of
+//! the machine (the cgroup filter applies only afterwards), so every system
+//! call, the load generator's included, takes the kernel's slow path, and
+//! each counted call builds a perf record per event: a cost per call, so a
+//! model that makes three calls per message pays several times what one
+//! that makes 0.3 pays (`cargo bench -p harness --bench instrument_check`
+//! measures it, counters open against closed). So a cell counts in a phase of its own after the window ([`crate::cell`]): the
+//! same connections under the same load, counters opened before it and
+//! closed after it, and the per-message figures are that phase's calls over
+//! that phase's messages. [`Counters::close`] closes the counters in the
+//! background, while the server is stopped and the next one started, and
+//! the next cell waits for them ([`wait_closed`]) before its load starts.
+//!
+//! A BPF program on syscall entry and exit would cost less per call and set
+//! no slow-path flag, but it needs a BPF toolchain the two README commands do
+//! not install; the counting phase needs nothing but the kernel.
 //!
 //! Needs root (CPU-wide cgroup events need CAP_PERFMON or
 //! `kernel.perf_event_paranoid` ≤ 0, and the cgroup must be writable), tracefs
 //! (mounted at `/sys/kernel/tracing` if it is not and the harness may) and a
 //! cgroup hierarchy with the perf_event controller. Where any of it is
-//! missing, [`Counters::shared`] says why in one sentence and cells are
+//! missing, [`Counters::open`] says why in one sentence and the cell is
 //! measured without system calls.
 
 use perf_event::Builder;
@@ -38,7 +51,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 /// The calls counted by name: what an echo server does per message and per
 /// connection under every model, and what a runtime does around them.
@@ -101,43 +114,35 @@ impl SyscallCounts {
     }
 }
 
-/// The harness's counters: per CPU, one counter per tracepoint, for the
-/// harness's cgroup (every server it spawns).
+/// Counters on one server's cgroup: per CPU, one counter per tracepoint.
+/// Opened for a cell's counting phase and closed at its end
+/// ([`Counters::close`]), so that no tracepoint is attached while the next
+/// window is timed.
 pub struct Counters {
     total: Vec<Counter>,
     named: Vec<(&'static str, Vec<Counter>)>,
     eagain: Vec<(&'static str, Vec<Counter>)>,
 }
 
-/// Shared by every server the harness spawns: made at the first spawn.
-static COUNTERS: OnceLock<Result<Mutex<Counters>, String>> = OnceLock::new();
+/// Counters being closed in the background, and when the closing began.
+static CLOSING: Mutex<Vec<std::thread::JoinHandle<()>>> = Mutex::new(Vec::new());
 
 impl Counters {
-    /// The harness's counters, made on first use for every online CPU (a
-    /// server runs on some of them); Err is why system calls cannot be
+    /// Counters for every thread and process of `cgroup` (an open cgroup
+    /// directory) on every online CPU; Err is why system calls cannot be
     /// counted, as one sentence.
-    pub fn shared() -> Result<&'static Mutex<Counters>, String> {
-        COUNTERS
-            .get_or_init(|| {
-                // Every online CPU, not this thread's affinity: the thread
-                // that first asks may already be pinned to the client CPUs.
-                let cpus = crate::cpus::online();
-                Counters::open(&cpus).map(Mutex::new)
-            })
-            .as_ref()
-            .map_err(Clone::clone)
-    }
-
-    fn open(cpus: &[usize]) -> Result<Counters, String> {
+    pub fn open(cgroup: &File) -> Result<Counters, String> {
+        // Every online CPU, not this thread's affinity: the server runs on
+        // CPUs this thread is not pinned to.
+        let cpus = crate::cpus::online();
         if cpus.is_empty() {
             return Err(String::from("the server's CPUs are unknown"));
         }
         let events = events_dir()?;
-        let cgroup = crate::server::cgroup::harness()?;
         let on_every_cpu = |tracepoint: &str, filter: Option<&str>| -> Result<Vec<Counter>, String> {
             let id = tracepoint_id(&events, tracepoint)?;
             cpus.iter()
-                .map(|&cpu| counter(id, tracepoint, filter, &cgroup.dir_file, cpu))
+                .map(|&cpu| counter(id, tracepoint, filter, cgroup, cpu))
                 .collect()
         };
         let total = on_every_cpu("raw_syscalls/sys_enter", None)?;
@@ -175,6 +180,71 @@ impl Counters {
         }
         Ok(counts)
     }
+
+    /// Closes the counters in the background. Detaching a tracepoint's
+    /// last counter waits for RCU grace periods, one tracepoint after the
+    /// other (about a second for all); [`wait_closed`] waits until they are
+    /// gone.
+    pub fn close(self) {
+        let mut closing = CLOSING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // A thread that cannot be made drops its closure, and so closes the
+        // counters, here.
+        if let Ok(handle) = std::thread::Builder::new()
+            .name("syscalls-close".into())
+            .spawn(move || drop(self))
+        {
+            closing.push(handle);
+        }
+    }
+}
+
+/// Waits until every counter [`Counters::close`] was given is closed: the
+/// syscall tracepoints are then detached, and no thread on the machine takes
+/// the traced slow path on their account. Returns how long it waited.
+pub fn wait_closed() -> std::time::Duration {
+    let started = std::time::Instant::now();
+    let handles = std::mem::take(&mut *CLOSING.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    for handle in handles {
+        let _ = handle.join();
+    }
+    started.elapsed()
+}
+
+/// How many perf events this process holds open now (its descriptors that
+/// are `anon_inode:[perf_event]`): zero while a window is timed.
+pub fn perf_events_open_here() -> usize {
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    fds.flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == "anon_inode:[perf_event]")
+        })
+        .count()
+}
+
+/// What traced system calls during a window in which the harness held
+/// `perf_events` perf events open: a sentence for the cell.
+pub fn describe_window(perf_events: usize) -> String {
+    let mut text = match perf_events {
+        0 => String::from("no perf event open in the harness"),
+        count => format!("{count} perf events open in the harness (its counters were attached)"),
+    };
+    if ftrace_syscalls_enabled() {
+        text.push_str("; ftrace's raw_syscalls events were enabled by another tool");
+    }
+    text
+}
+
+/// Whether ftrace's `raw_syscalls` events are enabled (by `trace-cmd`, say):
+/// then every system call on the machine is traced, whoever asked.
+fn ftrace_syscalls_enabled() -> bool {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .any(|root| {
+            std::fs::read_to_string(format!("{root}/events/raw_syscalls/enable"))
+                .is_ok_and(|state| matches!(state.trim(), "1" | "X"))
+        })
 }
 
 /// The id of `tracepoint` (e.g. `raw_syscalls/sys_enter`) under tracefs's

@@ -177,16 +177,18 @@ const CPU_PER_MESSAGE: Metric = Metric {
     log: false,
     value: |cell| cell.server.as_ref().map(|server| server.cpu_us_per_msg),
 };
-const RSS_PER_CONNECTION: Metric = Metric {
-    name: "rss",
-    title: "Server RSS per open connection",
-    axis_label: "server peak RSS per open connection (KiB, log scale)",
+/// The server's memory, each page once (its memory cgroup's peak, else the
+/// PSS sum: [`crate::results::cell::ServerStats::memory_kib`]), per open
+/// connection. Summed resident sets are not drawn: they count a forking
+/// server's shared pages once per process.
+const MEMORY_PER_CONNECTION: Metric = Metric {
+    name: "memory",
+    title: "Server memory per open connection",
+    axis_label: "server peak memory per open connection (KiB, each page once, log scale)",
     log: true,
     value: |cell| {
         let open = f64::from(cell.connections) + f64::from(cell.idle);
-        cell.server
-            .as_ref()
-            .map(|server| server.rss_peak_kib as f64 / open.max(1.0))
+        memory(cell).map(|kib| kib / open.max(1.0))
     },
 };
 const FAIRNESS: Metric = Metric {
@@ -216,7 +218,7 @@ impl Builder {
                     &THROUGHPUT,
                     &P99,
                     &CPU_PER_MESSAGE,
-                    &RSS_PER_CONNECTION,
+                    &MEMORY_PER_CONNECTION,
                     &FAIRNESS,
                 ],
                 XScale::Log,
@@ -305,8 +307,8 @@ impl Builder {
             "p50 µs",
             "p99 µs",
             "CPU µs/msg",
-            "RSS",
-            "RSS/conn",
+            "memory",
+            "memory/conn",
             "fairness",
             "flags",
         ];
@@ -321,8 +323,8 @@ impl Builder {
                     median(entry.spread(|cell| Some(cell.latency_us.p50)), number),
                     with_range(entry.spread(|cell| Some(cell.latency_us.p99)), number),
                     median(entry.spread(CPU_PER_MESSAGE.value), number),
-                    median(entry.spread(rss), kib),
-                    median(entry.spread(RSS_PER_CONNECTION.value), kib),
+                    median(entry.spread(memory), kib),
+                    median(entry.spread(MEMORY_PER_CONNECTION.value), kib),
                     median(entry.spread(FAIRNESS.value), |value| format!("{value:.3}")),
                     entry.flags_text(),
                 ];
@@ -630,8 +632,9 @@ impl Builder {
     }
 }
 
-fn rss(cell: &Cell) -> Option<f64> {
-    cell.server.as_ref().map(|server| server.rss_peak_kib as f64)
+/// The server's memory, each page once.
+fn memory(cell: &Cell) -> Option<f64> {
+    cell.server.as_ref()?.memory_kib().map(|kib| kib as f64)
 }
 
 fn scenario_table(scenario: &Scenario, repeats: bool) -> Table {
@@ -650,7 +653,7 @@ fn scenario_table(scenario: &Scenario, repeats: bool) -> Table {
         "p99.9 µs",
         "max µs",
         "CPU µs/msg",
-        "RSS",
+        "memory",
         "flags",
     ]);
     let rows = scenario
@@ -671,7 +674,7 @@ fn scenario_table(scenario: &Scenario, repeats: bool) -> Table {
                 median(entry.spread(|cell| Some(cell.latency_us.p999)), number),
                 median(entry.spread(|cell| Some(cell.latency_us.max)), number),
                 median(entry.spread(CPU_PER_MESSAGE.value), number),
-                median(entry.spread(rss), kib),
+                median(entry.spread(memory), kib),
                 entry.flags_text(),
             ]);
             row

@@ -115,7 +115,23 @@ pub struct ServerStats {
     /// User+system CPU time over the measurement, as a percentage of one CPU.
     pub cpu_percent: f64,
     pub cpu_us_per_msg: f64,
-    /// Peak of the summed resident sets (shared pages count once per process).
+    /// The server's memory, each page once: the peak its memory cgroup was
+    /// charged over the window (KiB); absent where no memory cgroup could be
+    /// made. [`ServerStats::memory_kib`] is the figure reports call memory.
+    #[serde(default)]
+    pub memory_peak_kib: Option<u64>,
+    /// How `memory_peak_kib` was read, or why it is missing and what stands
+    /// in for it.
+    #[serde(default)]
+    pub memory_method: Option<String>,
+    /// The sum of the tree's proportional set sizes (each shared page split
+    /// among the processes that map it), read once after the window with
+    /// the clients still connected: a cross-check of `memory_peak_kib`.
+    #[serde(default)]
+    pub pss_kib: Option<u64>,
+    /// Peak of the summed resident sets: counts shared pages once per
+    /// process (a forking server's pages as many times as it has children),
+    /// so it is not what reports call memory.
     pub rss_peak_kib: u64,
     /// Peak of the summed address spaces (VmSize): memory reserved, touched
     /// or not, such as every thread's whole stack.
@@ -157,6 +173,15 @@ fn whole() -> f64 {
     1.0
 }
 
+impl ServerStats {
+    /// The server's memory as reports, charts, `compare` and the tour give
+    /// it, each page once: its memory cgroup's peak, else the PSS sum.
+    /// `None` for cells that have neither (recorded before either was).
+    pub fn memory_kib(&self) -> Option<u64> {
+        self.memory_peak_kib.or(self.pss_kib)
+    }
+}
+
 /// The server's system calls per message, as the cell document writes them:
 /// `syscalls_per_msg` (by name; `other` for calls not counted by name),
 /// `syscalls_per_msg_total`, `syscalls_eagain_per_msg` (calls that failed
@@ -171,6 +196,19 @@ pub struct Syscalls {
     pub eagain_per_msg: std::collections::BTreeMap<String, f64>,
     #[serde(rename = "syscalls_unavailable", default)]
     pub unavailable: Option<String>,
+    /// How and when they were counted: by which probe, in which phase, over
+    /// how many messages (absent in cells measured before it was recorded,
+    /// whose counters were open during the window).
+    #[serde(rename = "syscalls_method", default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// What traced system calls while the window was timed, as far as the
+    /// harness can tell: its own perf events, and ftrace's syscall events.
+    #[serde(
+        rename = "syscalls_during_window",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub during_window: Option<String>,
 }
 
 impl Syscalls {

@@ -13,12 +13,13 @@
 //!   ticks per process (a thousand processes that each ran 3 ms read 0);
 //! - every process still in it (`cgroup.procs`), and `cgroup.kill`;
 //! - the target of the system-call counters ([`crate::measure::syscalls`]),
-//!   which count the harness's cgroup and so every server in it.
+//!   opened on the server's cgroup for a cell's counting phase.
 //!
 //! Making cgroups needs root. Where it fails, servers run where the harness
 //! runs, and CPU time comes from `/proc` (summed ticks) as before; the
 //! reason is kept for the cells that would have used it.
 
+use super::memory::MemoryCgroup;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -28,8 +29,6 @@ use std::time::Duration;
 /// The harness's own cgroup, made on first use.
 pub struct HarnessCgroup {
     pub dir: PathBuf,
-    /// The directory, open: the handle perf's cgroup events take.
-    pub dir_file: File,
     /// cgroup v2: its children have `cpu.stat` and `cgroup.kill`.
     v2: bool,
 }
@@ -47,6 +46,7 @@ pub fn harness() -> Result<&'static HarnessCgroup, String> {
 /// Removes the harness's cgroup (once every server is gone). Call once, at
 /// the end of the harness's work.
 pub fn remove_harness() {
+    super::memory::remove_parent();
     if let Some(Ok(harness)) = HARNESS.get() {
         let _ = std::fs::remove_dir(&harness.dir);
     }
@@ -58,8 +58,7 @@ impl HarnessCgroup {
         remove_stale(&root);
         let dir = root.join(format!("echolab-harness-{}", std::process::id()));
         make_dir(&dir)?;
-        let dir_file = File::open(&dir).map_err(|error| format!("cannot open {}: {error}", dir.display()))?;
-        Ok(HarnessCgroup { dir, dir_file, v2 })
+        Ok(HarnessCgroup { dir, v2 })
     }
 }
 
@@ -70,6 +69,8 @@ pub struct ServerCgroup {
     /// fork and exec to move itself in.
     pub procs: File,
     v2: bool,
+    /// Its memory cgroup ([`super::memory`]), or why there is none.
+    pub memory: Result<MemoryCgroup, String>,
 }
 
 impl ServerCgroup {
@@ -77,15 +78,15 @@ impl ServerCgroup {
     pub fn create() -> Result<ServerCgroup, String> {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let harness = harness()?;
-        let dir = harness
-            .dir
-            .join(format!("server-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+        let name = format!("server-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let dir = harness.dir.join(&name);
         make_dir(&dir)?;
         let procs = std::fs::OpenOptions::new()
             .write(true)
             .open(dir.join("cgroup.procs"))
             .map_err(|error| format!("cannot open {}/cgroup.procs: {error}", dir.display()))?;
         Ok(ServerCgroup {
+            memory: MemoryCgroup::create(&dir, harness.v2, &name),
             dir,
             procs,
             v2: harness.v2,
@@ -103,6 +104,11 @@ impl ServerCgroup {
             .find_map(|line| line.strip_prefix("usage_usec "))
             .and_then(|micros| micros.trim().parse().ok())
             .map(Duration::from_micros)
+    }
+
+    /// The cgroup's directory, open: the handle perf's cgroup events take.
+    pub fn open_dir(&self) -> Result<File, String> {
+        File::open(&self.dir).map_err(|error| format!("cannot open {}: {error}", self.dir.display()))
     }
 
     /// The processes in it now.
@@ -123,17 +129,20 @@ impl ServerCgroup {
 
 impl Drop for ServerCgroup {
     fn drop(&mut self) {
-        // Killed processes leave the cgroup as they are reaped: a moment.
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
-                return;
+        let memory = self.memory.as_ref().ok().map(|memory| memory.dir().to_owned());
+        for dir in std::iter::once(self.dir.clone()).chain(memory) {
+            // Killed processes leave the cgroup as they are reaped: a moment.
+            for _ in 0..50 {
+                if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
-            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
 
-fn make_dir(dir: &Path) -> Result<(), String> {
+pub(super) fn make_dir(dir: &Path) -> Result<(), String> {
     match std::fs::create_dir(dir) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
@@ -171,7 +180,7 @@ fn perf_event_hierarchy() -> Result<(PathBuf, bool), String> {
 }
 
 /// Removes cgroups left by harness processes that are gone (and so empty).
-fn remove_stale(root: &Path) {
+pub(super) fn remove_stale(root: &Path) {
     let Ok(entries) = std::fs::read_dir(root) else {
         return;
     };

@@ -14,10 +14,13 @@
 //! - [`process`]: spawning, readiness, stopping and killing a process tree.
 //! - [`tree`]: which processes make up the tree, from `/proc`.
 //! - [`cgroup`]: a cgroup per server, so the kernel keeps track of its tree.
+//! - [`memory`]: its memory cgroup, so the kernel counts its memory, each
+//!   page once.
 //! - [`guard`]: no server outlives the harness.
 
 pub mod cgroup;
 pub mod guard;
+pub mod memory;
 pub mod process;
 pub mod tree;
 

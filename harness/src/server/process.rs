@@ -19,8 +19,9 @@
 //!   SIGINT or SIGTERM kills every server it started before it exits.
 
 use super::cgroup::ServerCgroup;
+use super::memory::MemoryCgroup;
 use super::{Launch, guard};
-use crate::measure::syscalls::{Counters, SyscallCounts};
+use crate::measure::syscalls::Counters;
 use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -71,11 +72,13 @@ pub struct ServerProcess {
     keeper: Option<Keeper>,
     /// How it ended, once it has.
     status: Option<ExitStatus>,
-    /// The server's own cgroup, where the harness could make one.
+    /// The server's own cgroup, where the harness could make one, and why
+    /// not where it could not.
     cgroup: Option<ServerCgroup>,
-    /// The harness's system-call counters, which count this server's tree
-    /// (it starts in their cgroup), or why they cannot.
-    syscalls: Result<&'static Mutex<Counters>, String>,
+    cgroup_missing: String,
+    /// Whether this server's system calls are to be counted (its cgroup
+    /// exists and the launch asked for it), or why not.
+    syscalls: Result<(), String>,
 }
 
 /// What the server printed on stderr: the last lines, and from SIGTERM on,
@@ -141,14 +144,23 @@ impl ServerProcess {
                 "not counted for this cell (bench --no-syscalls, or a tour step that measures CPU)",
             )),
             (Err(reason), true) => Err(reason.clone()),
-            (Ok(_), true) => Counters::shared(),
+            (Ok(_), true) => Ok(()),
         };
+        let cgroup_missing = cgroup.as_ref().err().cloned().unwrap_or_default();
         let cgroup = cgroup.ok();
-        prepare_child(
-            &mut command,
-            launch.nofile_limit,
-            cgroup.as_ref().map(|cgroup| cgroup.procs.as_raw_fd()),
-        );
+        let cgroup_procs = match &cgroup {
+            Some(cgroup) => [
+                Some(cgroup.procs.as_raw_fd()),
+                cgroup
+                    .memory
+                    .as_ref()
+                    .ok()
+                    .and_then(|memory| memory.procs.as_ref())
+                    .map(AsRawFd::as_raw_fd),
+            ],
+            None => [None, None],
+        };
+        prepare_child(&mut command, launch.nofile_limit, cgroup_procs);
         let (child, keeper) = spawn_kept(command, cpus).with_context(|| format!("cannot start {name}"))?;
         guard::register(child.id());
 
@@ -162,6 +174,7 @@ impl ServerProcess {
             keeper: Some(keeper),
             status: None,
             cgroup,
+            cgroup_missing,
             syscalls,
         };
         let stderr = server.child.stderr.take().expect("stderr is piped");
@@ -306,17 +319,28 @@ impl ServerProcess {
         self.cgroup.as_ref()?.cpu_time()
     }
 
-    /// The system calls of the whole tree since it started; Err says why
-    /// they are not counted.
-    pub fn syscalls(&self) -> Result<SyscallCounts, String> {
-        match &self.syscalls {
-            Ok(counters) => counters
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .read()
-                .map_err(|error| format!("cannot read the counters: {error}")),
-            Err(reason) => Err(reason.clone()),
+    /// Opens counters of the whole tree's system calls (see
+    /// [`crate::measure::syscalls`]); Err says why they are not counted.
+    pub fn open_syscall_counters(&self) -> Result<Counters, String> {
+        self.syscalls.clone()?;
+        let cgroup = self
+            .cgroup
+            .as_ref()
+            .ok_or_else(|| String::from("the server has no cgroup"))?;
+        Counters::open(&cgroup.open_dir()?)
+    }
+
+    /// The server's memory cgroup, or why it has none.
+    pub fn memory(&mut self) -> Result<&mut MemoryCgroup, String> {
+        match self.cgroup.as_mut() {
+            Some(cgroup) => cgroup.memory.as_mut().map_err(|reason| reason.clone()),
+            None => Err(self.cgroup_missing.clone()),
         }
+    }
+
+    /// Whether [`ServerProcess::open_syscall_counters`] is worth trying.
+    pub fn counts_syscalls(&self) -> bool {
+        self.syscalls.is_ok()
     }
 
     /// How it ended, once [`ServerProcess::check_running`] has seen it end.
@@ -511,14 +535,19 @@ fn spawn_kept(mut command: Command, cpus: &[usize]) -> anyhow::Result<(Child, Ke
 /// killed; it starts with no signal blocked (the harness blocks its stop
 /// signals for its signal thread, and a blocked mask survives exec: a server
 /// would never see SIGTERM); it gets its descriptor limit, if one is set;
-/// and it moves itself into the server's own cgroup, if one was made.
+/// and it moves itself into the server's own cgroups (the main one, and a
+/// memory cgroup in another hierarchy), where they were made.
 #[allow(unsafe_code)]
-fn prepare_child(command: &mut Command, nofile_limit: Option<u64>, cgroup_procs: Option<std::os::fd::RawFd>) {
+fn prepare_child(
+    command: &mut Command,
+    nofile_limit: Option<u64>,
+    cgroup_procs: [Option<std::os::fd::RawFd>; 2],
+) {
     // SAFETY: the closure runs in the child between fork and exec and only
     // makes the prctl(2), sigprocmask(2), setrlimit(2) and write(2) system
     // calls, which are async-signal-safe; it touches no lock, allocation or
-    // other state shared with the parent's threads. The descriptor it writes
-    // to is the server cgroup's `cgroup.procs`, which the `ServerCgroup`
+    // other state shared with the parent's threads. The descriptors it writes
+    // to are the server cgroups' `cgroup.procs`, which the `ServerCgroup`
     // keeps open until after the spawn.
     unsafe {
         command.pre_exec(move || {
@@ -527,10 +556,10 @@ fn prepare_child(command: &mut Command, nofile_limit: Option<u64>, cgroup_procs:
             if let Some(limit) = nofile_limit {
                 nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, limit, limit)?;
             }
-            if let Some(procs) = cgroup_procs
-                && libc::write(procs, b"0".as_ptr().cast(), 1) != 1
-            {
-                return Err(std::io::Error::last_os_error());
+            for procs in cgroup_procs.into_iter().flatten() {
+                if libc::write(procs, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });

@@ -270,7 +270,10 @@ pub fn thread_cost(session: &mut Session) -> anyhow::Result<Measured> {
                 switches_per_message(&cell)?,
             );
             if count == fewest || count == most {
-                ends.push((stats.vm_peak_kib as f64, stats.rss_peak_kib as f64));
+                let memory = stats
+                    .memory_kib()
+                    .ok_or_else(|| anyhow::anyhow!("{name} at {count} clients: no memory figure"))?;
+                ends.push((stats.vm_peak_kib as f64, memory as f64));
             }
             if count == most {
                 measured.figure(format!("{name}_switches_per_msg"), switches_per_message(&cell)?);
@@ -280,7 +283,7 @@ pub fn thread_cost(session: &mut Session) -> anyhow::Result<Measured> {
         let space = (ends[1].0 - ends[0].0) / added;
         measured.figure(format!("{name}_address_space_per_client_kib"), space);
         measured.figure(
-            format!("{name}_resident_per_client_kib"),
+            format!("{name}_memory_per_client_kib"),
             (ends[1].1 - ends[0].1) / added,
         );
         measured.bar(name, space, Some(name));

@@ -344,12 +344,12 @@ fn thread_cost_threshold() -> String {
 fn judge_thread_cost(figures: &Figures) -> Result<Judgement, String> {
     let threaded_space = get(figures, "threaded_address_space_per_client_kib")?;
     let epoll_space = get(figures, "epoll_address_space_per_client_kib")?;
-    let threaded_resident = get(figures, "threaded_resident_per_client_kib")?;
-    let epoll_resident = get(figures, "epoll_resident_per_client_kib")?;
+    let threaded_resident = get(figures, "threaded_memory_per_client_kib")?;
+    let epoll_resident = get(figures, "epoll_memory_per_client_kib")?;
     let threaded_switches = get(figures, "threaded_switches_per_msg")?;
     let epoll_switches = get(figures, "epoll_switches_per_msg")?;
     let text = format!(
-        "per added client threaded reserved {} KiB of address space, epoll {} KiB (ratio {}); resident: {} KiB and {} KiB. Context switches per message: threaded {}, epoll {} (ratio {})",
+        "per added client threaded reserved {} KiB of address space, epoll {} KiB (ratio {}); memory charged (each page once): {} KiB and {} KiB. Context switches per message: threaded {}, epoll {} (ratio {})",
         short(threaded_space),
         short(epoll_space),
         ratio(threaded_space, epoll_space),
@@ -380,7 +380,7 @@ const STEP_6: Step = Step {
     title: "threads cost memory and context switches",
     claim: "Threads cost memory and context switches: each client's thread reserves a whole stack of address space (2 MiB, of which a few KiB are touched) and every message wakes it with a context switch, where one epoll thread serves many messages per wake-up.",
     source: "the course: servers/threaded (Costs, Limits); Kegel, The C10K problem",
-    measures: "Closed loop at 10, 100 and 500 clients for threaded, epoll and async: threads, address space and resident memory per added client (between the fewest and the most clients), and context switches per message.",
+    measures: "Closed loop at 10, 100 and 500 clients for threaded, epoll and async: threads, address space and memory (the server's memory cgroup's peak, each page once) per added client (between the fewest and the most clients), and context switches per message.",
     reference: None,
     threshold: thread_cost_threshold,
     measure: experiments::thread_cost,

@@ -32,12 +32,22 @@ pub fn run_watched(command: Command, what: &[&str]) -> Output {
 
 /// Runs a prepared command to its end, killing it after `deadline`.
 pub fn run_watched_for(mut command: Command, what: &[&str], deadline: Duration) -> Output {
-    let mut child = command
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("harness starts");
+    wait_watched_for(child, what, deadline)
+}
+
+/// Waits for a child spawned with piped stdout and stderr, killing it when
+/// the watchdog expires.
+pub fn wait_with_watchdog(child: Child, what: &[&str]) -> Output {
+    wait_watched_for(child, what, WATCHDOG)
+}
+
+fn wait_watched_for(mut child: Child, what: &[&str], deadline: Duration) -> Output {
     // Drain both pipes while waiting, so a chatty run cannot block on them.
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
