@@ -223,7 +223,7 @@ fn a_server_that_buffers_a_slow_reader_fails_and_one_that_pushes_back_does_not()
     let correct = row(&rows, "correct", "slow-reader");
     assert_ne!(outcome(correct).0, "failed", "{correct:#}");
     assert!(
-        correct["rss_growth_kib"].as_i64().unwrap() < 8 * 1024,
+        correct["memory_growth_kib"].as_i64().unwrap() < 8 * 1024,
         "{correct:#}"
     );
     // The slow readers wrote megabytes each and read nothing.

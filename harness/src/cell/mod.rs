@@ -22,7 +22,7 @@ pub mod record;
 use crate::cpus::CpuLayout;
 use crate::load::{HostShare, LoadOutcome, LoadPlan, LoadRun, LoadSpec};
 use crate::measure::syscalls::{self, Counters, SyscallCounts};
-use crate::measure::{self, Watch};
+use crate::measure::{self, Sampler, Watch};
 use crate::results::cell::{CellRecord, Shape};
 use crate::server::ServerUnderTest;
 use crate::server::process::ServerProcess;
@@ -36,14 +36,6 @@ pub const MAX_CONNECTIONS: u32 = 100_000;
 pub const MAX_SIZE: u32 = 64 * 1024 * 1024;
 /// How often the server is sampled during the measurement.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
-/// A server of more processes than this (a process per client) is sampled
-/// every [`LARGE_TREE_SAMPLE_EVERY`], in detail only at the ends: reading
-/// every process's files five times a second would cost the harness more
-/// than the load it generates.
-const LARGE_TREE: u64 = 64;
-const LARGE_TREE_SAMPLE_EVERY: Duration = Duration::from_secs(1);
-/// Every how many samples one is detailed (context switches, fds, VmHWM).
-const DETAILED_EVERY: u64 = 5;
 /// How often progress is published.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
@@ -279,6 +271,7 @@ fn drive(
         sampling_done: false,
     };
     let mut watch = Watch::default();
+    let mut sampler = Sampler::new(SAMPLE_EVERY);
     let mut overhead_start: Option<(Instant, Duration)> = None;
     let mut overhead = (Duration::ZERO, Duration::ZERO);
     let mut counting = Counting::Idle;
@@ -298,10 +291,6 @@ fn drive(
             let harness_cpu = measure::harness_cpu_except(&load_threads);
             if let Some(server) = server.as_deref_mut() {
                 let last = now >= schedule.measure_until;
-                let large = watch.peak_processes > LARGE_TREE;
-                let detailed = (!large && schedule.samples.is_multiple_of(DETAILED_EVERY))
-                    || last
-                    || schedule.samples == 0;
                 // The memory cgroup's peak: reset at the window's start,
                 // read at its end.
                 match (server.memory(), schedule.samples) {
@@ -312,14 +301,10 @@ fn drive(
                             memory = Some(cgroup.peak_kib());
                         }
                     }
-                    (Ok(cgroup), _) => cgroup.sample(),
+                    // Between the ends the sampler reads what it needs.
+                    (Ok(_), _) => {}
                 }
-                if let Some(mut sample) = measure::sample_tree(server.pid(), detailed) {
-                    // The tree's cgroup knows its CPU time exactly, exited
-                    // processes included; /proc's per-process ticks do not.
-                    if let Some(cpu) = server.cgroup_cpu_time() {
-                        sample.cpu = cpu;
-                    }
+                if let Some((at, sample)) = sampler.sample(server, last || schedule.samples == 0) {
                     watch.add(at, sample);
                 }
             }
@@ -327,12 +312,7 @@ fn drive(
                 None => overhead_start = Some((at, harness_cpu)),
                 Some((from, cpu_from)) => overhead = (harness_cpu.saturating_sub(cpu_from), at - from),
             }
-            let every = if watch.peak_processes > LARGE_TREE {
-                LARGE_TREE_SAMPLE_EVERY
-            } else {
-                SAMPLE_EVERY
-            };
-            schedule.advance_sample(now, every);
+            schedule.advance_sample(now, sampler.interval());
             if schedule.sampling_done {
                 // The window is over: what was open in it, then the counters.
                 perf_events_in_window = perf_events_in_window.max(syscalls::perf_events_open_here());

@@ -23,7 +23,7 @@ use crate::cell::CellSpec;
 use crate::cpus::CpuLayout;
 use crate::load::recorder::new_histogram;
 use crate::load::{LoadOutcome, LoadPlan, LoadRun, LoadSpec};
-use crate::measure::{self, TreeSample, Watch};
+use crate::measure::{self, Sampler, TreeSample, Watch};
 use crate::results::cell::{CellRecord, Shape};
 use crate::results::faults::FaultRow;
 use crate::server::ServerUnderTest;
@@ -204,7 +204,7 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
         cpu_during_percent: round(watched.cpu_during_percent, 1),
         cpu_engaged_percent: figures.cpu_engaged_percent.map(|cpu| round(cpu, 1)),
         cpu_baseline_percent: round(watched.cpu_baseline_percent, 1),
-        rss_growth_kib: figures.rss_growth_kib,
+        memory_growth_kib: figures.memory_growth_kib,
         fds_leaked: figures.fds_leaked,
         fds_before: watched.fds_before,
         fds_after: watched.fds_after,
@@ -303,7 +303,7 @@ struct Watched {
     /// CPU once the fault was in place, and from when (seconds after the
     /// fault's start).
     cpu_engaged: Option<(f64, f64)>,
-    rss_growth_kib: i64,
+    memory_growth_kib: i64,
     fds_before: u64,
     fds_after: u64,
     /// ListenOverflows, ListenDrops over the fault and the recovery.
@@ -344,12 +344,11 @@ fn watch(
         ..Watch::default()
     };
     let mut alive = true;
-    let sample = |detailed: bool| -> Option<Sample> {
-        let at = Instant::now();
-        measure::sample_tree(pid, detailed).map(|sample| (at, sample))
-    };
+    // The same sampling as every cell's: cgroup CPU time, the memory
+    // charged to the server's memory cgroup, large trees sampled less often.
+    let mut sampler = Sampler::new(STEP);
     let (mut at_fault_from, mut at_engaged, mut at_fault_until) = (None, None, None);
-    let mut peak_rss_kib = 0;
+    let mut peak_memory_kib = 0;
     let mut injector: Option<(Injection, JoinHandle<InjectorResult>)> = None;
     let mut listen_before = (0, 0);
     let mut overhead_from = None;
@@ -371,7 +370,11 @@ fn watch(
             break;
         }
         if injector.is_none() && now >= fault_from {
-            at_fault_from = if alive { sample(true) } else { None };
+            at_fault_from = if alive {
+                sampler.sample(process, true)
+            } else {
+                None
+            };
             listen_before = listen_counters();
             let injection = Injection::new(plan.addr, pid, fault_until);
             let handle = spawn_injector(fault, &injection, fault_cpus)?;
@@ -382,15 +385,15 @@ fn watch(
             && injection.is_engaged()
             && alive
         {
-            at_engaged = sample(false);
+            at_engaged = sampler.sample(process, false);
         }
         if at_fault_until.is_none() && now >= fault_until && alive {
-            at_fault_until = sample(false);
+            at_fault_until = sampler.sample(process, false);
         }
         if now >= next_sample {
-            if alive && let Some((at, tree)) = sample(false) {
+            if alive && let Some((at, tree)) = sampler.sample(process, false) {
                 if at >= fault_from {
-                    peak_rss_kib = peak_rss_kib.max(tree.rss_kib);
+                    peak_memory_kib = peak_memory_kib.max(memory_kib(&tree));
                 }
                 if watch.first.is_none() {
                     overhead_from = Some((at, measure::harness_cpu_except(&load_threads)));
@@ -398,7 +401,7 @@ fn watch(
                 }
                 watch.add(at, tree);
             }
-            next_sample += STEP;
+            next_sample += sampler.interval();
         }
         let mut wake = next_sample.min(end);
         if injector.is_none() {
@@ -411,10 +414,14 @@ fn watch(
         }
         std::thread::sleep(wake.saturating_duration_since(Instant::now()));
     }
-    let at_end = if alive { sample(true) } else { None };
+    let at_end = if alive {
+        sampler.sample(process, true)
+    } else {
+        None
+    };
     if let Some((at, tree)) = &at_end {
         watch.add(*at, tree.clone());
-        peak_rss_kib = peak_rss_kib.max(tree.rss_kib);
+        peak_memory_kib = peak_memory_kib.max(memory_kib(tree));
     }
     // The first sample of the measurement.
     let at_measure_from = watch.first.clone();
@@ -482,9 +489,9 @@ fn watch(
         cpu_baseline_percent: cpu_between(&at_measure_from, &at_fault_from).unwrap_or(0.0),
         cpu_during_percent: cpu_between(&at_fault_from, &at_fault_until).unwrap_or(0.0),
         cpu_engaged,
-        rss_growth_kib: at_fault_from
+        memory_growth_kib: at_fault_from
             .as_ref()
-            .map_or(0, |(_, tree)| peak_rss_kib as i64 - tree.rss_kib as i64),
+            .map_or(0, |(_, tree)| peak_memory_kib as i64 - memory_kib(tree) as i64),
         fds_before,
         fds_after,
         listen: (
@@ -494,6 +501,12 @@ fn watch(
         recovery,
         others_cpu_percent,
     })
+}
+
+/// The server's memory in a sample: what its memory cgroup is charged,
+/// socket buffers left out (each page once), else its summed resident sets.
+fn memory_kib(sample: &TreeSample) -> u64 {
+    sample.charged_kib.unwrap_or(sample.rss_kib)
 }
 
 /// The CPU time spent on some CPUs, and by the harness itself, at one
@@ -841,7 +854,7 @@ fn figures(watched: &Watched, series: &Series, exit: Option<String>, clean_exit:
         p99_baseline_us: corrected_p99_us(&baseline_histogram, expected_ns),
         p99_during_us: corrected_p99_us(&series.histogram(series.fault.start..during_end), expected_ns),
         cpu_engaged_percent: watched.cpu_engaged.map(|(cpu, _)| cpu),
-        rss_growth_kib: watched.rss_growth_kib,
+        memory_growth_kib: watched.memory_growth_kib,
         fds_leaked: watched.fds_after as i64 - watched.fds_before as i64,
         recovery_s,
         recovered_fraction: watched.recovery.fraction,

@@ -49,7 +49,7 @@ pub struct Figures {
     pub p99_during_us: f64,
     /// Server CPU once the fault was in place.
     pub cpu_engaged_percent: Option<f64>,
-    pub rss_growth_kib: i64,
+    pub memory_growth_kib: i64,
     pub fds_leaked: i64,
     pub recovery_s: Option<f64>,
     pub recovered_fraction: f64,
@@ -261,12 +261,12 @@ pub const RULES: [Rule; 14] = [
         threshold: "where the fault judges it: memory grew by over 16 MiB plus 1.5 MiB per fault client while those clients were not reading",
         check: |figures, limits| {
             let allowed = BUFFERED_KIB + CLIENT_KIB * figures.fault_connections as i64;
-            (limits.judge_buffering && figures.rss_growth_kib > allowed).then(|| {
+            (limits.judge_buffering && figures.memory_growth_kib > allowed).then(|| {
                 (
-                    format!("buffered {}", mib(figures.rss_growth_kib)),
+                    format!("buffered {}", mib(figures.memory_growth_kib)),
                     format!(
                         "its memory grew by {} while the fault's clients sent {} they did not read back",
-                        mib(figures.rss_growth_kib),
+                        mib(figures.memory_growth_kib),
                         mib((figures.fault_bytes / 1024) as i64)
                     ),
                 )
@@ -440,7 +440,7 @@ mod tests {
             p99_baseline_us: 300.0,
             p99_during_us: 500.0,
             cpu_engaged_percent: Some(38.0),
-            rss_growth_kib: 200,
+            memory_growth_kib: 200,
             fds_leaked: 1,
             recovery_s: Some(0.0),
             recovered_fraction: 1.0,
@@ -506,7 +506,7 @@ mod tests {
         let buffered = verdict("slow-reader", |figures| {
             figures.fault_bytes = 192 << 20;
             figures.fault_connections = 24;
-            figures.rss_growth_kib = 150 * 1024;
+            figures.memory_growth_kib = 150 * 1024;
         });
         assert_eq!(
             (buffered.outcome, buffered.deciding.as_str()),
@@ -516,11 +516,11 @@ mod tests {
         let forked = verdict("slow-reader", |figures| {
             figures.fault_bytes = 192 << 20;
             figures.fault_connections = 24;
-            figures.rss_growth_kib = 26 * 1024;
+            figures.memory_growth_kib = 26 * 1024;
         });
         assert_eq!(forked.outcome, Outcome::Ok, "{forked:?}");
         // The same growth under a fault that does not judge buffering.
-        let herd = verdict("idle-herd", |figures| figures.rss_growth_kib = 150 * 1024);
+        let herd = verdict("idle-herd", |figures| figures.memory_growth_kib = 150 * 1024);
         assert_eq!(herd.outcome, Outcome::Ok);
         let crashed = verdict("urgent-data", |figures| {
             figures.alive = false;

@@ -56,6 +56,76 @@ pub struct TreeSample {
     /// (pid, CPU time) of each process, for trees of 2 to
     /// [`PER_PROCESS_LIMIT`] processes.
     pub per_process: Vec<(i32, Duration)>,
+    /// The memory charged to the server's memory cgroup now, socket buffers
+    /// left out (KiB; [`crate::server::memory::MemoryCgroup::charged_kib`]);
+    /// `None` without one.
+    pub charged_kib: Option<u64>,
+}
+
+/// A server of more processes than this (a process per client) is sampled
+/// every [`LARGE_TREE_SAMPLE_EVERY`], in detail only when asked: reading
+/// every process's files five times a second would cost the harness more
+/// than the load it generates.
+pub const LARGE_TREE: u64 = 64;
+const LARGE_TREE_SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// Every how many samples one is detailed (context switches, fds, VmHWM).
+const DETAILED_EVERY: u64 = 5;
+
+/// How a spawned server is sampled while it is measured, the same in every
+/// command that measures (a cell, a fault cell): its process tree from
+/// `/proc`; its CPU time from its cgroup where the cgroup keeps it (to the
+/// microsecond, exited processes included, where `/proc`'s per-process
+/// ticks are not); the memory charged to its memory cgroup. In detail every
+/// [`DETAILED_EVERY`]th sample and whenever asked; every
+/// [`LARGE_TREE_SAMPLE_EVERY`] once the tree has had more than
+/// [`LARGE_TREE`] processes.
+pub struct Sampler {
+    every: Duration,
+    samples: u64,
+    peak_processes: u64,
+}
+
+impl Sampler {
+    /// Samples every `every` while the tree is small.
+    pub fn new(every: Duration) -> Sampler {
+        Sampler {
+            every,
+            samples: 0,
+            peak_processes: 0,
+        }
+    }
+
+    /// Samples `server` now, in detail if `detailed` or if this sample's
+    /// turn has come; `None` once it is gone.
+    pub fn sample(
+        &mut self,
+        server: &mut crate::server::process::ServerProcess,
+        detailed: bool,
+    ) -> Option<(Instant, TreeSample)> {
+        let large = self.peak_processes > LARGE_TREE;
+        let detailed = detailed || (!large && self.samples.is_multiple_of(DETAILED_EVERY));
+        self.samples += 1;
+        let at = Instant::now();
+        let mut sample = sample_tree(server.pid(), detailed)?;
+        if let Some(cpu) = server.cgroup_cpu_time() {
+            sample.cpu = cpu;
+        }
+        if let Ok(memory) = server.memory() {
+            memory.sample();
+            sample.charged_kib = memory.charged_kib();
+        }
+        self.peak_processes = self.peak_processes.max(sample.processes);
+        Some((at, sample))
+    }
+
+    /// How long until the next sample is due.
+    pub fn interval(&self) -> Duration {
+        if self.peak_processes > LARGE_TREE {
+            LARGE_TREE_SAMPLE_EVERY.max(self.every)
+        } else {
+            self.every
+        }
+    }
 }
 
 /// Samples the tree led by `root`. A plain sample costs one read of

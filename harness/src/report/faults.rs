@@ -513,10 +513,10 @@ fn details(rows: &[FaultRow], faults: &[String], servers: &[String]) -> Section 
                 duration_us(row.p99_during_us),
                 format!("{}%", number(row.cpu_baseline_percent)),
                 format!("{}%", number(row.cpu_during_percent)),
-                if row.rss_growth_kib < 0 {
-                    format!("-{}", kib(-row.rss_growth_kib as f64))
+                if row.memory_growth_kib < 0 {
+                    format!("-{}", kib(-row.memory_growth_kib as f64))
                 } else {
-                    kib(row.rss_growth_kib as f64)
+                    kib(row.memory_growth_kib as f64)
                 },
                 row.fds_leaked.to_string(),
                 row.recovery_s

@@ -68,9 +68,12 @@ pub struct FaultRow {
     /// Server CPU before the fault, % of one CPU.
     #[serde(default)]
     pub cpu_baseline_percent: f64,
-    /// Peak resident memory of the process tree from the fault's start to
-    /// the end of the recovery window, minus what it was at the start (KiB).
-    pub rss_growth_kib: i64,
+    /// The server's peak memory from the fault's start to the end of the
+    /// recovery window, minus what it was at the start (KiB): what its
+    /// memory cgroup was charged, socket buffers left out, else (no memory
+    /// cgroup) its summed resident sets.
+    #[serde(alias = "rss_growth_kib")]
+    pub memory_growth_kib: i64,
     /// Open descriptors of the process tree after the recovery window minus
     /// before the fault.
     pub fds_leaked: i64,

@@ -113,6 +113,24 @@ impl MemoryCgroup {
         }
     }
 
+    /// The memory charged now, in KiB, socket buffers left out (cgroup v1
+    /// charges them apart; on v2 `memory.stat`'s `sock` is taken away), so
+    /// that a growth says what the server itself holds, not what the kernel
+    /// queues for its slow peers.
+    pub fn charged_kib(&self) -> Option<u64> {
+        if !self.v2 {
+            return read_number(&self.dir.join("memory.usage_in_bytes")).map(|bytes| bytes / 1024);
+        }
+        let current = read_number(&self.dir.join("memory.current"))?;
+        let stat = std::fs::read_to_string(self.dir.join("memory.stat")).unwrap_or_default();
+        let sock = stat
+            .lines()
+            .find_map(|line| line.strip_prefix("sock "))
+            .and_then(|bytes| bytes.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        Some(current.saturating_sub(sock) / 1024)
+    }
+
     /// The peak since [`MemoryCgroup::reset_peak`], in KiB, and how it was
     /// read.
     pub fn peak_kib(&mut self) -> Result<(u64, &'static str), String> {

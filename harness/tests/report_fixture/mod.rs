@@ -298,7 +298,7 @@ pub fn faults_json() -> Value {
         json!({
             "label": label, "model": label, "fault": fault, "outcome": outcome, "deciding": deciding,
             "baseline_msgs_per_sec": 10000.0, "during_fraction": 0.5, "p99_during_us": 900.0,
-            "cpu_during_percent": 40.0, "rss_growth_kib": 128, "fds_leaked": 0,
+            "cpu_during_percent": 40.0, "memory_growth_kib": 128, "fds_leaked": 0,
             "recovery_s": 0.1, "errors": 0, "alive": true,
             "fault_from_s": 1.0, "fault_until_s": 2.0, "timeline_step_s": 0.1,
             "timeline_msgs_per_sec": (0..30)
