@@ -9,12 +9,20 @@
 //! `--target` (a server started separately), at 100 and 1,000 connections.
 //! The aim is a ratio of at least 0.95 everywhere; the harness's own overhead
 //! (`client.overhead_percent`) is printed beside it. These three run without
-//! the system-call counters; mode `counted` runs `--model` with them, and its
-//! ratio is what counting costs the server.
+//! the system-call counters; mode `counted` runs `--model` with them (the
+//! default: counted in a phase after the timed window).
+//!
+//! Mode `counting` proves that counting leaves the timed window alone: per
+//! model (`epoll`, `uring`, `threaded`) and connection count, the default
+//! cell against the same cell with `--no-syscalls`, interleaved (the order
+//! alternating), medians of the pairs. Goals: each model's default within
+//! [`COUNTING_GOAL`] of its uncounted rate, and the `uring`/`epoll` ratio
+//! the same with and without counting within [`RATIO_GOAL`].
 //!
 //! ```text
 //! cargo bench -p harness --bench instrument_check               # 5 pairs, 3 s each
 //! cargo bench -p harness --bench instrument_check -- --pairs 7 --duration 5 --connections 100
+//! cargo bench -p harness --bench instrument_check -- --modes counting
 //! ```
 
 #[allow(dead_code)]
@@ -27,6 +35,15 @@ use std::process::{Child, Command, Stdio};
 /// The ratio below which the harness counts as the limit of a measurement.
 const GOAL: f64 = 0.95;
 const WARMUP_S: f64 = 1.0;
+/// Counting's cost on the timed window: a default cell at least this
+/// fraction of the same cell measured with `--no-syscalls`.
+const COUNTING_GOAL: f64 = 0.98;
+/// ... and the `uring`/`epoll` ratio moved by counting by at most this
+/// fraction.
+const RATIO_GOAL: f64 = 0.03;
+/// The models of the counting rows: the fewest calls per message, the
+/// most-measured model, and one thread per client.
+const COUNTING_MODELS: [&str; 3] = ["epoll", "uring", "threaded"];
 
 struct Options {
     pairs: usize,
@@ -45,6 +62,7 @@ fn options() -> Options {
             "command".into(),
             "target".into(),
             "counted".into(),
+            "counting".into(),
         ],
     };
     let mut args = std::env::args().skip(1);
@@ -62,7 +80,7 @@ fn options() -> Options {
             "--modes" => options.modes = value().split(',').map(str::to_owned).collect(),
             "--bench" => {} // added by cargo bench
             other => panic!(
-                "unknown option {other}; options: --pairs N --duration SECS --connections N,N --modes model,command,target,counted"
+                "unknown option {other}; options: --pairs N --duration SECS --connections N,N --modes model,command,target,counted,counting"
             ),
         }
     }
@@ -166,6 +184,67 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// The counting rows: each model's default cell against `--no-syscalls`,
+/// and the `uring`/`epoll` ratio both ways. True when every goal is met.
+fn counting_rows(options: &Options, cpus: (usize, usize)) -> bool {
+    println!(
+        "{:<9} {:>11} {:>13} {:>13} {:>7}  runs (default / --no-syscalls, msgs/s)",
+        "counting", "connections", "default", "uncounted", "ratio"
+    );
+    let mut met = true;
+    for &connections in &options.connections {
+        // rates[model][0] default, [1] --no-syscalls.
+        let mut rates = vec![[Vec::new(), Vec::new()]; COUNTING_MODELS.len()];
+        for pair in 0..options.pairs {
+            for (index, model) in COUNTING_MODELS.iter().enumerate() {
+                let default = ["--model", model];
+                let uncounted = ["--model", model, "--no-syscalls"];
+                let order: [(&[&str], usize); 2] = if pair % 2 == 0 {
+                    [(&default, 0), (&uncounted, 1)]
+                } else {
+                    [(&uncounted, 1), (&default, 0)]
+                };
+                for (server, slot) in order {
+                    let (rate, _) = harness(server, connections, options.duration_s, cpus);
+                    rates[index][slot].push(rate);
+                }
+            }
+        }
+        let medians: Vec<(f64, f64)> = rates
+            .iter()
+            .map(|[default, uncounted]| (median(default), median(uncounted)))
+            .collect();
+        for (index, model) in COUNTING_MODELS.iter().enumerate() {
+            let (default, uncounted) = medians[index];
+            let ratio = default / uncounted;
+            met &= ratio >= COUNTING_GOAL;
+            let runs: Vec<String> = rates[index][0]
+                .iter()
+                .zip(&rates[index][1])
+                .map(|(default, uncounted)| format!("{:.0}k/{:.0}k", default / 1e3, uncounted / 1e3))
+                .collect();
+            println!(
+                "{:<9} {:>11} {:>13.0} {:>13.0} {:>7.3}  {}",
+                model,
+                connections,
+                default,
+                uncounted,
+                ratio,
+                runs.join(" ")
+            );
+        }
+        let (epoll, uring) = (medians[0], medians[1]);
+        let (counted, uncounted) = (uring.0 / epoll.0, uring.1 / epoll.1);
+        let moved = (counted / uncounted - 1.0).abs();
+        met &= moved <= RATIO_GOAL;
+        println!(
+            "{:<9} {:>11} {:>13.3} {:>13.3} {:>7.3}  uring/epoll with counting, without, and how far apart (goal ≤ {RATIO_GOAL})",
+            "ratio", connections, counted, uncounted, moved
+        );
+    }
+    met
+}
+
 fn main() {
     let options = options();
     let mask = echo_core::affinity::allowed_cpus().expect("affinity");
@@ -184,6 +263,10 @@ fn main() {
     );
     let mut below_goal = false;
     for mode in &options.modes {
+        if mode == "counting" {
+            below_goal |= !counting_rows(&options, cpus);
+            continue;
+        }
         for &connections in &options.connections {
             let (mut plains, mut harnesses, mut overheads) = (Vec::new(), Vec::new(), Vec::new());
             for pair in 0..options.pairs {
