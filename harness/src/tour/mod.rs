@@ -140,8 +140,8 @@ impl Session {
 
     /// Measures one cell, named for the step (`step05-closed-c1-s64-i500`),
     /// and writes it into the result set. The server's system calls are not
-    /// counted: the tracepoints would add their cost to the CPU the steps
-    /// measure (and take a second or two to set up per cell).
+    /// counted: only steps 9 and 10 read them, and counting adds a phase of
+    /// its own after every cell's window (it no longer touches the window).
     fn cell(&mut self, mut server: ServerUnderTest, load: LoadSpec) -> Result<Cell> {
         server.launch.count_syscalls = false;
         self.measure_cell(server, load)
