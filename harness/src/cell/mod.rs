@@ -115,7 +115,7 @@ pub fn run_cell_as(
         source: part.source,
         interval: crate::load::recorder::SECOND,
         counting: match started.process.as_ref() {
-            Some(process) if process.counts_syscalls() => COUNTING_PHASE,
+            Some(process) if process.syscall_counting().is_ok() => COUNTING_PHASE,
             _ => Duration::ZERO,
         },
     };
@@ -369,10 +369,10 @@ fn drive(
             Ok(counted)
         }
         Counting::Done(Err(reason)) => Err(reason),
-        _ if !server.counts_syscalls() || counting_phase.is_none() => Err(String::from(
-            "not counted for this cell (bench --no-syscalls, or a tour step that measures CPU)",
-        )),
-        _ => Err(String::from("the counting phase did not run to its end")),
+        _ => match server.syscall_counting() {
+            Err(reason) => Err(reason),
+            Ok(()) => Err(String::from("the counting phase did not run to its end")),
+        },
     });
     Ok(Measured {
         outcome,

@@ -127,11 +127,26 @@ pub struct Counters {
 /// Counters being closed in the background, and when the closing began.
 static CLOSING: Mutex<Vec<std::thread::JoinHandle<()>>> = Mutex::new(Vec::new());
 
+/// Why the first counters this process tried to open were refused: later
+/// cells do not try again (nor run a counting phase for nothing).
+static REFUSED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Why counters cannot be opened here, once they have been refused.
+pub fn refused() -> Option<String> {
+    REFUSED.get().cloned()
+}
+
 impl Counters {
     /// Counters for every thread and process of `cgroup` (an open cgroup
     /// directory) on every online CPU; Err is why system calls cannot be
     /// counted, as one sentence.
     pub fn open(cgroup: &File) -> Result<Counters, String> {
+        Counters::try_open(cgroup).inspect_err(|reason| {
+            let _ = REFUSED.set(reason.clone());
+        })
+    }
+
+    fn try_open(cgroup: &File) -> Result<Counters, String> {
         // Every online CPU, not this thread's affinity: the server runs on
         // CPUs this thread is not pinned to.
         let cpus = crate::cpus::online();

@@ -139,12 +139,17 @@ impl ServerProcess {
             .stderr(Stdio::piped())
             .process_group(0);
         let cgroup = ServerCgroup::create();
-        let syscalls = match (&cgroup, launch.count_syscalls) {
-            (_, false) => Err(String::from(
-                "not counted for this cell (bench --no-syscalls, or a tour step that measures CPU)",
+        let syscalls = match (
+            &cgroup,
+            launch.count_syscalls,
+            crate::measure::syscalls::refused(),
+        ) {
+            (_, false, _) => Err(String::from(
+                "not counted for this cell (bench --no-syscalls, or a tour step that does not read them)",
             )),
-            (Err(reason), true) => Err(reason.clone()),
-            (Ok(_), true) => Ok(()),
+            (Err(reason), true, _) => Err(reason.clone()),
+            (Ok(_), true, Some(refused)) => Err(refused),
+            (Ok(_), true, None) => Ok(()),
         };
         let cgroup_missing = cgroup.as_ref().err().cloned().unwrap_or_default();
         let cgroup = cgroup.ok();
@@ -338,9 +343,10 @@ impl ServerProcess {
         }
     }
 
-    /// Whether [`ServerProcess::open_syscall_counters`] is worth trying.
-    pub fn counts_syscalls(&self) -> bool {
-        self.syscalls.is_ok()
+    /// Whether [`ServerProcess::open_syscall_counters`] is worth trying,
+    /// or why not.
+    pub fn syscall_counting(&self) -> Result<(), String> {
+        self.syscalls.clone()
     }
 
     /// How it ended, once [`ServerProcess::check_running`] has seen it end.
