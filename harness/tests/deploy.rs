@@ -1,11 +1,16 @@
 //! The deployment files under deploy/ cannot drift from the CLI: every
 //! `harness` command they run is a subcommand, every option it passes is in
 //! that subcommand's `--help`, and `--shard`/`--share` values parse. The
-//! Kubernetes Indexed Jobs tell their pods the number of completions, and
-//! the README's "Running on many machines" names files that exist.
+//! Kubernetes files are checked as far as they can be without a cluster:
+//! valid YAML of known kinds at their API versions, pods whose volumes and
+//! claims exist, Indexed Jobs that tell their pods the number of
+//! completions. The README's "Running on many machines" names files that
+//! exist. (The Slurm files run for real in slurm.rs.)
 
 mod support;
 
+use serde::Deserialize;
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use support::help;
@@ -160,47 +165,147 @@ fn every_command_and_option_in_deploy_exists() {
     assert!(container.contains("ENTRYPOINT [\"harness\"]"));
 }
 
+/// The kinds the Kubernetes files may hold, with the API version each is
+/// served under in every Kubernetes release since 1.21 (Indexed Jobs).
+const KINDS: [(&str, &str); 5] = [
+    ("Job", "batch/v1"),
+    ("Pod", "v1"),
+    ("Service", "v1"),
+    ("PersistentVolumeClaim", "v1"),
+    ("ConfigMap", "v1"),
+];
+
+/// Every YAML document of every file under deploy/kubernetes/.
+fn kubernetes_documents() -> Vec<(String, Value)> {
+    let mut documents = Vec::new();
+    for path in deploy_files() {
+        if path.extension().is_none_or(|extension| extension != "yaml") {
+            continue;
+        }
+        let name = path.strip_prefix(root()).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for document in serde_norway::Deserializer::from_str(&text) {
+            let value = Value::deserialize(document)
+                .unwrap_or_else(|error| panic!("{name} is not valid YAML: {error}"));
+            if !value.is_null() {
+                documents.push((name.clone(), value));
+            }
+        }
+    }
+    documents
+}
+
+/// The pod template of a Job, or the pod itself.
+fn pod_spec(document: &Value) -> &Value {
+    match document["kind"].as_str() {
+        Some("Job") => &document["spec"]["template"]["spec"],
+        _ => &document["spec"],
+    }
+}
+
+/// Without a cluster, what can be checked: every manifest is YAML of a
+/// known kind at its API version with a name; every pod's containers have
+/// a name and an image, mount only volumes the pod declares, and claim only
+/// volume claims the files define; a Job's pods never restart in place.
+#[test]
+fn kubernetes_manifests_are_valid_yaml_of_known_kinds() {
+    let documents = kubernetes_documents();
+    assert!(documents.len() >= 6, "{} documents", documents.len());
+    let claims: BTreeSet<&str> = documents
+        .iter()
+        .filter(|(_, document)| document["kind"] == "PersistentVolumeClaim")
+        .filter_map(|(_, document)| document["metadata"]["name"].as_str())
+        .collect();
+    for (file, document) in &documents {
+        let kind = document["kind"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{file}: a document without kind"));
+        let version = KINDS
+            .iter()
+            .find(|(known, _)| *known == kind)
+            .unwrap_or_else(|| panic!("{file}: kind {kind} is not one deploy/ uses"))
+            .1;
+        assert_eq!(document["apiVersion"], version, "{file}: {kind}");
+        assert!(
+            document["metadata"]["name"].is_string(),
+            "{file}: {kind} without a name"
+        );
+        if !matches!(kind, "Job" | "Pod") {
+            continue;
+        }
+        let pod = pod_spec(document);
+        if kind == "Job" {
+            let restart = pod["restartPolicy"].as_str();
+            assert!(
+                matches!(restart, Some("Never" | "OnFailure")),
+                "{file}: a Job's pods need restartPolicy Never or OnFailure"
+            );
+        }
+        let volumes: BTreeSet<&str> = pod["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|volume| {
+                if let Some(claim) = volume["persistentVolumeClaim"]["claimName"].as_str() {
+                    assert!(
+                        claims.contains(claim),
+                        "{file}: claim {claim} is defined nowhere under deploy/"
+                    );
+                }
+                volume["name"].as_str().expect("a volume's name")
+            })
+            .collect();
+        let containers = pod["containers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{file}: {kind} without containers"));
+        assert!(!containers.is_empty());
+        for container in containers {
+            assert!(
+                container["name"].is_string() && container["image"].is_string(),
+                "{file}: {container}"
+            );
+            for mount in container["volumeMounts"].as_array().into_iter().flatten() {
+                let volume = mount["name"].as_str().unwrap();
+                assert!(
+                    volumes.contains(volume),
+                    "{file}: mounts {volume}, which the pod does not declare"
+                );
+            }
+        }
+    }
+}
+
 /// An Indexed Job's pods learn their index from Kubernetes but not the
-/// number of completions: each manifest must give HARNESS_SHARD_TOTAL the
-/// same number, or `--shard env` / `--share env` would split wrongly.
+/// number of completions: each container must give HARNESS_SHARD_TOTAL the
+/// Job's completions (and run them all at once), or `--shard env` /
+/// `--share env` would split wrongly.
 #[test]
 fn indexed_jobs_tell_their_pods_the_total() {
     let mut indexed = 0;
-    for path in deploy_files() {
-        let text = std::fs::read_to_string(&path).unwrap();
-        if !text.contains("completionMode: Indexed") {
+    for (file, document) in kubernetes_documents() {
+        let spec = &document["spec"];
+        if spec["completionMode"] != "Indexed" {
             continue;
         }
         indexed += 1;
-        let number_after = |key: &str| -> Option<u32> {
-            let line = text.lines().find(|line| line.trim_start().starts_with(key))?;
-            line.trim_start()[key.len()..]
-                .trim()
-                .trim_matches('"')
-                .parse()
-                .ok()
-        };
-        let completions = number_after("completions:").expect("completions");
-        let lines: Vec<&str> = text.lines().collect();
-        let total_at = lines
-            .iter()
-            .position(|line| line.contains("name: HARNESS_SHARD_TOTAL"))
-            .unwrap_or_else(|| panic!("{} does not set HARNESS_SHARD_TOTAL", path.display()));
-        let total: u32 = lines[total_at + 1]
-            .trim()
-            .strip_prefix("value:")
-            .expect("value on the next line")
-            .trim()
-            .trim_matches('"')
-            .parse()
-            .unwrap();
-        assert_eq!(total, completions, "{}", path.display());
-        assert_eq!(
-            number_after("parallelism:"),
-            Some(completions),
-            "{}",
-            path.display()
-        );
+        let completions = spec["completions"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{file}: completions"));
+        assert_eq!(spec["parallelism"].as_u64(), Some(completions), "{file}");
+        for container in pod_spec(&document)["containers"].as_array().unwrap() {
+            let total = container["env"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|variable| variable["name"] == "HARNESS_SHARD_TOTAL")
+                .and_then(|variable| variable["value"].as_str())
+                .unwrap_or_else(|| panic!("{file} does not set HARNESS_SHARD_TOTAL"));
+            assert_eq!(
+                total.parse::<u64>().ok(),
+                Some(completions),
+                "{file}: HARNESS_SHARD_TOTAL"
+            );
+        }
     }
     assert!(indexed >= 2, "deploy/ has {indexed} Indexed Jobs");
 }

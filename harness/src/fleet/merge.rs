@@ -741,6 +741,7 @@ fn merged_manifest(inputs: &[&Input], mut parameters: Parameters) -> Manifest {
                 git_commit: input.manifest.git_commit.clone(),
                 machine: input.manifest.machine.clone(),
                 shard: input.manifest.shard.clone(),
+                placement: input.manifest.placement.clone(),
                 host_shares: input
                     .cells
                     .iter()
@@ -750,6 +751,8 @@ fn merged_manifest(inputs: &[&Input], mut parameters: Parameters) -> Manifest {
                 cells: input.cells.len(),
             })
             .collect(),
+        // Each input's placement is in `merged_from`.
+        placement: None,
     }
 }
 
@@ -816,6 +819,7 @@ mod tests {
             unsupported: Vec::new(),
             shard: None,
             merged_from: Vec::new(),
+            placement: None,
         }
     }
 

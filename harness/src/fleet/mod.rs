@@ -169,6 +169,56 @@ pub fn environment(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// What a Slurm task's manifest records of its job: which task of which
+/// array, on which node, with the CPUs Slurm says it allocated.
+const SLURM_RECORDED: [&str; 14] = [
+    "SLURM_CLUSTER_NAME",
+    "SLURM_JOB_ID",
+    "SLURM_ARRAY_JOB_ID",
+    SLURM_ID,
+    SLURM_MIN,
+    "SLURM_ARRAY_TASK_MAX",
+    SLURM_STEP,
+    SLURM_COUNT,
+    "SLURMD_NODENAME",
+    "SLURM_JOB_NODELIST",
+    "SLURM_JOB_PARTITION",
+    "SLURM_CPUS_ON_NODE",
+    "SLURM_JOB_CPUS_PER_NODE",
+    "SLURM_SUBMIT_HOST",
+];
+
+/// What a Kubernetes pod's manifest records (the pod's name is its hostname).
+const KUBERNETES_RECORDED: [&str; 4] = [
+    KUBERNETES_INDEX,
+    KUBERNETES_TOTAL,
+    "HARNESS_NODE_NAME",
+    "HOSTNAME",
+];
+
+/// Which job engine started this process (Slurm when `SLURM_JOB_ID` is set,
+/// Kubernetes when `JOB_COMPLETION_INDEX` or `HARNESS_NODE_NAME` is), its
+/// variables, and the CPUs this process may use (its affinity mask: what a
+/// Slurm cgroup or a Kubernetes CPU manager leaves it), looked up with `var`.
+pub fn placement(var: &dyn Fn(&str) -> Option<String>) -> crate::results::set::Placement {
+    let (engine, recorded): (Option<&str>, &[&str]) = if var("SLURM_JOB_ID").is_some() {
+        (Some("Slurm"), &SLURM_RECORDED)
+    } else if var(KUBERNETES_INDEX).is_some() || var("HARNESS_NODE_NAME").is_some() {
+        (Some("Kubernetes"), &KUBERNETES_RECORDED)
+    } else {
+        (None, &[])
+    };
+    crate::results::set::Placement {
+        engine: engine.map(str::to_owned),
+        cpus: echo_core::affinity::allowed_cpus().unwrap_or_default(),
+        online_cpus: crate::cpus::online().len(),
+        variables: recorded
+            .iter()
+            .filter_map(|name| Some((name.to_string(), var(name)?)))
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +293,27 @@ mod tests {
         assert!(format!("{:#}", slurm("16").unwrap_err()).contains("out of range"));
         assert!(format!("{:#}", slurm("8").unwrap_err()).contains("out of range"));
         assert!(error("shard", "env", &[(SLURM_ID, "1")]).contains(SLURM_MIN));
+    }
+
+    #[test]
+    fn the_placement_names_the_engine_and_records_its_variables() {
+        let slurm = placement(&env(&[
+            ("SLURM_JOB_ID", "12"),
+            ("SLURM_ARRAY_JOB_ID", "11"),
+            (SLURM_ID, "2"),
+            ("SLURMD_NODENAME", "node7"),
+            ("SLURM_CONF", "/etc/slurm/slurm.conf"),
+        ]));
+        assert_eq!(slurm.engine.as_deref(), Some("Slurm"));
+        assert_eq!(slurm.variables["SLURMD_NODENAME"], "node7");
+        assert_eq!(slurm.variables.len(), 4, "{:?}", slurm.variables);
+        assert!(!slurm.cpus.is_empty(), "the affinity mask of this process");
+        let pod = placement(&env(&[(KUBERNETES_INDEX, "0"), (KUBERNETES_TOTAL, "4")]));
+        assert_eq!(pod.engine.as_deref(), Some("Kubernetes"));
+        assert_eq!(pod.variables[KUBERNETES_TOTAL], "4");
+        let by_hand = placement(&env(&[]));
+        assert_eq!(by_hand.engine, None);
+        assert!(by_hand.variables.is_empty());
     }
 
     #[test]

@@ -29,6 +29,27 @@ pub struct Manifest {
     /// `harness merge`: the result sets this one was merged from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<MergedInput>,
+    /// Which job engine started this run, if any, and the CPUs it was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+}
+
+/// Where a job engine put the run: a Slurm task or a Kubernetes pod may
+/// share its node with other jobs, or be confined to fewer CPUs than the
+/// node has, and its numbers are only as good as the CPUs it had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// `Slurm`, `Kubernetes`, or none (started by hand or by a CI job).
+    pub engine: Option<String>,
+    /// The CPUs the run may use: the affinity mask it was started with
+    /// (what a Slurm cgroup or a Kubernetes CPU manager leaves it).
+    pub cpus: Vec<usize>,
+    /// How many CPUs the machine has online, to compare with `cpus`.
+    pub online_cpus: usize,
+    /// The engine's variables, as the run saw them (job and task ids, node,
+    /// CPUs the engine says it allocated).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub variables: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +93,9 @@ pub struct MergedInput {
     /// A suite's shard: which one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardRecord>,
+    /// Which job engine ran it, on which CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
     /// A load host's result set: the shares (K of N) it held.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_shares: Vec<String>,
@@ -132,6 +156,7 @@ impl Manifest {
             unsupported: Vec::new(),
             shard: None,
             merged_from: Vec::new(),
+            placement: Some(crate::fleet::placement(&crate::fleet::environment)),
         }
     }
 }

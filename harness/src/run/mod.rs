@@ -137,6 +137,16 @@ pub fn main(args: RunArgs) -> Result<()> {
     if let Some(warning) = cpus.shared_warning() {
         eprintln!("{warning}");
     }
+    if let Some(placement) = &manifest.placement
+        && let Some(engine) = &placement.engine
+    {
+        eprintln!(
+            "echolab: placed by {engine} on {} of the machine's {} CPUs ({})",
+            placement.cpus.len(),
+            placement.online_cpus,
+            format_cpulist(&placement.cpus)
+        );
+    }
     eprintln!("echolab: writing {}", out.display());
     if total == 0 {
         set::write_summary(&out, &[])?;
@@ -249,7 +259,10 @@ pub fn main(args: RunArgs) -> Result<()> {
             format_cpulist(&shared)
         );
     }
-    report::generate_and_announce(&out)?;
+    // A report needs a measured cell; without one, the failures say why.
+    if !cells.is_empty() {
+        report::generate_and_announce(&out)?;
+    }
     set::fail_on_failures(&out, manifest.failures.len(), total)
 }
 
