@@ -241,8 +241,8 @@ pub fn summary(cell: &Cell) -> String {
         String::from("none")
     } else {
         format!(
-            "mismatch {}, reset {}, timeout {}, connect {}, closed {}, addr_unavailable {}",
-            e.mismatch, e.reset, e.timeout, e.connect, e.closed, e.addr_unavailable
+            "mismatch {}, lost {} ({} bytes missing), reset {}, timeout {}, connect {}, closed {}, addr_unavailable {}",
+            e.mismatch, e.lost, e.lost_bytes, e.reset, e.timeout, e.connect, e.closed, e.addr_unavailable
         )
     };
     text += &format!("  errors      {errors}\n");

@@ -48,13 +48,13 @@ pub const RULES: [Rule; 6] = [
     },
     Rule {
         flag: Flag::Errors,
-        threshold: "any wrong byte, reset, timeout, early close or failed connect",
+        threshold: "any wrong byte, lost byte (a served connection's echo stopped, with bytes owed, for over 2 s), reset, timeout, early close or failed connect",
         meaning: "a byte was wrong or lost, or a connection failed",
         applies: |cell| cell.errors.total() > 0,
     },
     Rule {
         flag: Flag::Starved,
-        threshold: "any connection completed no message in the measurement",
+        threshold: "any connection the server never sent a byte (churn: a loop none of whose clients got one)",
         meaning: "some connections got no service at all",
         applies: |cell| cell.starved_connections > 0,
     },
@@ -103,4 +103,17 @@ pub fn meanings() -> String {
     }
     text.push_str(". Flagged cells are drawn with hollow markers and dashed lines.");
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sentences name the thresholds the code applies.
+    #[test]
+    fn each_sentence_names_its_threshold() {
+        let errors = RULES.iter().find(|rule| rule.flag == Flag::Errors).unwrap();
+        let lost_after = format!("over {} s", crate::load::LOST_AFTER.as_secs());
+        assert!(errors.threshold.contains(&lost_after), "{}", errors.threshold);
+    }
 }

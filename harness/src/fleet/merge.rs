@@ -989,6 +989,33 @@ mod tests {
         );
     }
 
+    #[test]
+    fn lost_bytes_add_up_over_hosts_and_a_cell_written_before_them_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = host_set(dir.path(), 1, 2, &samples(1, 100), 3);
+        let second = host_set(dir.path(), 2, 2, &samples(2, 100), 3);
+        let path = first.join("cells/target--closed-c6-s64.json");
+        let mut losing = files::read_cell_json(&path).unwrap();
+        losing.errors.lost = 2;
+        losing.errors.lost_bytes = 7;
+        losing.flags = flags::judge(&losing);
+        assert_eq!(losing.flags, [Flag::Errors]);
+        std::fs::write(&path, serde_json::to_string(&losing).unwrap()).unwrap();
+        // The other host's document is as a harness without the field wrote it.
+        let path = second.join("cells/target--closed-c6-s64.json");
+        let mut old: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let errors = old["errors"].as_object_mut().unwrap();
+        assert!(errors.remove("lost").is_some() && errors.remove("lost_bytes").is_some());
+        std::fs::write(&path, old.to_string()).unwrap();
+        let merged = plan(&[first, second], &dir.path().join("merged")).unwrap();
+        let cell = merged.cells[0].cell();
+        assert_eq!((cell.errors.lost, cell.errors.lost_bytes), (2, 7));
+        assert_eq!(cell.errors.total(), 2);
+        assert_eq!(cell.hosts[0].errors, 2);
+        assert_eq!(cell.flags, [Flag::Errors]);
+    }
+
     /// Each refusal is one line, and nothing is written.
     fn refused(dirs: &[PathBuf], out: &Path, expected: &str) {
         let error = match plan(dirs, out) {

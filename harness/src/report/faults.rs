@@ -542,7 +542,7 @@ fn details(rows: &[FaultRow], faults: &[String], servers: &[String]) -> Section 
         }
     }
     let mut paragraphs = vec![
-        "Background throughput in completed cycles per second; during = its throughput during the fault as a share of the baseline; p99 during covers the fault and the catch-up after it; CPU is the server's process tree, in % of one CPU; recovery = seconds after the fault's end until the background was back (no: not within 5 s); errors = failed background echoes (wrong byte, reset, early close, timeout, failed connect); others' CPU = what other processes took of the server's and the load's CPUs during the cell, in % of one CPU.".to_owned(),
+        "Background throughput in completed cycles per second; during = its throughput during the fault as a share of the baseline; p99 during covers the fault and the catch-up after it; CPU is the server's process tree, in % of one CPU; recovery = seconds after the fault's end until the background was back (no: not within 5 s); errors = failed background echoes (wrong byte, lost bytes, reset, early close, timeout, failed connect); others' CPU = what other processes took of the server's and the load's CPUs during the cell, in % of one CPU.".to_owned(),
     ];
     paragraphs.push(format!("What each fault did: {}", notes.join(" ")));
     Section {

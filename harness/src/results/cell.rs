@@ -87,11 +87,28 @@ pub struct Errors {
     pub closed: u64,
     /// Churn: no local port to connect from (EADDRNOTAVAIL, TIME_WAIT pile-up).
     pub addr_unavailable: u64,
+    /// Bytes went missing: a connection the server had served (it had
+    /// echoed at least one byte) waited longer than
+    /// [`crate::load::LOST_AFTER`] for the rest of an echo, with no byte
+    /// arriving, when the cell ended or its message deadline passed.
+    #[serde(default)]
+    pub lost: u64,
+    /// The bytes those connections sent and never got back (a count of
+    /// bytes, not of failures: not in [`Errors::total`]).
+    #[serde(default)]
+    pub lost_bytes: u64,
 }
 
 impl Errors {
+    /// Failures of every kind (`lost_bytes` is not one).
     pub fn total(&self) -> u64 {
-        self.mismatch + self.reset + self.timeout + self.connect + self.closed + self.addr_unavailable
+        self.mismatch
+            + self.reset
+            + self.timeout
+            + self.connect
+            + self.closed
+            + self.addr_unavailable
+            + self.lost
     }
 }
 
