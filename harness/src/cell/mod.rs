@@ -9,7 +9,8 @@
 //! ([`Schedule`]), whatever the server is: it samples the server's process
 //! tree, it reads the CPU time of the harness's own non-load threads (so the
 //! cell records what the instrument cost), and it publishes progress. It
-//! sleeps in between: it never spins.
+//! sleeps in between: it never spins. At the window's two ends only, it also
+//! reads what else used the cell's CPUs ([`measure::machine`]).
 //!
 //! # Layout
 //!
@@ -21,6 +22,7 @@ pub mod record;
 
 use crate::cpus::CpuLayout;
 use crate::load::{HostShare, LoadOutcome, LoadPlan, LoadRun, LoadSpec};
+use crate::measure::machine::{self, MachineCpu};
 use crate::measure::syscalls::SyscallCounts;
 use crate::measure::{self, Watch};
 use crate::results::cell::{CellRecord, Shape};
@@ -124,7 +126,14 @@ pub fn run_cell_as(
         interval: crate::load::recorder::SECOND,
     };
     let start_at = part.start_at.as_ref().map(|(at, _)| *at);
-    let measured = drive(&plan, started.process.as_mut(), start_at, observe)?;
+    let machine_cpus = machine::watched_cpus(&spec.cpus.server, &spec.cpus.client, spec.server.spawns());
+    let measured = drive(
+        &plan,
+        started.process.as_mut(),
+        start_at,
+        machine_cpus.as_deref(),
+        observe,
+    )?;
     let exit = started.stop()?;
     if let (Some(model), Some((status, _))) = (spec.server.model_name(), &exit)
         && !status.success()
@@ -160,6 +169,9 @@ pub struct Measured {
     /// When the measurement began and ended; the server's samples may fall
     /// later than that (see [`record::sampled_share`]).
     pub window: (Instant, Instant),
+    /// What else used the cell's CPUs over the window (`None` when they
+    /// were not watched).
+    pub machine: Option<crate::results::cell::MachineStats>,
 }
 
 /// The instants at which the driving thread wakes: samples of the server
@@ -199,11 +211,13 @@ impl Schedule {
     }
 }
 
-/// Runs the load, and samples the server and the harness over the measurement.
+/// Runs the load, and samples the server and the harness over the
+/// measurement, and what else used `machine_cpus` at its two ends.
 fn drive(
     plan: &LoadPlan,
     mut server: Option<&mut ServerProcess>,
     start_at: Option<Instant>,
+    machine_cpus: Option<&[usize]>,
     observe: &mut dyn FnMut(CellProgress),
 ) -> anyhow::Result<Measured> {
     let mut run = LoadRun::start(plan).context("cannot start the load threads")?;
@@ -228,6 +242,7 @@ fn drive(
     let mut overhead = (Duration::ZERO, Duration::ZERO);
     let mut syscalls_start: Option<Result<SyscallCounts, String>> = None;
     let mut syscalls = None;
+    let mut machine_ends: (Option<MachineCpu>, Option<MachineCpu>) = (None, None);
     let mut server_failure = None;
     loop {
         let now = Instant::now();
@@ -241,6 +256,13 @@ fn drive(
         if !schedule.sampling_done && now >= schedule.next_sample {
             let at = Instant::now();
             let harness_cpu = measure::harness_cpu_except(&load_threads);
+            if let Some(cpus) = machine_cpus {
+                if schedule.samples == 0 {
+                    machine_ends.0 = Some(MachineCpu::read(cpus));
+                } else if now >= schedule.measure_until {
+                    machine_ends.1 = Some(MachineCpu::read(cpus));
+                }
+            }
             if let Some(server) = server.as_deref_mut() {
                 let last = now >= schedule.measure_until;
                 // The kernel's system-call counters: at the ends only.
@@ -299,6 +321,10 @@ fn drive(
         total,
         messages: outcome.messages,
     });
+    let machine = match machine_ends {
+        (Some(from), Some(to)) => Some(to.since(&from, watch.deltas().0)),
+        _ => None,
+    };
     Ok(Measured {
         outcome,
         watch,
@@ -307,6 +333,7 @@ fn drive(
         late_start,
         clock: clock_state,
         window: (measure_from, schedule.measure_until),
+        machine,
     })
 }
 

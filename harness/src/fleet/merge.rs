@@ -26,7 +26,9 @@ use crate::cell::{flags, record};
 use crate::load::add_errors;
 use crate::load::recorder;
 use crate::report;
-use crate::results::cell::{Cell, CellRecord, ClientStats, Errors, Flag, HostSummary, LoadShare};
+use crate::results::cell::{
+    Cell, CellRecord, ClientStats, Errors, Flag, HostSummary, LoadShare, MachineStats,
+};
 use crate::results::files;
 use crate::results::set::{self, Machine, Manifest, MergedInput, Parameters};
 use anyhow::{Context, bail};
@@ -628,6 +630,7 @@ fn sum_parts(parts: Vec<Part>) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
             .iter()
             .map(|part| part.cell.behind_schedule_fraction)
             .fold(0.0, f64::max),
+        machine: noisiest(parts.iter().filter_map(|part| part.cell.machine.as_ref())),
         flags: Vec::new(),
         share: None,
         hosts,
@@ -653,6 +656,24 @@ fn sum_parts(parts: Vec<Part>) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
         },
         tagged,
     ))
+}
+
+/// What else used the load hosts' CPUs: the most any host saw of others'
+/// CPU and of steal (each host watched its own CPUs), or `None` when no
+/// host watched.
+fn noisiest<'a>(hosts: impl Iterator<Item = &'a MachineStats>) -> Option<MachineStats> {
+    hosts.fold(None, |noisiest, host| {
+        let mut noisiest = noisiest.unwrap_or_else(|| MachineStats {
+            cpus: host.cpus.clone(),
+            ..MachineStats::default()
+        });
+        noisiest.busy_percent = noisiest.busy_percent.max(host.busy_percent);
+        noisiest.steal_percent = noisiest.steal_percent.max(host.steal_percent);
+        if noisiest.cpus != host.cpus {
+            noisiest.cpus.clear();
+        }
+        Some(noisiest)
+    })
 }
 
 fn host_summary(cell: &Cell) -> String {
@@ -847,6 +868,7 @@ mod tests {
             server: None,
             client: ClientStats::default(),
             behind_schedule_fraction: 0.0,
+            machine: None,
             flags: Vec::new(),
             share: None,
             hosts: Vec::new(),
@@ -1014,6 +1036,36 @@ mod tests {
         assert_eq!(cell.errors.total(), 2);
         assert_eq!(cell.hosts[0].errors, 2);
         assert_eq!(cell.flags, [Flag::Errors]);
+        assert_eq!(cell.machine, None);
+    }
+
+    #[test]
+    fn the_noisiest_host_speaks_for_the_merged_cell() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = host_set(dir.path(), 1, 2, &samples(1, 100), 3);
+        let second = host_set(dir.path(), 2, 2, &samples(2, 100), 3);
+        for (dir, busy_percent, steal_percent) in [(&first, 45.0, 1.0), (&second, 2.0, 3.0)] {
+            let path = dir.join("cells/target--closed-c6-s64.json");
+            let mut cell = files::read_cell_json(&path).unwrap();
+            cell.machine = Some(MachineStats {
+                busy_percent,
+                steal_percent,
+                cpus: vec![1],
+            });
+            cell.flags = flags::judge(&cell);
+            std::fs::write(&path, serde_json::to_string(&cell).unwrap()).unwrap();
+        }
+        let merged = plan(&[first, second], &dir.path().join("merged")).unwrap();
+        let cell = merged.cells[0].cell();
+        assert_eq!(
+            cell.machine,
+            Some(MachineStats {
+                busy_percent: 45.0,
+                steal_percent: 3.0,
+                cpus: vec![1]
+            })
+        );
+        assert_eq!(cell.flags, [Flag::Noisy]);
     }
 
     /// Each refusal is one line, and nothing is written.

@@ -740,6 +740,15 @@ fn flagged_section(scenarios: &[Scenario]) -> Section {
                         number(cell.behind_schedule_fraction * 100.0)
                     ));
                 }
+                if cell.flags.contains(&Flag::Noisy)
+                    && let Some(machine) = &cell.machine
+                {
+                    details.push(format!(
+                        "others took {}% of a CPU, steal {}%",
+                        number(machine.busy_percent),
+                        number(machine.steal_percent)
+                    ));
+                }
                 rows.push(vec![
                     entry.label.to_owned(),
                     scenario.name.to_owned(),
