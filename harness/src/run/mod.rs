@@ -249,6 +249,17 @@ pub fn main(args: RunArgs) -> Result<()> {
             format_cpulist(&shared)
         );
     }
+    let noisy = cells
+        .iter()
+        .filter(|cell| cell.flags.contains(&crate::results::cell::Flag::Noisy))
+        .count();
+    if noisy > 0 {
+        println!(
+            "
+{noisy} of {} cells flagged noisy: other processes or the VM's host took part of their CPUs during the window (machine.busy_percent, machine.steal_percent), so their timing figures say as much about that as about the servers",
+            cells.len()
+        );
+    }
     report::generate_and_announce(&out)?;
     set::fail_on_failures(&out, manifest.failures.len(), total)
 }
