@@ -241,8 +241,8 @@ pub fn summary(cell: &Cell) -> String {
         String::from("none")
     } else {
         format!(
-            "mismatch {}, reset {}, timeout {}, connect {}, closed {}, addr_unavailable {}",
-            e.mismatch, e.reset, e.timeout, e.connect, e.closed, e.addr_unavailable
+            "mismatch {}, lost {} ({} bytes missing), reset {}, timeout {}, connect {}, closed {}, addr_unavailable {}",
+            e.mismatch, e.lost, e.lost_bytes, e.reset, e.timeout, e.connect, e.closed, e.addr_unavailable
         )
     };
     text += &format!("  errors      {errors}\n");
@@ -294,6 +294,14 @@ pub fn summary(cell: &Cell) -> String {
             String::new()
         }
     );
+    if let Some(machine) = &cell.machine {
+        text += &format!(
+            "  machine     others took {:.1}% of a CPU, steal {:.1}%, on {}\n",
+            machine.busy_percent,
+            machine.steal_percent,
+            cpu_list(&machine.cpus)
+        );
+    }
     if let Some(share) = &cell.share {
         text += &format!(
             "  share       load host {} of {} ({} connections{}{}), agreed start {}, {}; clock {}\n",

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! faulty-echo --port PORT [--leak-on-reset] [--spin-on-emfile] [--buffer-everything]
+//!             [--drop-every N] [--stop-one-at BYTES]
 //! harness faults --server-cmd 'target/release/faulty-echo --port {port} --leak-on-reset' --faults reset-storm
 //! ```
 //!
@@ -12,13 +13,19 @@
 //! - `--spin-on-emfile`: a failed `accept` is retried at once, so running out
 //!   of descriptors spins a core;
 //! - `--buffer-everything`: each client's bytes are read as fast as they
-//!   come and queued in memory until the client reads them, without bound.
+//!   come and queued in memory until the client reads them, without bound;
+//! - `--drop-every N`: byte N, 2N, 3N, ... of each connection's stream is
+//!   read and never echoed (a lost byte: the client waits for it forever);
+//! - `--stop-one-at BYTES`: the first connection whose echo passes BYTES
+//!   bytes gets exactly BYTES, then nothing more (its bytes are still read);
+//!   the other connections are served normally.
 //!
 //! It prints `listening on 127.0.0.1:PORT` when ready and dies on SIGTERM.
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -26,6 +33,23 @@ struct Bugs {
     leak_on_reset: bool,
     spin_on_emfile: bool,
     buffer_everything: bool,
+    /// Swallow every this-many-th byte of each connection (`--drop-every`).
+    drop_every: Option<u64>,
+    /// The first connection's echo stops after this many bytes.
+    stop_one_at: Option<u64>,
+}
+
+const USAGE: &str = "usage: faulty-echo --port PORT [--leak-on-reset] [--spin-on-emfile] [--buffer-everything] [--drop-every N] [--stop-one-at BYTES]";
+
+/// The value of option `name`: a positive whole number.
+fn positive(name: &str, value: Option<String>) -> u64 {
+    match value.and_then(|value| value.parse::<u64>().ok()) {
+        Some(number) if number > 0 => number,
+        _ => {
+            eprintln!("faulty-echo: {name} takes a positive whole number; {USAGE}");
+            std::process::exit(2);
+        }
+    }
 }
 
 /// Connections the leaky server never closes.
@@ -41,10 +65,10 @@ fn main() {
             "--leak-on-reset" => bugs.leak_on_reset = true,
             "--spin-on-emfile" => bugs.spin_on_emfile = true,
             "--buffer-everything" => bugs.buffer_everything = true,
+            "--drop-every" => bugs.drop_every = Some(positive(&arg, args.next())),
+            "--stop-one-at" => bugs.stop_one_at = Some(positive(&arg, args.next())),
             other => {
-                eprintln!(
-                    "faulty-echo: unknown option '{other}'; usage: faulty-echo --port PORT [--leak-on-reset] [--spin-on-emfile] [--buffer-everything]"
-                );
+                eprintln!("faulty-echo: unknown option '{other}'; {USAGE}");
                 std::process::exit(2);
             }
         }
@@ -91,9 +115,18 @@ fn main() {
     }
 }
 
-/// Read, write back, until EOF.
+/// Whether a connection's echo has been stopped (`--stop-one-at`).
+static STOPPED_ONE: AtomicBool = AtomicBool::new(false);
+
+/// Read, write back, until EOF; with `--drop-every`, without the bytes it
+/// swallows; with `--stop-one-at`, the first connection to pass that many
+/// echoed bytes stops there.
 fn serve(mut stream: TcpStream, bugs: Bugs) {
     let mut buffer = vec![0u8; 16 * 1024];
+    let mut kept = Vec::with_capacity(buffer.len());
+    let mut offset = 0u64;
+    let mut echoed = 0u64;
+    let mut stopped = false;
     loop {
         let read = match stream.read(&mut buffer) {
             Ok(0) => return,
@@ -101,7 +134,24 @@ fn serve(mut stream: TcpStream, bugs: Bugs) {
             Err(error) if error.kind() == ErrorKind::Interrupted => continue,
             Err(error) => return end(stream, &error, bugs),
         };
-        if let Err(error) = stream.write_all(&buffer[..read]) {
+        kept.clear();
+        for &byte in &buffer[..read] {
+            offset += 1;
+            if bugs.drop_every.is_none_or(|every| !offset.is_multiple_of(every)) {
+                kept.push(byte);
+            }
+        }
+        let mut allowed = kept.len() as u64;
+        if let Some(stop) = bugs.stop_one_at
+            && echoed + allowed > stop
+            && (stopped || !STOPPED_ONE.swap(true, Ordering::SeqCst))
+        {
+            stopped = true;
+            allowed = stop.saturating_sub(echoed);
+        }
+        let echo = &kept[..allowed as usize];
+        echoed += echo.len() as u64;
+        if let Err(error) = stream.write_all(echo) {
             return end(stream, &error, bugs);
         }
     }

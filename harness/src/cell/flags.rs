@@ -2,7 +2,7 @@
 //! what is measured, the threshold, and the sentence a reader is shown. The
 //! report lists these sentences; [`judge`] applies the rules to a cell.
 
-use crate::results::cell::{Cell, Flag};
+use crate::results::cell::{Cell, Flag, MachineStats};
 
 /// A load thread at least this busy may have held the server back.
 pub const CLIENT_BOUND_PERCENT: f64 = 95.0;
@@ -13,6 +13,29 @@ pub const BEHIND_SCHEDULE_LIMIT: f64 = 0.01;
 /// A load host that began more than this after the agreed `--start-at`
 /// instant (milliseconds) measured a window shifted from the other hosts'.
 pub const LATE_START_LIMIT_MS: f64 = 10.0;
+/// Other processes taking more than this much of the cell's CPUs (% of one
+/// CPU, over the window) make its timing figures say as much about them as
+/// about the server. On this 2-core VM the kernel's own threads (kworkers,
+/// ksoftirqd) took under 1% of a CPU during an `epoll` cell, and `/proc/stat`
+/// ticks (10 ms) add ±1% over a 2 s window: a quiet machine reads a few
+/// percent. A busy loop competing on the cell's CPUs reads 100% and more
+/// (two loops: 193–196%), as did other builds on the machine (103–138%). A
+/// fifth of a CPU is well clear of the first and well below the second; it
+/// is also what `harness faults` marked a busy machine at before.
+pub const NOISY_BUSY_PERCENT: f64 = 20.0;
+/// The VM's host keeping more than this much of the cell's CPUs from it
+/// (steal, % of one CPU) does the same, with no process here to blame.
+/// Lower than [`NOISY_BUSY_PERCENT`]: steal accrues only while a CPU had
+/// work to run, so all of it was taken from the cell, while others' busy
+/// time may have filled idle time the cell left. Measured here: 0–0.5%.
+pub const NOISY_STEAL_PERCENT: f64 = 10.0;
+
+/// Whether what else used the machine (other processes' CPU, steal) makes
+/// a window's timing figures unreliable: the `noisy` rule, and the fault
+/// matrix's "busy machine" marker.
+pub fn noisy(machine: &MachineStats) -> bool {
+    machine.busy_percent > NOISY_BUSY_PERCENT || machine.steal_percent > NOISY_STEAL_PERCENT
+}
 
 /// One flag's rule.
 pub struct Rule {
@@ -25,7 +48,7 @@ pub struct Rule {
 }
 
 /// Every flag, in the order cells list them.
-pub const RULES: [Rule; 6] = [
+pub const RULES: [Rule; 7] = [
     Rule {
         flag: Flag::ClientBound,
         threshold: "the busiest load thread was at least 95% busy while the server used under 90% of its CPUs (always, for a target, whose CPU is unknown)",
@@ -48,13 +71,13 @@ pub const RULES: [Rule; 6] = [
     },
     Rule {
         flag: Flag::Errors,
-        threshold: "any wrong byte, reset, timeout, early close or failed connect",
+        threshold: "any wrong byte, lost byte (a served connection's echo stopped, with bytes owed, for over 2 s), reset, timeout, early close or failed connect",
         meaning: "a byte was wrong or lost, or a connection failed",
         applies: |cell| cell.errors.total() > 0,
     },
     Rule {
         flag: Flag::Starved,
-        threshold: "any connection completed no message in the measurement",
+        threshold: "any connection the server never sent a byte (churn: a loop none of whose clients got one)",
         meaning: "some connections got no service at all",
         applies: |cell| cell.starved_connections > 0,
     },
@@ -63,6 +86,12 @@ pub const RULES: [Rule; 6] = [
         threshold: "the server's CPUs and the load's CPUs overlap (as on a one-CPU affinity mask)",
         meaning: "the server and the load generator took turns on a CPU, so each side's numbers include the other's",
         applies: |cell| cell.server_cpus.iter().any(|cpu| cell.client.cpus.contains(cpu)),
+    },
+    Rule {
+        flag: Flag::Noisy,
+        threshold: "during the window, other processes took more than 20% of a CPU on the server's and the load's CPUs, or the VM's host kept more than 10% of a CPU from them (steal)",
+        meaning: "something else used the machine, so the timing figures say as much about it as about the server",
+        applies: |cell| cell.machine.as_ref().is_some_and(noisy),
     },
     Rule {
         flag: Flag::LateStart,
@@ -103,4 +132,35 @@ pub fn meanings() -> String {
     }
     text.push_str(". Flagged cells are drawn with hollow markers and dashed lines.");
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sentences name the thresholds the code applies.
+    #[test]
+    fn each_sentence_names_its_threshold() {
+        let errors = RULES.iter().find(|rule| rule.flag == Flag::Errors).unwrap();
+        let lost_after = format!("over {} s", crate::load::LOST_AFTER.as_secs());
+        assert!(errors.threshold.contains(&lost_after), "{}", errors.threshold);
+        let noisy = RULES.iter().find(|rule| rule.flag == Flag::Noisy).unwrap();
+        for limit in [NOISY_BUSY_PERCENT, NOISY_STEAL_PERCENT] {
+            let named = format!("more than {limit}% of a CPU");
+            assert!(noisy.threshold.contains(&named), "{}", noisy.threshold);
+        }
+    }
+
+    #[test]
+    fn a_cell_is_noisy_above_either_threshold() {
+        let machine = |busy_percent, steal_percent| MachineStats {
+            busy_percent,
+            steal_percent,
+            cpus: vec![0, 1],
+        };
+        assert!(!noisy(&machine(0.0, 0.0)));
+        assert!(!noisy(&machine(NOISY_BUSY_PERCENT, NOISY_STEAL_PERCENT)));
+        assert!(noisy(&machine(NOISY_BUSY_PERCENT + 0.1, 0.0)));
+        assert!(noisy(&machine(0.0, NOISY_STEAL_PERCENT + 0.1)));
+    }
 }

@@ -9,7 +9,8 @@
 //! ([`Schedule`]), whatever the server is: it samples the server's process
 //! tree, it reads the CPU time of the harness's own non-load threads (so the
 //! cell records what the instrument cost), and it publishes progress. It
-//! sleeps in between: it never spins.
+//! sleeps in between: it never spins. At the window's two ends only, it also
+//! reads what else used the cell's CPUs ([`measure::machine`]).
 //!
 //! # Layout
 //!
@@ -21,6 +22,7 @@ pub mod record;
 
 use crate::cpus::CpuLayout;
 use crate::load::{HostShare, LoadOutcome, LoadPlan, LoadRun, LoadSpec};
+use crate::measure::machine::{self, MachineCpu};
 use crate::measure::syscalls::{self, Counters, SyscallCounts};
 use crate::measure::{self, Sampler, Watch};
 use crate::results::cell::{CellRecord, Shape};
@@ -120,7 +122,14 @@ pub fn run_cell_as(
         },
     };
     let start_at = part.start_at.as_ref().map(|(at, _)| *at);
-    let measured = drive(&plan, started.process.as_mut(), start_at, observe)?;
+    let machine_cpus = machine::watched_cpus(&spec.cpus.server, &spec.cpus.client, spec.server.spawns());
+    let measured = drive(
+        &plan,
+        started.process.as_mut(),
+        start_at,
+        machine_cpus.as_deref(),
+        observe,
+    )?;
     let exit = started.stop()?;
     if let (Some(model), Some((status, _))) = (spec.server.model_name(), &exit)
         && !status.success()
@@ -165,6 +174,9 @@ pub struct Measured {
     /// The sum of the tree's proportional set sizes, read once after the
     /// window with the clients still connected.
     pub pss_kib: Option<u64>,
+    /// What else used the cell's CPUs over the window (`None` when they
+    /// were not watched).
+    pub machine: Option<crate::results::cell::MachineStats>,
 }
 
 /// The system calls of a counting phase and the messages they served.
@@ -237,12 +249,13 @@ impl Schedule {
 }
 
 /// Runs the load, and samples the server and the harness over the
-/// measurement; then, for a spawned server whose system calls are counted,
-/// the counting phase.
+/// measurement, and what else used `machine_cpus` at its two ends; then,
+/// for a spawned server whose system calls are counted, the counting phase.
 fn drive(
     plan: &LoadPlan,
     mut server: Option<&mut ServerProcess>,
     start_at: Option<Instant>,
+    machine_cpus: Option<&[usize]>,
     observe: &mut dyn FnMut(CellProgress),
 ) -> anyhow::Result<Measured> {
     // The last cell's counters must be gone before this load starts.
@@ -276,6 +289,7 @@ fn drive(
     let mut overhead = (Duration::ZERO, Duration::ZERO);
     let mut counting = Counting::Idle;
     let mut memory: Option<Result<(u64, &'static str), String>> = None;
+    let mut machine_ends: (Option<MachineCpu>, Option<MachineCpu>) = (None, None);
     let mut server_failure = None;
     loop {
         let now = Instant::now();
@@ -289,6 +303,13 @@ fn drive(
         if !schedule.sampling_done && now >= schedule.next_sample {
             let at = Instant::now();
             let harness_cpu = measure::harness_cpu_except(&load_threads);
+            if let Some(cpus) = machine_cpus {
+                if schedule.samples == 0 {
+                    machine_ends.0 = Some(MachineCpu::read(cpus));
+                } else if now >= schedule.measure_until {
+                    machine_ends.1 = Some(MachineCpu::read(cpus));
+                }
+            }
             if let Some(server) = server.as_deref_mut() {
                 let last = now >= schedule.measure_until;
                 // The memory cgroup's peak: reset at the window's start,
@@ -374,6 +395,10 @@ fn drive(
             Ok(()) => Err(String::from("the counting phase did not run to its end")),
         },
     });
+    let machine = match machine_ends {
+        (Some(from), Some(to)) => Some(to.since(&from, watch.deltas().0)),
+        _ => None,
+    };
     Ok(Measured {
         outcome,
         watch,
@@ -385,6 +410,7 @@ fn drive(
         perf_events_in_window,
         memory,
         pss_kib,
+        machine,
     })
 }
 

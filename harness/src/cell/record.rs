@@ -125,6 +125,7 @@ pub fn record(
         server,
         client,
         behind_schedule_fraction,
+        machine: measured.machine.clone(),
         flags: Vec::new(),
         share,
         hosts: Vec::new(),

@@ -23,8 +23,9 @@ use crate::cell::CellSpec;
 use crate::cpus::CpuLayout;
 use crate::load::recorder::new_histogram;
 use crate::load::{LoadOutcome, LoadPlan, LoadRun, LoadSpec};
+use crate::measure::machine::MachineCpu;
 use crate::measure::{self, Sampler, TreeSample, Watch};
-use crate::results::cell::{CellRecord, Shape};
+use crate::results::cell::{CellRecord, MachineStats, Shape};
 use crate::results::faults::FaultRow;
 use crate::server::ServerUnderTest;
 use anyhow::{Context, bail};
@@ -35,10 +36,6 @@ use std::time::{Duration, Instant};
 
 /// Interval of the background's histograms, and of the server's samples.
 pub const STEP: Duration = Duration::from_millis(100);
-/// Other processes taking more than this much of the server's and the
-/// load's CPUs (% of one CPU) during a cell make its timing figures
-/// (throughput, p99, recovery) say as much about them as about the server.
-pub const BUSY_MACHINE_PERCENT: f64 = 20.0;
 /// Background clients in flight at once.
 pub const BACKGROUND_LOOPS: u32 = 4;
 /// Background message size.
@@ -233,7 +230,14 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
             .iter()
             .map(|&count| (count as f64 / STEP.as_secs_f64()).round())
             .collect(),
-        others_cpu_percent: round(watched.others_cpu_percent, 1),
+        others_cpu_percent: watched
+            .machine
+            .as_ref()
+            .map_or(0.0, |machine| round(machine.busy_percent, 1)),
+        steal_percent: watched
+            .machine
+            .as_ref()
+            .map_or(0.0, |machine| round(machine.steal_percent, 1)),
         recovery_probes: watched
             .recovery
             .probes
@@ -253,6 +257,7 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
         outcome,
         watch,
         overhead,
+        machine,
         ..
     } = watched;
     let outcome = LoadOutcome {
@@ -280,6 +285,7 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
         perf_events_in_window: 0,
         memory: None,
         pss_kib: None,
+        machine,
     };
     let record = crate::cell::record::record(
         &cell_spec,
@@ -311,9 +317,9 @@ struct Watched {
     /// When the background was back, from the recovery window or the
     /// probes after it.
     recovery: Recovery,
-    /// CPU time other processes took on the server's and the load's CPUs
-    /// over the measurement, % of one CPU.
-    others_cpu_percent: f64,
+    /// What else used the server's and the load's CPUs over the
+    /// measurement (the same figures as a cell's).
+    machine: Option<MachineStats>,
 }
 
 /// A sample of the server and when its reading started.
@@ -425,14 +431,12 @@ fn watch(
     }
     // The first sample of the measurement.
     let at_measure_from = watch.first.clone();
-    let others_cpu_percent = match (&machine_from, &at_measure_from, &at_end) {
-        (Some(from), Some((from_at, server_from)), Some((to_at, server_to))) => {
-            let to = MachineCpu::read(&cpus_watched);
+    let machine = match (&machine_from, &at_measure_from, &at_end) {
+        (Some(from), Some((_, server_from)), Some((_, server_to))) => {
             let server = server_to.cpu.saturating_sub(server_from.cpu);
-            let wall = to_at.saturating_duration_since(*from_at);
-            to.others_since(from, server, wall)
+            Some(MachineCpu::read(&cpus_watched).since(from, server))
         }
-        _ => 0.0,
+        _ => None,
     };
     let overhead = match overhead_from {
         Some((from, cpu_from)) => (
@@ -499,7 +503,7 @@ fn watch(
             listen_after.1.saturating_sub(listen_before.1),
         ),
         recovery,
-        others_cpu_percent,
+        machine,
     })
 }
 
@@ -507,68 +511,6 @@ fn watch(
 /// socket buffers left out (each page once), else its summed resident sets.
 fn memory_kib(sample: &TreeSample) -> u64 {
     sample.charged_kib.unwrap_or(sample.rss_kib)
-}
-
-/// The CPU time spent on some CPUs, and by the harness itself, at one
-/// moment: what is left when the server's is taken away too is other
-/// processes' (another build, another benchmark) on those CPUs. Kernel
-/// threads that handle loopback traffic for the harness and the server
-/// (ksoftirqd, when softirqs pile up) count as others: a small bias upward.
-struct MachineCpu {
-    /// User, nice, system and steal time of the CPUs, in clock ticks
-    /// (interrupt and softirq time left out: loopback traffic is spent there,
-    /// on behalf of the harness and the server).
-    busy_ticks: u64,
-    /// This process's user and system time, in clock ticks.
-    harness_ticks: u64,
-}
-
-impl MachineCpu {
-    fn read(cpus: &[usize]) -> MachineCpu {
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        MachineCpu {
-            busy_ticks: busy_ticks(&stat, cpus),
-            harness_ticks: crate::server::tree::read_stat(std::process::id() as i32)
-                .map_or(0, |process| process.cpu_ticks),
-        }
-    }
-
-    /// Other processes' CPU since `from`, % of one CPU over `wall`, given
-    /// the server's CPU time over the same span.
-    fn others_since(&self, from: &MachineCpu, server: Duration, wall: Duration) -> f64 {
-        let tick = Duration::from_millis(10);
-        let busy = tick * self.busy_ticks.saturating_sub(from.busy_ticks) as u32;
-        let harness = tick * self.harness_ticks.saturating_sub(from.harness_ticks) as u32;
-        let others = busy.saturating_sub(server).saturating_sub(harness);
-        if wall.is_zero() {
-            0.0
-        } else {
-            100.0 * others.as_secs_f64() / wall.as_secs_f64()
-        }
-    }
-}
-
-/// User + nice + system + steal ticks of `cpus` in `/proc/stat` text (of
-/// all CPUs when `cpus` is empty).
-fn busy_ticks(stat: &str, cpus: &[usize]) -> u64 {
-    stat.lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let name = fields.next()?;
-            let wanted = match name.strip_prefix("cpu")? {
-                "" => cpus.is_empty(),
-                number => number.parse::<usize>().is_ok_and(|cpu| cpus.contains(&cpu)),
-            };
-            let ticks: Vec<u64> = fields.map(|field| field.parse().unwrap_or(0)).collect();
-            // user nice system idle iowait irq softirq steal ...
-            wanted.then(|| {
-                ticks.first().unwrap_or(&0)
-                    + ticks.get(1).unwrap_or(&0)
-                    + ticks.get(2).unwrap_or(&0)
-                    + ticks.get(7).unwrap_or(&0)
-            })
-        })
-        .sum()
 }
 
 /// When the background was back at [`judge::RECOVERED`] of its baseline,
@@ -950,26 +892,6 @@ mod tests {
                     IpExt: InNoRoutes\nIpExt: 0\n";
         assert_eq!(parse_listen_counters(text), (17, 23));
         assert_eq!(parse_listen_counters("nothing"), (0, 0));
-    }
-
-    #[test]
-    fn busy_time_is_read_per_cpu_without_idle_or_interrupts() {
-        let stat =
-            "cpu  10 1 5 100 7 3 9 2 0 0\ncpu0 4 0 2 50 3 1 4 1 0 0\ncpu1 6 1 3 50 4 2 5 1 0 0\nintr 1 2 3\n";
-        assert_eq!(busy_ticks(stat, &[0]), 4 + 2 + 1);
-        assert_eq!(busy_ticks(stat, &[0, 1]), 7 + 11);
-        assert_eq!(busy_ticks(stat, &[]), 10 + 1 + 5 + 2);
-        let from = MachineCpu {
-            busy_ticks: 0,
-            harness_ticks: 0,
-        };
-        let to = MachineCpu {
-            busy_ticks: 100,
-            harness_ticks: 30,
-        };
-        // 1 s of CPU in 1 s: 0.3 s the harness, 0.5 s the server, the rest others.
-        let others = to.others_since(&from, Duration::from_millis(500), Duration::from_secs(1));
-        assert!((others - 20.0).abs() < 1e-9, "{others}");
     }
 
     #[test]

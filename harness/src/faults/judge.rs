@@ -170,18 +170,29 @@ pub const RULES: [Rule; 14] = [
     Rule {
         outcome: Outcome::Failed,
         name: "wrong bytes",
-        threshold: "any background echo with a wrong byte",
+        threshold: "any background echo with a wrong byte, or with bytes lost (its echo stopped partway)",
         check: |figures, _| {
-            let wrong = figures.errors.mismatch;
-            (wrong > 0).then(|| {
-                (
+            let (wrong, lost) = (figures.errors.mismatch, figures.errors.lost);
+            if wrong > 0 {
+                Some((
                     format!("{} wrong echoes", count(wrong as f64)),
                     format!(
                         "{} background echoes came back with wrong bytes",
                         count(wrong as f64)
                     ),
-                )
-            })
+                ))
+            } else if lost > 0 {
+                Some((
+                    format!("{} lost echoes", count(lost as f64)),
+                    format!(
+                        "{} background echoes stopped partway: {} bytes never came back",
+                        count(lost as f64),
+                        count(figures.errors.lost_bytes as f64)
+                    ),
+                ))
+            } else {
+                None
+            }
         },
     },
     Rule {
@@ -545,6 +556,14 @@ mod tests {
         );
         let wrong = verdict("idle-herd", |figures| figures.errors.mismatch = 1);
         assert_eq!(wrong.outcome, Outcome::Failed);
+        let lost = verdict("idle-herd", |figures| {
+            figures.errors.lost = 2;
+            figures.errors.lost_bytes = 40;
+        });
+        assert_eq!(
+            (lost.outcome, lost.deciding.as_str()),
+            (Outcome::Failed, "2 lost echoes")
+        );
     }
 
     #[test]

@@ -176,8 +176,8 @@ pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
                     );
                     if crate::report::faults::busy(&measured.row) {
                         line += &format!(
-                            " [busy machine: other processes took {:.0}% of a CPU]",
-                            measured.row.others_cpu_percent
+                            " [busy machine: other processes took {:.0}% of a CPU, steal {:.0}%]",
+                            measured.row.others_cpu_percent, measured.row.steal_percent
                         );
                     }
                     rows.push(measured.row);

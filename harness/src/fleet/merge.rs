@@ -26,7 +26,9 @@ use crate::cell::{flags, record};
 use crate::load::add_errors;
 use crate::load::recorder;
 use crate::report;
-use crate::results::cell::{Cell, CellRecord, ClientStats, Errors, Flag, HostSummary, LoadShare};
+use crate::results::cell::{
+    Cell, CellRecord, ClientStats, Errors, Flag, HostSummary, LoadShare, MachineStats,
+};
 use crate::results::files;
 use crate::results::set::{self, Machine, Manifest, MergedInput, Parameters};
 use anyhow::{Context, bail};
@@ -628,6 +630,7 @@ fn sum_parts(parts: Vec<Part>) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
             .iter()
             .map(|part| part.cell.behind_schedule_fraction)
             .fold(0.0, f64::max),
+        machine: noisiest(parts.iter().filter_map(|part| part.cell.machine.as_ref())),
         flags: Vec::new(),
         share: None,
         hosts,
@@ -653,6 +656,24 @@ fn sum_parts(parts: Vec<Part>) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
         },
         tagged,
     ))
+}
+
+/// What else used the load hosts' CPUs: the most any host saw of others'
+/// CPU and of steal (each host watched its own CPUs), or `None` when no
+/// host watched.
+fn noisiest<'a>(hosts: impl Iterator<Item = &'a MachineStats>) -> Option<MachineStats> {
+    hosts.fold(None, |noisiest, host| {
+        let mut noisiest = noisiest.unwrap_or_else(|| MachineStats {
+            cpus: host.cpus.clone(),
+            ..MachineStats::default()
+        });
+        noisiest.busy_percent = noisiest.busy_percent.max(host.busy_percent);
+        noisiest.steal_percent = noisiest.steal_percent.max(host.steal_percent);
+        if noisiest.cpus != host.cpus {
+            noisiest.cpus.clear();
+        }
+        Some(noisiest)
+    })
 }
 
 fn host_summary(cell: &Cell) -> String {
@@ -851,6 +872,7 @@ mod tests {
             server: None,
             client: ClientStats::default(),
             behind_schedule_fraction: 0.0,
+            machine: None,
             flags: Vec::new(),
             share: None,
             hosts: Vec::new(),
@@ -991,6 +1013,63 @@ mod tests {
             merged.cells[0].cell().flags,
             [Flag::BehindSchedule, Flag::LateStart]
         );
+    }
+
+    #[test]
+    fn lost_bytes_add_up_over_hosts_and_a_cell_written_before_them_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = host_set(dir.path(), 1, 2, &samples(1, 100), 3);
+        let second = host_set(dir.path(), 2, 2, &samples(2, 100), 3);
+        let path = first.join("cells/target--closed-c6-s64.json");
+        let mut losing = files::read_cell_json(&path).unwrap();
+        losing.errors.lost = 2;
+        losing.errors.lost_bytes = 7;
+        losing.flags = flags::judge(&losing);
+        assert_eq!(losing.flags, [Flag::Errors]);
+        std::fs::write(&path, serde_json::to_string(&losing).unwrap()).unwrap();
+        // The other host's document is as a harness without the field wrote it.
+        let path = second.join("cells/target--closed-c6-s64.json");
+        let mut old: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let errors = old["errors"].as_object_mut().unwrap();
+        assert!(errors.remove("lost").is_some() && errors.remove("lost_bytes").is_some());
+        std::fs::write(&path, old.to_string()).unwrap();
+        let merged = plan(&[first, second], &dir.path().join("merged")).unwrap();
+        let cell = merged.cells[0].cell();
+        assert_eq!((cell.errors.lost, cell.errors.lost_bytes), (2, 7));
+        assert_eq!(cell.errors.total(), 2);
+        assert_eq!(cell.hosts[0].errors, 2);
+        assert_eq!(cell.flags, [Flag::Errors]);
+        assert_eq!(cell.machine, None);
+    }
+
+    #[test]
+    fn the_noisiest_host_speaks_for_the_merged_cell() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = host_set(dir.path(), 1, 2, &samples(1, 100), 3);
+        let second = host_set(dir.path(), 2, 2, &samples(2, 100), 3);
+        for (dir, busy_percent, steal_percent) in [(&first, 45.0, 1.0), (&second, 2.0, 3.0)] {
+            let path = dir.join("cells/target--closed-c6-s64.json");
+            let mut cell = files::read_cell_json(&path).unwrap();
+            cell.machine = Some(MachineStats {
+                busy_percent,
+                steal_percent,
+                cpus: vec![1],
+            });
+            cell.flags = flags::judge(&cell);
+            std::fs::write(&path, serde_json::to_string(&cell).unwrap()).unwrap();
+        }
+        let merged = plan(&[first, second], &dir.path().join("merged")).unwrap();
+        let cell = merged.cells[0].cell();
+        assert_eq!(
+            cell.machine,
+            Some(MachineStats {
+                busy_percent: 45.0,
+                steal_percent: 3.0,
+                cpus: vec![1]
+            })
+        );
+        assert_eq!(cell.flags, [Flag::Noisy]);
     }
 
     /// Each refusal is one line, and nothing is written.

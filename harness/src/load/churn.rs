@@ -10,12 +10,18 @@
 //! client's search for a free port (a plan's `source`, `bench --source-addr`,
 //! replaces them with one). A loop whose cycle failed waits [`RETRY`] before
 //! the next one, so a refusing server is not hammered in a spin.
+//!
+//! When the measurement ends no new cycle starts, and the echoes the server
+//! has begun are waited for (up to [`MESSAGE_DEADLINE`]): a cycle that got
+//! part of its echo and then nothing for longer than [`LOST_AFTER`] lost
+//! bytes (`lost`, an error), then or at its deadline. A loop whose cycles
+//! never got a byte back is starved.
 
 use super::connect::{connect_from, finish_connect, loopback_source};
 use super::recorder::Recorder;
 use super::{
-    CONNECT_DEADLINE, Clock, Failure, HOUSEKEEPING, LoadOutcome, LoadPlan, MESSAGE_DEADLINE, ThreadCpu,
-    ThreadShare, count_connect_error, payload,
+    CONNECT_DEADLINE, Clock, Failure, HOUSEKEEPING, LOST_AFTER, LoadOutcome, LoadPlan, MESSAGE_DEADLINE,
+    ThreadCpu, ThreadShare, count_connect_error, payload,
 };
 use crate::results::cell::Errors;
 use mio::net::TcpStream;
@@ -44,9 +50,13 @@ struct Cycle {
     retry_at: u64,
     written: u64,
     received: u64,
+    /// When the cycle's last echoed bytes arrived (ns after start).
+    last_byte_at: u64,
     corrupt: bool,
     /// Completed cycles in the measurement.
     completed: u64,
+    /// Some cycle of this loop got a byte back (warm-up included).
+    served: bool,
 }
 
 pub struct Churn {
@@ -78,8 +88,10 @@ impl Churn {
                 retry_at: 0,
                 written: 0,
                 received: 0,
+                last_byte_at: 0,
                 corrupt: false,
                 completed: 0,
+                served: false,
             })
             .collect();
         Ok(Churn {
@@ -109,23 +121,29 @@ impl Churn {
         loop {
             let now = clock.now_ns();
             cpu.observe(&clock, now);
-            if now >= clock.count_until {
-                break;
+            // The load is offered until the counting phase ends, then the
+            // served loops' last echoes are waited for.
+            let offering = now < clock.count_until;
+            if !offering {
+                let drain_over = now >= clock.count_until + MESSAGE_DEADLINE.as_nanos() as u64;
+                if drain_over || !self.anything_awaited(now) {
+                    break;
+                }
             }
             if now >= next_housekeeping {
                 self.check_deadlines(now);
                 progress.store(self.completed_total, Ordering::Relaxed);
                 next_housekeeping = now + HOUSEKEEPING.as_nanos() as u64;
             }
-            let mut wake_at = next_housekeeping.min(clock.count_until);
-            if let Some(&boundary) = [clock.measure_from, clock.measure_until]
+            let mut wake_at = next_housekeeping;
+            if let Some(&boundary) = [clock.measure_from, clock.measure_until, clock.count_until]
                 .iter()
                 .find(|&&boundary| now < boundary)
             {
                 wake_at = wake_at.min(boundary);
             }
             for index in 0..self.cycles.len() {
-                if self.cycles[index].state == State::Waiting {
+                if offering && self.cycles[index].state == State::Waiting {
                     if self.cycles[index].retry_at <= now {
                         self.begin(index, now);
                     }
@@ -161,7 +179,29 @@ impl Churn {
             }
         }
         progress.store(self.completed_total, Ordering::Relaxed);
-        Ok(self.finish(cpu))
+        Ok(self.finish(cpu, clock.now_ns()))
+    }
+
+    /// After the measurement: whether an echo the server has begun is still
+    /// worth waiting for (not one silent for longer than [`LOST_AFTER`]).
+    fn anything_awaited(&self, now: u64) -> bool {
+        self.cycles.iter().any(|cycle| {
+            cycle.state == State::Echoing
+                && cycle.received > 0
+                && Duration::from_nanos(now.saturating_sub(cycle.last_byte_at)) <= LOST_AFTER
+        })
+    }
+
+    /// Cycle `index`, echoing, given up: lost bytes or a timeout
+    /// ([`Failure::of_wait`]).
+    fn waited_out(&self, index: usize, now: u64) -> Failure {
+        let cycle = &self.cycles[index];
+        let since = cycle.started.max(cycle.last_byte_at);
+        Failure::of_wait(
+            cycle.received,
+            cycle.written,
+            Duration::from_nanos(now.saturating_sub(since)),
+        )
     }
 
     /// Starts a new cycle on loop `index`.
@@ -173,6 +213,7 @@ impl Churn {
         cycle.started = now;
         cycle.written = 0;
         cycle.received = 0;
+        cycle.last_byte_at = 0;
         cycle.corrupt = false;
         let source = self.source.or_else(|| loopback_source(self.addr, stream_id));
         match connect_from(self.addr, source) {
@@ -257,6 +298,8 @@ impl Churn {
                         cycle.corrupt = true;
                     }
                     cycle.received += length as u64;
+                    cycle.last_byte_at = clock.now_ns();
+                    cycle.served = true;
                     if cycle.received == self.size {
                         self.complete(index, clock);
                         return;
@@ -323,18 +366,33 @@ impl Churn {
                     self.close(index);
                     self.retry_later(index, now);
                 }
-                State::Echoing if waited > MESSAGE_DEADLINE => self.failed(index, Failure::Timeout, now),
+                State::Echoing if waited > MESSAGE_DEADLINE => {
+                    let failure = self.waited_out(index, now);
+                    self.failed(index, failure, now);
+                }
                 _ => {}
             }
         }
     }
 
-    fn finish(&mut self, cpu: ThreadCpu) -> LoadOutcome {
+    /// The thread's outcome, `now` (ns after start) being the end of the
+    /// wait for the last echoes.
+    fn finish(&mut self, cpu: ThreadCpu, now: u64) -> LoadOutcome {
         for index in 0..self.cycles.len() {
+            // An echo the server began and left silent: lost bytes. One it
+            // never began at the end of the measurement is not counted.
+            let cycle = &self.cycles[index];
+            if cycle.state == State::Echoing && cycle.received > 0 && cycle.received < self.size {
+                self.waited_out(index, now).count(&mut self.errors);
+            }
             self.close(index);
         }
         let per_connection: Vec<u64> = self.cycles.iter().map(|cycle| cycle.completed).collect();
-        let starved = per_connection.iter().filter(|&&count| count == 0).count() as u32;
+        let starved = self
+            .cycles
+            .iter()
+            .filter(|cycle| cycle.completed == 0 && !cycle.served)
+            .count() as u32;
         let recorder = std::mem::replace(&mut self.recorder, Recorder::new(1));
         let (histogram, intervals) = recorder.finish();
         let (cpu, wall) = cpu.busy();

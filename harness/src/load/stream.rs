@@ -15,6 +15,16 @@
 //! echoes. A send issued more than [`LATE_SEND`] after its intended time is
 //! *late*: the load generator, not the server, fell behind.
 //!
+//! **Lost bytes and starvation.** When the load ends (after the measurement,
+//! or the system-call counting phase that follows it), the closed loop
+//! too waits (up to [`MESSAGE_DEADLINE`]) for the echoes in flight on the
+//! connections the server has served. A connection the server served (it
+//! echoed at least one byte, warm-up included) that then waited longer than
+//! [`LOST_AFTER`] for the rest of an echo with no byte arriving lost bytes:
+//! an error (`lost`, with the bytes counted), whether that shows at the end
+//! or at its message deadline. A connection the server never sent a byte
+//! is *starved*: a model that serves some clients and not others.
+//!
 //! Per message the thread makes one `write`, one `read` (a short read means
 //! the socket is drained, so no extra `read` to see `EAGAIN`) and shares one
 //! `epoll_wait` with the other ready connections.
@@ -23,8 +33,8 @@ use super::connect::connect_all_from;
 use super::recorder::Recorder;
 use super::timer::Timer;
 use super::{
-    Clock, Failure, HOUSEKEEPING, LATE_SEND, LoadOutcome, LoadPlan, MESSAGE_DEADLINE, ThreadCpu, ThreadShare,
-    add_errors, payload,
+    Clock, Failure, HOUSEKEEPING, LATE_SEND, LOST_AFTER, LoadOutcome, LoadPlan, MESSAGE_DEADLINE, ThreadCpu,
+    ThreadShare, add_errors, payload,
 };
 use crate::results::cell::{Errors, Shape};
 use mio::net::TcpStream;
@@ -43,6 +53,8 @@ struct Connection {
     owed: u64,
     written: u64,
     received: u64,
+    /// When the last echoed bytes arrived (ns after start; 0 before any).
+    last_byte_at: u64,
     /// Closed loop: when the message in flight was sent (ns after start).
     sent_at: u64,
     /// Completed messages in the measurement.
@@ -100,6 +112,7 @@ impl Streams {
                 owed: 0,
                 written: 0,
                 received: 0,
+                last_byte_at: 0,
                 sent_at: 0,
                 completed: 0,
                 corrupt: false,
@@ -165,7 +178,7 @@ impl Streams {
                 next_housekeeping = now + HOUSEKEEPING.as_nanos() as u64;
             }
             if now >= clock.count_until {
-                let drained = self.shape == Shape::Closed || !self.anything_owed();
+                let drained = !self.anything_awaited(now);
                 let drain_over = now >= clock.count_until + MESSAGE_DEADLINE.as_nanos() as u64;
                 if drained || drain_over {
                     break;
@@ -209,7 +222,7 @@ impl Streams {
             }
         }
         progress.store(self.completed_total, Ordering::Relaxed);
-        Ok(self.finish(cpu))
+        Ok(self.finish(cpu, clock.now_ns()))
     }
 
     /// Open loop: nanoseconds after start at which send `sequence` is due.
@@ -243,10 +256,45 @@ impl Streams {
         }
     }
 
-    fn anything_owed(&self) -> bool {
-        self.connections
-            .iter()
-            .any(|connection| connection.stream.is_some() && connection.received < connection.owed)
+    /// After the measurement: whether an echo is still worth waiting for.
+    /// Not one that lost bytes (served, then silent for [`LOST_AFTER`]); in
+    /// the closed loop, not one the server never served either (its message
+    /// is no measured message's latency, and its waiting is starvation).
+    fn anything_awaited(&self, now: u64) -> bool {
+        (0..self.connections.len()).any(|index| {
+            let connection = &self.connections[index];
+            let served = connection.received > 0;
+            connection.stream.is_some()
+                && connection.received < connection.owed
+                && (served || self.shape == Shape::Open)
+                && !(served && self.silent_for(index, now) > LOST_AFTER)
+        })
+    }
+
+    /// How long connection `index`, waiting for an echo, has had no byte of
+    /// it: since its last bytes arrived, or since its oldest unechoed
+    /// message was sent (open loop: was due), whichever is later.
+    fn silent_for(&self, index: usize, now: u64) -> Duration {
+        let connection = &self.connections[index];
+        let started = match self.shape {
+            Shape::Open => {
+                let message = connection.received / self.size;
+                self.due_time(message * self.connections.len() as u64 + index as u64)
+            }
+            _ => connection.sent_at,
+        };
+        Duration::from_nanos(now.saturating_sub(started.max(connection.last_byte_at)))
+    }
+
+    /// Connection `index` given up while waiting for an echo: lost bytes
+    /// or a timeout ([`Failure::of_wait`]).
+    fn waited_out(&self, index: usize, now: u64) -> Failure {
+        let connection = &self.connections[index];
+        Failure::of_wait(
+            connection.received,
+            connection.written,
+            self.silent_for(index, now),
+        )
     }
 
     /// Writes what the schedule owes on connection `index`, until done or
@@ -318,6 +366,7 @@ impl Streams {
         let size = self.size;
         let count = self.connections.len() as u64;
         let connection = &mut self.connections[index];
+        connection.last_byte_at = now;
         if connection.received + length as u64 > connection.written {
             // Bytes nobody sent: the stream can no longer be trusted.
             self.errors.mismatch += 1;
@@ -392,7 +441,8 @@ impl Streams {
                 _ => connection.sent_at,
             };
             if now.saturating_sub(started) > deadline {
-                self.fail(index, Failure::Timeout);
+                let failure = self.waited_out(index, now);
+                self.fail(index, failure);
             }
         }
     }
@@ -405,20 +455,29 @@ impl Streams {
         }
     }
 
-    fn finish(&mut self, cpu: ThreadCpu) -> LoadOutcome {
+    /// The thread's outcome, `now` (ns after start) being the end of the
+    /// wait for the last echoes.
+    fn finish(&mut self, cpu: ThreadCpu, now: u64) -> LoadOutcome {
         let mut errors = std::mem::take(&mut self.errors);
         let mut per_connection = Vec::with_capacity(self.connections.len());
         let mut starved = 0;
-        for connection in &self.connections {
+        for index in 0..self.connections.len() {
+            let connection = &self.connections[index];
             if !connection.connected {
                 continue;
             }
             per_connection.push(connection.completed);
+            let served = connection.received > 0;
             match connection.failure {
-                // A connection that never got service in the measurement is
-                // starved; its unanswered message is not counted again.
-                None | Some(Failure::Timeout) if connection.completed == 0 => starved += 1,
+                // A connection the server never sent a byte is starved; its
+                // unanswered message is not counted again.
+                None | Some(Failure::Timeout) if !served => starved += 1,
                 Some(failure) => failure.count(&mut errors),
+                // Served, and still waiting when the wait for the last
+                // echoes ended: lost bytes (or a timeout, still trickling).
+                None if connection.stream.is_some() && connection.received < connection.owed => {
+                    self.waited_out(index, now).count(&mut errors);
+                }
                 None => {}
             }
         }

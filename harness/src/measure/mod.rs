@@ -5,6 +5,7 @@
 //! wall clock, for load hosts that agree on a start instant.
 
 pub mod clock;
+pub mod machine;
 
 pub mod syscalls;
 

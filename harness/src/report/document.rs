@@ -697,7 +697,15 @@ fn flagged_section(scenarios: &[Scenario]) -> Section {
                 }
                 let mut details = Vec::new();
                 if cell.errors.total() > 0 {
-                    details.push(format!("{} errors", count(cell.errors.total() as f64)));
+                    let mut errors = format!("{} errors", count(cell.errors.total() as f64));
+                    if cell.errors.lost > 0 {
+                        errors += &format!(
+                            " ({} connections lost bytes, {} bytes missing)",
+                            count(cell.errors.lost as f64),
+                            count(cell.errors.lost_bytes as f64)
+                        );
+                    }
+                    details.push(errors);
                 }
                 if cell.starved_connections > 0 {
                     details.push(format!("{} starved connections", cell.starved_connections));
@@ -733,6 +741,15 @@ fn flagged_section(scenarios: &[Scenario]) -> Section {
                     details.push(format!(
                         "{}% sent late",
                         number(cell.behind_schedule_fraction * 100.0)
+                    ));
+                }
+                if cell.flags.contains(&Flag::Noisy)
+                    && let Some(machine) = &cell.machine
+                {
+                    details.push(format!(
+                        "others took {}% of a CPU, steal {}%",
+                        number(machine.busy_percent),
+                        number(machine.steal_percent)
                     ));
                 }
                 rows.push(vec![

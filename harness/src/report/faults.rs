@@ -95,10 +95,24 @@ fn design_limit(row: &FaultRow) -> Option<&'static str> {
         .map(|(_, why)| *why)
 }
 
-/// Other processes took enough of the CPUs during the cell that its timing
-/// figures say as much about them as about the server.
+/// Other processes, or the VM's host (steal), took enough of the CPUs
+/// during the cell that its timing figures say as much about them as about
+/// the server: the cells' `noisy` rule, on the same figures.
 pub(crate) fn busy(row: &FaultRow) -> bool {
-    row.others_cpu_percent > crate::faults::cell::BUSY_MACHINE_PERCENT
+    crate::cell::flags::noisy(&crate::results::cell::MachineStats {
+        busy_percent: row.others_cpu_percent,
+        steal_percent: row.steal_percent,
+        cpus: Vec::new(),
+    })
+}
+
+/// The "busy machine" marker's meaning, with its thresholds.
+pub(crate) fn busy_meaning() -> String {
+    format!(
+        "other processes took over {}% of a CPU on the server's and the load's CPUs, or the VM's host kept over {}% of a CPU from them (steal)",
+        crate::cell::flags::NOISY_BUSY_PERCENT,
+        crate::cell::flags::NOISY_STEAL_PERCENT
+    )
 }
 
 pub(crate) fn find<'a>(rows: &'a [FaultRow], fault: &str, label: &str) -> Option<&'a FaultRow> {
@@ -236,9 +250,14 @@ pub fn draw(root: &Area, title: &str, matrix: &Matrix) -> anyhow::Result<()> {
         root.draw(&Text::new(name, (x + 20, legend_y), text(13, BLACK, HPos::Left)))?;
         x += 130;
     }
+    let busy_note = format!(
+        "busy machine: others or steal over {}% / {}% of a CPU",
+        crate::cell::flags::NOISY_BUSY_PERCENT,
+        crate::cell::flags::NOISY_STEAL_PERCENT
+    );
     for (index, note) in [
         "design limit: the model's documented limit, not a bug",
-        "busy machine: other processes took over 20% of a CPU",
+        &busy_note,
     ]
     .iter()
     .enumerate()
@@ -389,8 +408,8 @@ pub fn sections(
         _ => String::new(),
     };
     paragraphs.push(format!(
-        "Every server against every fault. A background of new clients (each connecting, echoing one 64-byte message and closing, a few at a time) runs before, during and after the fault; its throughput during the fault is a fraction of its baseline, its p99 covers the fault and the catch-up after it, corrected for coordinated omission. The server is watched as a whole process tree: CPU, memory growth, open descriptors before the fault and after the recovery, and whether it is still alive.{phases} Each cell is coloured by its outcome and labelled with the figure that decided it; a cell marked design limit is that model's documented limit (the lesson), not a bug; a cell marked busy machine ran while other processes took over {}% of a CPU on the server's and the load's CPUs, so its throughput, p99 and recovery say as much about them as about the server.",
-        crate::faults::cell::BUSY_MACHINE_PERCENT
+        "Every server against every fault. A background of new clients (each connecting, echoing one 64-byte message and closing, a few at a time) runs before, during and after the fault; its throughput during the fault is a fraction of its baseline, its p99 covers the fault and the catch-up after it, corrected for coordinated omission. The server is watched as a whole process tree: CPU, memory growth, open descriptors before the fault and after the recovery, and whether it is still alive.{phases} Each cell is coloured by its outcome and labelled with the figure that decided it; a cell marked design limit is that model's documented limit (the lesson), not a bug; a cell marked busy machine ran while {} (the rule that flags an ordinary cell noisy), so its throughput, p99 and recovery say as much about them as about the server.",
+        busy_meaning()
     ));
     let lessons = vec![
         crate::faults::judge::rules_text(),
@@ -494,6 +513,7 @@ fn details(rows: &[FaultRow], faults: &[String], servers: &[String]) -> Section 
         "errors",
         "alive",
         "others' CPU",
+        "steal",
     ];
     let mut table_rows = Vec::new();
     let mut notes = Vec::new();
@@ -524,6 +544,7 @@ fn details(rows: &[FaultRow], faults: &[String], servers: &[String]) -> Section 
                 row.errors.to_string(),
                 if row.alive { "yes" } else { "no" }.to_owned(),
                 format!("{}%", number(row.others_cpu_percent)),
+                format!("{}%", number(row.steal_percent)),
             ]);
             notes.push(format!(
                 "{} / {}: {}{}.",
@@ -542,7 +563,7 @@ fn details(rows: &[FaultRow], faults: &[String], servers: &[String]) -> Section 
         }
     }
     let mut paragraphs = vec![
-        "Background throughput in completed cycles per second; during = its throughput during the fault as a share of the baseline; p99 during covers the fault and the catch-up after it; CPU is the server's process tree, in % of one CPU; recovery = seconds after the fault's end until the background was back (no: not within 5 s); errors = failed background echoes (wrong byte, reset, early close, timeout, failed connect); others' CPU = what other processes took of the server's and the load's CPUs during the cell, in % of one CPU.".to_owned(),
+        "Background throughput in completed cycles per second; during = its throughput during the fault as a share of the baseline; p99 during covers the fault and the catch-up after it; CPU is the server's process tree, in % of one CPU; recovery = seconds after the fault's end until the background was back (no: not within 5 s); errors = failed background echoes (wrong byte, lost bytes, reset, early close, timeout, failed connect); others' CPU = what other processes took of the server's and the load's CPUs during the cell, and steal = what the VM's host kept from them, each in % of one CPU.".to_owned(),
     ];
     paragraphs.push(format!("What each fault did: {}", notes.join(" ")));
     Section {

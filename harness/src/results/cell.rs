@@ -42,6 +42,9 @@ pub enum Flag {
     Starved,
     /// The server and the load generator ran on a common CPU.
     SharedCpu,
+    /// Other processes, or the VM's host (steal), took a share of the
+    /// cell's CPUs during its window.
+    Noisy,
     /// A load host began after the instant the hosts agreed on (`--start-at`).
     LateStart,
 }
@@ -54,6 +57,7 @@ impl Flag {
             Flag::Errors => "errors",
             Flag::Starved => "starved",
             Flag::SharedCpu => "shared-cpu",
+            Flag::Noisy => "noisy",
             Flag::LateStart => "late-start",
         }
     }
@@ -87,11 +91,28 @@ pub struct Errors {
     pub closed: u64,
     /// Churn: no local port to connect from (EADDRNOTAVAIL, TIME_WAIT pile-up).
     pub addr_unavailable: u64,
+    /// Bytes went missing: a connection the server had served (it had
+    /// echoed at least one byte) waited longer than
+    /// [`crate::load::LOST_AFTER`] for the rest of an echo, with no byte
+    /// arriving, when the cell ended or its message deadline passed.
+    #[serde(default)]
+    pub lost: u64,
+    /// The bytes those connections sent and never got back (a count of
+    /// bytes, not of failures: not in [`Errors::total`]).
+    #[serde(default)]
+    pub lost_bytes: u64,
 }
 
 impl Errors {
+    /// Failures of every kind (`lost_bytes` is not one).
     pub fn total(&self) -> u64 {
-        self.mismatch + self.reset + self.timeout + self.connect + self.closed + self.addr_unavailable
+        self.mismatch
+            + self.reset
+            + self.timeout
+            + self.connect
+            + self.closed
+            + self.addr_unavailable
+            + self.lost
     }
 }
 
@@ -250,6 +271,21 @@ pub struct ClientStats {
     pub overhead_percent: f64,
 }
 
+/// What else used the cell's CPUs during its window, from `/proc/stat` at
+/// the window's two ends (see `measure::machine`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachineStats {
+    /// Other processes' CPU time on the watched CPUs (their busy time less
+    /// the server's and the harness's), % of one CPU.
+    pub busy_percent: f64,
+    /// Time the hypervisor ran something else on the watched CPUs (steal),
+    /// % of one CPU.
+    pub steal_percent: f64,
+    /// The CPUs watched: the server's and the load's (a target's: the load's).
+    #[serde(default)]
+    pub cpus: Vec<usize>,
+}
+
 /// One cell: one model (or target) under one load, measured once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
@@ -298,6 +334,10 @@ pub struct Cell {
     /// host's).
     #[serde(default)]
     pub behind_schedule_fraction: f64,
+    /// What else used the cell's CPUs during its window; null when not
+    /// measured (a target of unknown CPUs, a cell written before).
+    #[serde(default)]
+    pub machine: Option<MachineStats>,
     pub flags: Vec<Flag>,
     /// A load host's part of a cell that several load hosts drive together
     /// (`bench --share K/N --start-at TIME`, or `--start-at` alone: 1 of 1);

@@ -144,11 +144,18 @@ pub struct FaultRow {
     #[serde(default)]
     pub timeline_msgs_per_sec: Vec<f64>,
     /// CPU time other processes (another build, another benchmark) took on
-    /// the server's and the load's CPUs during the cell, % of one CPU: above
-    /// 20, the timing figures (throughput, p99, recovery) say as much about
-    /// them as about the server.
+    /// the server's and the load's CPUs during the cell, % of one CPU (a
+    /// cell's `machine.busy_percent`; before `steal_percent` was recorded,
+    /// steal included).
     #[serde(default)]
     pub others_cpu_percent: f64,
+    /// Time the VM's host kept those CPUs from it (steal), % of one CPU (a
+    /// cell's `machine.steal_percent`). Either above its `noisy` threshold
+    /// (`cell::flags`) and the cell is marked "busy machine": its timing
+    /// figures (throughput, p99, recovery) say as much about the machine as
+    /// about the server.
+    #[serde(default)]
+    pub steal_percent: f64,
     /// When the background was not back by the end of the timeline: each
     /// 200 ms run that watched it after, as `[start, cycles per second]`,
     /// the start in seconds after the fault's end.

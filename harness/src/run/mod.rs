@@ -259,6 +259,16 @@ pub fn main(args: RunArgs) -> Result<()> {
             format_cpulist(&shared)
         );
     }
+    let noisy = cells
+        .iter()
+        .filter(|cell| cell.flags.contains(&crate::results::cell::Flag::Noisy))
+        .count();
+    if noisy > 0 {
+        println!(
+            "\n{noisy} of {} cells flagged noisy: other processes or the VM's host took part of their CPUs during the window (machine.busy_percent, machine.steal_percent), so their timing figures say as much about that as about the servers",
+            cells.len()
+        );
+    }
     // A report needs a measured cell; without one, the failures say why.
     if !cells.is_empty() {
         report::generate_and_announce(&out)?;
