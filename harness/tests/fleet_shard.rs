@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 mod support;
 
-use support::{harness, json, merge, run_watched};
+use support::{cells, harness, json, merge, run_watched};
 
 const SHARDS: u32 = 3;
 const REPEATS: u32 = 2;
@@ -69,26 +69,6 @@ fn run(suite: &Path, out: &Path, shard: Option<&str>, env: &[(&str, String)]) ->
     }
     let what: Vec<&str> = args.iter().map(String::as_str).collect();
     run_watched(command, &what)
-}
-
-/// (label, scenario, repeat) of every cell of a result set.
-fn cells(dir: &Path) -> BTreeSet<(String, String, u64)> {
-    std::fs::read_dir(dir.join("cells"))
-        .map(|entries| {
-            entries
-                .map(|entry| entry.unwrap().path())
-                .filter(|path| path.extension().is_some_and(|extension| extension == "json"))
-                .map(|path| {
-                    let cell = json(&path);
-                    (
-                        cell["label"].as_str().unwrap().to_owned(),
-                        cell["scenario"].as_str().unwrap().to_owned(),
-                        cell["repeat"].as_u64().unwrap(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The report's structure: its section headings and chart files.

@@ -30,7 +30,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use support::{harness_exe, json, processes_marked, write_suite};
+use support::{cells, harness_exe, json, processes_marked, write_suite};
 
 const README: &str = include_str!("../../README.md");
 
@@ -502,24 +502,6 @@ fn readme_recipe(checkout: &Path) -> String {
     // The general recipe submits the same files the same way.
     assert!(blocks[0].contains(lines[2]) && blocks[0].contains(&lines[1].replace(" --array=1-2", "")));
     one_node.replace("~/echolab", &checkout.display().to_string())
-}
-
-/// (label, scenario, repeat) of every cell of a result set.
-fn cells(dir: &Path) -> BTreeSet<(String, String, u64)> {
-    std::fs::read_dir(dir.join("cells"))
-        .into_iter()
-        .flatten()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "json"))
-        .map(|path| {
-            let cell = json(&path);
-            (
-                cell["label"].as_str().unwrap().to_owned(),
-                cell["scenario"].as_str().unwrap().to_owned(),
-                cell["repeat"].as_u64().unwrap(),
-            )
-        })
-        .collect()
 }
 
 /// A submission's array and merge job ids, from the script's output.

@@ -158,6 +158,14 @@ pub(super) fn make_dir(dir: &Path) -> Result<(), String> {
 fn perf_event_hierarchy() -> Result<(PathBuf, bool), String> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|error| format!("cannot read /proc/self/mountinfo: {error}"))?;
+    hierarchy_of(&mountinfo, "perf_event")
+        .ok_or_else(|| String::from("no cgroup hierarchy with the perf_event controller is mounted"))
+}
+
+/// The hierarchy that has `controller`, from `/proc/self/mountinfo` text:
+/// a cgroup v1 hierarchy mounted with it (false), or else the cgroup v2
+/// one (true), which has every controller v1 does not.
+pub(super) fn hierarchy_of(mountinfo: &str, controller: &str) -> Option<(PathBuf, bool)> {
     let mut v2 = None;
     for line in mountinfo.lines() {
         // ... MOUNT_POINT OPTIONS ... - FSTYPE SOURCE SUPER_OPTIONS
@@ -168,15 +176,14 @@ fn perf_event_hierarchy() -> Result<(PathBuf, bool), String> {
         let mut after = after.split_whitespace();
         let fstype = after.next().unwrap_or("");
         let super_options = after.nth(1).unwrap_or("");
-        if fstype == "cgroup" && super_options.split(',').any(|option| option == "perf_event") {
-            return Ok((PathBuf::from(mount_point), false));
+        if fstype == "cgroup" && super_options.split(',').any(|option| option == controller) {
+            return Some((PathBuf::from(mount_point), false));
         }
         if fstype == "cgroup2" && v2.is_none() {
             v2 = Some(PathBuf::from(mount_point));
         }
     }
     v2.map(|root| (root, true))
-        .ok_or_else(|| String::from("no cgroup hierarchy with the perf_event controller is mounted"))
 }
 
 /// Removes cgroups left by harness processes that are gone (and so empty).

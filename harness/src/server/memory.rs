@@ -225,16 +225,9 @@ impl Parent {
 /// and whether it is cgroup v2. A v1 `memory` hierarchy wins (the
 /// controller cannot be in both).
 fn find_memory_hierarchy(mountinfo: &str, own: &str) -> Option<(PathBuf, String, bool)> {
-    let mut v2 = None;
-    for line in mountinfo.lines() {
-        let Some((before, after)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mount_point = before.split_whitespace().nth(4).unwrap_or("");
-        let mut after = after.split_whitespace();
-        let fstype = after.next().unwrap_or("");
-        let super_options = after.nth(1).unwrap_or("");
-        if fstype == "cgroup" && super_options.split(',').any(|option| option == "memory") {
+    match super::cgroup::hierarchy_of(mountinfo, "memory")? {
+        (root, true) => Some((root, String::from("/"), true)),
+        (root, false) => {
             // "4:memory:/path" in /proc/self/cgroup.
             let own_path = own.lines().find_map(|line| {
                 let mut fields = line.splitn(3, ':');
@@ -244,13 +237,9 @@ fn find_memory_hierarchy(mountinfo: &str, own: &str) -> Option<(PathBuf, String,
                     .any(|name| name == "memory")
                     .then(|| path.to_owned())
             })?;
-            return Some((PathBuf::from(mount_point), own_path, false));
-        }
-        if fstype == "cgroup2" && v2.is_none() {
-            v2 = Some(PathBuf::from(mount_point));
+            Some((root, own_path, false))
         }
     }
-    v2.map(|root| (root, String::from("/"), true))
 }
 
 /// Removes the harness's memory cgroup parent (once every server's is gone).

@@ -198,3 +198,22 @@ pub fn merge<'a>(dirs: impl IntoIterator<Item = &'a std::path::Path>, out: &std:
 pub fn json(path: &std::path::Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("json")).expect("valid json")
 }
+
+/// (label, scenario, repeat) of every cell of a result set (none when it
+/// has no cells folder).
+pub fn cells(dir: &std::path::Path) -> std::collections::BTreeSet<(String, String, u64)> {
+    std::fs::read_dir(dir.join("cells"))
+        .into_iter()
+        .flatten()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "json"))
+        .map(|path| {
+            let cell = json(&path);
+            (
+                cell["label"].as_str().unwrap().to_owned(),
+                cell["scenario"].as_str().unwrap().to_owned(),
+                cell["repeat"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
