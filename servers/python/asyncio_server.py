@@ -19,8 +19,9 @@ above it, reading stops until it drains.
 Limits. One thread, one core, and every event goes through the loop's
 Python code: the loop costs more than the system calls. A task that
 computes (`--work cpu:`) stops every other; `await asyncio.sleep` overlaps
-waits. Out of descriptors, the loop logs it and stops accepting for a
-second itself.
+waits. Out of descriptors, the loop stops accepting for a second itself,
+after trying accept `backlog` times in a row (each failure reported: one
+line per episode here).
 
 Compare with. The Rust `async` (tokio, on every core); `uvloop_server.py`,
 this same protocol code on libuv's loop; `coroutine_server.py`, the same
@@ -90,16 +91,31 @@ class Echo(asyncio.Protocol):
             contract.log_connection_error(self.transport.get_extra_info("peername"), error)
 
 
-def log_loop_error(loop, context):
-    """The loop's own errors (accept out of descriptors, say) in one line."""
-    error = context.get("exception")
-    detail = f": {error.strerror if isinstance(error, OSError) else error}" if error else ""
-    contract.log(f"py-asyncio: {context['message']}{detail}")
+class LoopErrors:
+    """The loop's own errors in one line each. Out of descriptors, CPython's
+    loop tries accept up to `backlog` times and reports every failure, then
+    again each second: one line per episode here (an episode ends when a
+    second and a half passes without a report)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.last_exhausted = 0.0
+
+    def __call__(self, loop, context):
+        error = context.get("exception")
+        if isinstance(error, OSError) and error.errno in contract.EXHAUSTED:
+            now = loop.time()
+            quiet = now - self.last_exhausted > 1.5
+            self.last_exhausted = now
+            if not quiet:
+                return
+        detail = f": {error.strerror if isinstance(error, OSError) else error}" if error else ""
+        contract.log(f"py-{self.model}: {context['message']}{detail}")
 
 
 async def serve(listener, args):
     loop = asyncio.get_running_loop()
-    loop.set_exception_handler(log_loop_error)
+    loop.set_exception_handler(LoopErrors(args.model))
     for signum in (contract.signal.SIGTERM, contract.signal.SIGINT):
         loop.add_signal_handler(signum, contract.os._exit, 0)
     if args.protocol_api:

@@ -66,8 +66,11 @@ class Hub:
         self.greenlet.switch()
 
     def closing(self, sock):
-        if self.waiting.pop(sock.fileno(), None) is not None:
-            self.poller.unregister(sock.fileno())
+        self.closing_fd(sock.fileno())
+
+    def closing_fd(self, fd):
+        if self.waiting.pop(fd, None) is not None:
+            self.poller.unregister(fd)
 
     def run(self):
         while True:
@@ -76,9 +79,14 @@ class Hub:
                 started.switch(*args)
             timeout = max(0.0, self.sleeping[0][0] - time.monotonic()) if self.sleeping else -1
             for fd, _ in self.poller.poll(timeout, 1024):
-                waiter = self.waiting.get(fd)
-                if waiter is not None:
-                    waiter[0].switch()
+                waiter, events = self.waiting.get(fd, (None, 0))
+                if waiter is None:
+                    # Its greenlet waits for something else now (a timer):
+                    # stop watching, or a level-triggered fd would spin.
+                    self.closing_fd(fd)
+                    continue
+                self.waiting[fd] = (None, events)
+                waiter.switch()
             now = time.monotonic()
             while self.sleeping and self.sleeping[0][0] <= now:
                 heapq.heappop(self.sleeping)[2].switch()
