@@ -41,7 +41,7 @@ PAUSE = 0.1
 # Where `.ci/run` installs requirements.txt: a virtual environment under the
 # workspace's target/ directory.
 HERE = os.path.dirname(os.path.abspath(__file__))
-VENV_PYTHON = os.path.join(HERE, "..", "..", "target", "python", "bin", "python3")
+VENV = os.path.normpath(os.path.join(HERE, "..", "..", "target", "python"))
 
 
 def log(line):
@@ -142,9 +142,9 @@ def require(model, package):
         return __import__(package)
     except ImportError:
         pass
-    venv = os.path.realpath(VENV_PYTHON)
-    if os.path.exists(venv) and os.path.realpath(sys.prefix) != os.path.realpath(os.path.join(venv, "..", "..")):
-        os.execv(VENV_PYTHON, [VENV_PYTHON, *sys.argv])
+    python = os.path.join(VENV, "bin", "python3")
+    if os.path.exists(python) and os.path.realpath(sys.prefix) != os.path.realpath(VENV):
+        os.execv(python, [python, *sys.argv])
     log(
         f"py-{model}: unsupported on this machine: the Python package '{package}' is missing; "
         f"install it with: pip install -r servers/python/requirements.txt (or: pip install {package})"
