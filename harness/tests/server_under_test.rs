@@ -372,7 +372,10 @@ fn python_servers_without_python_or_their_package_are_unsupported() {
     command.args(args).env("PATH", empty.path());
     let output = run_watched(command, &args);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "unsupported cells must not fail the run: {stderr}");
+    assert!(
+        output.status.success(),
+        "unsupported cells must not fail the run: {stderr}"
+    );
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     let reason = |label: &str| -> String {
@@ -386,7 +389,10 @@ fn python_servers_without_python_or_their_package_are_unsupported() {
             .unwrap()
             .to_owned()
     };
-    assert!(reason("py-epoll").contains("'python3' is not installed"), "{manifest}");
+    assert!(
+        reason("py-epoll").contains("'python3' is not installed"),
+        "{manifest}"
+    );
     assert!(reason("py-gevent").contains("pip install gevent"), "{manifest}");
     assert!(manifest["failures"].as_array().unwrap().is_empty(), "{manifest}");
     assert!(out.join("cells/epoll--closed-c10-s64.json").exists());

@@ -226,14 +226,14 @@ class Exhaustion:
             self.since = None
 
 
-def set_parent_death_signal():
+def set_parent_death_signal(parent):
     """In a forked child: the kernel kills it when its parent dies, even by
     SIGKILL (prctl PR_SET_PDEATHSIG; no wrapper in the standard library)."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() == 1:  # the parent died before the prctl
+    if os.getppid() != parent:  # the parent died before the prctl
         os._exit(0)
 
 
@@ -296,12 +296,17 @@ class Children:
         signal.signal(signal.SIGCHLD, lambda signum, frame: self.reap())
 
     def fork(self):
-        """os.fork with SIGCHLD held back until the child is in `pids`."""
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        """os.fork with SIGCHLD, SIGTERM and SIGINT held back until the
+        child is in `pids` (so a stop cannot miss it) or, in the child, until
+        it has its own signal dispositions (`become_child`)."""
+        parent = os.getpid()
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT})
         try:
             pid = os.fork()
             if pid:
                 self.pids.add(pid)
+            else:
+                become_child(parent)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return pid
@@ -331,12 +336,12 @@ class Children:
                 pass
 
 
-def become_child():
+def become_child(parent):
     """In a freshly forked child: default signal dispositions (the server's
     SIGTERM means the child dies), and death with the parent."""
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)
-    set_parent_death_signal()
+    set_parent_death_signal(parent)
 
 
 # What a readiness model's connection waits for next (Echo.pump's answer).

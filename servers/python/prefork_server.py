@@ -29,7 +29,6 @@ import contract
 
 
 def worker(listener, args):
-    contract.become_child()
     exhaustion = contract.Exhaustion(args.model)
     while True:
         connection, peer = contract.accept_blocking(listener, exhaustion)

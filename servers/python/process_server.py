@@ -42,7 +42,6 @@ def serve(listener, args):
             time.sleep(contract.PAUSE)
             continue
         if pid == 0:
-            contract.become_child()
             listener.close()
             contract.echo_blocking(connection, peer, args.work)
             os._exit(0)

@@ -131,7 +131,9 @@ impl Suite {
             "course" => ("built-in suite 'course'".to_owned(), COURSE.to_owned()),
             path => {
                 let text = std::fs::read_to_string(Path::new(path)).with_context(|| {
-                    format!("cannot read suite '{path}' (the built-in suites are 'quick', 'full' and 'course')")
+                    format!(
+                        "cannot read suite '{path}' (the built-in suites are 'quick', 'full' and 'course')"
+                    )
                 })?;
                 (format!("suite file {path}"), text)
             }
@@ -303,7 +305,16 @@ mod tests {
             .into_iter()
             .map(|server| server.label)
             .collect();
-        for twin in ["single", "threaded", "pool", "process", "nonblocking", "select", "epoll", "coroutine"] {
+        for twin in [
+            "single",
+            "threaded",
+            "pool",
+            "process",
+            "nonblocking",
+            "select",
+            "epoll",
+            "coroutine",
+        ] {
             assert!(labels.contains(&twin.to_owned()), "{twin} in {labels:?}");
             assert!(labels.contains(&format!("py-{twin}")), "py-{twin} in {labels:?}");
         }

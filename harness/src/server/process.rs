@@ -171,7 +171,8 @@ impl ServerProcess {
             launch.nofile_limit,
             cgroup.as_ref().map(|cgroup| cgroup.procs.as_raw_fd()),
         );
-        let (child, keeper) = spawn_kept(command, cpus).map_err(|error| not_installed(name, program, error))?;
+        let (child, keeper) =
+            spawn_kept(command, cpus).map_err(|error| not_installed(name, program, error))?;
         guard::register(child.id());
 
         let shared_stderr = Arc::new(Mutex::new(Stderr::default()));
@@ -300,10 +301,7 @@ impl ServerProcess {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let said_so = matches!(ready, Ready::Contract)
-            || stderr
-                .tail
-                .iter()
-                .any(|line| line.contains(UNSUPPORTED_LINE));
+            || stderr.tail.iter().any(|line| line.contains(UNSUPPORTED_LINE));
         if said_so && status.and_then(|status| status.code()) == Some(echo_core::process::EXIT_UNSUPPORTED) {
             let reason: Vec<&str> = stderr.tail.iter().map(String::as_str).collect();
             return anyhow::Error::new(Unsupported {

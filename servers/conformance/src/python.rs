@@ -51,11 +51,21 @@ fn missing(interpreter: &str, script: &str) -> Option<String> {
         .output()
     {
         Ok(output) => output,
-        Err(error) => return Some(format!("{interpreter} cannot be started ({error}); install Python 3")),
+        Err(error) => {
+            return Some(format!(
+                "{interpreter} cannot be started ({error}); install Python 3"
+            ));
+        }
     };
     if output.status.code() != Some(EXIT_UNSUPPORTED) {
         return None;
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    Some(stderr.lines().next().unwrap_or("unsupported on this machine").to_owned())
+    Some(
+        stderr
+            .lines()
+            .next()
+            .unwrap_or("unsupported on this machine")
+            .to_owned(),
+    )
 }

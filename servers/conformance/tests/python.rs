@@ -7,35 +7,75 @@
 //! logging it.
 
 echo_conformance::python_suite!(py_single, "single_server.py", args = [], kind = Kind::OneAtATime);
-echo_conformance::python_suite!(py_threaded, "threaded_server.py", args = [], kind = Kind::Concurrent);
+echo_conformance::python_suite!(
+    py_threaded,
+    "threaded_server.py",
+    args = [],
+    kind = Kind::Concurrent
+);
 echo_conformance::python_suite!(
     py_pool,
     "pool_server.py",
     args = ["--workers", "4"],
     kind = Kind::BoundedPool { workers: 4 }
 );
-echo_conformance::python_suite!(py_process, "process_server.py", args = [], kind = Kind::ProcessPerClient);
+echo_conformance::python_suite!(
+    py_process,
+    "process_server.py",
+    args = [],
+    kind = Kind::ProcessPerClient
+);
 echo_conformance::python_suite!(
     py_prefork,
     "prefork_server.py",
     args = ["--workers", "4"],
     kind = Kind::PreforkPool { workers: 4 }
 );
-echo_conformance::python_suite!(py_nonblocking, "nonblocking_server.py", args = [], kind = Kind::BusyPoll);
+echo_conformance::python_suite!(
+    py_nonblocking,
+    "nonblocking_server.py",
+    args = [],
+    kind = Kind::BusyPoll
+);
 echo_conformance::python_suite!(py_select, "select_server.py", args = [], kind = Kind::Select);
 echo_conformance::python_suite!(py_epoll, "epoll_server.py", args = [], kind = Kind::Concurrent);
-echo_conformance::python_suite!(py_epoll_edge, "epoll_server.py", args = ["--edge"], kind = Kind::Concurrent);
-echo_conformance::python_suite!(py_coroutine, "coroutine_server.py", args = [], kind = Kind::Concurrent);
-echo_conformance::python_suite!(py_asyncio, "asyncio_server.py", args = [], kind = Kind::Concurrent);
+echo_conformance::python_suite!(
+    py_epoll_edge,
+    "epoll_server.py",
+    args = ["--edge"],
+    kind = Kind::Concurrent
+);
+echo_conformance::python_suite!(
+    py_coroutine,
+    "coroutine_server.py",
+    args = [],
+    kind = Kind::Concurrent
+);
+echo_conformance::python_suite!(
+    py_asyncio,
+    "asyncio_server.py",
+    args = [],
+    kind = Kind::Concurrent
+);
 echo_conformance::python_suite!(
     py_asyncio_protocol,
     "asyncio_server.py",
     args = ["--protocol-api"],
     kind = Kind::Concurrent
 );
-echo_conformance::python_suite!(py_greenlet, "greenlet_server.py", args = [], kind = Kind::Concurrent);
+echo_conformance::python_suite!(
+    py_greenlet,
+    "greenlet_server.py",
+    args = [],
+    kind = Kind::Concurrent
+);
 echo_conformance::python_suite!(py_gevent, "gevent_server.py", args = [], kind = Kind::Concurrent);
-echo_conformance::python_suite!(py_uvloop, "uvloop_server.py", args = [], kind = Kind::SilentlyShedding);
+echo_conformance::python_suite!(
+    py_uvloop,
+    "uvloop_server.py",
+    args = [],
+    kind = Kind::SilentlyShedding
+);
 echo_conformance::python_suite!(
     py_uvloop_protocol,
     "uvloop_server.py",
