@@ -19,6 +19,9 @@
 //! - [`watchdog`]: runs a check's body under a deadline.
 //! - [`seccomp`]: system calls made to fail in a child, for the paths a
 //!   healthy machine never takes.
+//! - [`python_suite!`] and [`python`]: the same suite for the Python servers
+//!   of `servers/python/`, run through `python3` (`tests/python.rs`), skipped
+//!   where this machine lacks `python3` or a server's package.
 //!
 //! # Adding a model
 //!
