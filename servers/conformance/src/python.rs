@@ -26,19 +26,24 @@ const EXIT_UNSUPPORTED: i32 = 3;
 /// prints `skipped: REASON` and returns false, or panics with the reason when
 /// the `CI` environment variable is set. Asked once per script.
 pub fn runs(model: &Model) -> bool {
-    let script = model.args.first().copied().unwrap_or_default();
+    script_runs(model.args.first().copied().unwrap_or_default())
+}
+
+/// Whether this machine can run the Python server `script` (a path), as
+/// [`runs`] says it.
+pub fn script_runs(script: &str) -> bool {
     static ANSWERS: OnceLock<Mutex<HashMap<String, Option<String>>>> = OnceLock::new();
     let answers = ANSWERS.get_or_init(Default::default);
     let missing = answers
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .entry(script.to_owned())
-        .or_insert_with(|| missing(model.binary, script))
+        .or_insert_with(|| missing(INTERPRETER, script))
         .clone();
     let Some(reason) = missing else {
         return true;
     };
-    assert!(std::env::var_os("CI").is_none(), "{model}: {reason}");
+    assert!(std::env::var_os("CI").is_none(), "{script}: {reason}");
     eprintln!("skipped: {reason}");
     false
 }

@@ -82,3 +82,56 @@ echo_conformance::python_suite!(
     args = ["--protocol-api"],
     kind = Kind::SilentlyShedding
 );
+
+/// Bad input to any Python server: an unknown option, a `--work` it does not
+/// understand, a port in use. Each is one line on stderr and a non-zero
+/// exit status, before any ready line.
+#[test]
+fn bad_input_is_one_line_and_a_non_zero_exit() {
+    use std::process::{Command, Stdio};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../python");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let scripts = [
+        "single",
+        "threaded",
+        "pool",
+        "process",
+        "prefork",
+        "nonblocking",
+        "select",
+        "epoll",
+        "coroutine",
+        "asyncio",
+        "greenlet",
+        "gevent",
+        "uvloop",
+    ];
+    for script in scripts {
+        let path = format!("{dir}/{script}_server.py");
+        if !echo_conformance::python::script_runs(&path) {
+            continue;
+        }
+        for args in [
+            &["--no-such-option"][..],
+            &["--work", "cpu:-1"],
+            &["--work", "sleep:10"],
+            &["--port", &port],
+        ] {
+            let output = Command::new(echo_conformance::python::INTERPRETER)
+                .arg(&path)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(!output.status.success(), "{script} {args:?}: exit 0");
+            assert!(
+                output.stdout.is_empty(),
+                "{script} {args:?}: printed {:?}",
+                output.stdout
+            );
+            assert_eq!(stderr.lines().count(), 1, "{script} {args:?}: {stderr}");
+        }
+    }
+}
