@@ -343,3 +343,57 @@ fn many_light_processes_are_counted_in_full() {
     );
     assert!(processes_marked(&marker).is_empty(), "a server was left behind");
 }
+
+/// The course suite's Python servers on a machine without `python3`, or
+/// without a server's package: their cells are unsupported, each with its one
+/// line, and the run goes on (the Rust models beside them) and succeeds.
+#[test]
+fn python_servers_without_python_or_their_package_are_unsupported() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../servers/python/epoll_server.py");
+    let suite = support::write_suite(
+        dir.path(),
+        "course",
+        &format!(
+            r#""epoll", {{ label = "py-epoll", command = ["python3", "{script}", "--port", "{{port}}"] }},
+               {{ label = "py-gevent", command = ["/bin/sh", "-c", "echo 'py-gevent: unsupported on this machine: the Python package gevent is missing; install it with: pip install gevent' >&2; exit 3"] }}"#
+        ),
+    );
+    let out = dir.path().join("set");
+    let args = [
+        "run",
+        "--suite",
+        suite.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let empty = tempfile::tempdir().unwrap();
+    let mut command = Command::new(harness_exe());
+    command.args(args).env("PATH", empty.path());
+    let output = run_watched(command, &args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "unsupported cells must not fail the run: {stderr}"
+    );
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let reason = |label: &str| -> String {
+        manifest["unsupported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|entry| entry["label"] == label)
+            .unwrap_or_else(|| panic!("{label} not unsupported: {manifest}"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        reason("py-epoll").contains("'python3' is not installed"),
+        "{manifest}"
+    );
+    assert!(reason("py-gevent").contains("pip install gevent"), "{manifest}");
+    assert!(manifest["failures"].as_array().unwrap().is_empty(), "{manifest}");
+    assert!(out.join("cells/epoll--closed-c10-s64.json").exists());
+}

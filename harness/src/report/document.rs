@@ -113,6 +113,9 @@ pub fn build(set: &ResultSet) -> Document {
     if let Some(section) = unsupported_section(&set.manifest) {
         sections.push(section);
     }
+    if let Some(section) = python_section(&scenarios) {
+        sections.push(section);
+    }
     for sweep in &sweeps {
         sections.push(builder.sweep_section(sweep));
     }
@@ -815,6 +818,99 @@ fn unsupported_section(manifest: &serde_json::Value) -> Option<Section> {
         charts: Vec::new(),
         table: Some(Table {
             headers: vec!["model".to_owned(), "reason".to_owned()],
+            rows,
+        }),
+    })
+}
+
+/// The Rust twin of a Python server's label (`py-epoll` → `epoll`,
+/// `py-asyncio` → `async`), if it is one.
+fn rust_twin(label: &str) -> Option<&str> {
+    match label.strip_prefix("py-")? {
+        "asyncio" => Some("async"),
+        twin => Some(twin),
+    }
+}
+
+/// "Python / Rust": each Python server (`py-MODEL`, the course suite) beside
+/// its Rust twin at 100 connections in closed loop, where both ran.
+fn python_section(scenarios: &[Scenario]) -> Option<Section> {
+    let value =
+        |entry: &Entry, figure: fn(&Cell) -> Option<f64>| entry.spread(figure).map(|spread| spread.median);
+    let pair = |python: Option<f64>, rust: Option<f64>, format: fn(f64) -> String| -> [String; 3] {
+        let shown = |value: Option<f64>| value.map(format).unwrap_or_else(|| "–".to_owned());
+        let ratio = match (python, rust) {
+            (Some(python), Some(rust)) if rust > 0.0 => format!("{}x", number(python / rust)),
+            _ => "–".to_owned(),
+        };
+        [shown(python), shown(rust), ratio]
+    };
+    let mut rows = Vec::new();
+    for scenario in scenarios {
+        if scenario.shape != Shape::Closed || scenario.connections != 100 || scenario.idle != 0 {
+            continue;
+        }
+        for python in &scenario.entries {
+            let Some(rust) = rust_twin(python.label)
+                .and_then(|twin| scenario.entries.iter().find(|entry| entry.label == twin))
+            else {
+                continue;
+            };
+            let mut row = vec![
+                format!("{} B", scenario.size),
+                python.label.to_owned(),
+                rust.label.to_owned(),
+            ];
+            row.extend(pair(
+                value(python, |cell| Some(cell.msgs_per_sec)),
+                value(rust, |cell| Some(cell.msgs_per_sec)),
+                count,
+            ));
+            row.extend(pair(
+                value(python, CPU_PER_MESSAGE.value),
+                value(rust, CPU_PER_MESSAGE.value),
+                number,
+            ));
+            row.extend(pair(value(python, memory), value(rust, memory), kib));
+            let syscalls = |cell: &Cell| {
+                cell.server
+                    .as_ref()
+                    .and_then(|server| server.syscalls.per_msg_total)
+            };
+            row.extend(pair(value(python, syscalls), value(rust, syscalls), number));
+            rows.push(row);
+        }
+    }
+    let headers = [
+        "size",
+        "Python",
+        "Rust",
+        "msgs/s Python",
+        "msgs/s Rust",
+        "ratio",
+        "CPU µs/msg Python",
+        "CPU µs/msg Rust",
+        "ratio",
+        "memory Python",
+        "memory Rust",
+        "ratio",
+        "syscalls/msg Python",
+        "syscalls/msg Rust",
+        "ratio",
+    ];
+    (!rows.is_empty()).then(|| Section {
+        id: "python-rust".to_owned(),
+        title: "Python / Rust".to_owned(),
+        paragraphs: vec![
+            "Each Python server of the course (servers/python/, run through python3) beside its Rust twin: 100 \
+             connections in closed loop, medians over the runs. A ratio above 1 means the Python server has more \
+             of it. Memory is the peak charged to the server's memory cgroup, each page once however many \
+             processes share it (the forking servers' too), or the PSS sum where no cgroup could be made."
+                .to_owned(),
+        ],
+        charts: Vec::new(),
+        table: Some(Table {
+            headers: headers.into_iter().map(str::to_owned).collect(),
             rows,
         }),
     })

@@ -22,8 +22,9 @@ pub use suite::Suite;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// `quick` (about 3 minutes), `full`, or a suite file (TOML).
-    #[arg(long, default_value = "quick", value_name = "quick|full|FILE.toml")]
+    /// `quick` (about 3 minutes), `full`, `course` (the Python servers beside
+    /// the Rust models, under 8 minutes), or a suite file (TOML).
+    #[arg(long, default_value = "quick", value_name = "quick|full|course|FILE.toml")]
     suite: String,
     /// Run only these models (labels or model names), comma-separated: the
     /// suite's entries (commands included) and any built-in model.

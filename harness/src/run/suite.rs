@@ -31,6 +31,7 @@ use std::time::Duration;
 
 const QUICK: &str = include_str!("../../suites/quick.toml");
 const FULL: &str = include_str!("../../suites/full.toml");
+const COURSE: &str = include_str!("../../suites/course.toml");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,14 +123,17 @@ pub struct Scenario {
 }
 
 impl Suite {
-    /// `quick`, `full`, or a path to a suite file.
+    /// `quick`, `full`, `course`, or a path to a suite file.
     pub fn load(name_or_path: &str) -> Result<Suite> {
         let (source, text) = match name_or_path {
             "quick" => ("built-in suite 'quick'".to_owned(), QUICK.to_owned()),
             "full" => ("built-in suite 'full'".to_owned(), FULL.to_owned()),
+            "course" => ("built-in suite 'course'".to_owned(), COURSE.to_owned()),
             path => {
                 let text = std::fs::read_to_string(Path::new(path)).with_context(|| {
-                    format!("cannot read suite '{path}' (the built-in suites are 'quick' and 'full')")
+                    format!(
+                        "cannot read suite '{path}' (the built-in suites are 'quick', 'full' and 'course')"
+                    )
                 })?;
                 (format!("suite file {path}"), text)
             }
@@ -293,6 +297,28 @@ mod tests {
             names.len(),
             "scenario names must be unique: {names:?}"
         );
+        // The course: every Python server beside its Rust twin.
+        let course = Suite::load("course").unwrap();
+        let labels: Vec<String> = course
+            .servers()
+            .unwrap()
+            .into_iter()
+            .map(|server| server.label)
+            .collect();
+        for twin in [
+            "single",
+            "threaded",
+            "pool",
+            "process",
+            "nonblocking",
+            "select",
+            "epoll",
+            "coroutine",
+        ] {
+            assert!(labels.contains(&twin.to_owned()), "{twin} in {labels:?}");
+            assert!(labels.contains(&format!("py-{twin}")), "py-{twin} in {labels:?}");
+        }
+        assert_eq!(course.scenarios().len(), 10);
     }
 
     #[test]

@@ -110,6 +110,28 @@ impl std::fmt::Display for Unsupported {
 
 impl std::error::Error for Unsupported {}
 
+/// What a command prints on stderr, before exiting with
+/// [`echo_core::process::EXIT_UNSUPPORTED`], to say this machine cannot run
+/// it (the models print it too).
+pub const UNSUPPORTED_LINE: &str = "unsupported on this machine";
+
+/// The error for a server that could not be started: `Unsupported` when its
+/// program is a bare name that is not on `PATH` (`python3` on a machine
+/// without Python), a plain error otherwise (a path that does not exist is a
+/// mistake in the command, not a missing program).
+fn not_installed(name: &str, program: &str, error: anyhow::Error) -> anyhow::Error {
+    let missing = error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|error| error.kind() == std::io::ErrorKind::NotFound);
+    if missing && !program.contains('/') {
+        return anyhow::Error::new(Unsupported {
+            name: name.to_owned(),
+            reason: format!("'{program}' is not installed here (not found on PATH)"),
+        });
+    }
+    error.context(format!("cannot start {name}"))
+}
+
 /// The thread that spawned the server and must outlive it.
 struct Keeper {
     release: mpsc::Sender<()>,
@@ -166,7 +188,8 @@ impl ServerProcess {
             None => [None, None],
         };
         prepare_child(&mut command, launch.nofile_limit, cgroup_procs);
-        let (child, keeper) = spawn_kept(command, cpus).with_context(|| format!("cannot start {name}"))?;
+        let (child, keeper) =
+            spawn_kept(command, cpus).map_err(|error| not_installed(name, program, error))?;
         guard::register(child.id());
 
         let shared_stderr = Arc::new(Mutex::new(Stderr::default()));
@@ -287,15 +310,17 @@ impl ServerProcess {
     }
 
     /// The error for a server that ended before it was ready: `Unsupported`
-    /// when a model said this machine cannot run it.
+    /// when a model said this machine cannot run it, or a command said so the
+    /// models' way (the same exit status, after a line saying `unsupported on
+    /// this machine`: the Python servers without their package).
     fn ended_before_ready(&self, status: Option<ExitStatus>, ready: Ready) -> anyhow::Error {
-        if matches!(ready, Ready::Contract)
-            && status.and_then(|status| status.code()) == Some(echo_core::process::EXIT_UNSUPPORTED)
-        {
-            let stderr = self
-                .stderr
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let stderr = self
+            .stderr
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let said_so = matches!(ready, Ready::Contract)
+            || stderr.tail.iter().any(|line| line.contains(UNSUPPORTED_LINE));
+        if said_so && status.and_then(|status| status.code()) == Some(echo_core::process::EXIT_UNSUPPORTED) {
             let reason: Vec<&str> = stderr.tail.iter().map(String::as_str).collect();
             return anyhow::Error::new(Unsupported {
                 name: self.name.clone(),
@@ -306,6 +331,7 @@ impl ServerProcess {
                 },
             });
         }
+        drop(stderr);
         anyhow::anyhow!(
             "{} {} before it was ready{}",
             self.name,

@@ -6,7 +6,9 @@
 //! lacks). Model names are data: a step that needs a model this harness
 //! does not have says so and measures the rest.
 
-use super::steps::{BEYOND_FD_SETSIZE, HOLD_MS, REACTOR_CPUS_MIN};
+use super::steps::{
+    BEYOND_FD_SETSIZE, CPU_MICROS, HOLD_MS, LANGUAGE_PAIRS, REACTOR_CPUS_MIN, WAIT_CONNECTIONS, WAIT_MICROS,
+};
 use super::{Figures, Session};
 use crate::results::cell::{Cell, Flag, Shape, Syscalls};
 use crate::results::tour::{TourBar, TourChart};
@@ -535,6 +537,140 @@ pub fn reactor_per_core(session: &mut Session) -> anyhow::Result<Measured> {
             let bound = cell.flags.contains(&Flag::ClientBound);
             measured.figure("reuseport_client_bound", if bound { 1.0 } else { 0.0 });
         }
+    }
+    Ok(measured)
+}
+
+// ── Steps 12 to 14: the course in Python ────────────────────────────────────
+
+/// The Python server `py-NAME` (`servers/python/NAME_server.py`) as a
+/// command, run by `python3` with `args`: from the repository's root when the
+/// tour runs there, else from where this harness was built.
+fn python(label: &str, args: &[String]) -> anyhow::Result<ServerUnderTest> {
+    let name = label.trim_start_matches("py-");
+    let relative = format!("servers/python/{name}_server.py");
+    let script = if std::path::Path::new(&relative).exists() {
+        relative
+    } else {
+        format!("{}/../{relative}", env!("CARGO_MANIFEST_DIR"))
+    };
+    let mut argv = vec![
+        "python3".to_owned(),
+        script,
+        "--port".to_owned(),
+        "{port}".to_owned(),
+    ];
+    argv.extend(args.iter().cloned());
+    ServerUnderTest::command(argv, Some(label))
+}
+
+/// A Python server's cell, or None (with a note) when this machine cannot
+/// run it: no `python3`, or not the server's package.
+fn python_cell(
+    session: &mut Session,
+    measured: &mut Measured,
+    server: ServerUnderTest,
+    load: crate::load::LoadSpec,
+) -> anyhow::Result<Option<Cell>> {
+    match session.cell(server, load) {
+        Ok(cell) => Ok(Some(cell)),
+        Err(ref error) if let Some(unsupported) = error.downcast_ref::<Unsupported>() => {
+            measured
+                .notes
+                .push(format!("not measured: {}", unsupported.reason));
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// `py-epoll` → `py_epoll`, for figure names.
+fn figure_name(label: &str) -> String {
+    label.replace('-', "_")
+}
+
+pub fn language_cost(session: &mut Session) -> anyhow::Result<Measured> {
+    let mut measured = Measured::with_chart(
+        "Server CPU per message, 100 connections in closed loop",
+        "server CPU per message (µs)",
+    );
+    for (python_label, rust) in LANGUAGE_PAIRS {
+        let load = session.load(Shape::Closed, 100, 0, None);
+        let Some(cell) = python_cell(session, &mut measured, python(python_label, &[])?, load)? else {
+            return Ok(Measured::skipped(measured.notes.join("; ")));
+        };
+        let cost = server(&cell)?.cpu_us_per_msg;
+        measured.figure(format!("{}_cpu_us_per_msg", figure_name(python_label)), cost);
+        measured.bar(python_label, cost, None);
+        if !built(rust) {
+            return Ok(Measured::skipped(not_built(rust)));
+        }
+        let load = session.load(Shape::Closed, 100, 0, None);
+        let cell = session.cell(model(rust)?, load)?;
+        let cost = server(&cell)?.cpu_us_per_msg;
+        measured.figure(format!("{rust}_cpu_us_per_msg"), cost);
+        measured.bar(rust, cost, Some(rust));
+    }
+    Ok(measured)
+}
+
+pub fn waits_overlap(session: &mut Session) -> anyhow::Result<Measured> {
+    let labels: &[&str] = if session.quick {
+        &["py-single", "py-threaded", "py-asyncio"]
+    } else {
+        &[
+            "py-single",
+            "py-threaded",
+            "py-coroutine",
+            "py-asyncio",
+            "py-greenlet",
+            "py-gevent",
+        ]
+    };
+    let mut measured = Measured::with_chart(
+        &format!("Messages per second, a {WAIT_MICROS} µs wait per message, {WAIT_CONNECTIONS} connections"),
+        "messages per second",
+    );
+    let work = vec!["--work".to_owned(), format!("wait:{WAIT_MICROS}")];
+    for label in labels {
+        let load = session.load(Shape::Closed, WAIT_CONNECTIONS, 0, None);
+        let Some(cell) = python_cell(session, &mut measured, python(label, &work)?, load)? else {
+            if *label == "py-single" || *label == "py-threaded" {
+                return Ok(Measured::skipped(measured.notes.join("; ")));
+            }
+            continue;
+        };
+        measured.figure(format!("{}_msgs_per_sec", figure_name(label)), cell.msgs_per_sec);
+        measured.bar(*label, cell.msgs_per_sec, None);
+    }
+    Ok(measured)
+}
+
+pub fn gil(session: &mut Session) -> anyhow::Result<Measured> {
+    if session.mask.len() < REACTOR_CPUS_MIN {
+        return Ok(Measured::skipped(format!(
+            "needs ≥ {REACTOR_CPUS_MIN} CPUs (2 for the server, 2 for the load); the affinity mask has {}",
+            session.mask.len()
+        )));
+    }
+    let mut measured = Measured::with_chart(
+        &format!(
+            "Messages per second, about {CPU_MICROS} µs of CPU per message, on {} server CPUs",
+            session.cpus.server.len()
+        ),
+        "messages per second",
+    );
+    measured.figure("server_cpus", session.cpus.server.len() as f64);
+    let work = vec!["--work".to_owned(), format!("cpu:{CPU_MICROS}")];
+    for label in ["py-threaded", "py-prefork"] {
+        let load = session.load(Shape::Closed, 10, 0, None);
+        let Some(cell) = python_cell(session, &mut measured, python(label, &work)?, load)? else {
+            return Ok(Measured::skipped(measured.notes.join("; ")));
+        };
+        let name = figure_name(label);
+        measured.figure(format!("{name}_msgs_per_sec"), cell.msgs_per_sec);
+        measured.figure(format!("{name}_cpu_percent"), server(&cell)?.cpu_percent);
+        measured.bar(label, cell.msgs_per_sec, None);
     }
     Ok(measured)
 }

@@ -35,8 +35,9 @@ pub struct Step {
 }
 
 /// Every step, in the order of the course.
-pub const STEPS: [Step; 11] = [
-    STEP_1, STEP_2, STEP_3, STEP_4, STEP_5, STEP_6, STEP_7, STEP_8, STEP_9, STEP_10, STEP_11,
+pub const STEPS: [Step; 14] = [
+    STEP_1, STEP_2, STEP_3, STEP_4, STEP_5, STEP_6, STEP_7, STEP_8, STEP_9, STEP_10, STEP_11, STEP_12,
+    STEP_13, STEP_14,
 ];
 
 /// The figure `name`, or Err(name) when the step did not measure it.
@@ -649,6 +650,185 @@ const STEP_11: Step = Step {
     judge: judge_reactor,
 };
 
+// ── Step 12: the cost of the language ───────────────────────────────────────
+
+/// A Python server's CPU per message over its Rust twin's: at least this.
+pub const LANGUAGE_COST_MIN: f64 = 1.5;
+/// The pairs compared: the Python server (servers/python/) and its twin.
+pub const LANGUAGE_PAIRS: [(&str, &str); 2] = [("py-epoll", "epoll"), ("py-threaded", "threaded")];
+
+fn language_threshold() -> String {
+    format!(
+        "for each pair, the Python server's CPU per message is at least {} times its Rust twin's",
+        short(LANGUAGE_COST_MIN)
+    )
+}
+
+fn judge_language(figures: &Figures) -> Result<Judgement, String> {
+    let mut parts = Vec::new();
+    let mut short_of = Vec::new();
+    for (python, rust) in LANGUAGE_PAIRS {
+        let py_cost = get(figures, &format!("{}_cpu_us_per_msg", python.replace('-', "_")))?;
+        let rust_cost = get(figures, &format!("{rust}_cpu_us_per_msg"))?;
+        parts.push(format!(
+            "{python} {} µs of CPU per message, {rust} {} (ratio {})",
+            short(py_cost),
+            short(rust_cost),
+            ratio(py_cost, rust_cost)
+        ));
+        if py_cost < LANGUAGE_COST_MIN * rust_cost {
+            short_of.push(python);
+        }
+    }
+    let text = parts.join("; ");
+    if !short_of.is_empty() {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}: {} below {}x; likely: the kernel's loopback TCP, the same for both languages, is most of what a message costs, so the interpreter's share is small",
+            short_of.join(" and "),
+            short(LANGUAGE_COST_MIN)
+        )));
+    }
+    Ok(Judgement::confirmed(text))
+}
+
+const STEP_12: Step = Step {
+    number: 12,
+    title: "the same model costs more CPU in Python",
+    claim: "The same concurrency model costs more CPU per message in Python than in Rust: the interpreter runs each step of the loop that the compiled model runs as machine code.",
+    source: "the course, in Python: servers/python (Costs); the Rust models' docs",
+    measures: "Closed loop, 100 connections, 64 bytes: server CPU per message of py-epoll against epoll and of py-threaded against threaded (each pair on the same server CPU).",
+    reference: None,
+    threshold: language_threshold,
+    measure: experiments::language_cost,
+    judge: judge_language,
+};
+
+// ── Step 13: waits overlap, on one core ─────────────────────────────────────
+
+/// The wait each message costs the server (`--work wait:MICROS`).
+pub const WAIT_MICROS: u32 = 1000;
+/// Connections in closed loop.
+pub const WAIT_CONNECTIONS: u32 = 100;
+/// An overlapping model's messages per second over `py-single`'s: at least this.
+pub const OVERLAP_MIN: f64 = 10.0;
+
+fn overlap_threshold() -> String {
+    format!(
+        "with a {} µs wait per message and {} connections, every threaded, coroutine or event-loop Python server serves at least {} times py-single's messages per second",
+        WAIT_MICROS,
+        WAIT_CONNECTIONS,
+        short(OVERLAP_MIN)
+    )
+}
+
+fn judge_overlap(figures: &Figures) -> Result<Judgement, String> {
+    let single = get(figures, "py_single_msgs_per_sec")?;
+    let mut overlapping: Vec<(String, f64)> = figures
+        .iter()
+        .filter(|(name, _)| {
+            name.starts_with("py_") && name.ends_with("_msgs_per_sec") && *name != "py_single_msgs_per_sec"
+        })
+        .map(|(name, value)| (name.trim_end_matches("_msgs_per_sec").replace('_', "-"), *value))
+        .collect();
+    if overlapping.is_empty() {
+        return Err("py_threaded_msgs_per_sec".to_owned());
+    }
+    overlapping.sort_by(|a, b| a.0.cmp(&b.0));
+    let text = format!(
+        "py-single served {} msgs/s; {}",
+        short(single),
+        overlapping
+            .iter()
+            .map(|(name, value)| format!("{name} {} (ratio {})", short(*value), ratio(*value, single)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let behind: Vec<&str> = overlapping
+        .iter()
+        .filter(|(_, value)| *value < OVERLAP_MIN * single)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !behind.is_empty() {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}: {} below {}x; likely: the server's one CPU was the limit before the waits were (a loaded machine, or the interpreter's cost per message)",
+            behind.join(", "),
+            short(OVERLAP_MIN)
+        )));
+    }
+    Ok(Judgement::confirmed(text))
+}
+
+const STEP_13: Step = Step {
+    number: 13,
+    title: "I/O-bound work overlaps in threads, coroutines and event loops",
+    claim: "I/O-bound work: threads or coroutines. While one client's request waits (a database, a backend), a thread per client, coroutines and an event loop all serve the others, even on one core and under the GIL, which a waiting thread releases; the blocking server waits for each in turn.",
+    source: "the course's last rule, in Python: servers/python (Limits)",
+    measures: "Each message costs the server a 1 ms wait (`--work wait:1000`: time.sleep, asyncio.sleep, a timer in the loop, gevent.sleep); 100 connections in closed loop, the server on one CPU: messages per second of py-single against py-threaded, py-asyncio and (full tour) py-coroutine, py-greenlet and py-gevent.",
+    reference: Some(
+        "With 100 connections each waiting 1 ms per message, a server that overlaps every wait could serve up to 100,000 msgs/s; one that waits for each in turn, at most 1,000.",
+    ),
+    threshold: overlap_threshold,
+    measure: experiments::waits_overlap,
+    judge: judge_overlap,
+};
+
+// ── Step 14: compute-bound work and the GIL ─────────────────────────────────
+
+/// The CPU each message costs the server (`--work cpu:MICROS`).
+pub const CPU_MICROS: u32 = 1000;
+/// py-prefork's messages per second over py-threaded's: at least this.
+pub const PROCESSES_OVER_THREADS_MIN: f64 = 1.5;
+/// py-threaded may use at most this share of one CPU (the GIL).
+pub const GIL_CPU_PERCENT_MAX: f64 = 130.0;
+
+fn gil_threshold() -> String {
+    format!(
+        "on at least 2 server CPUs, py-prefork serves at least {} times py-threaded's messages per second, and py-threaded uses at most {}% of one CPU",
+        short(PROCESSES_OVER_THREADS_MIN),
+        short(GIL_CPU_PERCENT_MAX)
+    )
+}
+
+fn judge_gil(figures: &Figures) -> Result<Judgement, String> {
+    let cpus = get(figures, "server_cpus")?;
+    let threads = get(figures, "py_threaded_msgs_per_sec")?;
+    let processes = get(figures, "py_prefork_msgs_per_sec")?;
+    let threads_cpu = get(figures, "py_threaded_cpu_percent")?;
+    let text = format!(
+        "on {} server CPUs py-prefork served {} msgs/s, py-threaded {} (ratio {}) using {}% of one CPU",
+        short(cpus),
+        short(processes),
+        short(threads),
+        ratio(processes, threads),
+        short(threads_cpu)
+    );
+    if threads_cpu > GIL_CPU_PERCENT_MAX {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}: the threads used more than {}% of one CPU; likely: the work released the GIL (a build without it, or hashing large blocks)",
+            short(GIL_CPU_PERCENT_MAX)
+        )));
+    }
+    if processes < PROCESSES_OVER_THREADS_MIN * threads {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}: below {}x; likely: the server CPUs are hyperthreads of one core, or the load generator was the limit",
+            short(PROCESSES_OVER_THREADS_MIN)
+        )));
+    }
+    Ok(Judgement::confirmed(text))
+}
+
+const STEP_14: Step = Step {
+    number: 14,
+    title: "compute-bound work needs processes, not Python threads",
+    claim: "Compute-bound work: processes. Python threads share one interpreter lock, so CPU-bound requests use one core however many threads serve them; processes, each with its own interpreter, use every core.",
+    source: "the course's last rule, in Python: servers/python/threaded_server.py and prefork_server.py (Limits)",
+    measures: "Each message costs the server about 1 ms of CPU (`--work cpu:1000`, SHA-256 in pure Python); 10 connections in closed loop, the server on half of the affinity mask (at least 2 CPUs): messages per second and server CPU of py-threaded against py-prefork.",
+    reference: None,
+    threshold: gil_threshold,
+    measure: experiments::gil,
+    judge: judge_gil,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -789,5 +969,45 @@ mod tests {
         .unwrap();
         assert_eq!(judged.verdict, Verdict::NotConfirmedHere);
         assert!(judged.reason.contains("0.927x"), "{}", judged.reason);
+    }
+
+    #[test]
+    fn python_steps_judge_their_figures() {
+        let mut cost = figures(&[
+            ("py_epoll_cpu_us_per_msg", 9.0),
+            ("epoll_cpu_us_per_msg", 7.0),
+            ("py_threaded_cpu_us_per_msg", 30.0),
+            ("threaded_cpu_us_per_msg", 10.0),
+        ]);
+        let judged = judge_language(&cost).unwrap();
+        assert_eq!(judged.verdict, Verdict::NotConfirmedHere);
+        assert!(judged.reason.contains("py-epoll below"), "{}", judged.reason);
+        cost.insert("py_epoll_cpu_us_per_msg".into(), 21.0);
+        assert_eq!(judge_language(&cost).unwrap().verdict, Verdict::Confirmed);
+
+        let mut overlap = figures(&[
+            ("py_single_msgs_per_sec", 900.0),
+            ("py_threaded_msgs_per_sec", 20_000.0),
+            ("py_asyncio_msgs_per_sec", 5_000.0),
+        ]);
+        let judged = judge_overlap(&overlap).unwrap();
+        assert_eq!(judged.verdict, Verdict::NotConfirmedHere);
+        assert!(judged.reason.contains("py-asyncio below"), "{}", judged.reason);
+        overlap.insert("py_asyncio_msgs_per_sec".into(), 30_000.0);
+        assert_eq!(judge_overlap(&overlap).unwrap().verdict, Verdict::Confirmed);
+        assert_eq!(
+            judge_overlap(&figures(&[("py_single_msgs_per_sec", 900.0)])).unwrap_err(),
+            "py_threaded_msgs_per_sec"
+        );
+
+        let mut gil = figures(&[
+            ("server_cpus", 2.0),
+            ("py_threaded_msgs_per_sec", 900.0),
+            ("py_prefork_msgs_per_sec", 1_700.0),
+            ("py_threaded_cpu_percent", 100.0),
+        ]);
+        assert_eq!(judge_gil(&gil).unwrap().verdict, Verdict::Confirmed);
+        gil.insert("py_threaded_cpu_percent".into(), 190.0);
+        assert_eq!(judge_gil(&gil).unwrap().verdict, Verdict::NotConfirmedHere);
     }
 }

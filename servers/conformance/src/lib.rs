@@ -19,6 +19,9 @@
 //! - [`watchdog`]: runs a check's body under a deadline.
 //! - [`seccomp`]: system calls made to fail in a child, for the paths a
 //!   healthy machine never takes.
+//! - [`python_suite!`] and [`python`]: the same suite for the Python servers
+//!   of `servers/python/`, run through `python3` (`tests/python.rs`), skipped
+//!   where this machine lacks `python3` or a server's package.
 //!
 //! # Adding a model
 //!
@@ -68,6 +71,7 @@
 
 pub mod checks;
 pub mod client;
+pub mod python;
 pub mod seccomp;
 pub mod server;
 pub mod watchdog;
@@ -89,6 +93,12 @@ pub enum Kind {
     /// Serves any number of clients at once, and sleeps while idle
     /// (`threaded`, `epoll`, `coroutine`, `async`).
     Concurrent,
+    /// Serves any number of clients at once, and sleeps while idle, but out
+    /// of file descriptors closes the connections it cannot hold without a
+    /// word: libuv keeps a spare descriptor to accept and close them
+    /// (`uvloop`), so nothing is logged, and the rest is checked as for
+    /// [`Kind::Concurrent`].
+    SilentlyShedding,
     /// Serves any number of clients at once, but spins over its sockets even
     /// while idle, so its CPU time is not checked (`nonblocking`).
     BusyPoll,
@@ -115,6 +125,7 @@ impl Kind {
             Kind::OneAtATime => 1,
             Kind::BoundedPool { workers } | Kind::PreforkPool { workers } => workers,
             Kind::Concurrent
+            | Kind::SilentlyShedding
             | Kind::BusyPoll
             | Kind::Select
             | Kind::ProcessPerClient
@@ -199,53 +210,98 @@ macro_rules! suite {
     };
 }
 
+/// The same suite for one of the Python servers (`servers/python/`), run as
+/// `python3 servers/python/SCRIPT [args] --addr 127.0.0.1:0`. Every test
+/// first asks [`python::runs`] whether this machine can run it: without
+/// `python3`, or without the server's third-party package, it says
+/// `skipped` (and fails when `CI` is set).
+///
+/// ```text
+/// echo_conformance::python_suite!(py_epoll, "epoll_server.py", args = ["--edge"], kind = Kind::Concurrent);
+/// ```
+#[macro_export]
+macro_rules! python_suite {
+    (
+        $name:ident,
+        $script:literal,
+        args = [$($arg:expr),* $(,)?],
+        kind = Kind :: $variant:ident $({ $($fields:tt)* })? $(,)?
+    ) => {
+        mod $name {
+            const MODEL: $crate::Model = $crate::Model {
+                binary: $crate::python::INTERPRETER,
+                args: &[concat!(env!("CARGO_MANIFEST_DIR"), "/../python/", $script), $($arg),*],
+                kind: $crate::Kind::$variant $({ $($fields)* })?,
+            };
+            $crate::__conformance_tests!(
+                MODEL if $crate::python::runs;
+                thousand_small_round_trips,
+                eight_mib_in_uneven_pieces,
+                half_close_after_one_byte,
+                half_close_after_several_mib,
+                half_close_while_the_server_holds_unsent_bytes,
+                peer_reset_mid_transfer_ends_only_that_connection,
+                hundred_clients_with_random_sizes,
+                slow_reader_keeps_server_memory_bounded,
+                survives_running_out_of_file_descriptors,
+                sigterm_exits_with_status_zero,
+                sigint_exits_with_status_zero,
+            );
+            $crate::__conformance_kind_tests!(MODEL if $crate::python::runs; $variant);
+        }
+    };
+}
+
 /// The checks only some kinds get (used by [`suite!`]).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_kind_tests {
-    ($model:ident; OneAtATime) => {
-        $crate::__conformance_tests!($model; a_second_client_waits_until_the_first_leaves);
+    ($model:ident $(if $guard:path)?; OneAtATime) => {
+        $crate::__conformance_tests!($model $(if $guard)?; a_second_client_waits_until_the_first_leaves);
     };
-    ($model:ident; BoundedPool) => {
+    ($model:ident $(if $guard:path)?; BoundedPool) => {
         $crate::__conformance_tests!(
-            $model;
+            $model $(if $guard)?;
             a_second_client_is_served_while_the_first_stays,
             clients_beyond_the_workers_wait_their_turn,
         );
     };
-    ($model:ident; Concurrent) => {
+    ($model:ident $(if $guard:path)?; Concurrent) => {
         $crate::__conformance_tests!(
-            $model;
+            $model $(if $guard)?;
             a_second_client_is_served_while_the_first_stays,
             serves_1100_connections_at_once,
         );
     };
-    ($model:ident; BusyPoll) => {
-        $crate::__conformance_kind_tests!($model; Concurrent);
+    ($model:ident $(if $guard:path)?; SilentlyShedding) => {
+        $crate::__conformance_kind_tests!($model $(if $guard)?; Concurrent);
     };
-    ($model:ident; Select) => {
+    ($model:ident $(if $guard:path)?; BusyPoll) => {
+        $crate::__conformance_kind_tests!($model $(if $guard)?; Concurrent);
+    };
+    ($model:ident $(if $guard:path)?; Select) => {
         $crate::__conformance_tests!(
-            $model;
+            $model $(if $guard)?;
             a_second_client_is_served_while_the_first_stays,
             closes_connections_beyond_fd_setsize,
         );
     };
-    ($model:ident; ProcessPerClient) => {
-        $crate::__conformance_kind_tests!($model; Concurrent);
+    ($model:ident $(if $guard:path)?; ProcessPerClient) => {
+        $crate::__conformance_kind_tests!($model $(if $guard)?; Concurrent);
         $crate::__conformance_tests!(
-            $model;
+            $model $(if $guard)?;
             no_zombie_after_1000_short_connections,
             no_child_outlives_sigterm,
             no_child_outlives_sigkill,
         );
     };
-    ($model:ident; PreforkPool) => {
-        $crate::__conformance_kind_tests!($model; BoundedPool);
-        $crate::__conformance_tests!($model; no_child_outlives_sigterm, no_child_outlives_sigkill);
+    ($model:ident $(if $guard:path)?; PreforkPool) => {
+        $crate::__conformance_kind_tests!($model $(if $guard)?; BoundedPool);
+        $crate::__conformance_tests!($model $(if $guard)?; no_child_outlives_sigterm, no_child_outlives_sigkill);
     };
-    ($model:ident; PreforkReactors) => {
-        $crate::__conformance_kind_tests!($model; Concurrent);
-        $crate::__conformance_tests!($model; no_child_outlives_sigterm, no_child_outlives_sigkill);
+    ($model:ident $(if $guard:path)?; PreforkReactors) => {
+        $crate::__conformance_kind_tests!($model $(if $guard)?; Concurrent);
+        $crate::__conformance_tests!($model $(if $guard)?; no_child_outlives_sigterm, no_child_outlives_sigkill);
     };
 }
 
@@ -258,6 +314,16 @@ macro_rules! __conformance_tests {
             #[test]
             fn $check() {
                 $crate::checks::$check(&$model);
+            }
+        )*
+    };
+    ($model:ident if $guard:path; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                if $guard(&$model) {
+                    $crate::checks::$check(&$model);
+                }
             }
         )*
     };
