@@ -123,6 +123,7 @@ pub fn median_ci_ranks(n: usize) -> Option<(usize, usize)> {
 }
 
 /// The exact coverage of the interval [`median_ci_ranks`] gives.
+#[cfg(test)]
 pub fn median_ci_coverage(n: usize) -> Option<f64> {
     let (k, _) = median_ci_ranks(n)?;
     let tail: f64 = (0..k).map(|successes| binomial_half(n, successes)).sum();
@@ -248,6 +249,7 @@ pub fn u_counts(m: usize, n: usize) -> Vec<f64> {
 }
 
 /// `P(U ≤ u)` for sets of sizes m and n with no ties.
+#[cfg(test)]
 pub fn u_lower_tail(m: usize, n: usize, u: usize) -> f64 {
     let counts = u_counts(m, n);
     let total: f64 = counts.iter().sum();
