@@ -9,10 +9,10 @@
 //!   largest rank whose binomial(n, ½) tail is at most 2.5% on each side.
 //!   It needs n ≥ 6; below that the summary is the min–max, labelled as such.
 //! - [`mann_whitney`]: the Mann–Whitney U test of two sets of repeats,
-//!   two-sided. Exact (the U distribution enumerated by its recurrence) when
-//!   no value is tied and the sets are small; otherwise the normal
-//!   approximation with the tie correction of the variance and a continuity
-//!   correction.
+//!   two-sided. Exact for small sets: without ties the U distribution
+//!   enumerated by its recurrence; with ties every split of the pooled
+//!   midranks enumerated. Otherwise the normal approximation with the tie
+//!   correction of the variance and a continuity correction.
 //! - [`ratio_ci`]: a 95% confidence interval for the ratio B / A, the
 //!   Hodges–Lehmann estimate on log values: the pairwise differences
 //!   `ln b_j − ln a_i` sorted, the interval between the `k`-th smallest and
@@ -27,6 +27,10 @@ pub const ALPHA: f64 = 0.05;
 
 /// Above this many pooled values U's distribution is approximated.
 const EXACT_UP_TO: usize = 60;
+
+/// With ties, the test is exact while it can enumerate every way of
+/// drawing the first set from the pooled values (C(20, 10) = 184,756).
+const EXACT_ORDERINGS: f64 = 200_000.0;
 
 /// The median (the mean of the middle two for an even count); NaN when empty.
 pub fn median(values: &[f64]) -> f64 {
@@ -185,6 +189,13 @@ pub fn mann_whitney(a: &[f64], b: &[f64]) -> Option<RankTest> {
             exact: true,
         });
     }
+    if tied && choose(m + n, m) <= EXACT_ORDERINGS {
+        return Some(RankTest {
+            u,
+            p_value: tied_exact_p(&a, &pooled, &tie_sizes),
+            exact: true,
+        });
+    }
     let (mf, nf, total) = (m as f64, n as f64, (m + n) as f64);
     let tie_term: f64 = tie_sizes
         .iter()
@@ -206,6 +217,48 @@ pub fn mann_whitney(a: &[f64], b: &[f64]) -> Option<RankTest> {
         p_value,
         exact: false,
     })
+}
+
+/// The exact two-sided p-value with ties: every way of choosing which m of
+/// the pooled midranks belong to the first set, equally likely under the
+/// null hypothesis; p is the share whose rank sum lies at least as far from
+/// its mean `m (N + 1) / 2` as the observed one.
+fn tied_exact_p(a: &[f64], pooled: &[f64], tie_sizes: &[usize]) -> f64 {
+    let mut midranks = Vec::with_capacity(pooled.len());
+    let mut below = 0;
+    for &size in tie_sizes {
+        let midrank = below as f64 + (size as f64 + 1.0) / 2.0;
+        midranks.extend(std::iter::repeat_n(midrank, size));
+        below += size;
+    }
+    let rank_of = |value: f64| midranks[pooled.partition_point(|&pooled_value| pooled_value < value)];
+    let m = a.len();
+    let mean = m as f64 * (pooled.len() as f64 + 1.0) / 2.0;
+    let observed = (a.iter().map(|&value| rank_of(value)).sum::<f64>() - mean).abs();
+    let (mut as_far, mut all) = (0u64, 0u64);
+    // Every m-subset of the positions, by recursion on the next position.
+    fn visit(midranks: &[f64], from: usize, left: usize, sum: f64, on_subset: &mut dyn FnMut(f64)) {
+        if left == 0 {
+            on_subset(sum);
+            return;
+        }
+        for position in from..=midranks.len() - left {
+            visit(
+                midranks,
+                position + 1,
+                left - 1,
+                sum + midranks[position],
+                on_subset,
+            );
+        }
+    }
+    visit(&midranks, 0, m, 0.0, &mut |sum| {
+        all += 1;
+        if (sum - mean).abs() >= observed - 1e-9 {
+            as_far += 1;
+        }
+    });
+    as_far as f64 / all as f64
 }
 
 /// The sizes of the runs of equal values in a sorted slice.
@@ -474,13 +527,26 @@ mod tests {
         assert!(close(test.p_value, 2.0 / 924.0, 1e-12));
         assert_eq!(mann_whitney(&b, &a).unwrap().u, 36.0);
         let identical = mann_whitney(&a, &a).unwrap();
-        assert!(!identical.exact && identical.u == 18.0 && identical.p_value == 1.0);
-        // The normal approximation of almost the same separation, one tie:
-        // U = 0.5, mean 18, variance 36/12 × (13 − 6/132) = 38.864,
-        // continuity 0.5: z = 17 / 6.2341 = 2.7270, p = 2 × 0.003196.
-        let tied = mann_whitney(&[1.0, 2.0, 3.0, 4.0, 5.0, 7.0], &b).unwrap();
-        assert!(!tied.exact && tied.u == 0.5);
-        assert!(close(tied.p_value, 0.006392, 0.000005), "{}", tied.p_value);
+        assert!(identical.exact && identical.u == 18.0 && identical.p_value == 1.0);
+        // Ties, enumerated: a = 1 2 2, b = 2 3 3 have midranks 1 3 3 | 3
+        // 5.5 5.5; a's rank sum 7 lies 3.5 from its mean 10.5, as do 6 of
+        // the 20 ways to draw three of the six (sums 7, 7, 7, 14, 14, 14).
+        let tied = mann_whitney(&[1.0, 2.0, 2.0], &[2.0, 3.0, 3.0]).unwrap();
+        assert!(tied.exact && tied.u == 1.0);
+        assert!(close(tied.p_value, 0.3, 1e-12), "{}", tied.p_value);
+        // The normal approximation, for sets too large to enumerate with a
+        // tie: 20 a side, all of a below all of b but one tie. U = 0.5,
+        // mean 200, variance 400/12 × (41 − 6/1560) = 1366.54, continuity
+        // 0.5: z = 199 / 36.967 = 5.3832, p = 2 × 3.66e-8.
+        let low: Vec<f64> = (1..=19).map(f64::from).chain([21.0]).collect();
+        let high: Vec<f64> = (21..=40).map(f64::from).collect();
+        let approximate = mann_whitney(&low, &high).unwrap();
+        assert!(!approximate.exact && approximate.u == 0.5);
+        assert!(
+            close(approximate.p_value, 7.32e-8, 0.05e-8),
+            "{}",
+            approximate.p_value
+        );
         assert!(mann_whitney(&[], &b).is_none());
     }
 
