@@ -343,6 +343,7 @@ pub fn main(args: CompareArgs) -> anyhow::Result<()> {
             "b": describe_json(&set_b),
             "manifest_differences": differences,
             "threshold_percent": args.threshold,
+            "holm_rows": family.len(),
             "rows": rows,
             "only_in_a": only_a.iter().map(|(label, scenario)| json!({ "label": label, "scenario": scenario })).collect::<Vec<_>>(),
             "only_in_b": only_b.iter().map(|(label, scenario)| json!({ "label": label, "scenario": scenario })).collect::<Vec<_>>(),

@@ -242,6 +242,11 @@ fn the_json_document_has_its_fields() {
         assert!(document.get(key).is_some(), "{key} missing: {document}");
     }
     assert_eq!(document["a"]["suite"], "fixture");
+    assert_eq!(
+        document["holm_rows"],
+        8 * 5,
+        "every row can be significant with 6 a side"
+    );
     assert_eq!(document["manifest_differences"], serde_json::json!([]));
     let row = &document["rows"][0];
     for key in [
