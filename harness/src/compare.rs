@@ -1,15 +1,31 @@
-//! `harness compare A B`: two result sets side by side.
+//! `harness compare A B`: what changed between two result sets, and what
+//! only looks changed.
 //!
-//! Cells are matched by label and scenario; repeats are summarised by their
-//! median and min-max. For each metric the table shows the ratio B / A and
-//! marks a change as real only when it is larger than the noise: the spread
-//! (max - min) of the repeats in either set, or, when both sets ran once,
-//! `--threshold` percent. `--fail-on-regression PCT` exits non-zero when the
-//! chosen metric got worse by more than PCT and beyond the noise in any cell.
+//! Cells are matched by label and scenario; their samples are the repeats.
+//! For every matched cell and metric a row gives the medians of A and B,
+//! the ratio of medians B / A with a 95% confidence interval (Hodges–Lehmann
+//! on log values, the interval that inverts the rank test: see
+//! [`crate::stats`]), the two-sided Mann–Whitney p-value and a verdict:
+//!
+//! - `better` / `worse`: significant after Holm–Bonferroni over every row
+//!   that could be significant, and the ratio's CI reaches beyond
+//!   ±`--threshold`;
+//! - `same`: no significant difference, or a CI inside ±`--threshold`;
+//! - `too few repeats`: the sample sizes cannot give p < 0.05 at all (the
+//!   smallest p they allow is shown); 3 repeats a side cannot.
+//!
+//! Before the table, what differs between the two manifests. A difference
+//! in what was measured (suite, scenarios, sizes) is refused unless
+//! `--force`; one in where (CPU, cores, kernel) is a warning.
+//! `--fail-on-regression PCT` exits 1 for a `worse` row whose whole CI lies
+//! beyond PCT, and only then.
 
-use crate::report::groups::{Labels, Spread, count, kib, number};
+use crate::report::groups::{Labels, count, kib, number};
 use crate::report::load::{self, Histograms, ResultSet};
 use crate::results::cell::Cell;
+use crate::stats::{self, ALPHA};
+use serde::Serialize;
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -20,15 +36,26 @@ pub struct CompareArgs {
     pub a: PathBuf,
     /// The result set compared with the baseline.
     pub b: PathBuf,
-    /// The metric --fail-on-regression checks (and the one shown with its values).
-    #[arg(long, value_enum, default_value = "msgs_per_sec")]
-    pub metric: Metric,
-    /// Exit non-zero when the metric regresses by more than PCT percent, beyond the noise.
+    /// Compare this metric only [default: all six]; `rss_kib` is another
+    /// name for `memory_kib`.
+    #[arg(long, value_enum)]
+    pub metric: Option<Metric>,
+    /// Exit 1 when a row is `worse` and its whole 95% CI lies more than PCT
+    /// percent beyond no change.
     #[arg(long, value_name = "PCT")]
     pub fail_on_regression: Option<f64>,
-    /// Noise threshold in percent when neither set has repeats.
-    #[arg(long, value_name = "PCT", default_value_t = 5.0)]
+    /// A change whose 95% CI lies within ±PCT percent is `same`.
+    #[arg(long, value_name = "PCT", default_value_t = 2.0)]
     pub threshold: f64,
+    /// List every row, not only the significant ones.
+    #[arg(long)]
+    pub all: bool,
+    /// Print the comparison as one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Compare sets that measured different things (suite, scenarios, sizes).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// A compared measure.
@@ -60,14 +87,14 @@ impl Metric {
         Metric::MemoryKib,
     ];
 
-    fn heading(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
-            Metric::MsgsPerSec => "msgs/s",
+            Metric::MsgsPerSec => "msgs_per_sec",
             Metric::P50 => "p50",
             Metric::P99 => "p99",
-            Metric::P999 => "p99.9",
-            Metric::CpuUsPerMsg => "CPU/msg",
-            Metric::MemoryKib => "memory",
+            Metric::P999 => "p999",
+            Metric::CpuUsPerMsg => "cpu_us_per_msg",
+            Metric::MemoryKib => "memory_kib",
         }
     }
 
@@ -95,60 +122,171 @@ impl Metric {
     }
 }
 
-/// One metric of one matched cell.
-#[derive(Debug, Clone, Copy)]
-struct Change {
-    a: Spread,
-    b: Spread,
-    /// (B - A) / A in percent.
-    percent: f64,
-    /// The change is larger than the noise.
-    real: bool,
-    /// The change is real and for the worse.
-    worse: bool,
+/// What a row says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    #[serde(rename = "better")]
+    Better,
+    #[serde(rename = "worse")]
+    Worse,
+    #[serde(rename = "same")]
+    Same,
+    #[serde(rename = "too few repeats")]
+    TooFewRepeats,
 }
 
-impl Change {
-    fn of(metric: Metric, a: Option<Spread>, b: Option<Spread>, threshold: f64) -> Option<Change> {
-        let (a, b) = (a?, b?);
-        if a.median == 0.0 {
-            return None;
+impl Verdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Better => "better",
+            Verdict::Worse => "worse",
+            Verdict::Same => "same",
+            Verdict::TooFewRepeats => "too few repeats",
         }
-        let percent = (b.median - a.median) / a.median * 100.0;
-        let noise = if a.runs > 1 || b.runs > 1 {
-            (a.max - a.min).max(b.max - b.min) / a.median.abs() * 100.0
-        } else {
-            threshold
+    }
+}
+
+/// One metric of one matched cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub label: String,
+    pub scenario: String,
+    pub metric: &'static str,
+    pub a_median: f64,
+    pub b_median: f64,
+    /// B / A, the ratio of the medians (null when A's median is 0).
+    pub ratio: Option<f64>,
+    /// The 95% CI of the ratio (null for too few repeats, or a value ≤ 0).
+    pub ratio_ci: Option<[f64; 2]>,
+    /// Mann–Whitney, two-sided, before any adjustment.
+    pub p_value: f64,
+    /// After Holm–Bonferroni over the rows that could be significant (null
+    /// for too few repeats).
+    pub p_holm: Option<f64>,
+    /// The smallest p the sample sizes allow.
+    pub smallest_p: f64,
+    pub n_a: usize,
+    pub n_b: usize,
+    pub verdict: Verdict,
+    #[serde(skip)]
+    higher_is_better: bool,
+    #[serde(skip)]
+    flags: String,
+}
+
+impl Row {
+    fn of(key: &Key, metric: Metric, a: &[&Cell], b: &[&Cell]) -> Option<Row> {
+        let values = |runs: &[&Cell]| -> Vec<f64> {
+            runs.iter()
+                .filter_map(|cell| metric.value(cell))
+                .filter(|value| value.is_finite())
+                .collect()
         };
-        let real = percent.abs() > noise;
-        let worse = real && (percent < 0.0) == metric.higher_is_better();
-        Some(Change {
-            a,
-            b,
-            percent,
-            real,
-            worse,
+        let (values_a, values_b) = (values(a), values(b));
+        let test = stats::mann_whitney(&values_a, &values_b)?;
+        let (a_median, b_median) = (stats::median(&values_a), stats::median(&values_b));
+        let (n_a, n_b) = (values_a.len(), values_b.len());
+        let smallest_p = stats::smallest_p(n_a, n_b);
+        Some(Row {
+            label: key.0.clone(),
+            scenario: key.1.clone(),
+            metric: metric.name(),
+            a_median,
+            b_median,
+            ratio: (a_median != 0.0).then(|| b_median / a_median),
+            ratio_ci: stats::ratio_ci(&values_a, &values_b).map(|ci| [ci.low, ci.high]),
+            p_value: test.p_value,
+            p_holm: None,
+            smallest_p,
+            n_a,
+            n_b,
+            verdict: if smallest_p > ALPHA {
+                Verdict::TooFewRepeats
+            } else {
+                Verdict::Same
+            },
+            higher_is_better: metric.higher_is_better(),
+            flags: flags_text(a, b),
         })
     }
 
-    /// `1.07*` (real), `0.93!` (real and worse), `1.01` (within noise).
-    fn ratio_text(&self) -> String {
-        let mark = if self.worse {
-            "!"
-        } else if self.real {
-            "*"
+    /// The verdict once `p_holm` is known.
+    fn judge(&mut self, p_holm: f64, threshold: f64) {
+        self.p_holm = Some(p_holm);
+        let within =
+            |[low, high]: [f64; 2]| low >= 1.0 - threshold / 100.0 && high <= 1.0 + threshold / 100.0;
+        self.verdict = if p_holm > ALPHA || self.ratio_ci.is_some_and(within) {
+            Verdict::Same
+        } else if (self.b_median > self.a_median) == self.higher_is_better {
+            Verdict::Better
         } else {
-            ""
+            Verdict::Worse
         };
-        format!("{:.2}{mark}", self.b.median / self.a.median)
     }
+
+    /// A `worse` row whose whole CI lies more than `limit` percent beyond 1.
+    fn regressed_beyond(&self, limit: f64) -> bool {
+        self.verdict == Verdict::Worse
+            && self.ratio_ci.is_some_and(|[low, high]| {
+                if self.higher_is_better {
+                    high < 1.0 - limit / 100.0
+                } else {
+                    low > 1.0 + limit / 100.0
+                }
+            })
+    }
+
+    fn ratio_text(&self) -> String {
+        let ratio = self
+            .ratio
+            .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.3}"));
+        match self.ratio_ci {
+            Some([low, high]) => format!("{ratio} [{low:.3}, {high:.3}]"),
+            None => ratio,
+        }
+    }
+
+    fn name(&self) -> String {
+        format!("{} / {} {}", self.label, self.scenario, self.metric)
+    }
+}
+
+/// One way the two manifests differ.
+#[derive(Debug, Clone, Serialize)]
+pub struct Difference {
+    pub field: &'static str,
+    pub a: String,
+    pub b: String,
+    /// `what` was measured (refused without --force), `where` (a warning),
+    /// or `how` (said).
+    pub kind: &'static str,
 }
 
 type Key = (String, String);
 
+/// What a cell says of itself, as text.
+type CellField = fn(&Cell) -> String;
+
 pub fn main(args: CompareArgs) -> anyhow::Result<()> {
     let set_a = load::result_set(&args.a, Histograms::Skip)?;
     let set_b = load::result_set(&args.b, Histograms::Skip)?;
+    // A set with no cells and nothing else was refused on reading; one
+    // holding only a robustness matrix (or a tour) compares those.
+    let differences = manifest_differences(&set_a, &set_b);
+    let measured_differently: Vec<String> = differences
+        .iter()
+        .filter(|difference| difference.kind == "what")
+        .map(|difference| format!("{} ({} vs {})", difference.field, difference.a, difference.b))
+        .collect();
+    if !measured_differently.is_empty() && !args.force {
+        anyhow::bail!(
+            "{} and {} measured different things: {}; compare them anyway with --force",
+            set_a.dir.display(),
+            set_b.dir.display(),
+            measured_differently.join(", ")
+        );
+    }
+
     let (runs_a, runs_b) = (runs_by_cell(&set_a), runs_by_cell(&set_b));
     let labels = Labels::new(
         runs_a
@@ -168,75 +306,312 @@ pub fn main(args: CompareArgs) -> anyhow::Result<()> {
         runs_b.keys().filter(|key| !runs_a.contains_key(*key)).collect(),
         &labels,
     );
-
-    let chosen = args.metric;
-    let mut headers: Vec<String> = vec!["model".into(), "scenario".into()];
-    headers.push(format!("{} A", chosen.heading()));
-    headers.push(format!("{} B", chosen.heading()));
-    headers.extend(
-        Metric::ALL
+    let metrics: Vec<Metric> = match args.metric {
+        Some(metric) => vec![metric],
+        None => Metric::ALL.to_vec(),
+    };
+    let mut rows: Vec<Row> = matched
+        .iter()
+        .flat_map(|key| {
+            let (a, b) = (&runs_a[*key], &runs_b[*key]);
+            metrics
+                .iter()
+                .filter_map(move |&metric| Row::of(key, metric, a, b))
+        })
+        .collect();
+    // Holm over the family of rows that could be significant at all.
+    let family: Vec<usize> = (0..rows.len())
+        .filter(|&index| rows[index].verdict != Verdict::TooFewRepeats)
+        .collect();
+    let adjusted = stats::holm(
+        &family
             .iter()
-            .map(|metric| format!("{} B/A", metric.heading())),
+            .map(|&index| rows[index].p_value)
+            .collect::<Vec<_>>(),
     );
-    headers.push("flags".into());
-    let mut rows = Vec::new();
-    let mut regressions = Vec::new();
-    for key in &matched {
-        let (a, b) = (&runs_a[*key], &runs_b[*key]);
-        let spread =
-            |runs: &Vec<&Cell>, metric: Metric| Spread::of(runs.iter().filter_map(|cell| metric.value(cell)));
-        let mut row = vec![key.0.clone(), key.1.clone()];
-        for runs in [a, b] {
-            row.push(spread(runs, chosen).map_or_else(|| "-".into(), |value| with_range(chosen, value)));
-        }
-        for metric in Metric::ALL {
-            let change = Change::of(metric, spread(a, metric), spread(b, metric), args.threshold);
-            row.push(change.map_or_else(|| "-".into(), |change| change.ratio_text()));
-            if metric == chosen
-                && let (Some(change), Some(limit)) = (change, args.fail_on_regression)
-                && change.worse
-                && change.percent.abs() > limit
-            {
-                regressions.push(format!("{} / {} ({:+.1}%)", key.0, key.1, change.percent));
-            }
-        }
-        row.push(flags_text(a, b));
-        rows.push(row);
+    for (&index, p_holm) in family.iter().zip(adjusted) {
+        rows[index].judge(p_holm, args.threshold);
     }
+    let regressions: Vec<&Row> = args
+        .fail_on_regression
+        .map(|limit| rows.iter().filter(|row| row.regressed_beyond(limit)).collect())
+        .unwrap_or_default();
 
-    let mut out = String::new();
-    let _ = writeln!(out, "A: {}\nB: {}", describe(&set_a), describe(&set_b));
-    let _ = writeln!(
-        out,
-        "B/A: ratio of medians over repeats; * beyond the noise (spread of repeats in either set, or {}% when \
-         both ran once); ! beyond the noise and worse (lower msgs/s, higher latency, CPU or memory).\n",
-        args.threshold
-    );
-    out.push_str(&table(&headers, &rows));
-    for (name, keys) in [("A", &only_a), ("B", &only_b)] {
-        if !keys.is_empty() {
-            let _ = writeln!(out, "\nOnly in {name} ({}):", keys.len());
-            for (label, scenario) in keys {
-                let _ = writeln!(out, "  {label} / {scenario}");
+    if args.json {
+        let document = json!({
+            "a": describe_json(&set_a),
+            "b": describe_json(&set_b),
+            "manifest_differences": differences,
+            "threshold_percent": args.threshold,
+            "holm_rows": family.len(),
+            "rows": rows,
+            "only_in_a": only_a.iter().map(|(label, scenario)| json!({ "label": label, "scenario": scenario })).collect::<Vec<_>>(),
+            "only_in_b": only_b.iter().map(|(label, scenario)| json!({ "label": label, "scenario": scenario })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+    } else {
+        let mut out = String::new();
+        let _ = writeln!(out, "A: {}\nB: {}", describe(&set_a), describe(&set_b));
+        out.push_str(&differences_text(&differences));
+        out.push_str(&rows_text(&rows, family.len(), &args));
+        for (name, keys) in [("A", &only_a), ("B", &only_b)] {
+            if !keys.is_empty() {
+                let _ = writeln!(out, "\nOnly in {name} ({}):", keys.len());
+                for (label, scenario) in keys {
+                    let _ = writeln!(out, "  {label} / {scenario}");
+                }
             }
         }
+        if let (Some(faults_a), Some(faults_b)) = (&set_a.faults, &set_b.faults) {
+            out.push_str(&fault_changes(faults_a, faults_b, &labels));
+        }
+        print!("{out}");
     }
-    if let (Some(faults_a), Some(faults_b)) = (&set_a.faults, &set_b.faults) {
-        out.push_str(&fault_changes(faults_a, faults_b, &labels));
+    for difference in differences.iter().filter(|difference| difference.kind == "where") {
+        eprintln!(
+            "harness: warning: measured on different machines: {} {} vs {}",
+            difference.field, difference.a, difference.b
+        );
     }
-    print!("{out}");
 
     if let Some(limit) = args.fail_on_regression
         && !regressions.is_empty()
     {
         anyhow::bail!(
-            "{} regressed by more than {limit}% beyond the noise in {} cell(s): {}",
-            chosen.heading(),
+            "{} row(s) worse by more than {limit}% over their whole 95% CI: {}",
             regressions.len(),
-            regressions.join(", ")
+            regressions
+                .iter()
+                .map(|row| format!("{} {}", row.name(), row.ratio_text()))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(())
+}
+
+/// The table: significant rows (every row with `--all`), the others
+/// counted in a line each, and why nothing could be significant when the
+/// repeats were too few for the family's size.
+fn rows_text(rows: &[Row], family: usize, args: &CompareArgs) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nB/A: ratio of medians with its 95% CI (Hodges-Lehmann); p: Mann-Whitney U, two-sided, then \
+         Holm-Bonferroni over {family} rows; same: p(Holm) > {ALPHA} or the CI within ±{}%.\n",
+        args.threshold
+    );
+    let shown: Vec<&Row> = rows
+        .iter()
+        .filter(|row| args.all || matches!(row.verdict, Verdict::Better | Verdict::Worse))
+        .collect();
+    if !shown.is_empty() {
+        let headers = [
+            "label",
+            "scenario",
+            "metric",
+            "A",
+            "B",
+            "B/A [95% CI]",
+            "p",
+            "p Holm",
+            "n",
+            "verdict",
+            "flags",
+        ]
+        .map(String::from);
+        let metric_of = |row: &Row| {
+            Metric::ALL
+                .into_iter()
+                .find(|metric| metric.name() == row.metric)
+                .expect("a row's metric is one of ALL")
+        };
+        let cells: Vec<Vec<String>> = shown
+            .iter()
+            .map(|row| {
+                vec![
+                    row.label.clone(),
+                    row.scenario.clone(),
+                    row.metric.to_owned(),
+                    metric_of(row).format(row.a_median),
+                    metric_of(row).format(row.b_median),
+                    row.ratio_text(),
+                    p_text(row.p_value),
+                    row.p_holm.map_or_else(|| "-".to_owned(), p_text),
+                    format!("{}/{}", row.n_a, row.n_b),
+                    row.verdict.as_str().to_owned(),
+                    row.flags.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&headers, &cells));
+    }
+    if !args.all {
+        let cells_of = |verdict: Verdict| {
+            let selected: Vec<&Row> = rows.iter().filter(|row| row.verdict == verdict).collect();
+            let cells: BTreeSet<(&str, &str)> = selected
+                .iter()
+                .map(|row| (row.label.as_str(), row.scenario.as_str()))
+                .collect();
+            (selected, cells.len())
+        };
+        let (same, same_cells) = cells_of(Verdict::Same);
+        if !same.is_empty() {
+            let _ = writeln!(
+                out,
+                "{same_cells} cells: no significant change ({} rows; --all lists them)",
+                same.len()
+            );
+        }
+        let (few, few_cells) = cells_of(Verdict::TooFewRepeats);
+        if let Some(smallest) = few.iter().map(|row| row.smallest_p).reduce(f64::min) {
+            let _ = writeln!(
+                out,
+                "{few_cells} cells: too few repeats to tell ({} rows; the smallest p their sizes allow is {}; \
+                 4 repeats a side can reach p < 0.05, 6 give a CI)",
+                few.len(),
+                p_text(smallest)
+            );
+        }
+    }
+    // Holm over many rows asks more of each p than few repeats can give.
+    let reachable = rows
+        .iter()
+        .filter(|row| row.verdict != Verdict::TooFewRepeats)
+        .map(|row| row.smallest_p)
+        .reduce(f64::min);
+    if let Some(smallest) = reachable
+        && smallest * family as f64 > ALPHA
+    {
+        let needed = (2..=100)
+            .find(|&n| stats::smallest_p(n, n) * family as f64 <= ALPHA)
+            .unwrap_or(100);
+        let _ = writeln!(
+            out,
+            "No row can be significant: Holm over {family} rows needs p ≤ {} for the first, and these repeats \
+             give p ≥ {}. Ask fewer questions (--metric) or repeat more (n = {needed} a side).",
+            p_text(ALPHA / family as f64),
+            p_text(smallest)
+        );
+    }
+    out
+}
+
+fn p_text(p: f64) -> String {
+    if p < 0.001 {
+        format!("{p:.2e}")
+    } else {
+        format!("{p:.4}")
+    }
+}
+
+/// What differs between the two manifests, and between what their cells
+/// say of themselves (sizes, duration, how system calls were counted).
+fn manifest_differences(a: &ResultSet, b: &ResultSet) -> Vec<Difference> {
+    let fields: [(&'static str, &'static str, &[&str]); 9] = [
+        ("suite", "what", &["/suite/name", "/suite"]),
+        ("cpu_model", "where", &["/machine/cpu_model"]),
+        ("cores", "where", &["/machine/cores"]),
+        ("kernel", "where", &["/machine/kernel"]),
+        ("harness_version", "how", &["/harness_version"]),
+        ("git_commit", "how", &["/git_commit"]),
+        ("server_cpus", "how", &["/parameters/server_cpus"]),
+        ("client_cpus", "how", &["/parameters/client_cpus"]),
+        ("repeats", "how", &["/parameters/repeat"]),
+    ];
+    let manifest_field = |set: &ResultSet, pointers: &[&str]| {
+        pointers
+            .iter()
+            .find_map(|pointer| set.manifest.pointer(pointer))
+            .map_or_else(|| "-".to_owned(), value_text)
+    };
+    let mut differences: Vec<Difference> = fields
+        .iter()
+        .map(|&(field, kind, pointers)| Difference {
+            field,
+            a: manifest_field(a, pointers),
+            b: manifest_field(b, pointers),
+            kind,
+        })
+        .collect();
+    let from_cells: [(&'static str, &'static str, CellField); 4] = [
+        ("scenarios", "what", |cell| cell.scenario.clone()),
+        ("sizes", "what", |cell| cell.size.to_string()),
+        ("duration_s", "how", |cell| cell.duration_s.to_string()),
+        ("syscalls_method", "how", syscalls_method),
+    ];
+    for (field, kind, of) in from_cells {
+        let values = |set: &ResultSet| {
+            let values: BTreeSet<String> = set.cells.iter().map(|data| of(&data.cell)).collect();
+            values.into_iter().collect::<Vec<_>>().join(", ")
+        };
+        differences.push(Difference {
+            field,
+            a: values(a),
+            b: values(b),
+            kind,
+        });
+    }
+    differences.retain(|difference| difference.a != difference.b);
+    differences
+}
+
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// How a cell's system calls were counted, its numbers (phase length,
+/// messages) left out so that cells counted alike read alike.
+fn syscalls_method(cell: &Cell) -> String {
+    let Some(server) = &cell.server else {
+        return "not measured (target)".to_owned();
+    };
+    let syscalls = &server.syscalls;
+    if let Some(method) = &syscalls.method {
+        let mut text = String::new();
+        let mut in_number = false;
+        for character in method.chars() {
+            let digit = character.is_ascii_digit() || (in_number && character == '.');
+            if digit && !in_number {
+                text.push('N');
+            } else if !digit {
+                text.push(character);
+            }
+            in_number = digit;
+        }
+        text
+    } else if syscalls.unavailable.is_some() {
+        "not counted".to_owned()
+    } else if syscalls.per_msg_total.is_some() {
+        "counted during the window (method not recorded)".to_owned()
+    } else {
+        "not recorded".to_owned()
+    }
+}
+
+fn differences_text(differences: &[Difference]) -> String {
+    if differences.is_empty() {
+        return "Manifests: measured alike (suite, machine, kernel, harness, CPU layout, repeats, duration, \
+                system-call counting).\n"
+            .to_owned();
+    }
+    let mut out = String::from("Manifests differ:\n");
+    for difference in differences {
+        let note = match difference.kind {
+            "what" => "  (measured something else)",
+            "where" => "  (warning: another machine or kernel)",
+            _ => "",
+        };
+        let _ = writeln!(
+            out,
+            "  {}: A {}, B {}{note}",
+            difference.field, difference.a, difference.b
+        );
+    }
+    out
 }
 
 /// By scenario, then label in display order.
@@ -275,41 +650,40 @@ fn flags_text(a: &[&Cell], b: &[&Cell]) -> String {
     parts.join("; ")
 }
 
-fn with_range(metric: Metric, spread: Spread) -> String {
-    if spread.runs > 1 {
-        format!(
-            "{} ({}-{})",
-            metric.format(spread.median),
-            metric.format(spread.min),
-            metric.format(spread.max)
-        )
-    } else {
-        metric.format(spread.median)
-    }
+fn manifest_str(set: &ResultSet, pointers: &[&str]) -> Option<String> {
+    pointers.iter().find_map(|pointer| {
+        set.manifest
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    })
 }
 
 /// The directory, with the manifest's suite and commit when present.
 fn describe(set: &ResultSet) -> String {
-    let field = |names: &[&str]| {
-        names.iter().find_map(|name| {
-            set.manifest
-                .pointer(name)
-                .and_then(|value| value.as_str())
-                .map(str::to_owned)
-        })
-    };
     let mut text = set.dir.display().to_string();
-    if let Some(suite) = field(&["/suite", "/suite/name"]) {
+    if let Some(suite) = manifest_str(set, &["/suite", "/suite/name"]) {
         text.push_str(&format!(", suite {suite}"));
     }
-    if let Some(commit) = field(&["/git_commit", "/commit", "/git/commit"]) {
+    if let Some(commit) = manifest_str(set, &["/git_commit", "/commit", "/git/commit"]) {
         text.push_str(&format!(", commit {commit}"));
     }
     text.push_str(&format!(", {} cells", set.cells.len()));
     text
 }
 
-/// Left-aligned text columns, right-aligned numbers, two spaces apart.
+fn describe_json(set: &ResultSet) -> Value {
+    json!({
+        "dir": set.dir.display().to_string(),
+        "suite": manifest_str(set, &["/suite", "/suite/name"]),
+        "git_commit": manifest_str(set, &["/git_commit", "/commit", "/git/commit"]),
+        "harness_version": manifest_str(set, &["/harness_version"]),
+        "cells": set.cells.len(),
+    })
+}
+
+/// Left-aligned text columns (the first three and the last two),
+/// right-aligned numbers, two spaces apart.
 fn table(headers: &[String], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|header| header.chars().count()).collect();
     for row in rows {
@@ -323,7 +697,7 @@ fn table(headers: &[String], rows: &[Vec<String>]) -> String {
             .zip(&widths)
             .enumerate()
             .map(|(column, (cell, width))| {
-                if column < 2 || column + 1 == cells.len() {
+                if column < 3 || column + 2 >= cells.len() {
                     format!("{cell:<width$}")
                 } else {
                     format!("{cell:>width$}")
@@ -393,25 +767,69 @@ fn fault_changes(
 mod tests {
     use super::*;
 
-    fn spread(values: &[f64]) -> Option<Spread> {
-        Spread::of(values.iter().copied())
+    fn row(metric: Metric, a: &[f64], b: &[f64]) -> Row {
+        let cell = |value: f64| {
+            let mut cell: Cell = serde_json::from_value(json!({
+                "label": "epoll", "target": "t", "scenario": "s", "repeat": 1, "shape": "closed", "connections": 1,
+                "size": 64, "idle": 0, "warmup_s": 0.0, "duration_s": 1.0, "messages": 1,
+                "msgs_per_sec": value, "bytes_per_sec": 0.0,
+                "latency_us": { "min": 0.0, "mean": 0.0, "p50": value, "p90": 0.0, "p99": value, "p999": 0.0,
+                                "p9999": 0.0, "max": 0.0 },
+                "errors": { "mismatch": 0, "reset": 0, "timeout": 0, "connect": 0, "closed": 0, "addr_unavailable": 0 },
+                "starved_connections": 0, "fairness": { "jain": 1.0, "min": 1, "median": 1, "max": 1 },
+                "server": null,
+                "client": { "cpu_percent": 0.0, "busiest_thread_percent": 0.0, "threads": 1, "cpus": [] },
+                "behind_schedule_fraction": 0.0, "flags": []
+            }))
+            .expect("a minimal cell document");
+            cell.msgs_per_sec = value;
+            cell
+        };
+        let (a, b): (Vec<Cell>, Vec<Cell>) = (
+            a.iter().map(|&v| cell(v)).collect(),
+            b.iter().map(|&v| cell(v)).collect(),
+        );
+        let key = ("epoll".to_owned(), "s".to_owned());
+        Row::of(
+            &key,
+            metric,
+            &a.iter().collect::<Vec<_>>(),
+            &b.iter().collect::<Vec<_>>(),
+        )
+        .unwrap()
+    }
+
+    const A: [f64; 6] = [100.0, 101.0, 102.0, 103.0, 104.0, 105.0];
+
+    #[test]
+    fn a_separated_drop_is_worse_and_gates_only_beyond_its_ci() {
+        let b: Vec<f64> = A.iter().map(|value| value * 0.7).collect();
+        let mut drop = row(Metric::MsgsPerSec, &A, &b);
+        drop.judge(drop.p_value, 2.0);
+        assert_eq!(drop.verdict, Verdict::Worse);
+        assert!(drop.regressed_beyond(10.0), "{drop:?}");
+        assert!(
+            !drop.regressed_beyond(30.0),
+            "the CI reaches above 0.70: {drop:?}"
+        );
+        // The same separation in latency is better when lower.
+        let mut faster = row(Metric::P99, &A, &b);
+        faster.judge(faster.p_value, 2.0);
+        assert_eq!(faster.verdict, Verdict::Better);
     }
 
     #[test]
-    fn single_runs_use_the_threshold() {
-        let change = Change::of(Metric::MsgsPerSec, spread(&[100.0]), spread(&[96.0]), 5.0).unwrap();
-        assert!(!change.real);
-        let change = Change::of(Metric::MsgsPerSec, spread(&[100.0]), spread(&[90.0]), 5.0).unwrap();
-        assert!(change.real && change.worse);
-    }
-
-    #[test]
-    fn repeats_use_their_spread_and_latency_is_worse_when_higher() {
-        let change = Change::of(Metric::P99, spread(&[90.0, 100.0, 110.0]), spread(&[115.0]), 5.0).unwrap();
-        assert!(!change.real, "15% is within a 20% spread");
-        let change = Change::of(Metric::P99, spread(&[99.0, 100.0, 101.0]), spread(&[110.0]), 50.0).unwrap();
-        assert!(change.real && change.worse);
-        let change = Change::of(Metric::P99, spread(&[99.0, 100.0, 101.0]), spread(&[90.0]), 50.0).unwrap();
-        assert!(change.real && !change.worse);
+    fn small_or_insignificant_changes_are_the_same_and_three_repeats_too_few() {
+        let b: Vec<f64> = A.iter().map(|value| value * 0.995).collect();
+        let mut tiny = row(Metric::MsgsPerSec, &A, &b);
+        tiny.judge(tiny.p_value, 2.0);
+        assert_eq!(tiny.verdict, Verdict::Same, "{tiny:?}");
+        let mut unadjusted = row(Metric::MsgsPerSec, &A, &A.map(|value| value * 0.7));
+        unadjusted.judge(0.2, 2.0);
+        assert_eq!(unadjusted.verdict, Verdict::Same, "not significant after Holm");
+        let few = row(Metric::MsgsPerSec, &A[..3], &[50.0, 51.0, 52.0]);
+        assert_eq!(few.verdict, Verdict::TooFewRepeats);
+        assert_eq!(few.smallest_p, 0.1);
+        assert!(few.ratio_ci.is_none());
     }
 }

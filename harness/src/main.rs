@@ -30,6 +30,7 @@ mod results;
 mod run;
 mod serve;
 mod server;
+mod stats;
 mod tour;
 
 use clap::{Parser, Subcommand};

@@ -12,6 +12,7 @@ use crate::report;
 use crate::results::cell::Cell;
 use crate::results::{files, set};
 use crate::server::process::Unsupported;
+use crate::stats;
 use anyhow::{Context, Result};
 use indicatif::{HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeSet;
@@ -44,8 +45,8 @@ pub struct RunArgs {
     /// CPU per message: the README says how much).
     #[arg(long)]
     no_syscalls: bool,
-    /// Run every cell this many times; tables and charts show the median and
-    /// the min–max spread.
+    /// Run every cell this many times, interleaved; the summary shows the
+    /// median with its 95% CI from 6 repeats, the min–max below.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     repeat: u32,
     /// Where to write the result set [default: results/runs/<UTC time>-<hostname>]
@@ -330,7 +331,8 @@ pub(crate) fn eprint_progress_line(done: u64, total: u64, started: Instant, what
 }
 
 /// The table printed at the end: one row per scenario and label; with
-/// repeats, the median and the min–max spread.
+/// repeats, the throughput's median and its 95% CI (n ≥ 6), or its min–max
+/// marked `n = N: no CI`.
 fn summary_table(cells: &[Cell], repeats: u32) -> String {
     use std::collections::BTreeMap;
     use std::fmt::Write;
@@ -346,7 +348,7 @@ fn summary_table(cells: &[Cell], repeats: u32) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n{:<24} {:<22} {:>22} {:>9} {:>9} {:>10} {:>7} {:>9}  flags",
+        "\n{:<24} {:<22} {:>36} {:>9} {:>9} {:>10} {:>7} {:>9}  flags",
         "scenario", "model", "msgs/s", "p50 µs", "p99 µs", "max µs", "cpu %", "cpu µs/m"
     );
     let mut last_scenario = String::new();
@@ -355,9 +357,8 @@ fn summary_table(cells: &[Cell], repeats: u32) -> String {
         let median = |f: &dyn Fn(&Cell) -> f64| median_of(group.iter().map(|c| f(c)).collect());
         let throughput = if repeats > 1 {
             let values: Vec<f64> = group.iter().map(|c| c.msgs_per_sec).collect();
-            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = values.iter().copied().fold(0.0, f64::max);
-            format!("{:.0} [{:.0}–{:.0}]", median_of(values), min, max)
+            stats::Summary::of(&values)
+                .map_or_else(|| "-".to_owned(), |summary| summary.text(|v| format!("{v:.0}")))
         } else {
             format!("{:.0}", group[0].msgs_per_sec)
         };
@@ -375,7 +376,7 @@ fn summary_table(cells: &[Cell], repeats: u32) -> String {
         last_scenario = key.0.clone();
         let _ = writeln!(
             out,
-            "{:<24} {:<22} {:>22} {:>9.1} {:>9.1} {:>10.1} {:>7.1} {:>9.2}  {}",
+            "{:<24} {:<22} {:>36} {:>9.1} {:>9.1} {:>10.1} {:>7.1} {:>9.2}  {}",
             scenario,
             key.1,
             throughput,
@@ -413,5 +414,55 @@ mod tests {
         assert_eq!(median_of(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median_of(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median_of(Vec::new()).is_nan());
+    }
+
+    fn cell(repeat: u32, msgs_per_sec: f64) -> Cell {
+        use crate::results::cell::{ClientStats, Errors, Fairness, Latency, Shape};
+        Cell {
+            model: None,
+            model_args: Vec::new(),
+            command: None,
+            label: "epoll".to_owned(),
+            target: "127.0.0.1:7000".to_owned(),
+            server_cpus: Vec::new(),
+            scenario: "closed-c10-s64".to_owned(),
+            repeat,
+            shape: Shape::Closed,
+            connections: 10,
+            size: 64,
+            idle: 0,
+            rate: None,
+            warmup_s: 0.5,
+            duration_s: 3.0,
+            messages: (msgs_per_sec * 3.0) as u64,
+            msgs_per_sec,
+            bytes_per_sec: 0.0,
+            connections_per_sec: None,
+            latency_us: Latency::default(),
+            errors: Errors::default(),
+            starved_connections: 0,
+            fairness: Fairness::default(),
+            server: None,
+            client: ClientStats::default(),
+            behind_schedule_fraction: 0.0,
+            flags: Vec::new(),
+            share: None,
+            hosts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_summary_gives_a_ci_from_six_repeats_and_says_when_there_is_none() {
+        let three: Vec<Cell> = (1..=3)
+            .map(|repeat| cell(repeat, 1000.0 + f64::from(repeat)))
+            .collect();
+        let table = summary_table(&three, 3);
+        assert!(table.contains("1002 [1001–1003] n = 3: no CI"), "{table}");
+        let six: Vec<Cell> = (1..=6)
+            .map(|repeat| cell(repeat, 1000.0 + f64::from(repeat)))
+            .collect();
+        let table = summary_table(&six, 6);
+        assert!(table.contains("1004 [1001, 1006]"), "{table}");
+        assert!(!table.contains("no CI"), "{table}");
     }
 }
