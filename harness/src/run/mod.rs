@@ -445,6 +445,7 @@ mod tests {
             server: None,
             client: ClientStats::default(),
             behind_schedule_fraction: 0.0,
+            machine: None,
             flags: Vec::new(),
             share: None,
             hosts: Vec::new(),
