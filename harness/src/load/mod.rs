@@ -101,8 +101,8 @@ pub struct LoadPlan {
 }
 
 /// Between the end of the measurement and the counting phase: time to open
-/// the counters (tens of milliseconds) while the load goes on.
-pub const COUNTING_GAP: Duration = Duration::from_millis(150);
+/// the counters (1 to 25 ms measured) while the load goes on.
+pub const COUNTING_GAP: Duration = Duration::from_millis(100);
 
 /// Most load hosts one load can be shared by (churn stream ids keep the host
 /// in their top 12 bits).
