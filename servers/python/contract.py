@@ -26,6 +26,7 @@ import resource
 import signal
 import socket
 import sys
+import threading
 import time
 
 # Bytes read at once, and the most a connection holds unsent (echo-core's
@@ -189,6 +190,23 @@ def stop_on_signals(before_exit=None):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+
+def start_thread(target, *args):
+    """Starts a daemon thread that never receives SIGTERM or SIGINT. A
+    process-directed signal goes to any thread that does not block it, and
+    Python runs its handler only in the main thread: a worker blocked in
+    recv that took the signal would leave the main thread asleep in accept
+    and the server running. The new thread inherits the mask it is started
+    with, so the stop signals are blocked around its start."""
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    try:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return thread
 
 
 def no_delay(connection):

@@ -20,7 +20,6 @@ processes.
 """
 
 import queue
-import threading
 
 import contract
 
@@ -34,7 +33,7 @@ def worker(connections, work):
 def serve(listener, args):
     connections = queue.Queue()
     for _ in range(args.workers):
-        threading.Thread(target=worker, args=(connections, args.work), daemon=True).start()
+        contract.start_thread(worker, connections, args.work)
     exhaustion = contract.Exhaustion(args.model)
     while True:
         connections.put(contract.accept_blocking(listener, exhaustion))

@@ -32,9 +32,8 @@ def serve(listener, args):
     exhaustion = contract.Exhaustion(args.model)
     while True:
         connection, peer = contract.accept_blocking(listener, exhaustion)
-        client = threading.Thread(target=contract.echo_blocking, args=(connection, peer, args.work), daemon=True)
         try:
-            client.start()
+            contract.start_thread(contract.echo_blocking, connection, peer, args.work)
         except RuntimeError as error:  # can't start new thread
             contract.log(f"{contract.peer_name(peer)}: closed, no thread for it: {error}")
             connection.close()
