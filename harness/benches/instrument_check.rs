@@ -23,11 +23,23 @@
 //! cargo bench -p harness --bench instrument_check               # 5 pairs, 3 s each
 //! cargo bench -p harness --bench instrument_check -- --pairs 7 --duration 5 --connections 100
 //! cargo bench -p harness --bench instrument_check -- --modes counting
+//! cargo bench -p harness --bench instrument_check -- --modes counting,control --models epoll --pairs 10
 //! ```
+//!
+//! Mode `control` is the counting rows' A/A test: `--no-syscalls` against
+//! `--no-syscalls` in the same interleaved design, so that a counting row's
+//! ratio can be read against what the design gives when nothing differs.
+//! Each row also prints the Mann–Whitney p of its two sets of runs and the
+//! Hodges–Lehmann ratio with its 95% interval (`src/stats.rs`).
 
 #[allow(dead_code)]
 #[path = "../examples/pingpong.rs"]
 mod pingpong;
+#[allow(dead_code, unused_imports)]
+#[path = "../src/stats.rs"]
+mod stats;
+
+use stats::median;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -50,6 +62,7 @@ struct Options {
     duration_s: f64,
     connections: Vec<usize>,
     modes: Vec<String>,
+    models: Vec<String>,
 }
 
 fn options() -> Options {
@@ -64,6 +77,7 @@ fn options() -> Options {
             "counted".into(),
             "counting".into(),
         ],
+        models: COUNTING_MODELS.iter().map(|&model| model.to_owned()).collect(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -78,9 +92,10 @@ fn options() -> Options {
                     .collect()
             }
             "--modes" => options.modes = value().split(',').map(str::to_owned).collect(),
+            "--models" => options.models = value().split(',').map(str::to_owned).collect(),
             "--bench" => {} // added by cargo bench
             other => panic!(
-                "unknown option {other}; options: --pairs N --duration SECS --connections N,N --modes model,command,target,counted,counting"
+                "unknown option {other}; options: --pairs N --duration SECS --connections N,N --modes model,command,target,counted,counting,control --models epoll,uring,threaded"
             ),
         }
     }
@@ -173,36 +188,33 @@ fn harness(server: &[&str], connections: usize, duration_s: f64, cpus: (usize, u
     )
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let middle = sorted.len() / 2;
-    if sorted.len().is_multiple_of(2) {
-        (sorted[middle - 1] + sorted[middle]) / 2.0
-    } else {
-        sorted[middle]
-    }
-}
-
 /// The counting rows: each model's default cell against `--no-syscalls`,
 /// and the `uring`/`epoll` ratio both ways. True when every goal is met.
-fn counting_rows(options: &Options, cpus: (usize, usize)) -> bool {
+/// With `control`, both sides are `--no-syscalls` (the A/A test): the
+/// ratios it prints are what the design gives when nothing differs, and no
+/// goal is judged.
+fn counting_rows(options: &Options, cpus: (usize, usize), control: bool) -> bool {
+    let (label, first) = if control {
+        ("control", "uncounted")
+    } else {
+        ("counting", "default")
+    };
     println!(
-        "{:<9} {:>11} {:>13} {:>13} {:>7}  runs (default / --no-syscalls, msgs/s)",
-        "counting", "connections", "default", "uncounted", "ratio"
+        "{:<9} {:>11} {:>13} {:>13} {:>7} {:>7} {:>19}  runs ({first} / --no-syscalls, msgs/s)",
+        label, "connections", first, "uncounted", "ratio", "p", "HL ratio [95% CI]"
     );
     let mut met = true;
     for &connections in &options.connections {
-        // rates[model][0] default, [1] --no-syscalls.
-        let mut rates = vec![[Vec::new(), Vec::new()]; COUNTING_MODELS.len()];
+        // rates[model][0] default (or uncounted, for the control), [1] --no-syscalls.
+        let mut rates = vec![[Vec::new(), Vec::new()]; options.models.len()];
         for pair in 0..options.pairs {
-            for (index, model) in COUNTING_MODELS.iter().enumerate() {
-                let default = ["--model", model];
+            for (index, model) in options.models.iter().enumerate() {
                 let uncounted = ["--model", model, "--no-syscalls"];
+                let default: &[&str] = if control { &uncounted } else { &["--model", model] };
                 let order: [(&[&str], usize); 2] = if pair % 2 == 0 {
-                    [(&default, 0), (&uncounted, 1)]
+                    [(default, 0), (&uncounted, 1)]
                 } else {
-                    [(&uncounted, 1), (&default, 0)]
+                    [(&uncounted, 1), (default, 0)]
                 };
                 for (server, slot) in order {
                     let (rate, _) = harness(server, connections, options.duration_s, cpus);
@@ -214,35 +226,47 @@ fn counting_rows(options: &Options, cpus: (usize, usize)) -> bool {
             .iter()
             .map(|[default, uncounted]| (median(default), median(uncounted)))
             .collect();
-        for (index, model) in COUNTING_MODELS.iter().enumerate() {
+        for (index, model) in options.models.iter().enumerate() {
             let (default, uncounted) = medians[index];
             let ratio = default / uncounted;
             met &= ratio >= COUNTING_GOAL;
-            let runs: Vec<String> = rates[index][0]
+            let [first_runs, uncounted_runs] = &rates[index];
+            let p = stats::mann_whitney(first_runs, uncounted_runs)
+                .map_or(String::from("-"), |test| format!("{:.3}", test.p_value));
+            let interval = stats::ratio_ci(uncounted_runs, first_runs).map_or(String::from("-"), |ci| {
+                format!("{:.3} [{:.3}, {:.3}]", ci.estimate, ci.low, ci.high)
+            });
+            let runs: Vec<String> = first_runs
                 .iter()
-                .zip(&rates[index][1])
+                .zip(uncounted_runs)
                 .map(|(default, uncounted)| format!("{:.0}k/{:.0}k", default / 1e3, uncounted / 1e3))
                 .collect();
             println!(
-                "{:<9} {:>11} {:>13.0} {:>13.0} {:>7.3}  {}",
+                "{:<9} {:>11} {:>13.0} {:>13.0} {:>7.3} {:>7} {:>19}  {}",
                 model,
                 connections,
                 default,
                 uncounted,
                 ratio,
+                p,
+                interval,
                 runs.join(" ")
             );
         }
-        let (epoll, uring) = (medians[0], medians[1]);
-        let (counted, uncounted) = (uring.0 / epoll.0, uring.1 / epoll.1);
-        let moved = (counted / uncounted - 1.0).abs();
-        met &= moved <= RATIO_GOAL;
-        println!(
-            "{:<9} {:>11} {:>13.3} {:>13.3} {:>7.3}  uring/epoll with counting, without, and how far apart (goal ≤ {RATIO_GOAL})",
-            "ratio", connections, counted, uncounted, moved
-        );
+        let epoll = options.models.iter().position(|model| model == "epoll");
+        let uring = options.models.iter().position(|model| model == "uring");
+        if let (Some(epoll), Some(uring)) = (epoll, uring) {
+            let (epoll, uring) = (medians[epoll], medians[uring]);
+            let (counted, uncounted) = (uring.0 / epoll.0, uring.1 / epoll.1);
+            let moved = (counted / uncounted - 1.0).abs();
+            met &= moved <= RATIO_GOAL;
+            println!(
+                "{:<9} {:>11} {:>13.3} {:>13.3} {:>7.3}  uring/epoll with counting, without, and how far apart (goal ≤ {RATIO_GOAL})",
+                "ratio", connections, counted, uncounted, moved
+            );
+        }
     }
-    met
+    control || met
 }
 
 fn main() {
@@ -263,8 +287,8 @@ fn main() {
     );
     let (mut below_goal, mut counting_missed) = (false, false);
     for mode in &options.modes {
-        if mode == "counting" {
-            counting_missed = !counting_rows(&options, cpus);
+        if mode == "counting" || mode == "control" {
+            counting_missed |= !counting_rows(&options, cpus, mode == "control");
             continue;
         }
         for &connections in &options.connections {
@@ -314,7 +338,11 @@ fn main() {
             );
         }
     }
-    if options.modes.iter().any(|mode| mode != "counting") {
+    if options
+        .modes
+        .iter()
+        .any(|mode| mode != "counting" && mode != "control")
+    {
         println!(
             "{}",
             if below_goal {
