@@ -165,6 +165,8 @@ pub fn main(args: RunArgs) -> Result<()> {
     let run_started = Instant::now();
     let mut cells: Vec<Cell> = Vec::new();
     for (repeat, scenario, server) in owned {
+        let mut server = server.clone();
+        server.launch.count_syscalls &= scenario.count_syscalls;
         let spec = CellSpec {
             server: server.clone(),
             scenario: scenario.name.clone(),

@@ -109,10 +109,20 @@ pub struct Sweep {
     pub idle: Vec<u32>,
     #[serde(default)]
     pub rate: Vec<f64>,
+    /// Whether the cells of this sweep count the server's system calls (a
+    /// counting phase after each window: about a second per cell, most of
+    /// it detaching the tracepoints). `false` for sweeps where the suite's
+    /// time matters more than their system calls.
+    #[serde(default = "counted")]
+    pub syscalls: bool,
 }
 
 fn no_idle() -> Vec<u32> {
     vec![0]
+}
+
+fn counted() -> bool {
+    true
 }
 
 /// One scenario: a named load, run against every model.
@@ -120,6 +130,8 @@ fn no_idle() -> Vec<u32> {
 pub struct Scenario {
     pub name: String,
     pub load: LoadSpec,
+    /// Its sweep's `syscalls`.
+    pub count_syscalls: bool,
 }
 
 impl Suite {
@@ -261,6 +273,7 @@ impl Suite {
                             scenarios.push(Scenario {
                                 name: cell::scenario_name(&load),
                                 load,
+                                count_syscalls: sweep.syscalls,
                             });
                         }
                     }
@@ -319,6 +332,16 @@ mod tests {
             assert!(labels.contains(&format!("py-{twin}")), "py-{twin} in {labels:?}");
         }
         assert_eq!(course.scenarios().len(), 10);
+        // System calls are counted at 100 connections only, to keep the
+        // course within 8 minutes.
+        let counted: Vec<_> = course
+            .scenarios()
+            .into_iter()
+            .filter(|scenario| scenario.count_syscalls)
+            .map(|scenario| scenario.load.connections)
+            .collect();
+        assert_eq!(counted, [100, 100]);
+        assert!(quick.scenarios().iter().all(|scenario| scenario.count_syscalls));
     }
 
     #[test]

@@ -167,7 +167,7 @@ impl ServerProcess {
             crate::measure::syscalls::refused(),
         ) {
             (_, false, _) => Err(String::from(
-                "not counted for this cell (bench --no-syscalls, or a tour step that does not read them)",
+                "not counted for this cell (bench or run --no-syscalls, a suite sweep with syscalls = false, or a tour step that does not read them)",
             )),
             (Err(reason), true, _) => Err(reason.clone()),
             (Ok(_), true, Some(refused)) => Err(refused),
