@@ -70,7 +70,7 @@ pub struct TourArgs {
     /// Fewer points and shorter cells: under 2 minutes instead of under 6.
     #[arg(long)]
     quick: bool,
-    /// Run only step N (1 to 11), replacing its entry (and its cells) in the tour of --out.
+    /// Run only step N (numbered as in the README's table), replacing its entry (and its cells) in the tour of --out.
     #[arg(long, value_name = "N")]
     step: Option<u32>,
     /// Where to write the result set [default: results/runs/<UTC time>-<hostname>-tour]
