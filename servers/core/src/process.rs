@@ -80,6 +80,9 @@ struct Cli<O: Args> {
 
     #[command(flatten)]
     options: O,
+
+    #[command(flatten)]
+    service: crate::service::ServiceArgs,
 }
 
 /// A model's options parsed from `args` (its options alone, as after
@@ -101,7 +104,7 @@ pub fn main_with<O: Args>(model: &str, setup: Setup<O>, serve: Serve<O>) -> ! {
 
 /// Parses `args` (the first one is the program name), then runs the model
 /// under the process contract. Never returns: exits 0 on SIGTERM/SIGINT,
-/// 2 on bad arguments, 1 when the address cannot be bound or `serve` fails.
+/// 2 on bad arguments (a `--root` that is not a directory included), 1 when the address cannot be bound or `serve` fails.
 pub fn run<O: Args, I, T>(model: &str, args: I, serve: Serve<O>) -> !
 where
     I: IntoIterator<Item = T>,
@@ -118,14 +121,21 @@ where
     T: Into<OsString> + Clone,
 {
     let about = format!(
-        "The echolab `{model}` echo server: prints `listening on HOST:PORT`, echoes every byte \
-         back, and exits 0 on SIGTERM or SIGINT."
+        "The echolab `{model}` server: prints `listening on HOST:PORT`, echoes every byte \
+         back (or speaks HTTP/1.1 with --protocol http), and exits 0 on SIGTERM or SIGINT."
     );
     let cli = Cli::<O>::command()
         .about(about)
         .try_get_matches_from(args)
         .and_then(|matches| Cli::<O>::from_arg_matches(&matches))
         .unwrap_or_else(|error| error.exit());
+    match crate::service::Service::new(model, &cli.service) {
+        Ok(service) => crate::service::install(service),
+        Err(sentence) => {
+            eprintln!("{model}: {sentence}");
+            std::process::exit(2);
+        }
+    }
     if let Err(sentence) = (setup.supported)(&cli.options) {
         eprintln!("{model}: unsupported on this machine: {sentence}");
         std::process::exit(EXIT_UNSUPPORTED);

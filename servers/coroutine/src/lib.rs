@@ -28,7 +28,7 @@
 
 use echo_core::accept::{self, AcceptError, Exhaustion};
 use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND, SHARED};
-use echo_core::{affinity, echo::echo_blocking};
+use echo_core::{affinity, drive::serve_blocking};
 use may::coroutine::JoinHandle;
 use may::net::TcpListener;
 use std::io;
@@ -104,7 +104,7 @@ fn accept_loop(listener: TcpListener) -> io::Result<()> {
         // If the coroutine cannot be created, its closure and so the stream
         // are dropped: that client is closed, the others go on.
         if let Err(error) = spawn(move || {
-            if let Err(error) = echo_blocking(&mut stream) {
+            if let Err(error) = serve_blocking(&mut stream, may::coroutine::sleep) {
                 echo_core::log_connection_error(peer, error);
             }
         }) {

@@ -23,7 +23,7 @@
 #![forbid(unsafe_code)]
 
 use echo_core::accept::{self, Exhaustion};
-use echo_core::echo::{Drain, Echo, Progress};
+use echo_core::drive::{Drain, Progress, Session};
 use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -51,7 +51,7 @@ pub struct Options {}
 struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
-    echo: Echo,
+    session: Session,
 }
 
 /// Polls the listener and every connection in turn, forever.
@@ -66,14 +66,15 @@ pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
                 connections.push(Connection {
                     stream,
                     peer,
-                    echo: Echo::new(),
+                    session: Session::new(),
                 });
             })?;
         }
         // One read and one write attempt per connection, ready or not.
         connections.retain_mut(|connection| {
-            match connection.echo.pump(&mut connection.stream, Drain::Once) {
-                Ok(Progress::Open { .. }) => true,
+            match connection.session.pump(&mut connection.stream, Drain::Once) {
+                // A `wait:` work needs no timer here: the next pass looks again.
+                Ok(Progress::Open { .. } | Progress::Wait { .. }) => true,
                 Ok(Progress::Done) => false,
                 Err(error) => {
                     echo_core::log_connection_error(connection.peer, error);

@@ -26,7 +26,7 @@
 
 use crossbeam_channel::Receiver;
 use echo_core::syscalls::{BLOCKING_ECHO, Profile};
-use echo_core::{accept, echo::echo_blocking};
+use echo_core::{accept, drive::serve_blocking};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
@@ -76,7 +76,7 @@ pub fn serve(listener: TcpListener, options: &Options) -> io::Result<()> {
 /// One worker: serve a connection to the end, then take the next one.
 fn work(connections: &Receiver<(TcpStream, SocketAddr)>) {
     for (stream, peer) in connections {
-        if let Err(error) = echo_blocking(&stream) {
+        if let Err(error) = serve_blocking(&stream, thread::sleep) {
             echo_core::log_connection_error(peer, error);
         }
     }

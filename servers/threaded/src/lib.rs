@@ -24,7 +24,7 @@
 #![forbid(unsafe_code)]
 
 use echo_core::syscalls::{BLOCKING_ECHO, Profile};
-use echo_core::{accept, echo::echo_blocking};
+use echo_core::{accept, drive::serve_blocking};
 use std::io;
 use std::net::TcpListener;
 use std::thread;
@@ -48,7 +48,7 @@ pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
         let (stream, peer) = accept::next_blocking(&listener, &mut exhaustion)?;
         // The thread owns the stream; it is closed when the thread ends.
         let spawned = thread::Builder::new().name("client".into()).spawn(move || {
-            if let Err(error) = echo_blocking(&stream) {
+            if let Err(error) = serve_blocking(&stream, thread::sleep) {
                 echo_core::log_connection_error(peer, error);
             }
         });
