@@ -18,6 +18,10 @@
 //! worker thread. Workers default to the CPUs in the affinity mask;
 //! `--runtime current-thread` runs everything on one thread, like `epoll`.
 //!
+//! **Protocols and work.** `--protocol http`: the same loop over the HTTP step.
+//! `--work wait:` is tokio's sleep: a timer entry in the runtime's wheel, the
+//! worker runs other tasks.
+//!
 //! **Compare with.** `epoll`, the same readiness loop written by hand as an
 //! explicit state machine; `coroutine`, which suspends whole stacks instead of
 //! compiler-built futures, so plain blocking-style code works unchanged.

@@ -22,6 +22,10 @@
 //! `vm.max_map_count` (65530 by default) caps a process near 32k clients.
 //! Coroutines may resume on another worker: thread-locals are unsafe to rely on.
 //!
+//! **Protocols and work.** `--protocol http`: the blocking loop over the HTTP
+//! step. `--work wait:` is `may`'s sleep: the coroutine parks on the
+//! scheduler's timer, its worker runs others.
+//!
 //! **Compare with.** `threaded`, the same code with a kernel thread and an
 //! 8 MiB stack per client; `async`, which stores only the live state of each
 //! task in a compiler-built future, and needs `.await` at every wait.

@@ -19,6 +19,11 @@
 //! busy is served for as long as it does while the others wait. Spurious or
 //! stale events are harmless: a nonblocking read just returns `WouldBlock`.
 //!
+//! **Protocols and work.** `--protocol http`: the same pump over the HTTP step;
+//! a static file is read on the loop (page cache as a rule). `--work wait:` is
+//! a timer per held connection in a heap (`echo_core::drive::Timers`), the
+//! earliest one `epoll_wait`'s timeout: O(log n) per wait, no system call.
+//!
 //! **Compare with.** `select`, which copies and scans every fd on every call,
 //! where epoll keeps the interest list in the kernel and returns only ready
 //! ones; `coroutine` and `async`, which wait on epoll too, behind code that

@@ -17,6 +17,10 @@
 //! down the one busy client. Out of file descriptors it skips accepting for a
 //! pause, but keeps spinning on the connections it has.
 //!
+//! **Protocols and work.** `--protocol http`: the same pump over the HTTP step.
+//! `--work wait:` needs no timer: a held connection is skipped until a pass
+//! finds its instant past (the spin is the timer).
+//!
 //! **Compare with.** `pool`, which blocks but caps the clients; `select`, which
 //! asks the kernel which sockets are ready instead of trying them all.
 

@@ -19,6 +19,10 @@
 //! concurrency, not cores (default 16): pinned to one CPU, a pool sized to
 //! cores would be `single` again.
 //!
+//! **Protocols and work.** `--protocol http`: the same loop over the HTTP step;
+//! a keep-alive client holds its worker until it closes. `--work wait:` sleeps
+//! the worker: at most N waits overlap.
+//!
 //! **Compare with.** `threaded`, which never makes a client wait but has no
 //! bound on its threads; `nonblocking`, which serves every client on one thread.
 

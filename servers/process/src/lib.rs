@@ -33,6 +33,10 @@
 //! not on echo-core's `signals` thread, and never has a second thread.
 //! Children get PR_SET_PDEATHSIG: none outlives the parent, even SIGKILLed.
 //!
+//! **Protocols and work.** `--protocol http`: the blocking loop or the `epoll`
+//! loop over the HTTP step. `--work wait:` sleeps the child (or the blocking
+//! worker), or is the `epoll` loop's timer.
+//!
 //! **Compare with.** `threaded`, a thread per client: no copy, shared
 //! memory; `pool`, the blocking prefork with threads; `reuseport`, the
 //! readiness prefork with threads pinned one per core.

@@ -17,6 +17,10 @@
 //! wake-up costs O(connections) in user space and O(highest fd) in the
 //! kernel, even when one socket is ready; idle clients make busy ones slower.
 //!
+//! **Protocols and work.** `--protocol http`: the same pump over the HTTP step.
+//! `--work wait:` leaves a held connection out of both sets; the earliest wait,
+//! found by scanning every connection, is `select`'s timeout.
+//!
 //! **Compare with.** `nonblocking`, which tries every socket without asking;
 //! `epoll`, which registers each fd once and returns only the ready ones.
 

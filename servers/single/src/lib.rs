@@ -12,6 +12,10 @@
 //! leaves: its connect succeeds (the kernel completes the handshake) but it
 //! gets no answer. One slow or idle client stops the whole server.
 //!
+//! **Protocols and work.** `--protocol http` serves one keep-alive client at a
+//! time, so one idle HTTP/1.1 client stops the server. `--work wait:` sleeps
+//! the only thread: one request per wait, whatever the clients.
+//!
 //! **Compare with.** `threaded`, which gives each client its own thread so
 //! that clients no longer wait for each other.
 

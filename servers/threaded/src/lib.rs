@@ -18,6 +18,10 @@
 //! mean thousands of sleeping threads; busy ones fight over the CPUs, and
 //! context switches, not echoing, become the work.
 //!
+//! **Protocols and work.** `--protocol http`: the same loop over the HTTP step.
+//! `--work wait:` sleeps the client's thread: waits overlap, a sleeping thread
+//! each.
+//!
 //! **Compare with.** `single`, whose clients wait for each other; `pool`, which
 //! caps the number of threads and makes the extra clients wait instead.
 

@@ -29,6 +29,11 @@
 //! `--sqpoll` adds a kernel thread that polls the submission queue (no
 //! `io_uring_enter` to submit) and so keeps a second core busy.
 //!
+//! **Protocols and work.** Received bytes go through the protocol step (one
+//! copy more than the bare echo: into the step, out to the send buffer).
+//! `--work wait:` is an io_uring timeout request per held connection: no system
+//! call of its own, completed in a round.
+//!
 //! **Compare with.** `epoll`, which makes a system call per read and per write
 //! after being told a socket is ready; `async`, whose runtime hides readiness
 //! behind futures, where this shows the queues bare.
