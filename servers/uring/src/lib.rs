@@ -226,15 +226,20 @@ impl Connection {
                 self.eof_given = true;
                 moved = true;
             }
-            while self.queued.len() < BUFFER_SIZE {
+            // Received bytes are in memory already: pass them through (as
+            // the echo did before the step), but read no more of a file
+            // than the bound.
+            while self.queued.len() < BUFFER_SIZE || !self.inbox.is_empty() {
                 let output = self.step.output();
                 if output.is_empty() {
                     break;
                 }
-                let wrote = output.len().min(BUFFER_SIZE);
-                self.queued.extend_from_slice(&output[..wrote]);
+                let wrote = output.len();
+                self.queued.extend_from_slice(output);
                 self.step.sent(wrote);
                 moved = true;
+                let inbox = std::mem::take(&mut self.inbox);
+                self.give(&inbox);
             }
             if !moved {
                 return;
