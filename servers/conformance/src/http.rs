@@ -26,6 +26,7 @@ const SECRET: &str = "echolab-secret-outside-the-root";
 pub fn root() -> &'static PathBuf {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
+        remove_roots_of_finished_processes();
         let base = std::env::temp_dir().join(format!("echolab-http-{}", std::process::id()));
         let root = base.join("root");
         let outside = base.join("outside");
@@ -38,6 +39,23 @@ pub fn root() -> &'static PathBuf {
         let _ = std::os::unix::fs::symlink(outside.join("secret.txt"), root.join("link.txt"));
         root
     })
+}
+
+/// A test process cannot remove its root when it ends (tests have no exit
+/// hook), so each removes those of test processes that have ended.
+fn remove_roots_of_finished_processes() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("echolab-http-")
+            && pid.parse::<u32>().is_ok()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// `model` with `--protocol http --root ROOT` (and `extra`) after its own options.
