@@ -289,6 +289,47 @@ fn run_stop_hooks() {
 mod tests {
     use super::*;
 
+    #[derive(Debug, clap::Args)]
+    struct Edge {
+        #[arg(long)]
+        edge: bool,
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli<Edge>, clap::Error> {
+        Cli::<Edge>::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn every_model_takes_protocol_root_and_work_beside_its_own_options() {
+        use crate::service::{Protocol, Work};
+        let cli = parse(&[
+            "--edge",
+            "--protocol",
+            "http",
+            "--root",
+            "/tmp",
+            "--work",
+            "wait:1000",
+        ])
+        .unwrap();
+        assert!(cli.options.edge);
+        assert_eq!(cli.service.protocol, Protocol::Http);
+        assert_eq!(cli.service.root, std::path::PathBuf::from("/tmp"));
+        assert_eq!(cli.service.work, Work::Wait(std::time::Duration::from_millis(1)));
+        let default = parse(&[]).unwrap();
+        assert_eq!(
+            (default.service.protocol, default.service.work),
+            (Protocol::Echo, Work::None)
+        );
+        for bad in [
+            &["--protocol", "gopher"][..],
+            &["--work", "wait:-1"],
+            &["--work", "nap:5"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
     #[test]
     fn binds_port_zero_to_a_real_port() {
         let listener = bind("127.0.0.1:0").unwrap();
