@@ -50,6 +50,9 @@ impl std::str::FromStr for Work {
         let expected =
             || format!("'{text}' is not none, cpu:MICROS or wait:MICROS (MICROS a whole number ≥ 1)");
         let (kind, micros) = text.split_once(':').ok_or_else(expected)?;
+        if micros.is_empty() || !micros.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err(expected());
+        }
         let micros: u64 = micros.parse().map_err(|_| expected())?;
         if micros == 0 {
             return Err(expected());
@@ -206,7 +209,7 @@ mod tests {
             "wait:1000".parse::<Work>(),
             Ok(Work::Wait(Duration::from_micros(1000)))
         );
-        for bad in ["wait:-1", "wait:0", "cpu:", "sleep:10", "cpu:1.5", ""] {
+        for bad in ["wait:-1", "wait:+5", "wait:0", "cpu:", "sleep:10", "cpu:1.5", ""] {
             let error = bad.parse::<Work>().unwrap_err();
             assert!(error.contains("cpu:MICROS"), "{bad}: {error}");
         }

@@ -178,12 +178,13 @@ impl Reactor {
                 accepts_resume = None;
             }
             let woken = timers.expired(Instant::now());
-            let ready_tokens = events[..ready].iter().map(EpollEvent::data);
-            for token in ready_tokens.chain(woken) {
+            let woken = woken.into_iter().map(|token| (token, EpollFlags::empty()));
+            let ready_tokens = events[..ready].iter().map(|event| (event.data(), event.events()));
+            for (token, flags) in ready_tokens.chain(woken) {
                 if token != LISTENER {
                     let slot = &mut connections[token as usize];
                     if let Some(connection) = slot
-                        && !connection.serve_ready(&epoll, drain, &mut timers)
+                        && !connection.serve_ready(&epoll, drain, &mut timers, flags)
                     {
                         // Dropping the stream closes it, which also unregisters it.
                         *slot = None;
@@ -208,7 +209,13 @@ impl Connection {
     /// Moves what it can without blocking and, level-triggered, asks epoll
     /// for what the connection waits for next; a connection held by a
     /// `wait:` work waits for nothing but its timer. False: close it.
-    fn serve_ready(&mut self, epoll: &Epoll, drain: Drain, timers: &mut Timers) -> bool {
+    fn serve_ready(&mut self, epoll: &Epoll, drain: Drain, timers: &mut Timers, flags: EpollFlags) -> bool {
+        // Hang-ups and errors are reported whatever the interest: a peer gone
+        // while its response waits would be reported again and again.
+        let waiting = self.waking_at.is_some_and(|at| at > Instant::now());
+        if waiting && flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR) {
+            return false;
+        }
         let (read, write) = match self.session.pump(&mut self.stream, drain) {
             Ok(Progress::Open { read, write }) => (read, write),
             Ok(Progress::Wait { until }) => {
