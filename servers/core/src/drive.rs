@@ -17,17 +17,49 @@
 //! more); `WouldBlock` ends a drain, `Interrupted` retries.
 
 use crate::step::Step;
+use nix::sys::sendfile::sendfile;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// Serves a blocking stream with this process's step until the step is
 /// finished (the peer closed, or HTTP said close); returns the bytes
 /// written. `sleep` is how this model waits out a `wait:` work. The caller
 /// closes the connection afterwards.
-pub fn serve_blocking<S: Read + Write>(mut stream: S, sleep: fn(Duration)) -> io::Result<u64> {
+pub fn serve_blocking<S: Read + Write>(stream: S, sleep: fn(Duration)) -> io::Result<u64> {
+    drive_blocking(stream, sleep, Step::new(), &no_sendfile)
+}
+
+/// [`serve_blocking`] on a kernel socket, with static files handed to the
+/// kernel: `sendfile(2)` copies them from the page cache to the socket, no
+/// read into this process and no buffer for them.
+pub fn serve_blocking_sendfile(stream: &TcpStream, sleep: fn(Duration)) -> io::Result<u64> {
     let mut step = Step::new();
+    step.send_files_directly();
+    drive_blocking(stream, sleep, step, &send_file)
+}
+
+/// How a driver sends `count` bytes of a file at its offset: `sendfile(2)`,
+/// or nothing (a step that reads its files never asks).
+type SendFile<'a, S> = dyn Fn(&S, &File, usize) -> io::Result<usize> + 'a;
+
+fn send_file(stream: &&TcpStream, file: &File, count: usize) -> io::Result<usize> {
+    Ok(sendfile(stream, file, None, count)?)
+}
+
+fn no_sendfile<S>(_: &S, _: &File, _: usize) -> io::Result<usize> {
+    Err(io::Error::other("this driver does not send files itself"))
+}
+
+fn drive_blocking<S: Read + Write>(
+    mut stream: S,
+    sleep: fn(Duration),
+    mut step: Step,
+    send_file: &SendFile<'_, S>,
+) -> io::Result<u64> {
     let mut written = 0;
     loop {
         if let Some(until) = step.held_until() {
@@ -44,6 +76,17 @@ pub fn serve_blocking<S: Read + Write>(mut stream: S, sleep: fn(Duration)) -> io
                 Ok(wrote) => {
                     step.sent(wrote);
                     written += wrote as u64;
+                }
+                Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+            continue;
+        }
+        if let Some((file, count)) = step.file_to_send() {
+            match send_file(&stream, file, count) {
+                Ok(sent) => {
+                    step.file_sent(sent);
+                    written += sent as u64;
                 }
                 Err(error) if error.kind() == ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
@@ -102,12 +145,39 @@ impl Session {
         Session { step: Step::new() }
     }
 
+    /// A session whose static files go out with `sendfile(2)`
+    /// ([`Session::pump_sendfile`]).
+    pub fn with_sendfile() -> Session {
+        let mut step = Step::new();
+        step.send_files_directly();
+        Session { step }
+    }
+
     /// Moves bytes without blocking: writes what the step has to send,
     /// reads what has arrived (while the step takes input), as much as
     /// `drain` asks. An error (reset, broken pipe) ends this connection only.
     pub fn pump<S: Read + Write>(&mut self, stream: &mut S, drain: Drain) -> io::Result<Progress> {
+        self.pump_with(stream, drain, &no_sendfile)
+    }
+
+    /// [`Session::pump`] for a session made [`Session::with_sendfile`]:
+    /// static files go from the page cache to the socket with `sendfile(2)`,
+    /// nonblocking too (EAGAIN when the socket buffer is full).
+    pub fn pump_sendfile(&mut self, stream: &mut TcpStream, drain: Drain) -> io::Result<Progress> {
+        fn send(stream: &TcpStream, file: &File, count: usize) -> io::Result<usize> {
+            Ok(sendfile(stream, file, None, count)?)
+        }
+        self.pump_with(stream, drain, &send)
+    }
+
+    fn pump_with<S: Read + Write>(
+        &mut self,
+        stream: &mut S,
+        drain: Drain,
+        send_file: &SendFile<'_, S>,
+    ) -> io::Result<Progress> {
         loop {
-            let wrote_all = self.write_pending(stream)?;
+            let wrote_all = self.write_pending(stream, send_file)?;
             let mut read_some = false;
             if wrote_all && self.step.wants_input() {
                 match stream.read(self.step.input_space()) {
@@ -125,7 +195,7 @@ impl Session {
                 // Answer what just arrived right away: most messages are
                 // written back in full here, with no second trip through
                 // the poller.
-                self.write_pending(stream)?;
+                self.write_pending(stream, send_file)?;
                 if drain == Drain::UntilWouldBlock {
                     continue;
                 }
@@ -136,11 +206,20 @@ impl Session {
 
     /// Writes what the step has to send until it has nothing (true) or the
     /// socket would block (false).
-    fn write_pending<S: Write>(&mut self, stream: &mut S) -> io::Result<bool> {
+    fn write_pending<S: Write>(&mut self, stream: &mut S, send_file: &SendFile<'_, S>) -> io::Result<bool> {
         loop {
             let output = self.step.output();
             if output.is_empty() {
-                return Ok(true);
+                let Some((file, count)) = self.step.file_to_send() else {
+                    return Ok(true);
+                };
+                match send_file(stream, file, count) {
+                    Ok(sent) => self.step.file_sent(sent),
+                    Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(false),
+                    Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                    Err(error) => return Err(error),
+                }
+                continue;
             }
             match stream.write(output) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),

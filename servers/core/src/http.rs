@@ -65,7 +65,13 @@ pub struct HttpStep {
     closing: bool,
     peer_closed: bool,
     held: Option<Instant>,
+    /// The driver sends files itself ([`HttpStep::file_to_send`]), with
+    /// `sendfile(2)`: the step never reads them.
+    files_by_driver: bool,
 }
+
+/// The most a driver hands to one `sendfile` call.
+pub const SENDFILE_CHUNK: usize = 4 * BUFFER_SIZE;
 
 impl HttpStep {
     pub fn new(service: &'static Service) -> HttpStep {
@@ -81,7 +87,38 @@ impl HttpStep {
             closing: false,
             peer_closed: false,
             held: None,
+            files_by_driver: false,
         }
+    }
+
+    pub(crate) fn send_files_directly(&mut self) {
+        self.files_by_driver = true;
+    }
+
+    /// The file whose bytes are due now (the head before it is written),
+    /// and how many to send at most, for a driver that sends files itself.
+    pub(crate) fn file_to_send(&mut self) -> Option<(&File, usize)> {
+        if !self.files_by_driver || self.unsent() > 0 || still_held(&mut self.held) {
+            return None;
+        }
+        let (file, left) = self.file.as_ref()?;
+        Some((file, (*left).min(SENDFILE_CHUNK as u64) as usize))
+    }
+
+    /// The driver sent `sent` bytes of [`HttpStep::file_to_send`]'s file;
+    /// 0 means the file ended early, and the connection must end.
+    pub(crate) fn file_sent(&mut self, sent: usize) {
+        if let Some((_, left)) = &mut self.file {
+            *left = left.saturating_sub(sent as u64);
+            if *left == 0 || sent == 0 {
+                self.file = None;
+            }
+            if sent == 0 {
+                self.closing = true;
+                self.close_after = true;
+            }
+        }
+        self.advance();
     }
 
     fn unsent(&self) -> usize {
@@ -171,6 +208,9 @@ impl HttpStep {
                     continue;
                 }
                 _ => self.body = Body::None,
+            }
+            if self.files_by_driver && self.file.is_some() {
+                return; // The driver sends it.
             }
             let room = BUFFER_SIZE - self.unsent();
             if let Some((file, left)) = &mut self.file {
@@ -737,6 +777,30 @@ mod tests {
             streamed += n;
             step.sent(n);
         }
+    }
+
+    #[test]
+    fn a_driver_that_sends_files_itself_gets_the_file_not_its_bytes() {
+        let dir = root();
+        std::fs::write(dir.path().join("big.bin"), vec![2u8; 3 * SENDFILE_CHUNK + 5]).unwrap();
+        let mut step = Step::for_service(service(dir.path(), Work::None));
+        step.send_files_directly();
+        let request = b"GET /big.bin HTTP/1.1\r\n\r\n";
+        step.input_space()[..request.len()].copy_from_slice(request);
+        step.received(request.len());
+        assert!(step.file_to_send().is_none(), "the file before its head");
+        let head = step.output().to_vec();
+        assert!(head.ends_with(b"\r\n\r\n") && head.len() < 300, "{head:?}");
+        step.sent(head.len());
+        let mut sent = 0;
+        while let Some((_, count)) = step.file_to_send() {
+            assert!(count <= SENDFILE_CHUNK);
+            assert!(step.output().is_empty());
+            sent += count;
+            step.file_sent(count);
+        }
+        assert_eq!(sent, 3 * SENDFILE_CHUNK + 5);
+        assert!(step.wants_input() && !step.wants_write());
     }
 
     #[test]

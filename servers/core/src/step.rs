@@ -80,6 +80,30 @@ impl Step {
         }
     }
 
+    /// Lets the driver send static files itself, with `sendfile(2)`:
+    /// the step then never reads them ([`Step::file_to_send`]).
+    pub fn send_files_directly(&mut self) {
+        if let Step::Http(step) = self {
+            step.send_files_directly();
+        }
+    }
+
+    /// With [`Step::send_files_directly`]: the file whose bytes are due now,
+    /// and how many to send at most; report them with [`Step::file_sent`].
+    pub fn file_to_send(&mut self) -> Option<(&std::fs::File, usize)> {
+        match self {
+            Step::Echo(_) => None,
+            Step::Http(step) => step.file_to_send(),
+        }
+    }
+
+    /// `sent` bytes of [`Step::file_to_send`]'s file went out (0: it ended early).
+    pub fn file_sent(&mut self, sent: usize) {
+        if let Step::Http(step) = self {
+            step.file_sent(sent);
+        }
+    }
+
     /// Whether the step takes input now (a model waits for readability).
     pub fn wants_input(&self) -> bool {
         match self {

@@ -20,7 +20,10 @@
 //! stale events are harmless: a nonblocking read just returns `WouldBlock`.
 //!
 //! **Protocols and work.** `--protocol http`: the same pump over the HTTP step;
-//! a static file is read on the loop (page cache as a rule). `--work wait:` is
+//! a static file goes out with nonblocking `sendfile(2)`, page cache to
+//! socket, no copy through this process (EAGAIN when the socket buffer is
+//! full, as for a write); `reuseport` and `process --prefork` inherit it.
+//! `--work wait:` is
 //! a timer per held connection in a heap (`echo_core::drive::Timers`), the
 //! earliest one `epoll_wait`'s timeout: O(log n) per wait, no system call.
 //!
@@ -216,7 +219,7 @@ impl Connection {
         if waiting && flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR) {
             return false;
         }
-        let (read, write) = match self.session.pump(&mut self.stream, drain) {
+        let (read, write) = match self.session.pump_sendfile(&mut self.stream, drain) {
             Ok(Progress::Open { read, write }) => (read, write),
             Ok(Progress::Wait { until }) => {
                 if self.waking_at != Some(until) {
@@ -273,7 +276,7 @@ fn accept_ready(
                 connections[fd] = Some(Connection {
                     stream,
                     peer,
-                    session: Session::new(),
+                    session: Session::with_sendfile(),
                     interest,
                     waking_at: None,
                 });
