@@ -1,13 +1,14 @@
 //! The contract every echolab model implements.
 //!
 //! Eleven crates under `servers/` each implement one concurrency model of the
-//! same TCP echo server. This crate holds everything that is *not* the model,
-//! so that only the model word changes between them:
+//! same TCP server: the echo, or with `--protocol http` the course's HTTP/1.1
+//! server. This crate holds everything that is *not* the model, so that only
+//! the model word changes between them:
 //!
 //! # Layout
 //!
 //! - [`process`]: the process contract. [`process::main`] parses `--addr` and
-//!   the model's own options, raises the fd limit, stops on SIGTERM/SIGINT,
+//!   the model's own options (and the [`service`] options), raises the fd limit, stops on SIGTERM/SIGINT,
 //!   binds, prints `listening on HOST:PORT` and hands the listener to the
 //!   model's `serve`. [`process::main_with`] takes a [`process::Setup`] for
 //!   models that fork, share a port, or may be unsupported here.
