@@ -18,6 +18,10 @@
 //! worker thread. Workers default to the CPUs in the affinity mask;
 //! `--runtime current-thread` runs everything on one thread, like `epoll`.
 //!
+//! **Protocols and work.** `--protocol http`: the same loop over the HTTP step.
+//! `--work wait:` is tokio's sleep: a timer entry in the runtime's wheel, the
+//! worker runs other tasks.
+//!
 //! **Compare with.** `epoll`, the same readiness loop written by hand as an
 //! explicit state machine; `coroutine`, which suspends whole stacks instead of
 //! compiler-built futures, so plain blocking-style code works unchanged.
@@ -25,8 +29,9 @@
 #![forbid(unsafe_code)]
 
 use echo_core::accept::{self, AcceptError, Exhaustion};
+use echo_core::affinity;
+use echo_core::step::Step;
 use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND, SHARED};
-use echo_core::{BUFFER_SIZE, affinity};
 use std::io::{self, ErrorKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -116,25 +121,45 @@ async fn accept_loop(listener: std::net::TcpListener) -> io::Result<()> {
         };
         exhaustion.recovered();
         tokio::spawn(async move {
-            if let Err(error) = echo(stream).await {
+            if let Err(error) = serve_connection(stream).await {
                 echo_core::log_connection_error(peer, error);
             }
         });
     }
 }
 
-/// Reads and writes back until the peer closes its write side. A slow reader
-/// stalls `write_all`, and so the reads: backpressure at one buffer.
-async fn echo(mut stream: TcpStream) -> io::Result<()> {
+/// Drives the protocol step ([`Step`]) until it is finished: writes what
+/// it has to send, else reads. A slow reader stalls the write, and so the
+/// reads: backpressure at one buffer. A `wait:` work is tokio's sleep: the
+/// task yields its worker, which serves other tasks meanwhile.
+async fn serve_connection(mut stream: TcpStream) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
-    let mut buffer = vec![0u8; BUFFER_SIZE];
+    let mut step = Step::new();
     loop {
-        let read = match stream.read(&mut buffer).await {
-            Ok(0) => return Ok(()),
-            Ok(read) => read,
-            Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+        if let Some(until) = step.held_until() {
+            tokio::time::sleep_until(until.into()).await;
+        }
+        let output = step.output();
+        if !output.is_empty() {
+            match stream.write(output).await {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(wrote) => step.sent(wrote),
+                Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+            continue;
+        }
+        if step.finished() {
+            return Ok(());
+        }
+        let space = step.input_space();
+        if space.is_empty() {
+            return Err(io::Error::other("the protocol step neither reads nor writes"));
+        }
+        match stream.read(space).await {
+            Ok(read) => step.received(read),
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
-        };
-        stream.write_all(&buffer[..read]).await?;
+        }
     }
 }

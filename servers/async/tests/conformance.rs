@@ -11,3 +11,14 @@ echo_conformance::suite!(
     args = ["--runtime", "current-thread"],
     kind = Kind::Concurrent
 );
+echo_conformance::http_suite!(
+    http_async,
+    env!("CARGO_BIN_EXE_server-async"),
+    kind = Kind::Concurrent
+);
+echo_conformance::http_suite!(
+    http_async_current_thread,
+    env!("CARGO_BIN_EXE_server-async"),
+    args = ["--runtime", "current-thread"],
+    kind = Kind::Concurrent
+);

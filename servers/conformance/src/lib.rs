@@ -19,6 +19,12 @@
 //! - [`watchdog`]: runs a check's body under a deadline.
 //! - [`seccomp`]: system calls made to fail in a child, for the paths a
 //!   healthy machine never takes.
+//! - [`http_suite!`] and [`http`]: the HTTP checks (`--protocol http`),
+//!   one line per model, as [`suite!`]: plaintext, `POST /echo`, static
+//!   files, 404, paths escaping the root, 411/501/400/431 then close,
+//!   keep-alive and close, a byte-at-a-time request, 16 pipelined in one
+//!   write, a slow reader of a large file, a reset mid-response, `Date`
+//!   across seconds, and `--work wait:` overlapping as the model allows.
 //! - [`python_suite!`] and [`python`]: the same suite for the Python servers
 //!   of `servers/python/`, run through `python3` (`tests/python.rs`), skipped
 //!   where this machine lacks `python3` or a server's package.
@@ -71,6 +77,7 @@
 
 pub mod checks;
 pub mod client;
+pub mod http;
 pub mod python;
 pub mod seccomp;
 pub mod server;

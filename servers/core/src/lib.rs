@@ -1,19 +1,24 @@
 //! The contract every echolab model implements.
 //!
 //! Eleven crates under `servers/` each implement one concurrency model of the
-//! same TCP echo server. This crate holds everything that is *not* the model,
-//! so that only the model word changes between them:
+//! same TCP server: the echo, or with `--protocol http` the course's HTTP/1.1
+//! server. This crate holds everything that is *not* the model, so that only
+//! the model word changes between them:
 //!
 //! # Layout
 //!
 //! - [`process`]: the process contract. [`process::main`] parses `--addr` and
-//!   the model's own options, raises the fd limit, stops on SIGTERM/SIGINT,
+//!   the model's own options (and the [`service`] options), raises the fd limit, stops on SIGTERM/SIGINT,
 //!   binds, prints `listening on HOST:PORT` and hands the listener to the
 //!   model's `serve`. [`process::main_with`] takes a [`process::Setup`] for
 //!   models that fork, share a port, or may be unsupported here.
-//! - [`echo`]: the echo step itself. [`echo::echo_blocking`] for models that
-//!   block in `read`/`write`; [`echo::Echo`], a per-connection buffer and
-//!   cursor, for models that wait on readiness and must never block.
+//! - [`service`]: what every connection does, whatever the model: the
+//!   options `--protocol echo|http`, `--root DIR`, `--work none|cpu:µs|wait:µs`.
+//! - [`step`]: the protocol step, sans-I/O (bytes in, bytes out, a wish to
+//!   read, write or wait; never a socket): the echo, and [`http`]'s HTTP/1.1.
+//! - [`drive`]: a step over a socket. [`drive::serve_blocking`] for models
+//!   that block in `read`/`write`; [`drive::Session`] for models that wait on
+//!   readiness and must never block, with [`drive::Timers`] for their waits.
 //! - [`accept`]: what to do when `accept` fails (retry, back off while out of
 //!   file descriptors, or give up).
 //! - [`affinity`]: the CPUs this process may run on, to size runtimes.
@@ -37,8 +42,11 @@
 
 pub mod accept;
 pub mod affinity;
-pub mod echo;
+pub mod drive;
+pub mod http;
 pub mod process;
+pub mod service;
+pub mod step;
 pub mod syscalls;
 pub mod workers;
 

@@ -80,6 +80,9 @@ struct Cli<O: Args> {
 
     #[command(flatten)]
     options: O,
+
+    #[command(flatten)]
+    service: crate::service::ServiceArgs,
 }
 
 /// A model's options parsed from `args` (its options alone, as after
@@ -101,7 +104,7 @@ pub fn main_with<O: Args>(model: &str, setup: Setup<O>, serve: Serve<O>) -> ! {
 
 /// Parses `args` (the first one is the program name), then runs the model
 /// under the process contract. Never returns: exits 0 on SIGTERM/SIGINT,
-/// 2 on bad arguments, 1 when the address cannot be bound or `serve` fails.
+/// 2 on bad arguments (a `--root` that is not a directory included), 1 when the address cannot be bound or `serve` fails.
 pub fn run<O: Args, I, T>(model: &str, args: I, serve: Serve<O>) -> !
 where
     I: IntoIterator<Item = T>,
@@ -118,14 +121,21 @@ where
     T: Into<OsString> + Clone,
 {
     let about = format!(
-        "The echolab `{model}` echo server: prints `listening on HOST:PORT`, echoes every byte \
-         back, and exits 0 on SIGTERM or SIGINT."
+        "The echolab `{model}` server: prints `listening on HOST:PORT`, echoes every byte \
+         back (or speaks HTTP/1.1 with --protocol http), and exits 0 on SIGTERM or SIGINT."
     );
     let cli = Cli::<O>::command()
         .about(about)
         .try_get_matches_from(args)
         .and_then(|matches| Cli::<O>::from_arg_matches(&matches))
         .unwrap_or_else(|error| error.exit());
+    match crate::service::Service::new(model, &cli.service) {
+        Ok(service) => crate::service::install(service),
+        Err(sentence) => {
+            eprintln!("{model}: {sentence}");
+            std::process::exit(2);
+        }
+    }
     if let Err(sentence) = (setup.supported)(&cli.options) {
         eprintln!("{model}: unsupported on this machine: {sentence}");
         std::process::exit(EXIT_UNSUPPORTED);
@@ -278,6 +288,47 @@ fn run_stop_hooks() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, clap::Args)]
+    struct Edge {
+        #[arg(long)]
+        edge: bool,
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli<Edge>, clap::Error> {
+        Cli::<Edge>::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn every_model_takes_protocol_root_and_work_beside_its_own_options() {
+        use crate::service::{Protocol, Work};
+        let cli = parse(&[
+            "--edge",
+            "--protocol",
+            "http",
+            "--root",
+            "/tmp",
+            "--work",
+            "wait:1000",
+        ])
+        .unwrap();
+        assert!(cli.options.edge);
+        assert_eq!(cli.service.protocol, Protocol::Http);
+        assert_eq!(cli.service.root, std::path::PathBuf::from("/tmp"));
+        assert_eq!(cli.service.work, Work::Wait(std::time::Duration::from_millis(1)));
+        let default = parse(&[]).unwrap();
+        assert_eq!(
+            (default.service.protocol, default.service.work),
+            (Protocol::Echo, Work::None)
+        );
+        for bad in [
+            &["--protocol", "gopher"][..],
+            &["--work", "wait:-1"],
+            &["--work", "nap:5"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 
     #[test]
     fn binds_port_zero_to_a_real_port() {

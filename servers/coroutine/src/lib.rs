@@ -22,13 +22,17 @@
 //! `vm.max_map_count` (65530 by default) caps a process near 32k clients.
 //! Coroutines may resume on another worker: thread-locals are unsafe to rely on.
 //!
+//! **Protocols and work.** `--protocol http`: the blocking loop over the HTTP
+//! step. `--work wait:` is `may`'s sleep: the coroutine parks on the
+//! scheduler's timer, its worker runs others.
+//!
 //! **Compare with.** `threaded`, the same code with a kernel thread and an
 //! 8 MiB stack per client; `async`, which stores only the live state of each
 //! task in a compiler-built future, and needs `.await` at every wait.
 
 use echo_core::accept::{self, AcceptError, Exhaustion};
 use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND, SHARED};
-use echo_core::{affinity, echo::echo_blocking};
+use echo_core::{affinity, drive::serve_blocking};
 use may::coroutine::JoinHandle;
 use may::net::TcpListener;
 use std::io;
@@ -104,7 +108,7 @@ fn accept_loop(listener: TcpListener) -> io::Result<()> {
         // If the coroutine cannot be created, its closure and so the stream
         // are dropped: that client is closed, the others go on.
         if let Err(error) = spawn(move || {
-            if let Err(error) = echo_blocking(&mut stream) {
+            if let Err(error) = serve_blocking(&mut stream, may::coroutine::sleep) {
                 echo_core::log_connection_error(peer, error);
             }
         }) {

@@ -5,3 +5,8 @@ echo_conformance::suite!(
     env!("CARGO_BIN_EXE_server-coroutine"),
     kind = Kind::Concurrent
 );
+echo_conformance::http_suite!(
+    http_coroutine,
+    env!("CARGO_BIN_EXE_server-coroutine"),
+    kind = Kind::Concurrent
+);

@@ -19,6 +19,14 @@
 //! busy is served for as long as it does while the others wait. Spurious or
 //! stale events are harmless: a nonblocking read just returns `WouldBlock`.
 //!
+//! **Protocols and work.** `--protocol http`: the same pump over the HTTP step;
+//! a static file goes out with nonblocking `sendfile(2)`, page cache to
+//! socket, no copy through this process (EAGAIN when the socket buffer is
+//! full, as for a write); `reuseport` and `process --prefork` inherit it.
+//! `--work wait:` is
+//! a timer per held connection in a heap (`echo_core::drive::Timers`), the
+//! earliest one `epoll_wait`'s timeout: O(log n) per wait, no system call.
+//!
 //! **Compare with.** `select`, which copies and scans every fd on every call,
 //! where epoll keeps the interest list in the kernel and returns only ready
 //! ones; `coroutine` and `async`, which wait on epoll too, behind code that
@@ -28,7 +36,7 @@
 #![forbid(unsafe_code)]
 
 use echo_core::accept::{self, Exhaustion};
-use echo_core::echo::{Drain, Echo, Progress};
+use echo_core::drive::{Drain, Progress, Session, Timers};
 use echo_core::syscalls::{EPOLL_ECHO, EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND, SHARED};
 use echo_core::workers::Tally;
 use nix::errno::Errno;
@@ -77,9 +85,11 @@ const EVENTS_PER_WAIT: usize = 1024;
 struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
-    echo: Echo,
+    session: Session,
     /// What this connection is registered for (level-triggered only).
     interest: EpollFlags,
+    /// The instant of the timer set for its `wait:` work, if one is.
+    waking_at: Option<Instant>,
 }
 
 /// Serves every client from one thread, until the listener or epoll fails.
@@ -146,9 +156,15 @@ impl Reactor {
         // this instant; level-triggered epoll would otherwise report it at once.
         // (DEL and ADD rather than MOD: EPOLLEXCLUSIVE forbids MOD.)
         let mut accepts_resume: Option<Instant> = None;
+        // Connections held by a `wait:` work, by fd: the earliest bounds the wait.
+        let mut timers = Timers::default();
         loop {
-            let timeout = match accepts_resume {
-                Some(at) => EpollTimeout::try_from(accept::millis_until(at)).unwrap_or(EpollTimeout::MAX),
+            let millis = [accepts_resume.map(accept::millis_until), timers.millis_to_next()]
+                .into_iter()
+                .flatten()
+                .min();
+            let timeout = match millis {
+                Some(millis) => EpollTimeout::try_from(millis).unwrap_or(EpollTimeout::MAX),
                 None => EpollTimeout::NONE,
             };
             let ready = match epoll.wait(&mut events, timeout) {
@@ -164,11 +180,14 @@ impl Reactor {
                 epoll.add(&listener, EpollEvent::new(listening, LISTENER))?;
                 accepts_resume = None;
             }
-            for event in &events[..ready] {
-                if event.data() != LISTENER {
-                    let slot = &mut connections[event.data() as usize];
+            let woken = timers.expired(Instant::now());
+            let woken = woken.into_iter().map(|token| (token, EpollFlags::empty()));
+            let ready_tokens = events[..ready].iter().map(|event| (event.data(), event.events()));
+            for (token, flags) in ready_tokens.chain(woken) {
+                if token != LISTENER {
+                    let slot = &mut connections[token as usize];
                     if let Some(connection) = slot
-                        && !connection.serve_ready(&epoll, drain)
+                        && !connection.serve_ready(&epoll, drain, &mut timers, flags)
                     {
                         // Dropping the stream closes it, which also unregisters it.
                         *slot = None;
@@ -191,10 +210,24 @@ impl Reactor {
 
 impl Connection {
     /// Moves what it can without blocking and, level-triggered, asks epoll
-    /// for what the connection waits for next. False: close it.
-    fn serve_ready(&mut self, epoll: &Epoll, drain: Drain) -> bool {
-        let (read, write) = match self.echo.pump(&mut self.stream, drain) {
+    /// for what the connection waits for next; a connection held by a
+    /// `wait:` work waits for nothing but its timer. False: close it.
+    fn serve_ready(&mut self, epoll: &Epoll, drain: Drain, timers: &mut Timers, flags: EpollFlags) -> bool {
+        // Hang-ups and errors are reported whatever the interest: a peer gone
+        // while its response waits would be reported again and again.
+        let waiting = self.waking_at.is_some_and(|at| at > Instant::now());
+        if waiting && flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR) {
+            return false;
+        }
+        let (read, write) = match self.session.pump_sendfile(&mut self.stream, drain) {
             Ok(Progress::Open { read, write }) => (read, write),
+            Ok(Progress::Wait { until }) => {
+                if self.waking_at != Some(until) {
+                    timers.add(until, self.stream.as_raw_fd() as u64);
+                    self.waking_at = Some(until);
+                }
+                (false, false)
+            }
             Ok(Progress::Done) => return false,
             Err(error) => {
                 echo_core::log_connection_error(self.peer, error);
@@ -240,12 +273,12 @@ fn accept_ready(
                 if connections.len() <= fd {
                     connections.resize_with(fd + 1, || None);
                 }
-                let echo = Echo::new();
                 connections[fd] = Some(Connection {
                     stream,
                     peer,
-                    echo,
+                    session: Session::with_sendfile(),
                     interest,
+                    waking_at: None,
                 });
             }
             Err(error) => echo_core::log_connection_error(peer, error),

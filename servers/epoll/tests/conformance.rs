@@ -7,3 +7,14 @@ echo_conformance::suite!(
     args = ["--edge"],
     kind = Kind::Concurrent
 );
+echo_conformance::http_suite!(
+    http_epoll,
+    env!("CARGO_BIN_EXE_server-epoll"),
+    kind = Kind::Concurrent
+);
+echo_conformance::http_suite!(
+    http_epoll_edge,
+    env!("CARGO_BIN_EXE_server-epoll"),
+    args = ["--edge"],
+    kind = Kind::Concurrent
+);

@@ -17,13 +17,17 @@
 //! down the one busy client. Out of file descriptors it skips accepting for a
 //! pause, but keeps spinning on the connections it has.
 //!
+//! **Protocols and work.** `--protocol http`: the same pump over the HTTP step.
+//! `--work wait:` needs no timer: a held connection is skipped until a pass
+//! finds its instant past (the spin is the timer).
+//!
 //! **Compare with.** `pool`, which blocks but caps the clients; `select`, which
 //! asks the kernel which sockets are ready instead of trying them all.
 
 #![forbid(unsafe_code)]
 
 use echo_core::accept::{self, Exhaustion};
-use echo_core::echo::{Drain, Echo, Progress};
+use echo_core::drive::{Drain, Progress, Session};
 use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -51,7 +55,7 @@ pub struct Options {}
 struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
-    echo: Echo,
+    session: Session,
 }
 
 /// Polls the listener and every connection in turn, forever.
@@ -66,14 +70,15 @@ pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
                 connections.push(Connection {
                     stream,
                     peer,
-                    echo: Echo::new(),
+                    session: Session::new(),
                 });
             })?;
         }
         // One read and one write attempt per connection, ready or not.
         connections.retain_mut(|connection| {
-            match connection.echo.pump(&mut connection.stream, Drain::Once) {
-                Ok(Progress::Open { .. }) => true,
+            match connection.session.pump(&mut connection.stream, Drain::Once) {
+                // A `wait:` work needs no timer here: the next pass looks again.
+                Ok(Progress::Open { .. } | Progress::Wait { .. }) => true,
                 Ok(Progress::Done) => false,
                 Err(error) => {
                     echo_core::log_connection_error(connection.peer, error);

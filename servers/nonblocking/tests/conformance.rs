@@ -5,3 +5,8 @@ echo_conformance::suite!(
     env!("CARGO_BIN_EXE_server-nonblocking"),
     kind = Kind::BusyPoll
 );
+echo_conformance::http_suite!(
+    http_nonblocking,
+    env!("CARGO_BIN_EXE_server-nonblocking"),
+    kind = Kind::BusyPoll
+);

@@ -19,6 +19,10 @@
 //! concurrency, not cores (default 16): pinned to one CPU, a pool sized to
 //! cores would be `single` again.
 //!
+//! **Protocols and work.** `--protocol http`: the same loop over the HTTP step;
+//! a keep-alive client holds its worker until it closes. `--work wait:` sleeps
+//! the worker: at most N waits overlap.
+//!
 //! **Compare with.** `threaded`, which never makes a client wait but has no
 //! bound on its threads; `nonblocking`, which serves every client on one thread.
 
@@ -26,7 +30,7 @@
 
 use crossbeam_channel::Receiver;
 use echo_core::syscalls::{BLOCKING_ECHO, Profile};
-use echo_core::{accept, echo::echo_blocking};
+use echo_core::{accept, drive::serve_blocking};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
@@ -76,7 +80,7 @@ pub fn serve(listener: TcpListener, options: &Options) -> io::Result<()> {
 /// One worker: serve a connection to the end, then take the next one.
 fn work(connections: &Receiver<(TcpStream, SocketAddr)>) {
     for (stream, peer) in connections {
-        if let Err(error) = echo_blocking(&stream) {
+        if let Err(error) = serve_blocking(&stream, thread::sleep) {
             echo_core::log_connection_error(peer, error);
         }
     }

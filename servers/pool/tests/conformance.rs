@@ -5,3 +5,8 @@ echo_conformance::suite!(
     env!("CARGO_BIN_EXE_server-pool"),
     kind = Kind::BoundedPool { workers: 16 }
 );
+echo_conformance::http_suite!(
+    http_pool,
+    env!("CARGO_BIN_EXE_server-pool"),
+    kind = Kind::BoundedPool { workers: 16 }
+);

@@ -33,12 +33,16 @@
 //! not on echo-core's `signals` thread, and never has a second thread.
 //! Children get PR_SET_PDEATHSIG: none outlives the parent, even SIGKILLed.
 //!
+//! **Protocols and work.** `--protocol http`: the blocking loop or the `epoll`
+//! loop over the HTTP step. `--work wait:` sleeps the child (or the blocking
+//! worker), or is the `epoll` loop's timer.
+//!
 //! **Compare with.** `threaded`, a thread per client: no copy, shared
 //! memory; `pool`, the blocking prefork with threads; `reuseport`, the
 //! readiness prefork with threads pinned one per core.
 
 use echo_core::accept::{self, AcceptError, Exhaustion};
-use echo_core::echo::echo_blocking;
+use echo_core::drive::serve_blocking;
 use echo_core::process::{Setup, Signals, reuse_port_listeners, stop_signals};
 use echo_core::syscalls::{BLOCKING_ECHO, EPOLL_ECHO, Profile};
 use echo_core::workers::{self, Share, Tally};
@@ -229,7 +233,7 @@ fn serve_client(
     // The child's copies: it accepts nothing and waits for no signal.
     drop(listener);
     drop(signal_fd);
-    let status = match echo_blocking(&stream) {
+    let status = match serve_blocking(&stream, std::thread::sleep) {
         Ok(_) => 0,
         Err(error) => {
             echo_core::log_connection_error(peer, error);
@@ -365,7 +369,7 @@ fn serve_one_at_a_time(listener: &TcpListener, tally: &Tally) -> io::Result<()> 
     loop {
         let (stream, peer) = accept::next_blocking(listener, &mut exhaustion)?;
         tally.accepted.fetch_add(1, Ordering::Relaxed);
-        if let Err(error) = echo_blocking(&stream) {
+        if let Err(error) = serve_blocking(&stream, std::thread::sleep) {
             echo_core::log_connection_error(peer, error);
         }
     }

@@ -29,3 +29,14 @@ echo_conformance::suite!(
     args = ["--prefork", "4", "--accept", "reuseport"],
     kind = Kind::PreforkReactors { workers: 4 }
 );
+echo_conformance::http_suite!(
+    http_process,
+    env!("CARGO_BIN_EXE_server-process"),
+    kind = Kind::ProcessPerClient
+);
+echo_conformance::http_suite!(
+    http_prefork_exclusive,
+    env!("CARGO_BIN_EXE_server-process"),
+    args = ["--prefork", "4", "--accept", "exclusive"],
+    kind = Kind::PreforkReactors { workers: 4 }
+);

@@ -23,6 +23,9 @@
 //! A connection never moves, so one busy connection holds its core while
 //! another core idles. Each worker logs its share when the server stops.
 //!
+//! **Protocols and work.** As `epoll`, each worker with its own timers for
+//! `--work wait:`.
+//!
 //! **Compare with.** `epoll`, which this is N times over (`--workers 1` is
 //! `epoll`); `async` multi-thread, which waits on one listener and lets idle
 //! workers steal tasks from busy ones: balance, paid for with shared queues

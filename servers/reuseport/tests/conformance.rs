@@ -11,3 +11,8 @@ echo_conformance::suite!(
     args = ["--workers", "2"],
     kind = Kind::Concurrent
 );
+echo_conformance::http_suite!(
+    http_reuseport,
+    env!("CARGO_BIN_EXE_server-reuseport"),
+    kind = Kind::Concurrent
+);

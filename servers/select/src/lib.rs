@@ -17,13 +17,17 @@
 //! wake-up costs O(connections) in user space and O(highest fd) in the
 //! kernel, even when one socket is ready; idle clients make busy ones slower.
 //!
+//! **Protocols and work.** `--protocol http`: the same pump over the HTTP step.
+//! `--work wait:` leaves a held connection out of both sets; the earliest wait,
+//! found by scanning every connection, is `select`'s timeout.
+//!
 //! **Compare with.** `nonblocking`, which tries every socket without asking;
 //! `epoll`, which registers each fd once and returns only the ready ones.
 
 #![forbid(unsafe_code)]
 
 use echo_core::accept::{self, Exhaustion};
-use echo_core::echo::{Drain, Echo, Progress};
+use echo_core::drive::{Drain, Progress, Session};
 use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SELECT, SEND, SHARED};
 use nix::errno::Errno;
 use nix::sys::select::{FD_SETSIZE, FdSet, select};
@@ -53,7 +57,7 @@ pub struct Options {}
 struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
-    echo: Echo,
+    session: Session,
     /// What the last `pump` left it waiting for.
     progress: Progress,
 }
@@ -77,7 +81,7 @@ pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
             if !ready_flags.next().copied().unwrap_or(false) {
                 return true;
             }
-            match connection.echo.pump(&mut connection.stream, Drain::Once) {
+            match connection.session.pump(&mut connection.stream, Drain::Once) {
                 Ok(Progress::Done) => false,
                 Ok(progress) => {
                     connection.progress = progress;
@@ -122,8 +126,17 @@ fn wait(
             highest_fd = highest_fd.max(fd.as_raw_fd());
         }
     }
-    // While accepting is paused, wake up when the pause ends.
-    let mut timeout = accept_paused_until.map(|until| {
+    // While accepting is paused, wake up when the pause ends; while a
+    // connection is held by a `wait:` work, when the first wait ends (found
+    // by scanning them all, as select scans everything).
+    let waits = connections
+        .iter()
+        .filter_map(|connection| match connection.progress {
+            Progress::Wait { until } => Some(until),
+            _ => None,
+        });
+    let wake_at = accept_paused_until.into_iter().chain(waits).min();
+    let mut timeout = wake_at.map(|until| {
         let left = until.saturating_duration_since(Instant::now());
         TimeVal::microseconds(left.as_micros() as i64)
     });
@@ -138,9 +151,13 @@ fn wait(
         ) {
             Ok(_) => {
                 ready.clear();
-                ready.extend(connections.iter().map(|connection| {
-                    let fd = connection.stream.as_fd();
-                    read_result.contains(fd) || write_result.contains(fd)
+                let now = Instant::now();
+                ready.extend(connections.iter().map(|connection| match connection.progress {
+                    Progress::Wait { until } => until <= now,
+                    _ => {
+                        let fd = connection.stream.as_fd();
+                        read_result.contains(fd) || write_result.contains(fd)
+                    }
                 }));
                 return Ok(accept_paused_until.is_none() && read_result.contains(listener.as_fd()));
             }
@@ -170,7 +187,7 @@ fn accept_all(
         connections.push(Connection {
             stream,
             peer,
-            echo: Echo::new(),
+            session: Session::new(),
             progress,
         });
     })

@@ -12,15 +12,20 @@
 //! leaves: its connect succeeds (the kernel completes the handshake) but it
 //! gets no answer. One slow or idle client stops the whole server.
 //!
+//! **Protocols and work.** `--protocol http` serves one keep-alive client at a
+//! time, so one idle HTTP/1.1 client stops the server. `--work wait:` sleeps
+//! the only thread: one request per wait, whatever the clients.
+//!
 //! **Compare with.** `threaded`, which gives each client its own thread so
 //! that clients no longer wait for each other.
 
 #![forbid(unsafe_code)]
 
 use echo_core::syscalls::{BLOCKING_ECHO, Profile};
-use echo_core::{accept, echo::echo_blocking};
+use echo_core::{accept, drive::serve_blocking};
 use std::io;
 use std::net::TcpListener;
+use std::thread;
 
 /// The "System calls" section above as numbers: calls per message under
 /// [`echo_core::syscalls::PROFILE_LOAD`], checked against the kernel's
@@ -40,7 +45,7 @@ pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
     loop {
         let (stream, peer) = accept::next_blocking(&listener, &mut exhaustion)?;
         // The next client waits here until this one closes its side.
-        if let Err(error) = echo_blocking(&stream) {
+        if let Err(error) = serve_blocking(&stream, thread::sleep) {
             echo_core::log_connection_error(peer, error);
         }
     }

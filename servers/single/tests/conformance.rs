@@ -5,3 +5,8 @@ echo_conformance::suite!(
     env!("CARGO_BIN_EXE_server-single"),
     kind = Kind::OneAtATime
 );
+echo_conformance::http_suite!(
+    http_single,
+    env!("CARGO_BIN_EXE_server-single"),
+    kind = Kind::OneAtATime
+);

@@ -18,13 +18,19 @@
 //! mean thousands of sleeping threads; busy ones fight over the CPUs, and
 //! context switches, not echoing, become the work.
 //!
+//! **Protocols and work.** `--protocol http`: the same loop over the HTTP step.
+//! A static file goes out with blocking `sendfile(2)`: the kernel copies it
+//! from the page cache to the socket, nothing is read into this process.
+//! `--work wait:` sleeps the client's thread: waits overlap, a sleeping thread
+//! each.
+//!
 //! **Compare with.** `single`, whose clients wait for each other; `pool`, which
 //! caps the number of threads and makes the extra clients wait instead.
 
 #![forbid(unsafe_code)]
 
 use echo_core::syscalls::{BLOCKING_ECHO, Profile};
-use echo_core::{accept, echo::echo_blocking};
+use echo_core::{accept, drive::serve_blocking_sendfile};
 use std::io;
 use std::net::TcpListener;
 use std::thread;
@@ -48,7 +54,7 @@ pub fn serve(listener: TcpListener, _options: &Options) -> io::Result<()> {
         let (stream, peer) = accept::next_blocking(&listener, &mut exhaustion)?;
         // The thread owns the stream; it is closed when the thread ends.
         let spawned = thread::Builder::new().name("client".into()).spawn(move || {
-            if let Err(error) = echo_blocking(&stream) {
+            if let Err(error) = serve_blocking_sendfile(&stream, thread::sleep) {
                 echo_core::log_connection_error(peer, error);
             }
         });

@@ -5,3 +5,8 @@ echo_conformance::suite!(
     env!("CARGO_BIN_EXE_server-threaded"),
     kind = Kind::Concurrent
 );
+echo_conformance::http_suite!(
+    http_threaded,
+    env!("CARGO_BIN_EXE_server-threaded"),
+    kind = Kind::Concurrent
+);

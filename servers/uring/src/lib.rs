@@ -29,6 +29,11 @@
 //! `--sqpoll` adds a kernel thread that polls the submission queue (no
 //! `io_uring_enter` to submit) and so keeps a second core busy.
 //!
+//! **Protocols and work.** Received bytes go through the protocol step (one
+//! copy more than the bare echo: into the step, out to the send buffer).
+//! `--work wait:` is an io_uring timeout request per held connection: no system
+//! call of its own, completed in a round.
+//!
 //! **Compare with.** `epoll`, which makes a system call per read and per write
 //! after being told a socket is ready; `async`, whose runtime hides readiness
 //! behind futures, where this shows the queues bare.
@@ -38,6 +43,7 @@
 use echo_core::BUFFER_SIZE;
 use echo_core::accept::{self, AcceptError, Exhaustion};
 use echo_core::process::Setup;
+use echo_core::step::Step;
 use echo_core::syscalls::{EPOLL_WAIT, Expect, Profile, RECV, SEND};
 use io_uring::cqueue::{self, buffer_select};
 use io_uring::register::Probe;
@@ -49,6 +55,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Instant;
 
 /// The "System calls" section above as numbers: calls per message under
 /// [`echo_core::syscalls::PROFILE_LOAD`], checked against the kernel's
@@ -102,6 +109,7 @@ enum Op {
     Send,
     Cancel,
     Resume,
+    Wake,
 }
 
 fn token(op: Op, fd: RawFd) -> u64 {
@@ -109,7 +117,7 @@ fn token(op: Op, fd: RawFd) -> u64 {
 }
 
 fn decode(user_data: u64) -> (Option<Op>, usize) {
-    let op = [Op::Accept, Op::Recv, Op::Send, Op::Cancel, Op::Resume]
+    let op = [Op::Accept, Op::Recv, Op::Send, Op::Cancel, Op::Resume, Op::Wake]
         .into_iter()
         .find(|&op| op as u64 == user_data & 0xff);
     (op, (user_data >> 8) as usize)
@@ -150,16 +158,27 @@ pub fn serve(listener: TcpListener, options: &Options) -> io::Result<()> {
     }
 }
 
-/// One connection: what it still has to send, and which requests on it are
-/// in flight. It is dropped (and so closed) only when none is.
+/// One connection: its protocol step, what it still has to send, and which
+/// requests on it are in flight. It is dropped (and so closed) only when
+/// none is.
 struct Connection {
     stream: TcpStream,
+    step: Step,
+    /// Received and not yet taken by the step (it takes input only when it
+    /// has room): counted in the backpressure bound.
+    inbox: Vec<u8>,
+    /// The end of the stream was handed to the step.
+    eof_given: bool,
+    /// A `wait:` work's timeout request is in flight, for this instant; the
+    /// kernel reads `wake_after` until it completes.
+    waking_at: Option<Instant>,
+    wake_after: Box<Timespec>,
     /// Handed to the send in flight: the kernel reads it, so it neither
     /// changes nor moves until that send completes.
     sending: Vec<u8>,
     /// How much of `sending` the kernel has sent so far.
     sent: usize,
-    /// Received while a send was in flight: sent next.
+    /// The step's output while a send was in flight: sent next.
     queued: Vec<u8>,
     receiving: bool,
     send_in_flight: bool,
@@ -174,7 +193,58 @@ impl Connection {
     }
 
     fn done(&self) -> bool {
-        self.failed || (self.peer_closed && self.unsent() == 0)
+        self.failed || (self.step.finished() && self.unsent() == 0)
+    }
+
+    /// Hands received bytes to the step, as many as it takes; keeps the rest.
+    fn give(&mut self, mut bytes: &[u8]) {
+        if self.inbox.is_empty() {
+            while !bytes.is_empty() {
+                let space = self.step.input_space();
+                let taken = space.len().min(bytes.len());
+                if taken == 0 {
+                    break;
+                }
+                space[..taken].copy_from_slice(&bytes[..taken]);
+                self.step.received(taken);
+                bytes = &bytes[taken..];
+            }
+        }
+        self.inbox.extend_from_slice(bytes);
+    }
+
+    /// Moves bytes through the step: what waits in the inbox in, the end of
+    /// the stream once the inbox is empty, its output out to `queued` (up
+    /// to the bound), until nothing moves.
+    fn pump_step(&mut self) {
+        loop {
+            let inbox = std::mem::take(&mut self.inbox);
+            self.give(&inbox);
+            let mut moved = self.inbox.len() < inbox.len();
+            if self.peer_closed && self.inbox.is_empty() && !self.eof_given {
+                self.step.received(0);
+                self.eof_given = true;
+                moved = true;
+            }
+            // Received bytes are in memory already: pass them through (as
+            // the echo did before the step), but read no more of a file
+            // than the bound.
+            while self.queued.len() < BUFFER_SIZE || !self.inbox.is_empty() {
+                let output = self.step.output();
+                if output.is_empty() {
+                    break;
+                }
+                let wrote = output.len();
+                self.queued.extend_from_slice(output);
+                self.step.sent(wrote);
+                moved = true;
+                let inbox = std::mem::take(&mut self.inbox);
+                self.give(&inbox);
+            }
+            if !moved {
+                return;
+            }
+        }
     }
 
     fn fail(&mut self, error: io::Error) {
@@ -209,7 +279,8 @@ impl Server {
             // completion: a connection's `sending` is not touched while its
             // send is in flight, a connection (its fd, its buffers) is
             // dropped only once nothing is in flight on it, the provided
-            // buffers and `pause` live as long as the ring.
+            // buffers and `pause` live as long as the ring, and a
+            // connection's `wake_after` until its timeout completes.
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
                 return Ok(());
             }
@@ -239,6 +310,12 @@ impl Server {
             (Some(Op::Resume), _) => self.arm_accept()?,
             (Some(Op::Recv), fd) => self.received(fd, result, flags)?,
             (Some(Op::Send), fd) => self.sent(fd, result)?,
+            (Some(Op::Wake), fd) => {
+                if let Some(connection) = self.connection(fd) {
+                    connection.waking_at = None;
+                }
+                self.settle(fd)?;
+            }
             (Some(Op::Cancel), fd) => {
                 if let Some(connection) = self.connection(fd) {
                     connection.cancelling = false;
@@ -267,6 +344,11 @@ impl Server {
             }
             self.connections[fd] = Some(Connection {
                 stream,
+                step: Step::new(),
+                inbox: Vec::new(),
+                eof_given: false,
+                waking_at: None,
+                wake_after: Box::new(Timespec::new()),
                 sending: Vec::new(),
                 sent: 0,
                 queued: Vec::new(),
@@ -312,9 +394,7 @@ impl Server {
         if let Some(id) = buffer {
             // Copied out, so the buffer goes back to the ring this round.
             let length = result.max(0) as usize;
-            connection
-                .queued
-                .extend_from_slice(self.buffers.received(id, length));
+            connection.give(self.buffers.received(id, length));
             self.buffers.give_back(id);
         }
         match result {
@@ -356,8 +436,22 @@ impl Server {
             return Ok(());
         };
         let raw = Fd(fd as RawFd);
-        // At most a send, and a receive or its cancellation.
-        let mut requests: [Option<squeue::Entry>; 2] = [None, None];
+        // At most a send, a receive or its cancellation, and a timeout.
+        let mut requests: [Option<squeue::Entry>; 3] = [None, None, None];
+        if !connection.failed {
+            connection.pump_step();
+        }
+        if let Some(until) = connection.step.held_until()
+            && !connection.failed
+            && connection.waking_at.is_none()
+        {
+            // A `wait:` work: a timeout request completes when it is over.
+            let left = until.saturating_duration_since(Instant::now());
+            *connection.wake_after = Timespec::from(left);
+            let wake = opcode::Timeout::new(&*connection.wake_after).build();
+            requests[2] = Some(wake.user_data(token(Op::Wake, fd as RawFd)));
+            connection.waking_at = Some(until);
+        }
         if connection.failed {
             connection.queued.clear();
         } else if !connection.send_in_flight && connection.unsent() > 0 {
@@ -371,7 +465,7 @@ impl Server {
             requests[0] = Some(send.user_data(token(Op::Send, fd as RawFd)));
             connection.send_in_flight = true;
         }
-        let over_bound = connection.unsent() >= BUFFER_SIZE;
+        let over_bound = connection.unsent() + connection.inbox.len() >= BUFFER_SIZE;
         let may_receive = !connection.done() && !connection.peer_closed && !over_bound;
         if connection.receiving && !may_receive && !connection.cancelling {
             let receive = token(Op::Recv, fd as RawFd);
@@ -390,7 +484,10 @@ impl Server {
             requests[1] = Some(receive.user_data(token(Op::Recv, fd as RawFd)));
             connection.receiving = true;
         }
-        let in_flight = connection.receiving || connection.send_in_flight || connection.cancelling;
+        let in_flight = connection.receiving
+            || connection.send_in_flight
+            || connection.cancelling
+            || connection.waking_at.is_some();
         if connection.done() && !in_flight {
             self.connections[fd] = None; // Closes the socket: nothing refers to it now.
         }
@@ -597,7 +694,7 @@ mod tests {
 
     #[test]
     fn tokens_round_trip() {
-        for op in [Op::Accept, Op::Recv, Op::Send, Op::Cancel, Op::Resume] {
+        for op in [Op::Accept, Op::Recv, Op::Send, Op::Cancel, Op::Resume, Op::Wake] {
             assert_eq!(decode(token(op, 1234)), (Some(op), 1234));
         }
         assert_eq!(decode(0).0, None);

@@ -9,3 +9,8 @@ echo_conformance::suite!(
     args = ["--sqpoll"],
     kind = Kind::BusyPoll
 );
+echo_conformance::http_suite!(
+    http_uring,
+    env!("CARGO_BIN_EXE_server-uring"),
+    kind = Kind::Concurrent
+);
