@@ -79,10 +79,11 @@ pub enum Kind {
 impl ServerUnderTest {
     /// A built-in model, labelled `label` (the model's name if `None`).
     pub fn model(model: &str, args: &[String], label: Option<&str>) -> anyhow::Result<ServerUnderTest> {
-        if !echo_core::MODELS.contains(&model) {
+        if !echo_core::MODELS.contains(&model) && !echo_core::DATAGRAM_MODELS.contains(&model) {
             bail!(
-                "unknown model '{model}'; the models are: {}",
-                echo_core::MODELS.join(", ")
+                "unknown model '{model}'; the models are: {}, and over UDP: {}",
+                echo_core::MODELS.join(", "),
+                echo_core::DATAGRAM_MODELS.join(", ")
             );
         }
         Ok(ServerUnderTest {

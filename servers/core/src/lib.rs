@@ -67,6 +67,16 @@ pub const MODELS: [&str; 11] = [
     "reuseport",
 ];
 
+/// The datagram models: UDP, apart from [`MODELS`] (the TCP progression that
+/// suites, charts and the echo conformance suite walk), since there is no
+/// connection to accept and no byte stream to echo.
+pub const DATAGRAM_MODELS: [&str; 1] = ["udp"];
+
+/// The largest UDP payload over IPv4: 65,535 bytes of IP datagram less the
+/// 20-byte IP header and the 8-byte UDP header. Every datagram model echoes
+/// anything from 1 byte to this, whole.
+pub const MAX_DATAGRAM: usize = 65_507;
+
 /// Logs one line on stderr, written with a single `write`. `eprintln!`
 /// writes each piece of its format on its own (stderr has no buffer); the
 /// lock it takes keeps one process's threads apart, but processes sharing
