@@ -19,6 +19,9 @@
 //! - [`watchdog`]: runs a check's body under a deadline.
 //! - [`seccomp`]: system calls made to fail in a child, for the paths a
 //!   healthy machine never takes.
+//! - [`udp_suite!`] and [`udp`]: the datagram models' own suite (no stream,
+//!   no connection: each datagram back whole to its sender, loss allowed
+//!   only under a flood).
 //! - [`python_suite!`] and [`python`]: the same suite for the Python servers
 //!   of `servers/python/`, run through `python3` (`tests/python.rs`), skipped
 //!   where this machine lacks `python3` or a server's package.
@@ -74,6 +77,7 @@ pub mod client;
 pub mod python;
 pub mod seccomp;
 pub mod server;
+pub mod udp;
 pub mod watchdog;
 
 pub use client::Pattern;

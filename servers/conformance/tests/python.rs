@@ -135,3 +135,5 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
         }
     }
 }
+
+echo_conformance::udp_suite!(py_udp, python = "udp_server.py", args = []);
