@@ -25,6 +25,7 @@ use crate::load::{HostShare, LoadOutcome, LoadPlan, LoadRun, LoadSpec};
 use crate::measure::machine::{self, MachineCpu};
 use crate::measure::syscalls::{self, Counters, SyscallCounts};
 use crate::measure::{self, Sampler, Watch};
+use crate::protocol::Protocol;
 use crate::results::cell::{CellRecord, Shape};
 use crate::server::ServerUnderTest;
 use crate::server::process::ServerProcess;
@@ -103,7 +104,7 @@ pub fn run_cell_as(
             "{needed} file descriptors are needed but the open-file limit is {limit} (raise it with ulimit -n)"
         );
     }
-    let mut started = spec.server.start(&spec.cpus.server)?;
+    let mut started = spec.server.start_for(&spec.cpus.server, spec.load.protocol)?;
     // This thread (pacing, sampling) stays off the server's CPUs too.
     if !spec.cpus.client.is_empty() {
         echo_core::affinity::pin_to(&spec.cpus.client)
@@ -480,6 +481,9 @@ pub fn check_load(load: &LoadSpec) -> anyhow::Result<()> {
     if load.duration.is_zero() {
         bail!("--duration must be more than 0 seconds");
     }
+    if load.protocol == Protocol::Udp {
+        crate::load::udp::check(load)?;
+    }
     check_client_threads(load.client_threads)
 }
 
@@ -507,6 +511,9 @@ pub fn scenario_name(load: &LoadSpec) -> String {
     };
     if load.idle > 0 {
         name.push_str(&format!("-i{}", load.idle));
+    }
+    if load.protocol != Protocol::Echo {
+        name = format!("{}-{name}", load.protocol.as_str());
     }
     name
 }

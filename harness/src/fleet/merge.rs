@@ -634,6 +634,7 @@ fn sum_parts(parts: Vec<Part>) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
         flags: Vec::new(),
         share: None,
         hosts,
+        udp: None,
     };
     // The cell's own numbers judged, and every flag any host earned: a host
     // behind schedule, client-bound, late or on a shared CPU taints the sum.

@@ -102,6 +102,9 @@ impl ModelEntry {
 #[serde(deny_unknown_fields)]
 pub struct Sweep {
     pub name: String,
+    /// `echo` (TCP, the default) or `udp`.
+    #[serde(default)]
+    pub protocol: crate::protocol::Protocol,
     pub shape: Shape,
     pub connections: Vec<u32>,
     pub size: Vec<u32>,
@@ -249,6 +252,7 @@ impl Suite {
                     for &rate in &rates {
                         for &connections in &sweep.connections {
                             let load = LoadSpec {
+                                protocol: sweep.protocol,
                                 shape: sweep.shape,
                                 connections,
                                 size,
