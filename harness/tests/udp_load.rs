@@ -149,3 +149,53 @@ fn bad_udp_input_is_one_line_and_a_failure() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_small_udp_suite_runs_into_a_result_set_with_datagram_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("udp-small.toml");
+    std::fs::write(
+        &suite,
+        r#"
+name = "udp-small"
+description = "the udp suite, shrunk"
+warmup_s = 0.2
+duration_s = 0.5
+models = ["udp", { label = "udp-batch32", model = "udp", args = ["--batch", "32"] }]
+
+[[sweep]]
+name = "closed"
+protocol = "udp"
+shape = "closed"
+connections = [10]
+size = [64]
+
+[[sweep]]
+name = "open"
+protocol = "udp"
+shape = "open"
+connections = [10]
+size = [64]
+rate = [2000]
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let output = harness(&[
+        "run",
+        "--suite",
+        suite.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for cell in ["udp--udp-closed-c10-s64", "udp-batch32--udp-open-r2000-c10-s64"] {
+        let cell = support::json(&out.join("cells").join(format!("{cell}.json")));
+        assert!(udp(&cell, "received") > 0, "{cell}");
+        assert_eq!(cell["errors"]["mismatch"].as_u64(), Some(0), "{cell}");
+    }
+}

@@ -32,6 +32,7 @@ use std::time::Duration;
 const QUICK: &str = include_str!("../../suites/quick.toml");
 const FULL: &str = include_str!("../../suites/full.toml");
 const COURSE: &str = include_str!("../../suites/course.toml");
+const UDP: &str = include_str!("../../suites/udp.toml");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,10 +133,11 @@ impl Suite {
             "quick" => ("built-in suite 'quick'".to_owned(), QUICK.to_owned()),
             "full" => ("built-in suite 'full'".to_owned(), FULL.to_owned()),
             "course" => ("built-in suite 'course'".to_owned(), COURSE.to_owned()),
+            "udp" => ("built-in suite 'udp'".to_owned(), UDP.to_owned()),
             path => {
                 let text = std::fs::read_to_string(Path::new(path)).with_context(|| {
                     format!(
-                        "cannot read suite '{path}' (the built-in suites are 'quick', 'full' and 'course')"
+                        "cannot read suite '{path}' (the built-in suites are 'quick', 'full', 'course' and 'udp')"
                     )
                 })?;
                 (format!("suite file {path}"), text)
@@ -213,7 +215,9 @@ impl Suite {
                 })
                 .collect();
             if matching.is_empty() {
-                if echo_core::MODELS.contains(&name.as_str()) {
+                if echo_core::MODELS.contains(&name.as_str())
+                    || echo_core::DATAGRAM_MODELS.contains(&name.as_str())
+                {
                     selected.push(ModelEntry::Name(name.clone()));
                     continue;
                 }
@@ -278,6 +282,35 @@ impl Suite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_udp_suite_parses_into_datagram_scenarios_for_the_three_variants() {
+        let udp = Suite::load("udp").unwrap();
+        let labels: Vec<String> = udp
+            .servers()
+            .unwrap()
+            .into_iter()
+            .map(|server| server.label)
+            .collect();
+        assert_eq!(labels, ["udp", "udp-batch32", "udp-workers2"]);
+        let scenarios = udp.scenarios();
+        assert_eq!(scenarios.len(), 3 * 2 + 6);
+        assert!(
+            scenarios
+                .iter()
+                .all(|scenario| scenario.load.protocol == crate::protocol::Protocol::Udp)
+        );
+        assert!(
+            scenarios
+                .iter()
+                .any(|scenario| scenario.name == "udp-closed-c1000-s1400")
+        );
+        assert!(
+            scenarios
+                .iter()
+                .any(|scenario| scenario.name == "udp-open-r400000-c100-s64")
+        );
+    }
 
     #[test]
     fn built_in_suites_parse_and_expand() {
