@@ -877,6 +877,7 @@ mod tests {
             flags: Vec::new(),
             share: None,
             hosts: Vec::new(),
+            udp: None,
         }
     }
 

@@ -459,6 +459,7 @@ mod tests {
             flags: Vec::new(),
             share: None,
             hosts: Vec::new(),
+            udp: None,
         }
     }
 
