@@ -198,4 +198,8 @@ rate = [2000]
         assert!(udp(&cell, "received") > 0, "{cell}");
         assert_eq!(cell["errors"]["mismatch"].as_u64(), Some(0), "{cell}");
     }
+    // The report has the UDP section and its loss chart.
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("UDP: datagrams by fate"), "{report}");
+    assert!(out.join("charts").join("udp-loss.svg").exists());
 }
