@@ -203,3 +203,75 @@ rate = [2000]
     assert!(report.contains("UDP: datagrams by fate"), "{report}");
     assert!(out.join("charts").join("udp-loss.svg").exists());
 }
+
+/// The `udp` model's "System calls" section (`server_udp::SYSCALLS`)
+/// against the kernel's counters, as `syscall_profile.rs` checks the TCP
+/// models: each variant under `PROFILE_LOAD`, over UDP.
+#[test]
+fn the_udp_model_makes_the_system_calls_its_doc_says() {
+    use echo_core::syscalls::PROFILE_LOAD;
+    let rate = PROFILE_LOAD.messages_per_second.to_string();
+    let connections = PROFILE_LOAD.connections.to_string();
+    let size = PROFILE_LOAD.size.to_string();
+    let mut contradictions = Vec::new();
+    for profile in server_udp::SYSCALLS {
+        let mut args = vec![
+            "--model",
+            "udp",
+            "--protocol",
+            "udp",
+            "--shape",
+            "open",
+            "--rate",
+            &rate,
+            "--connections",
+            &connections,
+            "--size",
+            &size,
+            "--warmup",
+            "0.5",
+            "--duration",
+            "1.5",
+        ];
+        let model_args: Vec<String> = profile
+            .args
+            .iter()
+            .map(|arg| format!("--model-arg={arg}"))
+            .collect();
+        args.extend(model_args.iter().map(String::as_str));
+        let cell = bench_json(&args);
+        let server = &cell["server"];
+        if let Some(reason) = server["syscalls_unavailable"].as_str() {
+            let must_run =
+                nix::unistd::geteuid().is_root() || std::env::var("CI").is_ok_and(|ci| ci == "true");
+            assert!(
+                !must_run,
+                "system calls could not be counted as root or in CI: {reason}"
+            );
+            println!("SKIPPED: the udp system-call profiles were not checked: {reason}");
+            return;
+        }
+        for expect in profile.per_message {
+            let field = if expect.failed_with_eagain {
+                "syscalls_eagain_per_msg"
+            } else {
+                "syscalls_per_msg"
+            };
+            let value: f64 = expect
+                .syscalls
+                .iter()
+                .filter_map(|name| server[field][*name].as_f64())
+                .sum();
+            if !expect.per_message.contains(&value) {
+                contradictions.push(format!(
+                    "udp {:?}: {} per datagram is {value:.3}, the doc says {:?} (measured: {})",
+                    profile.args,
+                    expect.syscalls.join("|"),
+                    expect.per_message,
+                    server["syscalls_per_msg"],
+                ));
+            }
+        }
+    }
+    assert!(contradictions.is_empty(), "{}", contradictions.join("\n"));
+}

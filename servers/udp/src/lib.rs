@@ -34,6 +34,7 @@
 
 use echo_core::affinity;
 use echo_core::process::{self, Setup};
+use echo_core::syscalls::{EPOLL_WAIT, Expect, ONCE, Profile, RECV, SEND, SHARED};
 use nix::errno::Errno;
 use nix::sys::socket::{SockaddrLike, SockaddrStorage};
 use nix::unistd::gettid;
@@ -43,6 +44,41 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
+
+/// The "System calls" section above as numbers: calls per datagram under
+/// [`echo_core::syscalls::PROFILE_LOAD`] (a light load: each wake-up finds
+/// about one datagram, so a batch is about one datagram too), checked
+/// against the kernel's counters by `harness/tests/udp_load.rs`.
+pub const SYSCALLS: &[Profile] = &[
+    Profile {
+        args: &[],
+        per_message: ONE_AT_A_TIME,
+    },
+    Profile {
+        args: &["--batch", "32"],
+        per_message: &[
+            Expect::calls(&["recvmmsg"], SHARED),
+            Expect::calls(&["sendmmsg"], SHARED),
+            Expect::none(RECV),
+            Expect::none(SEND),
+            Expect::none(EPOLL_WAIT),
+            Expect::none(&["futex"]),
+        ],
+    },
+    Profile {
+        args: &["--workers", "2"],
+        per_message: ONE_AT_A_TIME,
+    },
+];
+
+/// `recvfrom` then `sendto`, blocking, and nothing else.
+const ONE_AT_A_TIME: &[Expect] = &[
+    Expect::calls(RECV, ONCE),
+    Expect::calls(SEND, ONCE),
+    Expect::none(&["recvmmsg", "sendmmsg"]),
+    Expect::none(EPOLL_WAIT),
+    Expect::none(&["futex"]),
+];
 
 /// Bytes for one datagram: more than the largest UDP payload
 /// ([`echo_core::MAX_DATAGRAM`]), so that none is ever cut short.
