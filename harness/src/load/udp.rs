@@ -415,7 +415,12 @@ impl Flows {
             .filter_map(|flow| flow.socket.local_addr().ok())
             .map(|addr| addr.port())
             .collect();
-        KernelDrops::read(self.reads_kernel, self.target.port(), &ports)
+        KernelDrops::read(
+            self.reads_kernel,
+            self.target.ip().is_loopback(),
+            self.target.port(),
+            &ports,
+        )
     }
 
     fn finish(&mut self, cpu: ThreadCpu) -> LoadOutcome {
@@ -514,7 +519,8 @@ pub fn header(bytes: &[u8]) -> Option<(u32, u32)> {
 ///   (network namespace's) datagrams dropped for a full receive buffer and
 ///   all receive errors.
 /// - `server_drops`: the `drops` column of `/proc/net/udp` and `udp6` for
-///   sockets bound to the server's port.
+///   sockets bound to the server's port (a server on loopback only: one
+///   elsewhere is in another machine's table).
 /// - `client_drops`: the same for the generator's own sockets.
 #[derive(Debug, Clone, Default)]
 pub struct KernelDrops {
@@ -525,7 +531,7 @@ pub struct KernelDrops {
 }
 
 impl KernelDrops {
-    fn read(machine: bool, server_port: u16, client_ports: &[u16]) -> KernelDrops {
+    fn read(machine: bool, server_local: bool, server_port: u16, client_ports: &[u16]) -> KernelDrops {
         let mut drops = KernelDrops::default();
         if machine {
             let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
@@ -538,7 +544,8 @@ impl KernelDrops {
             .collect::<Vec<_>>()
             .join("\n");
         let table = socket_drops(&sockets);
-        if machine {
+        // A server elsewhere has its sockets in another machine's table.
+        if machine && server_local {
             drops.server_drops = Some(
                 table
                     .iter()

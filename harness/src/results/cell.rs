@@ -135,7 +135,7 @@ pub struct UdpStats {
     pub kernel_rcvbuf_errors: Option<u64>,
     pub kernel_in_errors: Option<u64>,
     /// Drops of the server's sockets over the window (`/proc/net/udp`, the
-    /// sockets bound to the target's port).
+    /// sockets bound to the target's port; a server on loopback only).
     pub server_socket_drops: Option<u64>,
     /// Drops of the load generator's own sockets over the window, and sends
     /// the generator could not make (its send buffer full): the instrument
