@@ -122,6 +122,10 @@ pub struct Flows {
     drops_at_start: Option<KernelDrops>,
     drops_at_end: Option<KernelDrops>,
     send_failures: u64,
+    /// Datagrams sent, and those back in any form, warm-up and counting
+    /// phase included: the wait after the load ends stops when they meet.
+    sent_total: u64,
+    answered_total: u64,
 }
 
 impl Flows {
@@ -177,6 +181,8 @@ impl Flows {
             drops_at_start: None,
             drops_at_end: None,
             send_failures: 0,
+            sent_total: 0,
+            answered_total: 0,
         })
     }
 
@@ -262,6 +268,9 @@ impl Flows {
 
     /// After the load: whether an echo is still worth waiting for.
     fn awaiting(&self, now: u64) -> bool {
+        if self.answered_total >= self.sent_total {
+            return false;
+        }
         match self.shape {
             Shape::Open => {
                 // The last datagram due: was it sent less than the bound ago,
@@ -313,6 +322,7 @@ impl Flows {
         let flow = &mut self.flows[index];
         let seq = flow.next_seq;
         flow.next_seq += 1;
+        self.sent_total += 1;
         flow.note_sent(seq, clock, at);
         if flow.is_measured(seq) {
             self.stats.sent += 1;
@@ -354,6 +364,7 @@ impl Flows {
         }
         let measured = flow.is_measured(seq);
         let again = flow.answered.set(seq);
+        self.answered_total += u64::from(!again);
         if from != self.target {
             self.stats.wrong_sender += u64::from(measured);
             return;

@@ -29,6 +29,9 @@
 //! pub fn serve(listener: std::net::TcpListener, options: &Options) -> std::io::Result<()>
 //! ```
 //!
+//! The datagram model (`udp`) serves a `std::net::UdpSocket` instead of a
+//! listener ([`process::ServeDatagrams`]): UDP has no connection to accept.
+//!
 //! The caller binds; the model serves until the process is signalled. Only a
 //! failing listener or poller makes `serve` return an error; one connection's
 //! error is one line on stderr and closes that connection only.
