@@ -141,6 +141,18 @@ fn bad_udp_input_is_one_line_and_a_failure() {
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
+    for (args, says) in [
+        (&["--model", "udp"][..], "drive it with --protocol udp"),
+        (&["--model", "epoll", "--protocol", "udp"], "serves TCP"),
+    ] {
+        let mut all = vec!["bench", "--duration", "1"];
+        all.extend_from_slice(args);
+        let output = harness(&all);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}: exit 0");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
     let output = harness(&["serve", "udp", "--batch", "0"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");

@@ -97,6 +97,16 @@ pub fn run_cell_as(
     observe: &mut dyn FnMut(CellProgress),
 ) -> anyhow::Result<CellRecord> {
     check_load(&spec.load)?;
+    if let Some(model) = spec.server.model_name() {
+        let datagrams = echo_core::DATAGRAM_MODELS.contains(&model);
+        match (datagrams, spec.load.protocol) {
+            (true, Protocol::Echo) => bail!("model '{model}' serves UDP: drive it with --protocol udp"),
+            (false, Protocol::Udp) => bail!(
+                "model '{model}' serves TCP: --protocol udp needs a UDP server (--model udp, a --server-cmd or a --target)"
+            ),
+            _ => {}
+        }
+    }
     let needed = u64::from(spec.load.connections) + u64::from(spec.load.idle) + 64;
     let limit = echo_core::process::raise_fd_limit().context("cannot raise the open-file limit")?;
     if needed > limit {
