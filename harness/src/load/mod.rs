@@ -764,6 +764,35 @@ mod tests {
         assert_eq!((sum.lost, sum.lost_bytes), (4, 130));
     }
 
+    #[test]
+    fn datagram_counts_add_up_and_the_loss_is_of_the_sum() {
+        let one = UdpStats {
+            sent: 100,
+            received: 99,
+            lost: 1,
+            kernel_rcvbuf_errors: Some(3),
+            ..UdpStats::default()
+        };
+        let other = UdpStats {
+            sent: 300,
+            received: 297,
+            lost: 3,
+            duplicated: 2,
+            ..UdpStats::default()
+        };
+        let mut sum = UdpStats::default();
+        add_udp(&mut sum, &one);
+        add_udp(&mut sum, &other);
+        assert_eq!(
+            (sum.sent, sum.received, sum.lost, sum.duplicated),
+            (400, 396, 4, 2)
+        );
+        assert_eq!(sum.loss_percent, 1.0);
+        // A counter one thread read and the others did not is that thread's.
+        assert_eq!(sum.kernel_rcvbuf_errors, Some(3));
+        assert_eq!(sum.server_socket_drops, None);
+    }
+
     use std::io::{Read, Write};
     use std::net::TcpListener;
 
