@@ -6,6 +6,7 @@
 use crate::cell::{self, CellSpec};
 use crate::cpus::CpuLayout;
 use crate::load::LoadSpec;
+use crate::protocol::Protocol;
 use crate::results::cell::{Cell, Shape};
 use crate::server::ServerUnderTest;
 use anyhow::bail;
@@ -67,6 +68,10 @@ pub struct BenchArgs {
     /// closed (ping-pong), open (fixed rate) or churn (connect, echo once, close).
     #[arg(long, value_enum, default_value_t = Shape::Closed)]
     shape: Shape,
+    /// What the load speaks: echo (TCP, every byte echoed) or udp (each
+    /// --connections flow its own UDP socket; every datagram checked).
+    #[arg(long, value_enum, default_value_t = Protocol::Echo)]
+    protocol: Protocol,
     /// Open loop: aggregate messages per second, spread over the connections.
     #[arg(long, value_name = "MSGS_PER_S", allow_negative_numbers = true)]
     rate: Option<f64>,
@@ -141,6 +146,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
         server.spawns(),
     )?;
     let load = LoadSpec {
+        protocol: args.protocol,
         shape: args.shape,
         connections: args.connections,
         size: args.size,

@@ -73,7 +73,7 @@ fn every_model_option_in_the_readme_exists() {
         .collect::<Vec<_>>()
         .join(" ");
     assert!(!line.is_empty(), "the README lists no model options");
-    for model in echo_core::MODELS {
+    for model in echo_core::MODELS.into_iter().chain(echo_core::DATAGRAM_MODELS) {
         for mention in line.split(&format!("`{model} ")).skip(1) {
             let listed = mention.split('`').next().unwrap();
             let help = help(&["serve", model]);

@@ -9,6 +9,9 @@ lesson of its model (the same split as the Rust crate `echo-core`):
 - `listen`: raises the open-file limit, binds (a port in use is one line and
   exit status 1), listens with the models' backlog and prints the ready line
   `listening on HOST:PORT`.
+- `bind_datagrams`: the same for the UDP server: binds a datagram socket
+  and prints the ready line; `survive_datagram_error` tells one peer's
+  error (logged, survived) from the socket's (raised).
 - `stop_on_signals`: SIGTERM and SIGINT end the process at once with status
   0 (a model that forks first stops its children).
 - `require`: a third-party package that is missing is one line naming it and
@@ -176,6 +179,40 @@ def listen(args):
     shown = f"[{host}]" if ":" in host else host
     os.write(1, f"listening on {shown}:{port}\n".encode())
     return listener
+
+
+# Bytes for one datagram: more than the largest UDP payload (65,507 bytes).
+DATAGRAM_BUFFER = 64 * 1024
+# Errors of one peer or one datagram, which a UDP server logs and survives.
+PEER_ERRNOS = {
+    errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN,
+    errno.EMSGSIZE, errno.ENOBUFS, errno.ENOMEM, errno.EPERM, errno.EACCES,
+    errno.EADDRNOTAVAIL, errno.EAGAIN,
+}
+
+
+def bind_datagrams(args):
+    """Binds a UDP socket, then prints the ready line. A bind failure is one
+    line on stderr and exit status 1."""
+    try:
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.bind((args.host, args.port))
+    except OSError as error:
+        log(f"py-{args.model}: cannot bind {args.host}:{args.port}: {error.strerror or error}")
+        sys.exit(1)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    os.write(1, f"listening on {shown}:{port}\n".encode())
+    return sock
+
+
+def survive_datagram_error(whom, error):
+    """Logs one peer's error and returns; re-raises an error of the socket
+    itself (a bad descriptor, say), which ends the server."""
+    if error.errno not in PEER_ERRNOS:
+        raise error
+    log(f"{whom}: {error.strerror or error}")
 
 
 def stop_on_signals(before_exit=None):

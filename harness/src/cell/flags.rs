@@ -48,7 +48,7 @@ pub struct Rule {
 }
 
 /// Every flag, in the order cells list them.
-pub const RULES: [Rule; 7] = [
+pub const RULES: [Rule; 8] = [
     Rule {
         flag: Flag::ClientBound,
         threshold: "the busiest load thread was at least 95% busy while the server used under 90% of its CPUs (always, for a target, whose CPU is unknown)",
@@ -104,6 +104,12 @@ pub const RULES: [Rule; 7] = [
                 .is_some_and(|share| host_late(share.late_start_ms))
                 || cell.hosts.iter().any(|host| host_late(host.late_start_ms))
         },
+    },
+    Rule {
+        flag: Flag::ClientDropped,
+        threshold: "UDP: any datagram dropped by the load generator's own sockets (/proc/net/udp drops) or that it could not send, over the window",
+        meaning: "the instrument lost datagrams, so part of the loss is not the server's",
+        applies: |cell| cell.udp.as_ref().is_some_and(|udp| udp.client_socket_drops > 0),
     },
 ];
 

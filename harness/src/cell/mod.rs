@@ -25,6 +25,7 @@ use crate::load::{HostShare, LoadOutcome, LoadPlan, LoadRun, LoadSpec};
 use crate::measure::machine::{self, MachineCpu};
 use crate::measure::syscalls::{self, Counters, SyscallCounts};
 use crate::measure::{self, Sampler, Watch};
+use crate::protocol::Protocol;
 use crate::results::cell::{CellRecord, Shape};
 use crate::server::ServerUnderTest;
 use crate::server::process::ServerProcess;
@@ -96,6 +97,16 @@ pub fn run_cell_as(
     observe: &mut dyn FnMut(CellProgress),
 ) -> anyhow::Result<CellRecord> {
     check_load(&spec.load)?;
+    if let Some(model) = spec.server.model_name() {
+        let datagrams = echo_core::DATAGRAM_MODELS.contains(&model);
+        match (datagrams, spec.load.protocol) {
+            (true, Protocol::Echo) => bail!("model '{model}' serves UDP: drive it with --protocol udp"),
+            (false, Protocol::Udp) => bail!(
+                "model '{model}' serves TCP: --protocol udp needs a UDP server (--model udp, a --server-cmd or a --target)"
+            ),
+            _ => {}
+        }
+    }
     let needed = u64::from(spec.load.connections) + u64::from(spec.load.idle) + 64;
     let limit = echo_core::process::raise_fd_limit().context("cannot raise the open-file limit")?;
     if needed > limit {
@@ -103,7 +114,7 @@ pub fn run_cell_as(
             "{needed} file descriptors are needed but the open-file limit is {limit} (raise it with ulimit -n)"
         );
     }
-    let mut started = spec.server.start(&spec.cpus.server)?;
+    let mut started = spec.server.start_for(&spec.cpus.server, spec.load.protocol)?;
     // This thread (pacing, sampling) stays off the server's CPUs too.
     if !spec.cpus.client.is_empty() {
         echo_core::affinity::pin_to(&spec.cpus.client)
@@ -480,6 +491,9 @@ pub fn check_load(load: &LoadSpec) -> anyhow::Result<()> {
     if load.duration.is_zero() {
         bail!("--duration must be more than 0 seconds");
     }
+    if load.protocol == Protocol::Udp {
+        crate::load::udp::check(load)?;
+    }
     check_client_threads(load.client_threads)
 }
 
@@ -507,6 +521,9 @@ pub fn scenario_name(load: &LoadSpec) -> String {
     };
     if load.idle > 0 {
         name.push_str(&format!("-i{}", load.idle));
+    }
+    if load.protocol != Protocol::Echo {
+        name = format!("{}-{name}", load.protocol.as_str());
     }
     name
 }

@@ -129,6 +129,7 @@ pub fn record(
         flags: Vec::new(),
         share,
         hosts: Vec::new(),
+        udp: outcome.udp.clone(),
     };
     cell.flags = flags::judge(&cell);
     CellRecord {

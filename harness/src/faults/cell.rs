@@ -136,6 +136,7 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
     echo_core::process::raise_fd_limit().context("cannot raise the open-file limit")?;
     let phases = spec.phases.for_fault(spec.fault);
     let load = LoadSpec {
+        protocol: crate::protocol::Protocol::Echo,
         shape: Shape::Churn,
         connections: BACKGROUND_LOOPS,
         size: MESSAGE,

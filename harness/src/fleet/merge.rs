@@ -634,6 +634,15 @@ fn sum_parts(parts: Vec<Part>) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
         flags: Vec::new(),
         share: None,
         hosts,
+        // Each host's datagrams by fate, and its own machine's drops, summed.
+        udp: parts
+            .iter()
+            .filter_map(|part| part.cell.udp.as_ref())
+            .fold(None, |sum, udp| {
+                let mut sum = sum.unwrap_or_default();
+                crate::load::add_udp(&mut sum, udp);
+                Some(sum)
+            }),
     };
     // The cell's own numbers judged, and every flag any host earned: a host
     // behind schedule, client-bound, late or on a shared CPU taints the sum.
@@ -876,6 +885,7 @@ mod tests {
             flags: Vec::new(),
             share: None,
             hosts: Vec::new(),
+            udp: None,
         }
     }
 

@@ -407,6 +407,7 @@ impl Churn {
             scheduled_sends: 0,
             late_sends: 0,
             threads: vec![(cpu, wall)],
+            udp: None,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`stream`]: closed and open loop over long-lived connections.
 //! - [`churn`]: connect, echo once, close, again.
 //! - [`timer`]: the nanosecond timer the open loop waits on.
+//! - [`udp`]: flows of datagrams (`--protocol udp`), closed and open loop.
 //!
 //! Each load thread owns its connections, its `mio::Poll` (epoll) and its
 //! histograms: nothing is shared on the per-message path, and nothing is
@@ -31,8 +32,10 @@ pub mod payload;
 pub mod recorder;
 pub mod stream;
 pub mod timer;
+pub mod udp;
 
-use crate::results::cell::{Errors, Shape};
+use crate::protocol::Protocol;
+use crate::results::cell::{Errors, Shape, UdpStats};
 use hdrhistogram::Histogram;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -68,6 +71,7 @@ pub const CHUNK: usize = 64 * 1024;
 /// The load of one cell: what to offer, and for how long.
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
+    pub protocol: Protocol,
     pub shape: Shape,
     pub connections: u32,
     pub size: u32,
@@ -246,6 +250,8 @@ pub struct LoadOutcome {
     pub late_sends: u64,
     /// (CPU time, wall time) of each load thread over the measurement.
     pub threads: Vec<(Duration, Duration)>,
+    /// `--protocol udp`: the datagrams by fate.
+    pub udp: Option<UdpStats>,
 }
 
 impl LoadOutcome {
@@ -263,6 +269,7 @@ impl LoadOutcome {
             scheduled_sends: 0,
             late_sends: 0,
             threads: Vec::new(),
+            udp: None,
         }
     }
 
@@ -279,6 +286,9 @@ impl LoadOutcome {
         self.scheduled_sends += other.scheduled_sends;
         self.late_sends += other.late_sends;
         self.threads.extend(other.threads);
+        if let Some(other) = other.udp {
+            add_udp(self.udp.get_or_insert_with(UdpStats::default), &other);
+        }
     }
 }
 
@@ -469,6 +479,15 @@ fn load_thread(
         let _ = setup.send(Ok(()));
         return Ok(stream::empty_outcome(plan));
     }
+    if plan.load.protocol == Protocol::Udp {
+        return start_when_told(
+            udp::Flows::open(plan, share),
+            plan,
+            setup,
+            start,
+            |driver, clock| driver.run(clock, progress),
+        );
+    }
     match plan.load.shape {
         Shape::Churn => start_when_told(
             churn::Churn::new(plan, share),
@@ -523,6 +542,33 @@ fn merge(outcomes: Vec<LoadOutcome>) -> LoadOutcome {
         merged.absorb(outcome);
     }
     merged
+}
+
+/// Adds one thread's datagram counts to another's (the machine's counters
+/// are read by one thread only, so they add up to that thread's).
+pub fn add_udp(into: &mut UdpStats, from: &UdpStats) {
+    let add = |into: &mut Option<u64>, from: Option<u64>| {
+        if let Some(from) = from {
+            *into = Some(into.unwrap_or(0) + from);
+        }
+    };
+    into.sent += from.sent;
+    into.received += from.received;
+    into.lost += from.lost;
+    into.duplicated += from.duplicated;
+    into.reordered += from.reordered;
+    into.truncated += from.truncated;
+    into.wrong_payload += from.wrong_payload;
+    into.wrong_sender += from.wrong_sender;
+    add(&mut into.kernel_rcvbuf_errors, from.kernel_rcvbuf_errors);
+    add(&mut into.kernel_in_errors, from.kernel_in_errors);
+    add(&mut into.server_socket_drops, from.server_socket_drops);
+    into.client_socket_drops += from.client_socket_drops;
+    into.loss_percent = if into.sent == 0 {
+        0.0
+    } else {
+        100.0 * into.lost as f64 / into.sent as f64
+    };
 }
 
 pub fn add_errors(into: &mut Errors, from: &Errors) {
@@ -613,6 +659,7 @@ mod tests {
         LoadPlan {
             addr: "127.0.0.1:1".parse().unwrap(),
             load: LoadSpec {
+                protocol: Protocol::Echo,
                 shape: if rate.is_some() {
                     Shape::Open
                 } else {
@@ -717,6 +764,35 @@ mod tests {
         assert_eq!((sum.lost, sum.lost_bytes), (4, 130));
     }
 
+    #[test]
+    fn datagram_counts_add_up_and_the_loss_is_of_the_sum() {
+        let one = UdpStats {
+            sent: 100,
+            received: 99,
+            lost: 1,
+            kernel_rcvbuf_errors: Some(3),
+            ..UdpStats::default()
+        };
+        let other = UdpStats {
+            sent: 300,
+            received: 297,
+            lost: 3,
+            duplicated: 2,
+            ..UdpStats::default()
+        };
+        let mut sum = UdpStats::default();
+        add_udp(&mut sum, &one);
+        add_udp(&mut sum, &other);
+        assert_eq!(
+            (sum.sent, sum.received, sum.lost, sum.duplicated),
+            (400, 396, 4, 2)
+        );
+        assert_eq!(sum.loss_percent, 1.0);
+        // A counter one thread read and the others did not is that thread's.
+        assert_eq!(sum.kernel_rcvbuf_errors, Some(3));
+        assert_eq!(sum.server_socket_drops, None);
+    }
+
     use std::io::{Read, Write};
     use std::net::TcpListener;
 
@@ -751,6 +827,7 @@ mod tests {
         let plan = LoadPlan {
             addr,
             load: LoadSpec {
+                protocol: Protocol::Echo,
                 shape: Shape::Closed,
                 connections: 2,
                 size: 64,

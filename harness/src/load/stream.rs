@@ -504,6 +504,7 @@ impl Streams {
             scheduled_sends: self.scheduled_sends,
             late_sends: self.late_sends,
             threads: vec![(cpu, wall)],
+            udp: None,
         }
     }
 }

@@ -30,7 +30,7 @@
 //! same connections under the same load, counters opened before it and
 //! closed after it, and the per-message figures are that phase's calls over
 //! that phase's messages. [`Counters::close`] closes the counters in the
-//! background (about half a second for the 19 tracepoints), while the server is
+//! background (about half a second for the 21 tracepoints), while the server is
 //! stopped and the next one started, and the next cell waits for them
 //! ([`wait_closed`]) before its load starts.
 //!
@@ -66,6 +66,8 @@ pub const NAMED: &[&str] = &[
     "writev",
     "recvfrom",
     "sendto",
+    "recvmmsg",
+    "sendmmsg",
     "accept4",
     "close",
     "epoll_wait",

@@ -131,6 +131,7 @@ pub fn build(set: &ResultSet) -> Document {
     if let Some(section) = load_hosts_section(set) {
         sections.push(section);
     }
+    sections.extend(super::udp::section(set, &mut builder));
     let mut ids = BTreeSet::new();
     for section in &mut sections {
         section.id = unique(&slug(&section.id), &mut ids);

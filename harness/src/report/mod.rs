@@ -11,6 +11,8 @@
 //!   (charts inlined, self-contained);
 //! - [`tour`]: a tour's `tour.json` as the report's first sections, and as
 //!   `tour.md` on its own.
+//! - [`udp`]: the section of `--protocol udp` cells (datagrams by fate, loss
+//!   against offered rate).
 //!
 //! The output depends only on the raw files: no clock, sorted iteration,
 //! fixed number formatting, so a second run writes the same bytes.
@@ -24,6 +26,7 @@ pub(crate) mod load;
 mod markdown;
 mod read;
 mod tour;
+mod udp;
 
 use anyhow::Context;
 use rayon::prelude::*;

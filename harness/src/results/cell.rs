@@ -47,6 +47,9 @@ pub enum Flag {
     Noisy,
     /// A load host began after the instant the hosts agreed on (`--start-at`).
     LateStart,
+    /// UDP: the load generator's own sockets dropped datagrams (or could
+    /// not send them): the instrument lost them, not the server.
+    ClientDropped,
 }
 
 impl Flag {
@@ -59,6 +62,7 @@ impl Flag {
             Flag::SharedCpu => "shared-cpu",
             Flag::Noisy => "noisy",
             Flag::LateStart => "late-start",
+            Flag::ClientDropped => "client-dropped",
         }
     }
 }
@@ -101,6 +105,42 @@ pub struct Errors {
     /// bytes, not of failures: not in [`Errors::total`]).
     #[serde(default)]
     pub lost_bytes: u64,
+}
+
+/// A UDP cell's datagrams by fate (`--protocol udp`). Each datagram carries
+/// its flow and sequence number and bytes that are a function of both, so
+/// every echo is checked. Counted over the datagrams sent in the window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UdpStats {
+    pub sent: u64,
+    /// Echoed whole, right bytes, from the server's address (first copy).
+    pub received: u64,
+    /// Never came back in any form within the loss bound after the load.
+    /// Not an error by itself: UDP may drop.
+    pub lost: u64,
+    pub loss_percent: f64,
+    /// A second (or later) copy of a datagram already back.
+    pub duplicated: u64,
+    /// Came back after a later datagram of its flow.
+    pub reordered: u64,
+    /// Shorter than sent. Also an error (`errors.mismatch`).
+    pub truncated: u64,
+    /// Longer, a byte differs, or not this flow's datagram. Also an error.
+    pub wrong_payload: u64,
+    /// From another address than the server's. Also an error.
+    pub wrong_sender: u64,
+    /// The kernel's UDP counters over the window (`/proc/net/snmp`), for
+    /// the whole machine: datagrams dropped for a full receive buffer, and
+    /// all receive errors; `None` where they could not be read.
+    pub kernel_rcvbuf_errors: Option<u64>,
+    pub kernel_in_errors: Option<u64>,
+    /// Drops of the server's sockets over the window (`/proc/net/udp`, the
+    /// sockets bound to the target's port; a server on loopback only).
+    pub server_socket_drops: Option<u64>,
+    /// Drops of the load generator's own sockets over the window, and sends
+    /// the generator could not make (its send buffer full): the instrument
+    /// lost them, not the server. Non-zero: the cell is `client-dropped`.
+    pub client_socket_drops: u64,
 }
 
 impl Errors {
@@ -349,6 +389,9 @@ pub struct Cell {
     /// host's own figures, in host order; empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostSummary>,
+    /// `--protocol udp`: the datagrams by fate and the kernel's drops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp: Option<UdpStats>,
 }
 
 /// One load host's part of a multi-host cell, as that host measured it.

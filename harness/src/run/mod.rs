@@ -24,7 +24,8 @@ pub use suite::Suite;
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// `quick` (about 3 minutes), `full`, `course` (the Python servers beside
-    /// the Rust models, under 8 minutes), or a suite file (TOML).
+    /// the Rust models, under 8 minutes), `udp` (the datagram model's
+    /// variants under --protocol udp), or a suite file (TOML).
     #[arg(long, default_value = "quick", value_name = "quick|full|course|FILE.toml")]
     suite: String,
     /// Run only these models (labels or model names), comma-separated: the
@@ -58,10 +59,19 @@ pub struct RunArgs {
     /// or a Slurm array (SLURM_ARRAY_TASK_ID, _MIN, _COUNT).
     #[arg(long, value_name = "K/N|env")]
     shard: Option<String>,
+    /// Run every sweep of the suite over this protocol instead of its own
+    /// (echo: TCP; udp: datagrams, e.g. `--suite quick --models udp --protocol udp`).
+    #[arg(long, value_enum, value_name = "PROTOCOL")]
+    protocol: Option<crate::protocol::Protocol>,
 }
 
 pub fn main(args: RunArgs) -> Result<()> {
     let mut suite = Suite::load(&args.suite)?;
+    if let Some(protocol) = args.protocol {
+        for sweep in &mut suite.sweeps {
+            sweep.protocol = protocol;
+        }
+    }
     if !args.models.is_empty() {
         suite.select_models(&args.models)?;
     }
@@ -451,6 +461,7 @@ mod tests {
             flags: Vec::new(),
             share: None,
             hosts: Vec::new(),
+            udp: None,
         }
     }
 

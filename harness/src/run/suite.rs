@@ -32,6 +32,7 @@ use std::time::Duration;
 const QUICK: &str = include_str!("../../suites/quick.toml");
 const FULL: &str = include_str!("../../suites/full.toml");
 const COURSE: &str = include_str!("../../suites/course.toml");
+const UDP: &str = include_str!("../../suites/udp.toml");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,6 +103,9 @@ impl ModelEntry {
 #[serde(deny_unknown_fields)]
 pub struct Sweep {
     pub name: String,
+    /// `echo` (TCP, the default) or `udp`.
+    #[serde(default)]
+    pub protocol: crate::protocol::Protocol,
     pub shape: Shape,
     pub connections: Vec<u32>,
     pub size: Vec<u32>,
@@ -141,10 +145,11 @@ impl Suite {
             "quick" => ("built-in suite 'quick'".to_owned(), QUICK.to_owned()),
             "full" => ("built-in suite 'full'".to_owned(), FULL.to_owned()),
             "course" => ("built-in suite 'course'".to_owned(), COURSE.to_owned()),
+            "udp" => ("built-in suite 'udp'".to_owned(), UDP.to_owned()),
             path => {
                 let text = std::fs::read_to_string(Path::new(path)).with_context(|| {
                     format!(
-                        "cannot read suite '{path}' (the built-in suites are 'quick', 'full' and 'course')"
+                        "cannot read suite '{path}' (the built-in suites are 'quick', 'full', 'course' and 'udp')"
                     )
                 })?;
                 (format!("suite file {path}"), text)
@@ -222,7 +227,9 @@ impl Suite {
                 })
                 .collect();
             if matching.is_empty() {
-                if echo_core::MODELS.contains(&name.as_str()) {
+                if echo_core::MODELS.contains(&name.as_str())
+                    || echo_core::DATAGRAM_MODELS.contains(&name.as_str())
+                {
                     selected.push(ModelEntry::Name(name.clone()));
                     continue;
                 }
@@ -261,6 +268,7 @@ impl Suite {
                     for &rate in &rates {
                         for &connections in &sweep.connections {
                             let load = LoadSpec {
+                                protocol: sweep.protocol,
                                 shape: sweep.shape,
                                 connections,
                                 size,
@@ -287,6 +295,35 @@ impl Suite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_udp_suite_parses_into_datagram_scenarios_for_the_three_variants() {
+        let udp = Suite::load("udp").unwrap();
+        let labels: Vec<String> = udp
+            .servers()
+            .unwrap()
+            .into_iter()
+            .map(|server| server.label)
+            .collect();
+        assert_eq!(labels, ["udp", "udp-batch32", "udp-workers2"]);
+        let scenarios = udp.scenarios();
+        assert_eq!(scenarios.len(), 3 * 2 + 6);
+        assert!(
+            scenarios
+                .iter()
+                .all(|scenario| scenario.load.protocol == crate::protocol::Protocol::Udp)
+        );
+        assert!(
+            scenarios
+                .iter()
+                .any(|scenario| scenario.name == "udp-closed-c1000-s1400")
+        );
+        assert!(
+            scenarios
+                .iter()
+                .any(|scenario| scenario.name == "udp-open-r400000-c100-s64")
+        );
+    }
 
     #[test]
     fn built_in_suites_parse_and_expand() {

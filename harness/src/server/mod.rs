@@ -79,10 +79,11 @@ pub enum Kind {
 impl ServerUnderTest {
     /// A built-in model, labelled `label` (the model's name if `None`).
     pub fn model(model: &str, args: &[String], label: Option<&str>) -> anyhow::Result<ServerUnderTest> {
-        if !echo_core::MODELS.contains(&model) {
+        if !echo_core::MODELS.contains(&model) && !echo_core::DATAGRAM_MODELS.contains(&model) {
             bail!(
-                "unknown model '{model}'; the models are: {}",
-                echo_core::MODELS.join(", ")
+                "unknown model '{model}'; the models are: {}, and over UDP: {}",
+                echo_core::MODELS.join(", "),
+                echo_core::DATAGRAM_MODELS.join(", ")
             );
         }
         Ok(ServerUnderTest {
@@ -174,6 +175,13 @@ impl ServerUnderTest {
     /// Starts the server pinned to `cpus` (or checks that the target
     /// accepts a connection) and returns it ready to be driven.
     pub fn start(&self, cpus: &[usize]) -> anyhow::Result<Started> {
+        self.start_for(cpus, crate::protocol::Protocol::Echo)
+    }
+
+    /// [`ServerUnderTest::start`] for a load speaking `protocol`: a UDP
+    /// target has nothing to connect to, so its address is only resolved
+    /// (one that does not answer shows as every datagram lost).
+    pub fn start_for(&self, cpus: &[usize], protocol: crate::protocol::Protocol) -> anyhow::Result<Started> {
         match &self.kind {
             Kind::Model { model, args } => {
                 let exe = std::env::current_exe().context("cannot find the harness executable")?;
@@ -219,7 +227,10 @@ impl ServerUnderTest {
                 })
             }
             Kind::Target { addr } => Ok(Started {
-                addr: check_target(addr)?,
+                addr: match protocol {
+                    crate::protocol::Protocol::Udp => resolve_target(addr)?,
+                    _ => check_target(addr)?,
+                },
                 process: None,
             }),
         }
@@ -268,14 +279,18 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// Resolves `--target` and checks that it accepts a connection.
 fn check_target(target: &str) -> anyhow::Result<SocketAddr> {
-    let addr = target
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .with_context(|| format!("cannot resolve target '{target}' (expected HOST:PORT)"))?;
+    let addr = resolve_target(target)?;
     std::net::TcpStream::connect_timeout(&addr, TARGET_CHECK)
         .with_context(|| format!("cannot connect to target {target}"))?;
     Ok(addr)
+}
+
+fn resolve_target(target: &str) -> anyhow::Result<SocketAddr> {
+    target
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .with_context(|| format!("cannot resolve target '{target}' (expected HOST:PORT)"))
 }
 
 /// A command line as a user would type it back: words that a shell would

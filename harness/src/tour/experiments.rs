@@ -504,6 +504,44 @@ pub fn uring_batches(session: &mut Session) -> anyhow::Result<Measured> {
     Ok(measured)
 }
 
+// ── Step 15 ─────────────────────────────────────────────────────────────────
+
+pub fn datagram_batches(session: &mut Session) -> anyhow::Result<Measured> {
+    let mut measured = Measured::with_chart(
+        "System calls per datagram, 100 flows in open loop",
+        "system calls per datagram",
+    );
+    for (label, args) in [("udp", &[][..]), ("udp_batch32", &["--batch", "32"][..])] {
+        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+        let server_under_test = ServerUnderTest::model("udp", &args, Some(&label.replace('_', "-")))?;
+        let load = crate::load::LoadSpec {
+            protocol: crate::protocol::Protocol::Udp,
+            ..session.load(Shape::Open, 100, 0, Some(super::steps::BATCH_RATE))
+        };
+        let cell = session.cell_counting_syscalls(server_under_test, load)?;
+        let syscalls = &server(&cell)?.syscalls;
+        if let Some(reason) = &syscalls.unavailable {
+            return Ok(Measured::skipped(format!(
+                "system calls cannot be counted here: {reason}"
+            )));
+        }
+        let total = syscalls.per_msg_total.unwrap_or(0.0);
+        measured.figure(format!("{label}_syscalls_per_msg"), total);
+        measured.figure(format!("{label}_msgs_per_sec"), cell.msgs_per_sec);
+        let bar = if args.is_empty() {
+            "udp".to_owned()
+        } else {
+            format!("udp {}", args.join(" "))
+        };
+        measured.bar(bar, total, None);
+        measured.notes.push(format!(
+            "{label}: {}",
+            by_name(&syscalls.per_msg, &syscalls.eagain_per_msg)
+        ));
+    }
+    Ok(measured)
+}
+
 // ── Step 11 ─────────────────────────────────────────────────────────────────
 
 pub fn reactor_per_core(session: &mut Session) -> anyhow::Result<Measured> {

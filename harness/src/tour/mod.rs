@@ -127,6 +127,7 @@ impl Session {
     /// A load of this mode's pace.
     fn load(&self, shape: Shape, connections: u32, idle: u32, rate: Option<f64>) -> LoadSpec {
         LoadSpec {
+            protocol: crate::protocol::Protocol::Echo,
             shape,
             connections,
             size: 64,

@@ -35,9 +35,9 @@ pub struct Step {
 }
 
 /// Every step, in the order of the course.
-pub const STEPS: [Step; 14] = [
+pub const STEPS: [Step; 15] = [
     STEP_1, STEP_2, STEP_3, STEP_4, STEP_5, STEP_6, STEP_7, STEP_8, STEP_9, STEP_10, STEP_11, STEP_12,
-    STEP_13, STEP_14,
+    STEP_13, STEP_14, STEP_15,
 ];
 
 /// The figure `name`, or Err(name) when the step did not measure it.
@@ -829,10 +829,76 @@ const STEP_14: Step = Step {
     judge: judge_gil,
 };
 
+// ── Step 15: batching datagrams ─────────────────────────────────────────────
+
+/// `udp --batch 32`'s system calls per datagram over `udp`'s: at most this.
+/// The default makes 2 per datagram (recvfrom, sendto); a batch of k makes
+/// 2/k, so k ≥ 2 on average, half, is the least a batch worth the name does.
+pub const BATCH_SYSCALL_RATIO_MAX: f64 = 0.5;
+/// The offered rate: high enough that datagrams queue while the server
+/// works, so a recvmmsg finds more than one.
+pub const BATCH_RATE: f64 = 100_000.0;
+
+fn batch_threshold() -> String {
+    format!(
+        "udp --batch 32 makes at most {} times the system calls per datagram of udp, with 100 flows offering {} datagrams/s",
+        short(BATCH_SYSCALL_RATIO_MAX),
+        short(BATCH_RATE)
+    )
+}
+
+fn judge_batch(figures: &Figures) -> Result<Judgement, String> {
+    let batched = get(figures, "udp_batch32_syscalls_per_msg")?;
+    let single = get(figures, "udp_syscalls_per_msg")?;
+    let text = format!(
+        "udp --batch 32 made {} system calls per datagram, udp {} (ratio {})",
+        short(batched),
+        short(single),
+        ratio(batched, single)
+    );
+    if batched > BATCH_SYSCALL_RATIO_MAX * single {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}; likely: the server kept up, so each recvmmsg found about one datagram waiting"
+        )));
+    }
+    Ok(Judgement::confirmed(text))
+}
+
+const STEP_15: Step = Step {
+    number: 15,
+    title: "batching cuts system calls per datagram",
+    claim: "A UDP server has no connection to wait on, only one socket: what it can cut is the system calls per datagram. recvmmsg takes every datagram queued in one call and sendmmsg answers them in one, so `udp --batch 32` makes far fewer calls per datagram than recvfrom and sendto, one each.",
+    source: "the course: servers/udp; recvmmsg(2), sendmmsg(2); Cloudflare, \"How to receive a million packets per second\"",
+    measures: "100 flows of 64-byte datagrams in open loop (--protocol udp --shape open), udp against udp --batch 32: system calls per datagram, counted by the kernel's tracepoints.",
+    reference: None,
+    threshold: batch_threshold,
+    measure: experiments::datagram_batches,
+    judge: judge_batch,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::results::tour::Verdict;
+
+    #[test]
+    fn batching_is_confirmed_at_half_the_calls_and_not_above() {
+        let judged = |batched: f64| {
+            judge_batch(&figures(&[
+                ("udp_syscalls_per_msg", 2.0),
+                ("udp_batch32_syscalls_per_msg", batched),
+            ]))
+            .unwrap()
+        };
+        assert_eq!(judged(0.2).verdict, Verdict::Confirmed);
+        assert_eq!(judged(1.0).verdict, Verdict::Confirmed);
+        assert_eq!(judged(1.5).verdict, Verdict::NotConfirmedHere);
+        assert!(
+            judged(1.5).reason.contains("ratio 0.750x"),
+            "{}",
+            judged(1.5).reason
+        );
+    }
 
     fn figures(pairs: &[(&str, f64)]) -> Figures {
         pairs

@@ -25,6 +25,9 @@
 //!   keep-alive and close, a byte-at-a-time request, 16 pipelined in one
 //!   write, a slow reader of a large file, a reset mid-response, `Date`
 //!   across seconds, and `--work wait:` overlapping as the model allows.
+//! - [`udp_suite!`] and [`udp`]: the datagram models' own suite (no stream,
+//!   no connection: each datagram back whole to its sender, loss allowed
+//!   only under a flood).
 //! - [`python_suite!`] and [`python`]: the same suite for the Python servers
 //!   of `servers/python/`, run through `python3` (`tests/python.rs`), skipped
 //!   where this machine lacks `python3` or a server's package.
@@ -81,6 +84,7 @@ pub mod http;
 pub mod python;
 pub mod seccomp;
 pub mod server;
+pub mod udp;
 pub mod watchdog;
 
 pub use client::Pattern;

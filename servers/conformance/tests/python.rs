@@ -135,3 +135,42 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
         }
     }
 }
+
+echo_conformance::udp_suite!(py_udp, python = "udp_server.py", args = []);
+
+/// The same for the UDP server: an unknown option, a UDP port in use. A
+/// server that binds anyway is killed after 10 s and fails the test.
+#[test]
+fn the_udp_server_says_what_is_wrong_in_one_line() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../python/udp_server.py");
+    if !echo_conformance::python::script_runs(path) {
+        return;
+    }
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    for args in [&["--no-such-option"][..], &["--port", &port]] {
+        let mut child = Command::new(echo_conformance::python::INTERPRETER)
+            .arg(path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("udp_server.py {args:?} still running after 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}: exit 0");
+        assert!(output.stdout.is_empty(), "{args:?}: printed {:?}", output.stdout);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    }
+}

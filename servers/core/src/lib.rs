@@ -34,6 +34,9 @@
 //! pub fn serve(listener: std::net::TcpListener, options: &Options) -> std::io::Result<()>
 //! ```
 //!
+//! The datagram model (`udp`) serves a `std::net::UdpSocket` instead of a
+//! listener ([`process::ServeDatagrams`]): UDP has no connection to accept.
+//!
 //! The caller binds; the model serves until the process is signalled. Only a
 //! failing listener or poller makes `serve` return an error; one connection's
 //! error is one line on stderr and closes that connection only.
@@ -74,6 +77,16 @@ pub const MODELS: [&str; 11] = [
     "uring",
     "reuseport",
 ];
+
+/// The datagram models: UDP, apart from [`MODELS`] (the TCP progression that
+/// suites, charts and the echo conformance suite walk), since there is no
+/// connection to accept and no byte stream to echo.
+pub const DATAGRAM_MODELS: [&str; 1] = ["udp"];
+
+/// The largest UDP payload over IPv4: 65,535 bytes of IP datagram less the
+/// 20-byte IP header and the 8-byte UDP header. Every datagram model echoes
+/// anything from 1 byte to this, whole.
+pub const MAX_DATAGRAM: usize = 65_507;
 
 /// Logs one line on stderr, written with a single `write`. `eprintln!`
 /// writes each piece of its format on its own (stderr has no buffer); the

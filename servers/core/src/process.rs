@@ -14,6 +14,10 @@
 //! forks; a model with several listeners on one port asks for SO_REUSEPORT;
 //! a model the machine may not be able to run (io_uring) says so before the
 //! ready line, and the process exits with [`EXIT_UNSUPPORTED`].
+//!
+//! The datagram model (`udp`) has no listener: the contract binds one UDP
+//! socket instead and hands it over ([`main_datagrams_with`], [`run_datagrams_with`]);
+//! everything else (options, signals, ready line, exit codes) is the same.
 
 use crate::BACKLOG;
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
@@ -22,11 +26,40 @@ use nix::sys::signal::{SigSet, Signal};
 use socket2::{Domain, Socket, Type};
 use std::ffi::OsString;
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
 use std::sync::{Mutex, PoisonError};
 
 /// A model's `serve` function: the caller binds, the model serves.
 pub type Serve<O> = fn(TcpListener, &O) -> io::Result<()>;
+
+/// The datagram model's `serve`: the caller binds one UDP socket.
+pub type ServeDatagrams<O> = fn(UdpSocket, &O) -> io::Result<()>;
+
+/// What the process contract binds before the model serves: a TCP listener,
+/// or the datagram model's UDP socket.
+pub trait Endpoint: Sized {
+    /// Binds exactly `addr` (and listens, for TCP), with SO_REUSEPORT if asked.
+    fn bind_exactly(addr: SocketAddr, reuse_port: bool) -> io::Result<Self>;
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+impl Endpoint for TcpListener {
+    fn bind_exactly(addr: SocketAddr, reuse_port: bool) -> io::Result<Self> {
+        listen_on(addr, reuse_port)
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        TcpListener::local_addr(self)
+    }
+}
+
+impl Endpoint for UdpSocket {
+    fn bind_exactly(addr: SocketAddr, reuse_port: bool) -> io::Result<Self> {
+        udp_socket_on(addr, reuse_port)
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        UdpSocket::local_addr(self)
+    }
+}
 
 /// Exit status of a model this machine cannot run (io_uring disabled or
 /// missing, say): the harness records the cell as `unsupported`, not failed.
@@ -102,6 +135,11 @@ pub fn main_with<O: Args>(model: &str, setup: Setup<O>, serve: Serve<O>) -> ! {
     run_with(model, setup, std::env::args_os(), serve)
 }
 
+/// Entry point of the datagram model's binary.
+pub fn main_datagrams_with<O: Args>(model: &str, setup: Setup<O>, serve: ServeDatagrams<O>) -> ! {
+    run_datagrams_with(model, setup, std::env::args_os(), serve)
+}
+
 /// Parses `args` (the first one is the program name), then runs the model
 /// under the process contract. Never returns: exits 0 on SIGTERM/SIGINT,
 /// 2 on bad arguments (a `--root` that is not a directory included), 1 when the address cannot be bound or `serve` fails.
@@ -116,6 +154,28 @@ where
 /// [`run`] with a model's own [`Setup`]; also exits [`EXIT_UNSUPPORTED`]
 /// when `setup.supported` says this machine cannot run the model.
 pub fn run_with<O: Args, I, T>(model: &str, setup: Setup<O>, args: I, serve: Serve<O>) -> !
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run_endpoint(model, setup, args, serve)
+}
+
+/// [`run_with`] for the datagram model: binds a UDP socket, not a listener.
+pub fn run_datagrams_with<O: Args, I, T>(model: &str, setup: Setup<O>, args: I, serve: ServeDatagrams<O>) -> !
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run_endpoint(model, setup, args, serve)
+}
+
+fn run_endpoint<O: Args, E: Endpoint, I, T>(
+    model: &str,
+    setup: Setup<O>,
+    args: I,
+    serve: fn(E, &O) -> io::Result<()>,
+) -> !
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -150,11 +210,11 @@ where
     if let Err(error) = signals {
         fail(model, format_args!("cannot install signal handling: {error}"));
     }
-    let listener = match bind_with(&cli.addr, (setup.reuse_port)(&cli.options)) {
+    let listener = match bind_first::<E>(&cli.addr, (setup.reuse_port)(&cli.options)) {
         Ok(listener) => listener,
         Err(error) => fail(model, format_args!("cannot listen on {}: {error}", cli.addr)),
     };
-    if let Err(error) = announce(&listener) {
+    if let Err(error) = listener.local_addr().and_then(announce_addr) {
         fail(model, format_args!("cannot write the ready line: {error}"));
     }
     match serve(listener, &cli.options) {
@@ -176,13 +236,23 @@ pub fn bind(addr: &str) -> io::Result<TcpListener> {
 
 /// [`bind`], with SO_REUSEPORT too when `reuse_port` is set.
 pub fn bind_with(addr: &str, reuse_port: bool) -> io::Result<TcpListener> {
+    bind_first(addr, reuse_port)
+}
+
+/// Resolves `addr` and binds a UDP socket on the first address that binds,
+/// with SO_REUSEPORT when `reuse_port` is set ([`udp_socket_on`]).
+pub fn bind_udp(addr: &str, reuse_port: bool) -> io::Result<UdpSocket> {
+    bind_first(addr, reuse_port)
+}
+
+fn bind_first<E: Endpoint>(addr: &str, reuse_port: bool) -> io::Result<E> {
     let addrs: Vec<SocketAddr> = addr
         .to_socket_addrs()
         .map_err(|error| io::Error::new(error.kind(), format!("bad address: {error}")))?
         .collect();
     let mut last_error = io::Error::new(io::ErrorKind::InvalidInput, "address resolves to nothing");
     for addr in addrs {
-        match listen_on(addr, reuse_port) {
+        match E::bind_exactly(addr, reuse_port) {
             Ok(listener) => return Ok(listener),
             Err(error) => last_error = error,
         }
@@ -217,10 +287,39 @@ pub fn reuse_port_listeners(first: TcpListener, count: usize) -> io::Result<Vec<
     Ok(listeners)
 }
 
+/// A UDP socket bound to exactly `addr`, with SO_REUSEPORT if asked: then
+/// more sockets of this process on the same port each get a share of the
+/// peers, spread by a hash of the datagram's addresses (`udp --workers`).
+/// The receive buffer stays the kernel's default (`net.core.rmem_default`),
+/// so what a burst overflows is the machine's setting, not ours.
+pub fn udp_socket_on(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// `first`, bound with SO_REUSEPORT, then `count - 1` more UDP sockets on its
+/// address (see [`udp_socket_on`]): `count` in all (at least `first`).
+pub fn reuse_port_udp_sockets(first: UdpSocket, count: usize) -> io::Result<Vec<UdpSocket>> {
+    let addr = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        sockets.push(udp_socket_on(addr, true)?);
+    }
+    Ok(sockets)
+}
+
 /// Prints the ready line, `listening on HOST:PORT`, and flushes it.
 pub fn announce(listener: &TcpListener) -> io::Result<()> {
+    announce_addr(listener.local_addr()?)
+}
+
+fn announce_addr(addr: SocketAddr) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
-    writeln!(stdout, "listening on {}", listener.local_addr()?)?;
+    writeln!(stdout, "listening on {addr}")?;
     stdout.flush()
 }
 
@@ -350,6 +449,17 @@ mod tests {
         let second = listen_on(addr, true).unwrap();
         assert_eq!(second.local_addr().unwrap(), addr);
         let error = listen_on(addr, false).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
+    }
+
+    #[test]
+    fn reuse_port_udp_sockets_share_a_port_and_plain_ones_do_not() {
+        let first = bind_udp("127.0.0.1:0", true).unwrap();
+        let addr = first.local_addr().unwrap();
+        let sockets = reuse_port_udp_sockets(first, 3).unwrap();
+        assert_eq!(sockets.len(), 3);
+        assert!(sockets.iter().all(|socket| socket.local_addr().unwrap() == addr));
+        let error = udp_socket_on(addr, false).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
     }
 
