@@ -114,6 +114,8 @@ pub struct BenchArgs {
     /// loopback, or one NIC's address) [default: the kernel chooses].
     #[arg(long, value_name = "IP")]
     source_addr: Option<std::net::IpAddr>,
+    #[command(flatten)]
+    protocol: crate::protocol::ProtocolArgs,
 }
 
 pub fn main(args: BenchArgs) -> anyhow::Result<()> {
@@ -133,6 +135,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
         (_, _, Some(target)) => ServerUnderTest::target(target, label)?,
         _ => bail!("give --model, --server-cmd or --target"),
     };
+    let step = args.protocol.apply(&mut server)?;
     server.launch.ready_within = seconds("ready-timeout", args.ready_timeout)?;
     server.launch.count_syscalls = !args.no_syscalls;
     let cpus = CpuLayout::for_this_process(
@@ -151,6 +154,8 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
         client_threads: args
             .client_threads
             .unwrap_or_else(|| default_client_threads(&cpus)),
+        step,
+        pipeline: args.protocol.pipeline,
     };
     cell::check_load(&load)?;
     crate::fleet::share::check(&load, &part)?;
@@ -237,7 +242,7 @@ pub fn summary(cell: &Cell) -> String {
         l.min, l.p50, l.p90, l.p99, l.p999, l.p9999, l.max
     );
     let e = &cell.errors;
-    let errors = if e.total() == 0 {
+    let mut errors = if e.total() == 0 {
         String::from("none")
     } else {
         format!(
@@ -245,6 +250,7 @@ pub fn summary(cell: &Cell) -> String {
             e.mismatch, e.lost, e.lost_bytes, e.reset, e.timeout, e.connect, e.closed, e.addr_unavailable
         )
     };
+    errors += &crate::load::http::error_summary(e);
     text += &format!("  errors      {errors}\n");
     let f = &cell.fairness;
     text += &format!(

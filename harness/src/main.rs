@@ -25,6 +25,7 @@ mod fleet;
 mod load;
 mod measure;
 mod profiles;
+mod protocol;
 mod report;
 mod results;
 mod run;

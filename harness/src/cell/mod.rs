@@ -508,5 +508,11 @@ pub fn scenario_name(load: &LoadSpec) -> String {
     if load.idle > 0 {
         name.push_str(&format!("-i{}", load.idle));
     }
+    if let crate::load::StepSpec::Http(http) = &load.step {
+        name = format!("http-{}-{name}", http.request.tag());
+    }
+    if load.pipeline > 1 {
+        name.push_str(&format!("-p{}", load.pipeline));
+    }
     name
 }

@@ -257,6 +257,8 @@ impl Suite {
                                 warmup: Duration::from_secs_f64(self.warmup_s),
                                 duration: Duration::from_secs_f64(self.duration_s),
                                 client_threads: 1,
+                                step: Default::default(),
+                                pipeline: 1,
                             };
                             scenarios.push(Scenario {
                                 name: cell::scenario_name(&load),
