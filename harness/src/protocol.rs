@@ -7,7 +7,7 @@ use crate::load::StepSpec;
 use crate::load::http::HttpLoad;
 use crate::server::{Kind, ServerUnderTest};
 use anyhow::{Context, bail};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -199,7 +199,10 @@ impl ProtocolArgs {
                 if work.is_some() {
                     bail!("--work is passed to a model; give your own server its work yourself");
                 }
-                fill_root(argv, root.as_deref())?;
+                if root.is_none() && argv.iter().any(|arg| arg.contains("{root}")) {
+                    bail!("--server-cmd uses {{root}}: give --root DIR");
+                }
+                server.launch.root = root.clone();
             }
             Kind::Target { .. } => {
                 if work.is_some() {
@@ -216,19 +219,6 @@ impl ProtocolArgs {
             }
         })
     }
-}
-
-/// Replaces `{root}` in a command's arguments.
-fn fill_root(argv: &mut [String], root: Option<&Path>) -> anyhow::Result<()> {
-    for arg in argv.iter_mut() {
-        if arg.contains("{root}") {
-            let Some(root) = root else {
-                bail!("--server-cmd uses {{root}}: give --root DIR");
-            };
-            *arg = arg.replace("{root}", &root.display().to_string());
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

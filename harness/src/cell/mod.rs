@@ -509,7 +509,9 @@ pub fn scenario_name(load: &LoadSpec) -> String {
         name.push_str(&format!("-i{}", load.idle));
     }
     if let crate::load::StepSpec::Http(http) = &load.step {
-        name = format!("http-{}-{name}", http.request.tag());
+        // An HTTP message's size is its request's, named by the tag.
+        let size = format!("-s{}", load.size);
+        name = format!("http-{}-{}", http.request.tag(), name.replacen(&size, "", 1));
     }
     if load.pipeline > 1 {
         name.push_str(&format!("-p{}", load.pipeline));
