@@ -349,6 +349,9 @@ impl<S: ClientStep> Churn<S> {
         self.close(index);
         if now < clock.count_until {
             self.begin(index, now);
+        } else {
+            // Done: not a cycle whose answer is still awaited.
+            self.cycles[index].state = State::Waiting;
         }
     }
 
