@@ -169,7 +169,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
     }
     let spec = CellSpec {
         server,
-        scenario: cell::scenario_name(&load),
+        scenario: args.protocol.scenario_name(&load),
         repeat: 1,
         load,
         cpus,

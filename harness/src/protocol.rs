@@ -161,6 +161,42 @@ pub struct ProtocolArgs {
     pub work: Option<Work>,
 }
 
+impl ProtocolArgs {
+    /// The scenario's name: the load's ([`crate::cell::scenario_name`]),
+    /// for HTTP led by the request (`http-plaintext-closed-c100-p16`: a
+    /// request's size is the request's), and the work it costs
+    /// (`-wait1000`).
+    pub fn scenario_name(&self, load: &crate::load::LoadSpec) -> String {
+        let mut name = crate::cell::scenario_name(load);
+        if self.protocol == Protocol::Http {
+            let size = format!("-s{}", load.size);
+            let request = self.request.clone().unwrap_or(Request::Plaintext);
+            name = format!("http-{}-{}", request.tag(), name.replacen(&size, "", 1));
+        }
+        if let Some(work) = self.work.filter(|work| *work != Work::None) {
+            name.push_str(&format!("-{}", work.to_string().replace(':', "")));
+        }
+        name
+    }
+}
+
+/// The files a suite's generated root holds (`root = "generated"`): an
+/// index, the plaintext body as a file, and a 64 KiB file of bytes that are
+/// not all alike.
+pub fn write_static_set(root: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
+    let files: [(&str, Vec<u8>); 3] = [
+        ("index.html", b"<!doctype html><title>echolab</title><p>echolab".to_vec()),
+        ("hello.txt", crate::load::http::PLAINTEXT.to_vec()),
+        ("64k.bin", (0..65536u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect()),
+    ];
+    for (name, bytes) in files {
+        let path = root.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Most requests in flight per connection.
 pub const MAX_PIPELINE: u32 = 1024;
 

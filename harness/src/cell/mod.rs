@@ -508,11 +508,6 @@ pub fn scenario_name(load: &LoadSpec) -> String {
     if load.idle > 0 {
         name.push_str(&format!("-i{}", load.idle));
     }
-    if let crate::load::StepSpec::Http(http) = &load.step {
-        // An HTTP message's size is its request's, named by the tag.
-        let size = format!("-s{}", load.size);
-        name = format!("http-{}-{}", http.request.tag(), name.replacen(&size, "", 1));
-    }
     if load.pipeline > 1 {
         name.push_str(&format!("-p{}", load.pipeline));
     }

@@ -54,7 +54,6 @@ const ORDER_WINDOW: u64 = 64;
 /// What every response of an HTTP load must be, built once per cell.
 #[derive(Debug)]
 pub struct HttpLoad {
-    pub request: Request,
     /// The request head (and the part of the body that is not the payload).
     keep_alive_head: Vec<u8>,
     close_head: Vec<u8>,
@@ -115,7 +114,6 @@ impl HttpLoad {
         };
         let head = |connection: &str| format!("{line}\r\nHost: echolab\r\n{extra}{connection}\r\n").into_bytes();
         Ok(HttpLoad {
-            request: request.clone(),
             keep_alive_head: head(""),
             close_head: head("Connection: close\r\n"),
             body,

@@ -24,8 +24,9 @@ pub use suite::Suite;
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// `quick` (about 3 minutes), `full`, `course` (the Python servers beside
-    /// the Rust models, under 8 minutes), or a suite file (TOML).
-    #[arg(long, default_value = "quick", value_name = "quick|full|course|FILE.toml")]
+    /// the Rust models, under 8 minutes), `http` (every model and nginx
+    /// speaking HTTP), `work` (work per request), or a suite file (TOML).
+    #[arg(long, default_value = "quick", value_name = "quick|full|course|http|work|FILE.toml")]
     suite: String,
     /// Run only these models (labels or model names), comma-separated: the
     /// suite's entries (commands included) and any built-in model.
@@ -85,10 +86,27 @@ pub fn main(args: RunArgs) -> Result<()> {
     ensure_empty_of_cells(&cells_dir)?;
     echo_core::process::raise_fd_limit().ok();
 
+    let root = match suite.root.as_deref() {
+        Some("generated") => {
+            let root = out.join("www");
+            crate::protocol::write_static_set(&root)?;
+            Some(root)
+        }
+        Some(path) => Some(PathBuf::from(path)),
+        None => None,
+    };
     let mut scenarios = suite.scenarios();
     for scenario in &mut scenarios {
         scenario.load.client_threads = client_threads;
+        scenario.protocol.root = root.clone();
         cell::check_load(&scenario.load)?;
+        // Bad protocol options fail the run before its first cell.
+        for server in &servers {
+            scenario
+                .protocol
+                .apply(&mut server.clone())
+                .with_context(|| format!("scenario {} for {}", scenario.name, server.label))?;
+        }
     }
     let mut manifest = set::Manifest::new(
         started,
@@ -165,11 +183,14 @@ pub fn main(args: RunArgs) -> Result<()> {
     let run_started = Instant::now();
     let mut cells: Vec<Cell> = Vec::new();
     for (repeat, scenario, server) in owned {
+        let mut spoken = server.clone();
+        let mut load = scenario.load.clone();
+        load.step = scenario.protocol.apply(&mut spoken)?;
         let spec = CellSpec {
-            server: server.clone(),
+            server: spoken,
             scenario: scenario.name.clone(),
             repeat,
-            load: scenario.load.clone(),
+            load,
             cpus: cpus.clone(),
         };
         progress.set_message(format!("{} / {} (run {repeat})", server.label, scenario.name));
