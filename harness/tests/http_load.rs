@@ -242,3 +242,58 @@ fn nginx_serves_a_static_file_pipelined_16_without_an_error() {
     assert_eq!(serde_json::json!(cell["errors"].as_object().unwrap().values().filter(|v| v.as_u64() != Some(0)).count()), 0, "{cell}");
     assert!(throughput(&cell) > 0.0, "{cell}");
 }
+
+#[test]
+fn a_one_cell_http_suite_runs_into_a_result_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("http-one.toml");
+    // The http suite's shape, one cell: a static file of the generated root,
+    // pipelined, from the faulty server in its correct mode (and nginx
+    // beside it where installed).
+    let mut models = format!(
+        "{{ label = \"faulty-http\", command = [\"{}\", \"--port\", \"{{port}}\", \"--root\", \"{{root}}\"] }}",
+        env!("CARGO_BIN_EXE_faulty-http")
+    );
+    if nginx_installed() {
+        models += &format!(
+            ", {{ label = \"nginx-1\", command = [\"nginx\", \"-e\", \"stderr\", \"-c\", \"{{conf:{}/examples/nginx.conf}}\", \"-g\", \"daemon off; worker_processes 1;\"] }}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+    }
+    std::fs::write(
+        &suite,
+        format!(
+            "name = \"http-one\"\nwarmup_s = 0.2\nduration_s = 0.5\nroot = \"generated\"\nmodels = [{models}]\n\n\
+             [[sweep]]\nname = \"static\"\nshape = \"closed\"\nprotocol = \"http\"\nrequest = [\"static:64k.bin\"]\nconnections = [2]\npipeline = [4]\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("set");
+    let output = harness(&[
+        "run",
+        "--suite",
+        suite.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-syscalls",
+        "--client-threads",
+        "1",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(out.join("www/64k.bin").is_file());
+    let cells: Vec<_> = std::fs::read_dir(out.join("cells"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    assert!(!cells.is_empty());
+    for path in cells {
+        let cell: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(cell["scenario"], "http-static-64k.bin-closed-c2-p4", "{cell}");
+        assert_eq!(cell["errors"]["mismatch"], 0, "{cell}");
+        for kind in KINDS {
+            assert_eq!(count(&cell, kind), 0, "{kind}: {cell}");
+        }
+        assert!(throughput(&cell) > 0.0, "{cell}");
+    }
+}
