@@ -12,7 +12,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 /// The protocol a load speaks (and a spawned model is asked to serve).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// Bytes echoed back, every one checked.
@@ -55,7 +57,9 @@ impl FromStr for Request {
         if let Some(bytes) = text.strip_prefix("echo:") {
             return match bytes.parse::<u32>() {
                 Ok(size) if (1..=MAX_ECHO_BODY).contains(&size) => Ok(Request::Echo(size)),
-                _ => Err(format!("echo:BYTES needs 1 to {MAX_ECHO_BODY} bytes (got '{bytes}')")),
+                _ => Err(format!(
+                    "echo:BYTES needs 1 to {MAX_ECHO_BODY} bytes (got '{bytes}')"
+                )),
             };
         }
         if let Some(path) = text.strip_prefix("static:") {
@@ -79,7 +83,11 @@ impl Request {
                 "static-{}",
                 path.to_string_lossy()
                     .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
+                    .map(|c| if c.is_ascii_alphanumeric() || c == '.' {
+                        c
+                    } else {
+                        '-'
+                    })
                     .collect::<String>()
             ),
         }
@@ -186,9 +194,17 @@ impl ProtocolArgs {
 pub fn write_static_set(root: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
     let files: [(&str, Vec<u8>); 3] = [
-        ("index.html", b"<!doctype html><title>echolab</title><p>echolab".to_vec()),
+        (
+            "index.html",
+            b"<!doctype html><title>echolab</title><p>echolab".to_vec(),
+        ),
         ("hello.txt", crate::load::http::PLAINTEXT.to_vec()),
-        ("64k.bin", (0..65536u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect()),
+        (
+            "64k.bin",
+            (0..65536u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+                .collect(),
+        ),
     ];
     for (name, bytes) in files {
         let path = root.join(name);
@@ -205,7 +221,10 @@ impl ProtocolArgs {
     /// spawned model must be told, and returns the load's step.
     pub fn apply(&self, server: &mut ServerUnderTest) -> anyhow::Result<StepSpec> {
         if !(1..=MAX_PIPELINE).contains(&self.pipeline) {
-            bail!("--pipeline must be between 1 and {MAX_PIPELINE} (got {})", self.pipeline);
+            bail!(
+                "--pipeline must be between 1 and {MAX_PIPELINE} (got {})",
+                self.pipeline
+            );
         }
         let root = match &self.root {
             Some(root) if !root.is_dir() => bail!("--root {} is not a directory", root.display()),
@@ -251,7 +270,12 @@ impl ProtocolArgs {
             Protocol::Http => {
                 let request = self.request.clone().unwrap_or(Request::Plaintext);
                 let model = server.model_name().map(str::to_owned);
-                StepSpec::Http(Arc::new(HttpLoad::new(&request, root.as_deref(), model, self.pipeline)?))
+                StepSpec::Http(Arc::new(HttpLoad::new(
+                    &request,
+                    root.as_deref(),
+                    model,
+                    self.pipeline,
+                )?))
             }
         })
     }
@@ -293,7 +317,14 @@ mod tests {
         let canonical = root.path().canonicalize().unwrap().display().to_string();
         assert_eq!(
             server.model_args(),
-            ["--protocol", "http", "--root", canonical.as_str(), "--work", "wait:100"]
+            [
+                "--protocol",
+                "http",
+                "--root",
+                canonical.as_str(),
+                "--work",
+                "wait:100"
+            ]
         );
         // A path that escapes the root is refused.
         let escape = ProtocolArgs {

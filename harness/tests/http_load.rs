@@ -84,7 +84,11 @@ fn a_correct_server_gives_no_error_in_every_loop_shape() {
         &["--shape", "churn"][..],
     ] {
         let cell = bench_faulty(&[], load);
-        assert_eq!(cell["errors"], serde_json::json!({"mismatch": 0, "reset": 0, "timeout": 0, "connect": 0, "closed": 0, "addr_unavailable": 0, "lost": 0, "lost_bytes": 0}), "{load:?}: {cell}");
+        assert_eq!(
+            cell["errors"],
+            serde_json::json!({"mismatch": 0, "reset": 0, "timeout": 0, "connect": 0, "closed": 0, "addr_unavailable": 0, "lost": 0, "lost_bytes": 0}),
+            "{load:?}: {cell}"
+        );
         assert!(throughput(&cell) > 0.0, "{load:?}: {cell}");
         assert_eq!(cell["starved_connections"], 0, "{load:?}: {cell}");
     }
@@ -113,12 +117,18 @@ fn a_500_is_counted_by_status_and_never_as_throughput() {
     let measured = throughput(&cell) * cell["duration_s"].as_f64().unwrap();
     let failed = status_count(&cell, "500") as f64;
     // One response in ten is a 500 (counted over warm-up and drain too).
-    assert!(failed > measured / 20.0 && failed < measured / 5.0, "{failed} 500s, {measured} verified: {cell}");
+    assert!(
+        failed > measured / 20.0 && failed < measured / 5.0,
+        "{failed} 500s, {measured} verified: {cell}"
+    );
 }
 
 #[test]
 fn responses_out_of_order_are_http_order() {
-    let cell = bench_faulty(&["--swap-every", "10"], &["--request", "echo:64", "--pipeline", "2"]);
+    let cell = bench_faulty(
+        &["--swap-every", "10"],
+        &["--request", "echo:64", "--pipeline", "2"],
+    );
     only(&cell, "http_order");
 }
 
@@ -137,7 +147,11 @@ fn a_server_that_is_not_http_is_counted_and_the_cell_ends_on_time() {
     let cell = bench_faulty(&["--not-http"], &["--pipeline", "4"]);
     only(&cell, "http_parse");
     assert_eq!(throughput(&cell), 0.0, "{cell}");
-    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -149,7 +163,14 @@ fn bad_protocol_options_are_one_line_and_a_failure() {
         &["--protocol", "http", "--work", "sleep:5"],
         &["--protocol", "http", "--work", "wait:-1"],
         &["--protocol", "http", "--root", "/no/such/dir"],
-        &["--protocol", "http", "--root", root, "--request", "static:../etc/passwd"],
+        &[
+            "--protocol",
+            "http",
+            "--root",
+            root,
+            "--request",
+            "static:../etc/passwd",
+        ],
         &["--protocol", "http", "--pipeline", "0"],
         &["--protocol", "http", "--request", "echo:0"],
         &["--request", "plaintext"],
@@ -177,7 +198,10 @@ fn nginx_installed() -> bool {
         .status()
         .is_ok_and(|status| status.success());
     if !found {
-        assert!(std::env::var("CI").is_err(), "nginx is not installed, and CI must test against it");
+        assert!(
+            std::env::var("CI").is_err(),
+            "nginx is not installed, and CI must test against it"
+        );
         eprintln!("skipped: nginx not installed");
     }
     found
@@ -229,17 +253,49 @@ fn nginx_serves_a_static_file_pipelined_16_without_an_error() {
             assert_eq!(count(&cell, kind), 0, "{request}: {kind}: {cell}");
         }
         assert!(cell["errors"].get("http_status").is_none(), "{request}: {cell}");
-        assert_eq!(count(&cell, "closed") + count(&cell, "timeout"), 0, "{request}: {cell}");
+        assert_eq!(
+            count(&cell, "closed") + count(&cell, "timeout"),
+            0,
+            "{request}: {cell}"
+        );
         assert!(throughput(&cell) > 0.0, "{request}: {cell}");
-        assert_eq!(count(&cell, "http_server_warnings") + count(&cell, "http_date_warnings"), 0, "{cell}");
+        assert_eq!(
+            count(&cell, "http_server_warnings") + count(&cell, "http_date_warnings"),
+            0,
+            "{cell}"
+        );
     }
     // Plaintext from the template's own location.
     let command = nginx_command(1);
     let cell = bench_json(&[
-        "--server-cmd", &command, "--protocol", "http", "--pipeline", "16", "--connections", "4",
-        "--client-threads", "1", "--no-syscalls", "--warmup", "0.2", "--duration", "0.5",
+        "--server-cmd",
+        &command,
+        "--protocol",
+        "http",
+        "--pipeline",
+        "16",
+        "--connections",
+        "4",
+        "--client-threads",
+        "1",
+        "--no-syscalls",
+        "--warmup",
+        "0.2",
+        "--duration",
+        "0.5",
     ]);
-    assert_eq!(serde_json::json!(cell["errors"].as_object().unwrap().values().filter(|v| v.as_u64() != Some(0)).count()), 0, "{cell}");
+    assert_eq!(
+        serde_json::json!(
+            cell["errors"]
+                .as_object()
+                .unwrap()
+                .values()
+                .filter(|v| v.as_u64() != Some(0))
+                .count()
+        ),
+        0,
+        "{cell}"
+    );
     assert!(throughput(&cell) > 0.0, "{cell}");
 }
 
@@ -279,7 +335,11 @@ fn a_one_cell_http_suite_runs_into_a_result_set() {
         "--client-threads",
         "1",
     ]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(out.join("www/64k.bin").is_file());
     let cells: Vec<_> = std::fs::read_dir(out.join("cells"))
         .unwrap()

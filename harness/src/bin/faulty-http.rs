@@ -103,7 +103,7 @@ fn main() {
 
 /// Whether response `index` (from 1) is due for a bug that strikes every `every`.
 fn due(every: Option<u64>, index: u64) -> bool {
-    every.is_some_and(|every| index % every == 0)
+    every.is_some_and(|every| index.is_multiple_of(every))
 }
 
 /// Serves one connection until the client closes it or a request is malformed.
@@ -133,15 +133,20 @@ fn serve(mut stream: TcpStream, bugs: &Bugs) {
                 .headers
                 .iter()
                 .find(|header| header.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|header| std::str::from_utf8(header.value).ok()?.trim().parse::<usize>().ok())
+                .and_then(|header| {
+                    std::str::from_utf8(header.value)
+                        .ok()?
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                })
                 .unwrap_or(0);
             if buffer.len() < head + length {
                 break;
             }
-            close |= request
-                .headers
-                .iter()
-                .any(|header| header.name.eq_ignore_ascii_case("connection") && header.value.eq_ignore_ascii_case(b"close"));
+            close |= request.headers.iter().any(|header| {
+                header.name.eq_ignore_ascii_case("connection") && header.value.eq_ignore_ascii_case(b"close")
+            });
             let (status, body) = answer(
                 request.method.unwrap_or(""),
                 request.path.unwrap_or(""),

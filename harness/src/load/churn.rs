@@ -21,7 +21,7 @@
 
 use super::connect::{connect_from, finish_connect, loopback_source};
 use super::recorder::Recorder;
-use super::step::ClientStep;
+use super::step::{ClientStep, Stands};
 use super::{
     CONNECT_DEADLINE, Clock, Failure, HOUSEKEEPING, LOST_AFTER, LoadOutcome, LoadPlan, MESSAGE_DEADLINE,
     ThreadCpu, ThreadShare, count_connect_error,
@@ -296,11 +296,14 @@ impl<S: ClientStep> Churn<S> {
                 }
                 Ok(length) => {
                     let mut answer = None;
+                    let at = Stands {
+                        stream_id: cycle.stream_id,
+                        received: cycle.received,
+                        written: cycle.written,
+                    };
                     let checked = self.step.check(
                         &mut cycle.check,
-                        cycle.stream_id,
-                        cycle.received,
-                        cycle.written,
+                        at,
                         &self.read_buffer[..length],
                         &mut self.errors,
                         |verified| {

@@ -27,7 +27,7 @@
 //! are `http_parse` and end the connection. Only a response that passes
 //! every check is an answer that counts as throughput.
 
-use super::step::ClientStep;
+use super::step::{ClientStep, Stands};
 use super::{Failure, payload};
 use crate::protocol::Request;
 use crate::results::cell::Errors;
@@ -102,7 +102,10 @@ impl HttpLoad {
             ),
             Request::Static(path) => {
                 let Some(root) = root else {
-                    bail!("--request static:{} needs --root DIR, the server's root", path.display());
+                    bail!(
+                        "--request static:{} needs --root DIR, the server's root",
+                        path.display()
+                    );
                 };
                 let bytes = read_under(root, path)?;
                 (
@@ -112,7 +115,8 @@ impl HttpLoad {
                 )
             }
         };
-        let head = |connection: &str| format!("{line}\r\nHost: echolab\r\n{extra}{connection}\r\n").into_bytes();
+        let head =
+            |connection: &str| format!("{line}\r\nHost: echolab\r\n{extra}{connection}\r\n").into_bytes();
         Ok(HttpLoad {
             keep_alive_head: head(""),
             close_head: head("Connection: close\r\n"),
@@ -135,18 +139,29 @@ fn read_under(root: &Path, path: &Path) -> anyhow::Result<Vec<u8>> {
     let root = root
         .canonicalize()
         .with_context(|| format!("--root {} does not exist", root.display()))?;
-    if path.is_absolute() || path.components().any(|part| !matches!(part, Component::Normal(_))) {
+    if path.is_absolute()
+        || path
+            .components()
+            .any(|part| !matches!(part, Component::Normal(_)))
+    {
         bail!(
             "--request static:{} must be a relative path under --root, without '..'",
             path.display()
         );
     }
-    let file = root
-        .join(path)
-        .canonicalize()
-        .with_context(|| format!("--request static:{}: no such file under {}", path.display(), root.display()))?;
+    let file = root.join(path).canonicalize().with_context(|| {
+        format!(
+            "--request static:{}: no such file under {}",
+            path.display(),
+            root.display()
+        )
+    })?;
     if !file.starts_with(&root) {
-        bail!("--request static:{} leads outside --root {}", path.display(), root.display());
+        bail!(
+            "--request static:{} leads outside --root {}",
+            path.display(),
+            root.display()
+        );
     }
     std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))
 }
@@ -223,7 +238,8 @@ impl Http {
                 .get(offset as usize..offset as usize + bytes.len())
                 .is_some_and(|expected| expected == bytes),
             Body::Echo { size } => {
-                offset + bytes.len() as u64 <= *size && payload::matches(stream_id, index * size + offset, bytes)
+                offset + bytes.len() as u64 <= *size
+                    && payload::matches(stream_id, index * size + offset, bytes)
             }
         }
     }
@@ -236,7 +252,10 @@ impl Http {
         let window = u64::from(self.load.pipeline).min(ORDER_WINDOW);
         (index.saturating_sub(window)..=index + window)
             .filter(|&other| other != index)
-            .any(|other| offset + bytes.len() as u64 <= size && payload::matches(stream_id, other * size + offset, bytes))
+            .any(|other| {
+                offset + bytes.len() as u64 <= size
+                    && payload::matches(stream_id, other * size + offset, bytes)
+            })
     }
 }
 
@@ -329,14 +348,13 @@ impl ClientStep for Http {
     fn check(
         &self,
         state: &mut HttpCheck,
-        stream_id: u64,
-        _received: u64,
-        written: u64,
+        at: Stands,
         bytes: &[u8],
         errors: &mut Errors,
         mut answered: impl FnMut(bool),
     ) -> Result<(), Failure> {
-        let requests = written / self.request_len;
+        let stream_id = at.stream_id;
+        let requests = at.written / self.request_len;
         if state.pending.is_empty() {
             let used = self.process(state, stream_id, requests, bytes, errors, &mut answered)?;
             state.pending.extend_from_slice(&bytes[used..]);
@@ -524,11 +542,13 @@ impl Http {
 
     fn check_body(&self, state: &mut HttpCheck, stream_id: u64, bytes: &[u8]) {
         if state.fault.is_none() && !self.body_matches(stream_id, state.index, state.offset, bytes) {
-            state.fault = Some(if self.is_other_request(stream_id, state.index, state.offset, bytes) {
-                Fault::Order
-            } else {
-                Fault::Body
-            });
+            state.fault = Some(
+                if self.is_other_request(stream_id, state.index, state.offset, bytes) {
+                    Fault::Order
+                } else {
+                    Fault::Body
+                },
+            );
         }
         state.offset += bytes.len() as u64;
     }
@@ -616,9 +636,7 @@ fn date_is_fresh(state: &mut HttpCheck, date: Option<&[u8]>) -> bool {
         return false;
     };
     let now = SystemTime::now();
-    let apart = now
-        .duration_since(at)
-        .unwrap_or_else(|error| error.duration());
+    let apart = now.duration_since(at).unwrap_or_else(|error| error.duration());
     apart <= DATE_SLACK
 }
 
@@ -631,7 +649,10 @@ mod tests {
     }
 
     fn response(status: &str, body: &[u8], date: bool) -> Vec<u8> {
-        let mut text = format!("HTTP/1.1 {status}\r\nServer: echolab-epoll\r\nContent-Length: {}\r\n", body.len());
+        let mut text = format!(
+            "HTTP/1.1 {status}\r\nServer: echolab-epoll\r\nContent-Length: {}\r\n",
+            body.len()
+        );
         if date {
             text += &format!("Date: {}\r\n", httpdate::fmt_http_date(SystemTime::now()));
         }
@@ -650,8 +671,13 @@ mod tests {
         let mut answers = Vec::new();
         let written = requests * step.request_len();
         for part in bytes.chunks(piece) {
+            let at = Stands {
+                stream_id: 9,
+                received: 0,
+                written,
+            };
             if step
-                .check(&mut state, 9, 0, written, part, &mut errors, |ok| answers.push(ok))
+                .check(&mut state, at, part, &mut errors, |ok| answers.push(ok))
                 .is_err()
             {
                 return (answers, errors, true);
@@ -694,7 +720,10 @@ mod tests {
         // A user's server: a missing Date is a warning, the response counts.
         let user = Http::new(load(Request::Plaintext, None), false);
         let (answers, errors, _) = feed(&user, 1, &response("200 OK", PLAINTEXT, false), 5);
-        assert_eq!((answers, errors.total(), errors.http_date_warnings), (vec![true], 0, 1));
+        assert_eq!(
+            (answers, errors.total(), errors.http_date_warnings),
+            (vec![true], 0, 1)
+        );
     }
 
     #[test]

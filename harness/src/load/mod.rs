@@ -38,7 +38,6 @@ pub mod stream;
 pub mod timer;
 
 use crate::results::cell::{Errors, Shape};
-pub use step::StepSpec;
 use hdrhistogram::Histogram;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -47,6 +46,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+pub use step::StepSpec;
 
 /// How long one connect may take.
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
@@ -480,7 +480,14 @@ fn load_thread(
         return Ok(stream::empty_outcome(plan));
     }
     match &plan.load.step {
-        StepSpec::Echo => drive(StepSpec::echo(plan.load.size), plan, share, setup, start, progress),
+        StepSpec::Echo => drive(
+            StepSpec::echo(plan.load.size),
+            plan,
+            share,
+            setup,
+            start,
+            progress,
+        ),
         StepSpec::Http(load) => {
             let close = plan.load.shape == Shape::Churn;
             drive(StepSpec::http(load, close), plan, share, setup, start, progress)
@@ -747,7 +754,10 @@ mod tests {
     #[test]
     fn a_served_connection_left_silent_lost_bytes_and_one_never_served_did_not() {
         let silent = LOST_AFTER + Duration::from_millis(1);
-        assert_eq!(Failure::of_wait(100, 100, 164, silent), Failure::Lost { missing: 64 });
+        assert_eq!(
+            Failure::of_wait(100, 100, 164, silent),
+            Failure::Lost { missing: 64 }
+        );
         // Never served: the caller's starvation, not a loss.
         assert_eq!(Failure::of_wait(0, 0, 64, silent), Failure::Timeout);
         // Bytes still arriving: slow, not lost.

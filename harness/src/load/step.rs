@@ -44,21 +44,30 @@ pub trait ClientStep: Send + Sync + 'static {
         buffer: &mut [u8],
     ) -> io::Result<bool>;
 
-    /// Checks `bytes`, the next bytes the server sent on stream `stream_id`
-    /// after `received` others, `written` bytes having been sent to it, and
-    /// calls `answered(verified)` for each answer they complete, in request
-    /// order. A failed check is counted in `errors` by kind; `Err` when the
-    /// connection can no longer be trusted (already counted).
+    /// Checks `bytes`, the next bytes the server sent on a connection that
+    /// stands `at`, and calls `answered(verified)` for each answer they
+    /// complete, in request order. A failed check is counted in `errors` by
+    /// kind; `Err` when the connection can no longer be trusted (already
+    /// counted).
     fn check(
         &self,
         state: &mut Self::Check,
-        stream_id: u64,
-        received: u64,
-        written: u64,
+        at: Stands,
         bytes: &[u8],
         errors: &mut Errors,
         answered: impl FnMut(bool),
     ) -> Result<(), Failure>;
+}
+
+/// Where a connection's streams stand when bytes arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct Stands {
+    /// The connection's payload stream.
+    pub stream_id: u64,
+    /// Bytes received before these.
+    pub received: u64,
+    /// Bytes sent to the server so far.
+    pub written: u64,
 }
 
 /// The echo: message `j` of a connection is bytes `j * size..(j + 1) * size`
@@ -102,13 +111,16 @@ impl ClientStep for Echo {
     fn check(
         &self,
         state: &mut EchoCheck,
-        stream_id: u64,
-        received: u64,
-        written: u64,
+        at: Stands,
         bytes: &[u8],
         errors: &mut Errors,
         mut answered: impl FnMut(bool),
     ) -> Result<(), Failure> {
+        let Stands {
+            stream_id,
+            received,
+            written,
+        } = at;
         let length = bytes.len();
         if received + length as u64 > written {
             // Bytes nobody sent: the stream can no longer be trusted.
@@ -181,16 +193,24 @@ mod tests {
         let mut state = EchoCheck::default();
         let mut received = 0;
         for piece in sent.chunks(7) {
-            step.check(&mut state, 3, received, 30, piece, &mut errors, |ok| {
-                answers.push(ok)
-            })
-            .unwrap();
+            let at = Stands {
+                stream_id: 3,
+                received,
+                written: 30,
+            };
+            step.check(&mut state, at, piece, &mut errors, |ok| answers.push(ok))
+                .unwrap();
             received += piece.len() as u64;
         }
         assert_eq!(answers, [true, false, true]);
         assert_eq!(errors.mismatch, 1);
         // More bytes than were sent: the stream is given up.
-        let extra = step.check(&mut state, 3, 30, 30, &[0], &mut errors, |_| {});
+        let at = Stands {
+            stream_id: 3,
+            received: 30,
+            written: 30,
+        };
+        let extra = step.check(&mut state, at, &[0], &mut errors, |_| {});
         assert_eq!(extra, Err(Failure::Mismatch));
     }
 }

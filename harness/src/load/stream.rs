@@ -38,7 +38,7 @@
 
 use super::connect::connect_all_from;
 use super::recorder::Recorder;
-use super::step::ClientStep;
+use super::step::{ClientStep, Stands};
 use super::timer::Timer;
 use super::{
     Clock, Failure, HOUSEKEEPING, LATE_SEND, LOST_AFTER, LoadOutcome, LoadPlan, MESSAGE_DEADLINE, ThreadCpu,
@@ -325,8 +325,7 @@ impl<S: ClientStep> Streams<S> {
         let connection = &self.connections[index];
         Failure::of_wait(
             connection.received,
-            self.step
-                .answered_bytes(connection.received, connection.answered),
+            self.step.answered_bytes(connection.received, connection.answered),
             connection.written,
             self.silent_for(index, now),
         )
@@ -419,11 +418,14 @@ impl<S: ClientStep> Streams<S> {
         let connection = &mut connections[index];
         connection.last_byte_at = now;
         let mut send_next = false;
+        let at = Stands {
+            stream_id: connection.stream_id,
+            received: connection.received,
+            written: connection.written,
+        };
         let checked = step.check(
             &mut connection.check,
-            connection.stream_id,
-            connection.received,
-            connection.written,
+            at,
             &read_buffer[..length],
             errors,
             |verified| {

@@ -2,8 +2,8 @@
 //! `harness bench --json`. Everything the report knows about a cell is here
 //! (plus the cell's `.hgrm` and `.hlog` files).
 
-use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// How load is offered.
 #[derive(

@@ -26,7 +26,11 @@ pub struct RunArgs {
     /// `quick` (about 3 minutes), `full`, `course` (the Python servers beside
     /// the Rust models, under 8 minutes), `http` (every model and nginx
     /// speaking HTTP), `work` (work per request), or a suite file (TOML).
-    #[arg(long, default_value = "quick", value_name = "quick|full|course|http|work|FILE.toml")]
+    #[arg(
+        long,
+        default_value = "quick",
+        value_name = "quick|full|course|http|work|FILE.toml"
+    )]
     suite: String,
     /// Run only these models (labels or model names), comma-separated: the
     /// suite's entries (commands included) and any built-in model.

@@ -168,7 +168,11 @@ impl Sweep {
             );
             self.request
                 .iter()
-                .map(|text| text.parse().map(Some).map_err(|error: String| anyhow::anyhow!("sweep '{}': request {error}", self.name)))
+                .map(|text| {
+                    text.parse()
+                        .map(Some)
+                        .map_err(|error: String| anyhow::anyhow!("sweep '{}': request {error}", self.name))
+                })
                 .collect::<Result<_>>()?
         };
         let works: Vec<Option<Work>> = if self.work.is_empty() {
@@ -176,10 +180,18 @@ impl Sweep {
         } else {
             self.work
                 .iter()
-                .map(|text| text.parse().map(Some).map_err(|error: String| anyhow::anyhow!("sweep '{}': work {error}", self.name)))
+                .map(|text| {
+                    text.parse()
+                        .map(Some)
+                        .map_err(|error: String| anyhow::anyhow!("sweep '{}': work {error}", self.name))
+                })
                 .collect::<Result<_>>()?
         };
-        ensure!(!self.pipeline.is_empty(), "sweep '{}': pipeline is empty", self.name);
+        ensure!(
+            !self.pipeline.is_empty(),
+            "sweep '{}': pipeline is empty",
+            self.name
+        );
         let mut all = Vec::new();
         for request in &requests {
             for &pipeline in &self.pipeline {
@@ -342,11 +354,9 @@ impl Suite {
             for &size in &sweep.size {
                 for &idle in &sweep.idle {
                     for &rate in &rates {
-                        for (&connections, protocol) in sweep
-                            .connections
-                            .iter()
-                            .flat_map(|connections| protocols.iter().map(move |protocol| (connections, protocol)))
-                        {
+                        for (&connections, protocol) in sweep.connections.iter().flat_map(|connections| {
+                            protocols.iter().map(move |protocol| (connections, protocol))
+                        }) {
                             let load = LoadSpec {
                                 shape: sweep.shape,
                                 connections,
@@ -442,7 +452,12 @@ mod tests {
                 "http-static-64k.bin-closed-c1000",
             ]
         );
-        let labels: Vec<String> = http.servers().unwrap().into_iter().map(|server| server.label).collect();
+        let labels: Vec<String> = http
+            .servers()
+            .unwrap()
+            .into_iter()
+            .map(|server| server.label)
+            .collect();
         assert!(labels.contains(&"nginx-1".to_owned()) && labels.contains(&"nginx-2".to_owned()));
         let work = Suite::load("work").unwrap();
         let scenarios = work.scenarios();
