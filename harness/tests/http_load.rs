@@ -95,6 +95,32 @@ fn a_correct_server_gives_no_error_in_every_loop_shape() {
 }
 
 #[test]
+fn echo_pipelined_keeps_every_message_checked() {
+    let command = format!("{} --port {{port}}", env!("CARGO_BIN_EXE_faulty-echo"));
+    let cell = bench_json(&[
+        "--server-cmd",
+        &command,
+        "--pipeline",
+        "8",
+        "--connections",
+        "4",
+        "--client-threads",
+        "1",
+        "--no-syscalls",
+        "--warmup",
+        "0.2",
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(cell["scenario"], "closed-c4-s64-p8", "{cell}");
+    assert_eq!(cell["errors"]["mismatch"], 0, "{cell}");
+    assert_eq!(cell["errors"]["lost"], 0, "{cell}");
+    assert!(throughput(&cell) > 0.0, "{cell}");
+    // Eight in flight per connection: latencies from each message's own send.
+    assert!(cell["latency_us"]["p50"].as_f64().unwrap() > 0.0, "{cell}");
+}
+
+#[test]
 fn a_wrong_body_byte_is_http_body() {
     let cell = bench_faulty(&["--wrong-byte-every", "50"], &["--pipeline", "4"]);
     only(&cell, "http_body");
@@ -158,7 +184,7 @@ fn a_server_that_is_not_http_is_counted_and_the_cell_ends_on_time() {
 fn bad_protocol_options_are_one_line_and_a_failure() {
     let root = tempfile::tempdir().unwrap();
     let root = root.path().to_str().unwrap();
-    let cases: [&[&str]; 8] = [
+    let cases: [&[&str]; 9] = [
         &["--protocol", "gopher"],
         &["--protocol", "http", "--work", "sleep:5"],
         &["--protocol", "http", "--work", "wait:-1"],
@@ -174,6 +200,7 @@ fn bad_protocol_options_are_one_line_and_a_failure() {
         &["--protocol", "http", "--pipeline", "0"],
         &["--protocol", "http", "--request", "echo:0"],
         &["--request", "plaintext"],
+        &["--protocol", "http", "--shape", "churn", "--pipeline", "4"],
     ];
     for case in cases {
         let mut args = vec!["bench", "--model", "epoll", "--duration", "0.1"];

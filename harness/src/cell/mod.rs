@@ -467,6 +467,11 @@ pub fn check_load(load: &LoadSpec) -> anyhow::Result<()> {
             load.size
         );
     }
+    if load.pipeline > 1 && load.shape != Shape::Closed {
+        bail!(
+            "--pipeline applies only to --shape closed (open: requests go when due; churn: one per connection)"
+        );
+    }
     match (load.shape, load.rate) {
         (Shape::Open, None) => bail!("--shape open needs --rate MSGS_PER_S"),
         (Shape::Open, Some(rate)) if !(rate > 0.0 && rate.is_finite()) => {
