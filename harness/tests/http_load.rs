@@ -377,6 +377,12 @@ fn a_one_cell_http_suite_runs_into_a_result_set() {
     for path in cells {
         let cell: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(cell["scenario"], "http-static-64k.bin-closed-c2-p4", "{cell}");
+        // Bytes per second are the bodies' bytes.
+        let bodies = throughput(&cell) * 65536.0;
+        assert!(
+            (cell["bytes_per_sec"].as_f64().unwrap() - bodies).abs() < 1.0,
+            "{cell}"
+        );
         assert_eq!(cell["errors"]["mismatch"], 0, "{cell}");
         for kind in KINDS {
             assert_eq!(count(&cell, kind), 0, "{kind}: {cell}");

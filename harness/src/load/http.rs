@@ -126,7 +126,8 @@ impl HttpLoad {
         })
     }
 
-    fn body_len(&self) -> u64 {
+    /// The length of every 200 response's body.
+    pub fn body_len(&self) -> u64 {
         match &self.body {
             Body::Constant(bytes) => bytes.len() as u64,
             Body::Echo { size } => *size,

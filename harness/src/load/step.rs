@@ -165,6 +165,15 @@ pub enum StepSpec {
 }
 
 impl StepSpec {
+    /// The payload bytes of one answer: an echo message's `size`, an HTTP
+    /// response's body (what `bytes_per_sec` counts).
+    pub fn answer_bytes(&self, size: u32) -> u64 {
+        match self {
+            StepSpec::Echo => u64::from(size),
+            StepSpec::Http(load) => load.body_len(),
+        }
+    }
+
     /// The step of a connection, for a load of `size`-byte echo messages.
     pub fn echo(size: u32) -> Echo {
         Echo {

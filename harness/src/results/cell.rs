@@ -363,6 +363,7 @@ pub struct Cell {
     pub duration_s: f64,
     pub messages: u64,
     pub msgs_per_sec: f64,
+    /// Echo: bytes echoed per second; HTTP: response body bytes per second.
     pub bytes_per_sec: f64,
     /// Churn: completed connect+echo+close cycles per second.
     pub connections_per_sec: Option<f64>,
