@@ -521,7 +521,10 @@ impl Http {
         }
         let Some(length) = length else {
             // A body until the server closes: no way to frame the next one.
-            errors.http_length += 1;
+            match state.fault.take() {
+                Some(status) => status.count(errors),
+                None => errors.http_length += 1,
+            }
             return Err(Failure::Protocol);
         };
         if code == 200 && length != self.load.body_len() {
@@ -713,6 +716,17 @@ mod tests {
         assert_eq!(errors.http_body, 1);
         let (answers, errors, _) = feed(&model, 1, &response("200 OK", PLAINTEXT, false), 5);
         assert_eq!((answers, errors.http_date), (vec![false], 1));
+        // A 400 without a length, then a close: its status, and the end.
+        let (_, errors, given_up) = feed(
+            &model,
+            1,
+            b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n",
+            5,
+        );
+        assert_eq!(
+            (errors.http_status.get(&400), errors.http_length, given_up),
+            (Some(&1), 0, true)
+        );
         let (_, errors, given_up) = feed(&model, 1, b"SSH-2.0-OpenSSH\r\n\r\n", 5);
         assert_eq!((errors.http_parse, given_up), (1, true));
         // A response to no request.
