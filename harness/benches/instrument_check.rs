@@ -29,6 +29,17 @@
 //! cargo bench -p harness --bench instrument_check -- --modes counting,control --models epoll --pairs 10
 //! ```
 //!
+//! Mode `http` (not run by default: it needs nginx and wrk) is the HTTP
+//! row: `wrk -t1 -c100` and `harness bench --target --protocol http` (every
+//! response parsed and checked; wrk checks none) against the same nginx,
+//! one worker, from `examples/nginx.conf`, on the server CPU, `GET
+//! /plaintext`, interleaved pairs; the goal is the same [`GOAL`] of wrk's
+//! rate, and the harness's cell must have no error.
+//!
+//! ```text
+//! cargo bench -p harness --bench instrument_check -- --modes http --connections 100
+//! ```
+//!
 //! Mode `control` is the counting rows' A/A test: `--no-syscalls` against
 //! `--no-syscalls` in the same interleaved design, so that a counting row's
 //! ratio can be read against what the design gives when nothing differs.
@@ -102,7 +113,7 @@ fn options() -> Options {
             "--models" => options.models = value().split(',').map(str::to_owned).collect(),
             "--bench" => {} // added by cargo bench
             other => panic!(
-                "unknown option {other}; options: --pairs N --duration SECS --connections N,N --modes model,command,target,counted,counting,control --models epoll,uring,threaded"
+                "unknown option {other}; options: --pairs N --duration SECS --connections N,N --modes model,command,target,counted,counting,control,http --models epoll,uring,threaded"
             ),
         }
     }
@@ -164,6 +175,20 @@ fn plain(addr: &str, connections: usize, duration_s: f64, cpu: usize) -> f64 {
 
 /// `harness bench` with `server` arguments; (msgs/s, overhead %).
 fn harness(server: &[&str], connections: usize, duration_s: f64, cpus: (usize, usize)) -> (f64, f64) {
+    let cell = harness_cell(server, connections, duration_s, cpus);
+    (
+        cell["msgs_per_sec"].as_f64().unwrap(),
+        cell["client"]["overhead_percent"].as_f64().unwrap(),
+    )
+}
+
+/// `harness bench` with `server` arguments: its cell.
+fn harness_cell(
+    server: &[&str],
+    connections: usize,
+    duration_s: f64,
+    cpus: (usize, usize),
+) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_harness"))
         .arg("bench")
         .args(server)
@@ -188,11 +213,161 @@ fn harness(server: &[&str], connections: usize, duration_s: f64, cpus: (usize, u
         "harness bench {server:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let cell: serde_json::Value = serde_json::from_slice(&output.stdout).expect("cell JSON");
-    (
-        cell["msgs_per_sec"].as_f64().unwrap(),
-        cell["client"]["overhead_percent"].as_f64().unwrap(),
-    )
+    serde_json::from_slice(&output.stdout).expect("cell JSON")
+}
+
+/// nginx with one worker from `examples/nginx.conf`, pinned to `cpu`,
+/// serving an empty root; stopped on drop.
+struct Nginx {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(cpu: usize) -> Nginx {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let template = include_str!("../examples/nginx.conf");
+        let config = template
+            .replace("{port}", &port.to_string())
+            .replace("{root}", &dir.path().display().to_string())
+            .replace("{dir}", &dir.path().display().to_string());
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, config).expect("nginx.conf written");
+        let child = std::thread::spawn(move || {
+            echo_core::affinity::pin_to(&[cpu]).expect("pin");
+            Command::new("nginx")
+                .args(["-e", "stderr", "-c"])
+                .arg(&path)
+                .args(["-g", "daemon off; worker_processes 1;"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("nginx runs (apt-get install nginx)")
+        })
+        .join()
+        .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nginx did not listen on port {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Nginx {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: nginx's master stops its workers and exits.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+/// `wrk -t1 -cN` for `duration_s` against `GET /plaintext`, pinned to
+/// `cpu`; its requests per second.
+fn wrk(port: u16, connections: usize, duration_s: f64, cpu: usize) -> f64 {
+    let output = std::thread::spawn(move || {
+        echo_core::affinity::pin_to(&[cpu]).expect("pin");
+        Command::new("wrk")
+            .args(["-t1", &format!("-c{connections}")])
+            .arg(format!("-d{}s", duration_s.ceil() as u64))
+            .arg(format!("http://127.0.0.1:{port}/plaintext"))
+            .output()
+            .expect("wrk runs (apt-get install wrk)")
+    })
+    .join()
+    .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|line| line.strip_prefix("Requests/sec:"))
+        .and_then(|rate| rate.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output: {text}"))
+}
+
+/// The HTTP row at each connection count: wrk against the harness on the
+/// same nginx, interleaved. True when the goal is met.
+fn http_rows(options: &Options, cpus: (usize, usize)) -> bool {
+    let mut met = true;
+    for &connections in &options.connections {
+        let (mut wrks, mut harnesses, mut overheads) = (Vec::new(), Vec::new(), Vec::new());
+        for pair in 0..options.pairs {
+            let run_wrk = || {
+                let nginx = Nginx::start(cpus.0);
+                wrk(nginx.port, connections, options.duration_s, cpus.1)
+            };
+            let run_harness = || {
+                let nginx = Nginx::start(cpus.0);
+                let target = format!("127.0.0.1:{}", nginx.port);
+                let cell = harness_cell(
+                    &[
+                        "--target",
+                        &target,
+                        "--protocol",
+                        "http",
+                        "--request",
+                        "plaintext",
+                    ],
+                    connections,
+                    options.duration_s,
+                    cpus,
+                );
+                // A rate with errors in it is not a rate of verified answers.
+                let errors = &cell["errors"];
+                let failed =
+                    errors.as_object().into_iter().flatten().any(|(kind, count)| {
+                        !kind.ends_with("_warnings") && kind != "lost_bytes" && count != 0
+                    });
+                assert!(!failed, "the harness counted errors against nginx: {errors}");
+                (
+                    cell["msgs_per_sec"].as_f64().unwrap(),
+                    cell["client"]["overhead_percent"].as_f64().unwrap(),
+                )
+            };
+            let (wrk_rate, (harness_rate, overhead)) = if pair % 2 == 0 {
+                let wrk_rate = run_wrk();
+                (wrk_rate, run_harness())
+            } else {
+                let measured = run_harness();
+                (run_wrk(), measured)
+            };
+            wrks.push(wrk_rate);
+            harnesses.push(harness_rate);
+            overheads.push(overhead);
+        }
+        let ratio = median(&harnesses) / median(&wrks);
+        met &= ratio >= GOAL;
+        let runs: Vec<String> = wrks
+            .iter()
+            .zip(&harnesses)
+            .map(|(wrk, harness)| format!("{:.0}k/{:.0}k", wrk / 1e3, harness / 1e3))
+            .collect();
+        println!(
+            "{:<7} {:>11} {:>13.0} {:>13.0} {:>7.3} {:>9.1}%  {}  (wrk / harness, requests/s)",
+            "http",
+            connections,
+            median(&wrks),
+            median(&harnesses),
+            ratio,
+            median(&overheads),
+            runs.join(" ")
+        );
+    }
+    met
 }
 
 /// The counting rows: each model's default cell against `--no-syscalls`,
@@ -298,6 +473,10 @@ fn main() {
             counting_missed |= !counting_rows(&options, cpus, mode == "control");
             continue;
         }
+        if mode == "http" {
+            below_goal |= !http_rows(&options, cpus);
+            continue;
+        }
         for &connections in &options.connections {
             let (mut plains, mut harnesses, mut overheads) = (Vec::new(), Vec::new(), Vec::new());
             for pair in 0..options.pairs {
@@ -350,12 +529,17 @@ fn main() {
         .iter()
         .any(|mode| mode != "counting" && mode != "control")
     {
+        // The http row's reference is wrk, the others' the plain client.
         println!(
             "{}",
             if below_goal {
-                format!("BELOW GOAL: the harness reached less than {GOAL} of the plain client somewhere")
+                format!(
+                    "BELOW GOAL: the harness reached less than {GOAL} of the plain client (http: of wrk) somewhere"
+                )
             } else {
-                format!("goal met: the harness reached at least {GOAL} of the plain client everywhere")
+                format!(
+                    "goal met: the harness reached at least {GOAL} of the plain client (http: of wrk) everywhere"
+                )
             }
         );
     }

@@ -6,7 +6,6 @@
 use crate::cell::{self, CellSpec};
 use crate::cpus::CpuLayout;
 use crate::load::LoadSpec;
-use crate::protocol::Protocol;
 use crate::results::cell::{Cell, Shape};
 use crate::server::ServerUnderTest;
 use anyhow::bail;
@@ -68,10 +67,6 @@ pub struct BenchArgs {
     /// closed (ping-pong), open (fixed rate) or churn (connect, echo once, close).
     #[arg(long, value_enum, default_value_t = Shape::Closed)]
     shape: Shape,
-    /// What the load speaks: echo (TCP, every byte echoed) or udp (each
-    /// --connections flow its own UDP socket; every datagram checked).
-    #[arg(long, value_enum, default_value_t = Protocol::Echo)]
-    protocol: Protocol,
     /// Open loop: aggregate messages per second, spread over the connections.
     #[arg(long, value_name = "MSGS_PER_S", allow_negative_numbers = true)]
     rate: Option<f64>,
@@ -119,6 +114,8 @@ pub struct BenchArgs {
     /// loopback, or one NIC's address) [default: the kernel chooses].
     #[arg(long, value_name = "IP")]
     source_addr: Option<std::net::IpAddr>,
+    #[command(flatten)]
+    protocol: crate::protocol::ProtocolArgs,
 }
 
 pub fn main(args: BenchArgs) -> anyhow::Result<()> {
@@ -138,6 +135,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
         (_, _, Some(target)) => ServerUnderTest::target(target, label)?,
         _ => bail!("give --model, --server-cmd or --target"),
     };
+    let step = args.protocol.apply(&mut server)?;
     server.launch.ready_within = seconds("ready-timeout", args.ready_timeout)?;
     server.launch.count_syscalls = !args.no_syscalls;
     let cpus = CpuLayout::for_this_process(
@@ -146,7 +144,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
         server.spawns(),
     )?;
     let load = LoadSpec {
-        protocol: args.protocol,
+        protocol: args.protocol.protocol,
         shape: args.shape,
         connections: args.connections,
         size: args.size,
@@ -157,6 +155,8 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
         client_threads: args
             .client_threads
             .unwrap_or_else(|| default_client_threads(&cpus)),
+        step,
+        pipeline: args.protocol.pipeline,
     };
     cell::check_load(&load)?;
     crate::fleet::share::check(&load, &part)?;
@@ -170,7 +170,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
     }
     let spec = CellSpec {
         server,
-        scenario: cell::scenario_name(&load),
+        scenario: args.protocol.scenario_name(&load),
         repeat: 1,
         load,
         cpus,
@@ -243,7 +243,7 @@ pub fn summary(cell: &Cell) -> String {
         l.min, l.p50, l.p90, l.p99, l.p999, l.p9999, l.max
     );
     let e = &cell.errors;
-    let errors = if e.total() == 0 {
+    let mut errors = if e.total() == 0 {
         String::from("none")
     } else {
         format!(
@@ -251,6 +251,7 @@ pub fn summary(cell: &Cell) -> String {
             e.mismatch, e.lost, e.lost_bytes, e.reset, e.timeout, e.connect, e.closed, e.addr_unavailable
         )
     };
+    errors += &crate::load::http::error_summary(e);
     text += &format!("  errors      {errors}\n");
     let f = &cell.fairness;
     text += &format!(

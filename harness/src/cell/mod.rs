@@ -478,6 +478,11 @@ pub fn check_load(load: &LoadSpec) -> anyhow::Result<()> {
             load.size
         );
     }
+    if load.pipeline > 1 && load.shape != Shape::Closed {
+        bail!(
+            "--pipeline applies only to --shape closed (open: requests go when due; churn: one per connection)"
+        );
+    }
     match (load.shape, load.rate) {
         (Shape::Open, None) => bail!("--shape open needs --rate MSGS_PER_S"),
         (Shape::Open, Some(rate)) if !(rate > 0.0 && rate.is_finite()) => {
@@ -522,8 +527,11 @@ pub fn scenario_name(load: &LoadSpec) -> String {
     if load.idle > 0 {
         name.push_str(&format!("-i{}", load.idle));
     }
-    if load.protocol != Protocol::Echo {
-        name = format!("{}-{name}", load.protocol.as_str());
+    if load.pipeline > 1 {
+        name.push_str(&format!("-p{}", load.pipeline));
+    }
+    if load.protocol == Protocol::Udp {
+        name = format!("{}-{name}", load.protocol.name());
     }
     name
 }

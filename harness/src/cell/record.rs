@@ -116,7 +116,7 @@ pub fn record(
         duration_s,
         messages: outcome.messages,
         msgs_per_sec,
-        bytes_per_sec: msgs_per_sec * f64::from(load.size),
+        bytes_per_sec: msgs_per_sec * load.step.answer_bytes(load.size) as f64,
         connections_per_sec: (load.shape == Shape::Churn).then_some(msgs_per_sec),
         latency_us: latency(&outcome.histogram),
         errors: outcome.errors.clone(),

@@ -145,6 +145,8 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
         warmup: phases.warmup,
         duration: phases.measured(),
         client_threads: spec.client_threads,
+        step: Default::default(),
+        pipeline: 1,
     };
     let mut started = server.start(&spec.cpus.server)?;
     if !spec.cpus.client.is_empty() {

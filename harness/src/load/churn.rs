@@ -1,4 +1,6 @@
 //! Churn: connect, echo one message, close, again — the accept path.
+//! With HTTP, a connection per request (HTTP/1.0 style: the request says
+//! `Connection: close`).
 //!
 //! Each of the thread's loops keeps one connection cycle going at a time.
 //! Latency is connect start to the last echoed byte; the count of completed
@@ -19,9 +21,10 @@
 
 use super::connect::{connect_from, finish_connect, loopback_source};
 use super::recorder::Recorder;
+use super::step::{ClientStep, Stands};
 use super::{
     CONNECT_DEADLINE, Clock, Failure, HOUSEKEEPING, LOST_AFTER, LoadOutcome, LoadPlan, MESSAGE_DEADLINE,
-    ThreadCpu, ThreadShare, count_connect_error, payload,
+    ThreadCpu, ThreadShare, count_connect_error,
 };
 use crate::results::cell::Errors;
 use mio::net::TcpStream;
@@ -42,7 +45,7 @@ enum State {
     Echoing,
 }
 
-struct Cycle {
+struct Cycle<Check> {
     state: State,
     stream: Option<TcpStream>,
     stream_id: u64,
@@ -52,20 +55,22 @@ struct Cycle {
     received: u64,
     /// When the cycle's last echoed bytes arrived (ns after start).
     last_byte_at: u64,
-    corrupt: bool,
+    /// The step's state for the answer being received.
+    check: Check,
     /// Completed cycles in the measurement.
     completed: u64,
     /// Some cycle of this loop got a byte back (warm-up included).
     served: bool,
 }
 
-pub struct Churn {
+pub struct Churn<S: ClientStep> {
+    step: S,
     addr: SocketAddr,
     /// Every connection's local address, when the plan gives one.
     source: Option<IpAddr>,
     size: u64,
     poll: Poll,
-    cycles: Vec<Cycle>,
+    cycles: Vec<Cycle<S::Check>>,
     next_stream_id: u64,
     errors: Errors,
     recorder: Recorder,
@@ -77,8 +82,8 @@ pub struct Churn {
     completed_total: u64,
 }
 
-impl Churn {
-    pub fn new(plan: &LoadPlan, share: ThreadShare) -> io::Result<Churn> {
+impl<S: ClientStep> Churn<S> {
+    pub fn new(plan: &LoadPlan, share: ThreadShare, step: S) -> io::Result<Churn<S>> {
         let cycles = (0..share.connections)
             .map(|_| Cycle {
                 state: State::Waiting,
@@ -89,7 +94,7 @@ impl Churn {
                 written: 0,
                 received: 0,
                 last_byte_at: 0,
-                corrupt: false,
+                check: S::Check::default(),
                 completed: 0,
                 served: false,
             })
@@ -97,7 +102,8 @@ impl Churn {
         Ok(Churn {
             addr: plan.addr,
             source: plan.source,
-            size: u64::from(plan.load.size),
+            size: step.request_len(),
+            step,
             poll: Poll::new()?,
             cycles,
             // Stream ids distinct from every other thread's, on every load
@@ -199,6 +205,7 @@ impl Churn {
         let since = cycle.started.max(cycle.last_byte_at);
         Failure::of_wait(
             cycle.received,
+            self.step.answered_bytes(cycle.received, 0),
             cycle.written,
             Duration::from_nanos(now.saturating_sub(since)),
         )
@@ -214,7 +221,7 @@ impl Churn {
         cycle.written = 0;
         cycle.received = 0;
         cycle.last_byte_at = 0;
-        cycle.corrupt = false;
+        cycle.check = S::Check::default();
         let source = self.source.or_else(|| loopback_source(self.addr, stream_id));
         match connect_from(self.addr, source) {
             Ok(mut stream) => {
@@ -264,7 +271,7 @@ impl Churn {
         let Some(stream) = cycle.stream.as_mut() else {
             return;
         };
-        let sent = payload::send(
+        let sent = self.step.send(
             stream,
             cycle.stream_id,
             &mut cycle.written,
@@ -288,20 +295,30 @@ impl Churn {
                     return;
                 }
                 Ok(length) => {
-                    if cycle.received + length as u64 > cycle.written {
-                        self.errors.mismatch += 1;
-                        self.failed(index, Failure::Mismatch, clock.now_ns());
+                    let mut answer = None;
+                    let at = Stands {
+                        stream_id: cycle.stream_id,
+                        received: cycle.received,
+                        written: cycle.written,
+                    };
+                    let checked = self.step.check(
+                        &mut cycle.check,
+                        at,
+                        &self.read_buffer[..length],
+                        &mut self.errors,
+                        |verified| {
+                            answer.get_or_insert(verified);
+                        },
+                    );
+                    if let Err(failure) = checked {
+                        self.failed(index, failure, clock.now_ns());
                         return;
-                    }
-                    let bytes = &self.read_buffer[..length];
-                    if !payload::matches(cycle.stream_id, cycle.received, bytes) {
-                        cycle.corrupt = true;
                     }
                     cycle.received += length as u64;
                     cycle.last_byte_at = clock.now_ns();
                     cycle.served = true;
-                    if cycle.received == self.size {
-                        self.complete(index, clock);
+                    if let Some(verified) = answer {
+                        self.complete(index, clock, verified);
                         return;
                     }
                     if length < self.read_buffer.len() {
@@ -318,23 +335,26 @@ impl Churn {
         }
     }
 
-    fn complete(&mut self, index: usize, clock: &Clock) {
+    /// The cycle's answer came (`verified`: it passed the step's check,
+    /// which counted it otherwise).
+    fn complete(&mut self, index: usize, clock: &Clock, verified: bool) {
         let now = clock.now_ns();
         self.completed_total += 1;
         let cycle = &mut self.cycles[index];
-        if cycle.corrupt {
-            self.errors.mismatch += 1;
-        } else if clock.in_measurement(now) {
+        if verified && clock.in_measurement(now) {
             self.recorder
                 .record(now.saturating_sub(cycle.started), now - clock.measure_from);
             cycle.completed += 1;
             self.messages += 1;
-        } else if clock.in_counting(now) {
+        } else if verified && clock.in_counting(now) {
             self.counted += 1;
         }
         self.close(index);
         if now < clock.count_until {
             self.begin(index, now);
+        } else {
+            // Done: not a cycle whose answer is still awaited.
+            self.cycles[index].state = State::Waiting;
         }
     }
 
@@ -382,7 +402,7 @@ impl Churn {
             // An echo the server began and left silent: lost bytes. One it
             // never began at the end of the measurement is not counted.
             let cycle = &self.cycles[index];
-            if cycle.state == State::Echoing && cycle.received > 0 && cycle.received < self.size {
+            if cycle.state == State::Echoing && cycle.received > 0 {
                 self.waited_out(index, now).count(&mut self.errors);
             }
             self.close(index);

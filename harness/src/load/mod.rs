@@ -9,6 +9,9 @@
 //! - [`connect`]: opening thousands of connections in bounded batches.
 //! - [`stream`]: closed and open loop over long-lived connections.
 //! - [`churn`]: connect, echo once, close, again.
+//! - [`step`]: the client-side step the loops drive, generic: what to send
+//!   next and how to check what came back ([`step::Echo`], [`http::Http`]).
+//! - [`http`]: the HTTP step, every response parsed and checked.
 //! - [`timer`]: the nanosecond timer the open loop waits on.
 //! - [`udp`]: flows of datagrams (`--protocol udp`), closed and open loop.
 //!
@@ -28,8 +31,10 @@
 
 pub mod churn;
 pub mod connect;
+pub mod http;
 pub mod payload;
 pub mod recorder;
+pub mod step;
 pub mod stream;
 pub mod timer;
 pub mod udp;
@@ -44,6 +49,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+pub use step::StepSpec;
 
 /// How long one connect may take.
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
@@ -80,6 +86,10 @@ pub struct LoadSpec {
     pub warmup: Duration,
     pub duration: Duration,
     pub client_threads: u32,
+    /// What each message is and how its answer is checked.
+    pub step: StepSpec,
+    /// Closed loop: messages in flight per connection (1: ping-pong).
+    pub pipeline: u32,
 }
 
 /// A load aimed at a server, from pinned threads.
@@ -488,16 +498,42 @@ fn load_thread(
             |driver, clock| driver.run(clock, progress),
         );
     }
+    match &plan.load.step {
+        StepSpec::Echo => drive(
+            StepSpec::echo(plan.load.size),
+            plan,
+            share,
+            setup,
+            start,
+            progress,
+        ),
+        StepSpec::Http(load) => {
+            let close = plan.load.shape == Shape::Churn;
+            drive(StepSpec::http(load, close), plan, share, setup, start, progress)
+        }
+    }
+}
+
+/// Runs the plan's loop with `step`: each (loop, step) pair compiles to its
+/// own code, with no dispatch per message.
+fn drive<S: step::ClientStep>(
+    step: S,
+    plan: &LoadPlan,
+    share: ThreadShare,
+    setup: &mpsc::Sender<io::Result<()>>,
+    start: &mpsc::Receiver<Instant>,
+    progress: &AtomicU64,
+) -> io::Result<LoadOutcome> {
     match plan.load.shape {
         Shape::Churn => start_when_told(
-            churn::Churn::new(plan, share),
+            churn::Churn::new(plan, share, step),
             plan,
             setup,
             start,
             |driver, clock| driver.run(clock, progress),
         ),
         Shape::Closed | Shape::Open => start_when_told(
-            stream::Streams::connect(plan, share),
+            stream::Streams::connect(plan, share, step),
             plan,
             setup,
             start,
@@ -580,6 +616,17 @@ pub fn add_errors(into: &mut Errors, from: &Errors) {
     into.addr_unavailable += from.addr_unavailable;
     into.lost += from.lost;
     into.lost_bytes += from.lost_bytes;
+    for (status, count) in &from.http_status {
+        *into.http_status.entry(*status).or_default() += count;
+    }
+    into.http_length += from.http_length;
+    into.http_body += from.http_body;
+    into.http_order += from.http_order;
+    into.http_parse += from.http_parse;
+    into.http_date += from.http_date;
+    into.http_server += from.http_server;
+    into.http_date_warnings += from.http_date_warnings;
+    into.http_server_warnings += from.http_server_warnings;
 }
 
 /// Counts a failed connect: out of local addresses, or any other failure.
@@ -609,6 +656,9 @@ pub enum Failure {
     Timeout,
     /// The server sent bytes that were never sent to it (already counted).
     Mismatch,
+    /// An answer that cannot be framed or trusted any more (already
+    /// counted by kind by the client step).
+    Protocol,
     /// The server had served the connection, then `missing` bytes it was
     /// sent never came back: it waited longer than [`LOST_AFTER`] for them.
     Lost { missing: u64 },
@@ -628,7 +678,7 @@ impl Failure {
             Failure::Reset => errors.reset += 1,
             Failure::Closed => errors.closed += 1,
             Failure::Timeout => errors.timeout += 1,
-            Failure::Mismatch => {}
+            Failure::Mismatch | Failure::Protocol => {}
             Failure::Lost { missing } => {
                 errors.lost += 1;
                 errors.lost_bytes += missing;
@@ -639,11 +689,13 @@ impl Failure {
     /// How a connection that waited for an echo is given up: lost when the
     /// server had served it (`received` > 0) and no byte came for longer than
     /// [`LOST_AFTER`], a timeout otherwise (the echo was still trickling in,
-    /// or the server never served it: see each loop's starvation rule).
-    pub fn of_wait(received: u64, written: u64, silent_for: Duration) -> Failure {
+    /// or the server never served it: see each loop's starvation rule). The
+    /// bytes missing are those `written` less those `answered` (echo: the
+    /// bytes received; HTTP: the requests that got their response).
+    pub fn of_wait(received: u64, answered: u64, written: u64, silent_for: Duration) -> Failure {
         if received > 0 && silent_for > LOST_AFTER {
             Failure::Lost {
-                missing: written.saturating_sub(received),
+                missing: written.saturating_sub(answered),
             }
         } else {
             Failure::Timeout
@@ -672,6 +724,8 @@ mod tests {
                 warmup: Duration::ZERO,
                 duration: Duration::from_secs(1),
                 client_threads: 1,
+                step: StepSpec::Echo,
+                pipeline: 1,
             },
             cpus: Vec::new(),
             host,
@@ -747,11 +801,14 @@ mod tests {
     #[test]
     fn a_served_connection_left_silent_lost_bytes_and_one_never_served_did_not() {
         let silent = LOST_AFTER + Duration::from_millis(1);
-        assert_eq!(Failure::of_wait(100, 164, silent), Failure::Lost { missing: 64 });
+        assert_eq!(
+            Failure::of_wait(100, 100, 164, silent),
+            Failure::Lost { missing: 64 }
+        );
         // Never served: the caller's starvation, not a loss.
-        assert_eq!(Failure::of_wait(0, 64, silent), Failure::Timeout);
+        assert_eq!(Failure::of_wait(0, 0, 64, silent), Failure::Timeout);
         // Bytes still arriving: slow, not lost.
-        assert_eq!(Failure::of_wait(100, 164, LOST_AFTER / 2), Failure::Timeout);
+        assert_eq!(Failure::of_wait(100, 100, 164, LOST_AFTER / 2), Failure::Timeout);
         assert!(LOST_AFTER < MESSAGE_DEADLINE);
         let mut errors = Errors::default();
         Failure::Lost { missing: 64 }.count(&mut errors);
@@ -836,6 +893,8 @@ mod tests {
                 warmup: Duration::from_millis(50),
                 duration: Duration::from_millis(300),
                 client_threads: 1,
+                step: StepSpec::Echo,
+                pipeline: 1,
             },
             cpus: Vec::new(),
             host: HostShare::WHOLE,

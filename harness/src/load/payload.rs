@@ -77,6 +77,7 @@ pub fn matches(stream_id: u64, offset: u64, received: &[u8]) -> bool {
 /// `socket`, generating them `buffer.len()` at a time into `buffer`.
 /// `Ok(true)` when all are written, `Ok(false)` when the socket is full (wait
 /// for writability and call again); any other error is the connection's.
+#[inline]
 pub fn send<W: Write>(
     socket: &mut W,
     stream_id: u64,
@@ -84,10 +85,25 @@ pub fn send<W: Write>(
     end: u64,
     buffer: &mut [u8],
 ) -> io::Result<bool> {
+    send_from(socket, written, end, buffer, |offset, chunk| {
+        fill(stream_id, offset, chunk)
+    })
+}
+
+/// Like [`send`], for any byte stream: `fill(offset, chunk)` writes the
+/// stream's bytes at `offset` into `chunk`.
+#[inline]
+pub fn send_from<W: Write>(
+    socket: &mut W,
+    written: &mut u64,
+    end: u64,
+    buffer: &mut [u8],
+    fill: impl Fn(u64, &mut [u8]),
+) -> io::Result<bool> {
     while *written < end {
         let length = (end - *written).min(buffer.len() as u64) as usize;
         let chunk = &mut buffer[..length];
-        fill(stream_id, *written, chunk);
+        fill(*written, chunk);
         match socket.write(chunk) {
             Ok(sent) => {
                 *written += sent as u64;

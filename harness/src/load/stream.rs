@@ -25,20 +25,29 @@
 //! or at its message deadline. A connection the server never sent a byte
 //! is *starved*: a model that serves some clients and not others.
 //!
+//! **Pipelining** (`--pipeline N`, closed loop): each connection keeps N
+//! requests in flight and sends the next as each answer arrives; latency is
+//! from each request's own send time.
+//!
+//! The loop is generic over the [`ClientStep`] (echo, HTTP): it counts
+//! bytes out and answers in; the step makes the bytes and checks them.
+//!
 //! Per message the thread makes one `write`, one `read` (a short read means
 //! the socket is drained, so no extra `read` to see `EAGAIN`) and shares one
 //! `epoll_wait` with the other ready connections.
 
 use super::connect::connect_all_from;
 use super::recorder::Recorder;
+use super::step::{ClientStep, Stands};
 use super::timer::Timer;
 use super::{
     Clock, Failure, HOUSEKEEPING, LATE_SEND, LOST_AFTER, LoadOutcome, LoadPlan, MESSAGE_DEADLINE, ThreadCpu,
-    ThreadShare, add_errors, payload,
+    ThreadShare, add_errors,
 };
 use crate::results::cell::{Errors, Shape};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -46,21 +55,25 @@ use std::time::Duration;
 const TIMER: Token = Token(usize::MAX - 1);
 
 /// One long-lived connection and where its byte stream stands.
-struct Connection {
+struct Connection<Check> {
     stream: Option<TcpStream>,
     stream_id: u64,
     /// Bytes the schedule has asked to send so far.
     owed: u64,
     written: u64,
     received: u64,
+    /// Answers received (checked or not): the index of the oldest message
+    /// still in flight.
+    answered: u64,
     /// When the last echoed bytes arrived (ns after start; 0 before any).
     last_byte_at: u64,
-    /// Closed loop: when the message in flight was sent (ns after start).
-    sent_at: u64,
+    /// Closed loop: when each message in flight was sent (ns after start),
+    /// oldest first.
+    sent_at: VecDeque<u64>,
     /// Completed messages in the measurement.
     completed: u64,
-    /// The message being received has a wrong byte.
-    corrupt: bool,
+    /// The step's state for the answer being received.
+    check: Check,
     connected: bool,
     failure: Option<Failure>,
     /// Registered for writability: only while bytes wait for socket space,
@@ -69,12 +82,16 @@ struct Connection {
 }
 
 /// The connections of one load thread and everything it needs to drive them.
-pub struct Streams {
+pub struct Streams<S: ClientStep> {
     shape: Shape,
+    step: S,
+    /// Bytes of one message (request).
     size: u64,
+    /// Closed loop: messages in flight per connection.
+    pipeline: u64,
     poll: Poll,
     timer: Timer,
-    connections: Vec<Connection>,
+    connections: Vec<Connection<S::Check>>,
     idle: Vec<TcpStream>,
     errors: Errors,
     recorder: Recorder,
@@ -94,9 +111,10 @@ pub struct Streams {
     completed_total: u64,
 }
 
-impl Streams {
-    /// Opens this thread's active and idle connections.
-    pub fn connect(plan: &LoadPlan, share: ThreadShare) -> io::Result<Streams> {
+impl<S: ClientStep> Streams<S> {
+    /// Opens this thread's active and idle connections, to speak `step`.
+    pub fn connect(plan: &LoadPlan, share: ThreadShare, step: S) -> io::Result<Streams<S>> {
+        let pipeline = u64::from(plan.load.pipeline.max(1));
         let poll = Poll::new()?;
         let mut timer = Timer::new()?;
         poll.registry().register(&mut timer, TIMER, Interest::READABLE)?;
@@ -112,10 +130,11 @@ impl Streams {
                 owed: 0,
                 written: 0,
                 received: 0,
+                answered: 0,
                 last_byte_at: 0,
-                sent_at: 0,
+                sent_at: VecDeque::with_capacity(pipeline as usize),
                 completed: 0,
-                corrupt: false,
+                check: S::Check::default(),
                 connected,
                 failure: None,
                 wants_writable: false,
@@ -128,7 +147,9 @@ impl Streams {
         }
         Ok(Streams {
             shape: plan.load.shape,
-            size: u64::from(plan.load.size),
+            size: step.request_len(),
+            step,
+            pipeline,
             poll,
             timer,
             connections,
@@ -161,8 +182,10 @@ impl Streams {
         if self.shape == Shape::Closed {
             for index in 0..self.connections.len() {
                 if self.connections[index].stream.is_some() {
-                    self.connections[index].owed = self.size;
-                    self.connections[index].sent_at = clock.now_ns();
+                    let now = clock.now_ns();
+                    let connection = &mut self.connections[index];
+                    connection.owed = self.size * self.pipeline;
+                    connection.sent_at.extend((0..self.pipeline).map(|_| now));
                     self.flush(index);
                 }
             }
@@ -265,10 +288,26 @@ impl Streams {
             let connection = &self.connections[index];
             let served = connection.received > 0;
             connection.stream.is_some()
-                && connection.received < connection.owed
+                && self.awaits(connection)
                 && (served || self.shape == Shape::Open)
                 && !(served && self.silent_for(index, now) > LOST_AFTER)
         })
+    }
+
+    /// Whether a connection has messages in flight.
+    #[inline]
+    fn awaits(&self, connection: &Connection<S::Check>) -> bool {
+        connection.answered * self.size < connection.owed
+    }
+
+    /// When the oldest message in flight on connection `index` was sent
+    /// (open loop: was due).
+    fn oldest_sent(&self, index: usize) -> u64 {
+        let connection = &self.connections[index];
+        match self.shape {
+            Shape::Open => self.due_time(connection.answered * self.connections.len() as u64 + index as u64),
+            _ => connection.sent_at.front().copied().unwrap_or(0),
+        }
     }
 
     /// How long connection `index`, waiting for an echo, has had no byte of
@@ -276,13 +315,7 @@ impl Streams {
     /// message was sent (open loop: was due), whichever is later.
     fn silent_for(&self, index: usize, now: u64) -> Duration {
         let connection = &self.connections[index];
-        let started = match self.shape {
-            Shape::Open => {
-                let message = connection.received / self.size;
-                self.due_time(message * self.connections.len() as u64 + index as u64)
-            }
-            _ => connection.sent_at,
-        };
+        let started = self.oldest_sent(index);
         Duration::from_nanos(now.saturating_sub(started.max(connection.last_byte_at)))
     }
 
@@ -292,6 +325,7 @@ impl Streams {
         let connection = &self.connections[index];
         Failure::of_wait(
             connection.received,
+            self.step.answered_bytes(connection.received, connection.answered),
             connection.written,
             self.silent_for(index, now),
         )
@@ -304,7 +338,7 @@ impl Streams {
         let Some(stream) = connection.stream.as_mut() else {
             return;
         };
-        let blocked = match payload::send(
+        let blocked = match self.step.send(
             stream,
             connection.stream_id,
             &mut connection.written,
@@ -360,64 +394,77 @@ impl Streams {
         }
     }
 
-    /// Verifies `length` bytes just read into the read buffer and completes
-    /// the messages they finish. False when the connection was given up.
+    /// Checks `length` bytes just read into the read buffer and completes
+    /// the messages they answer. False when the connection was given up.
+    #[inline]
     fn take(&mut self, index: usize, length: usize, clock: &Clock, now: u64) -> bool {
-        let size = self.size;
         let count = self.connections.len() as u64;
-        let connection = &mut self.connections[index];
+        let Streams {
+            shape,
+            step,
+            size,
+            connections,
+            errors,
+            recorder,
+            read_buffer,
+            send_phase,
+            send_period,
+            messages,
+            counted,
+            completed_total,
+            ..
+        } = self;
+        let (shape, size, send_phase, send_period) = (*shape, *size, *send_phase, *send_period);
+        let connection = &mut connections[index];
         connection.last_byte_at = now;
-        if connection.received + length as u64 > connection.written {
-            // Bytes nobody sent: the stream can no longer be trusted.
-            self.errors.mismatch += 1;
-            self.fail(index, Failure::Mismatch);
+        let mut send_next = false;
+        let at = Stands {
+            stream_id: connection.stream_id,
+            received: connection.received,
+            written: connection.written,
+        };
+        let checked = step.check(
+            &mut connection.check,
+            at,
+            &read_buffer[..length],
+            errors,
+            |verified| {
+                let message = connection.answered;
+                connection.answered += 1;
+                *completed_total += 1;
+                let sent_at = connection.sent_at.pop_front();
+                if verified {
+                    let (started, phase_time) = match shape {
+                        Shape::Open => {
+                            let due = due_time(send_phase, send_period, message * count + index as u64);
+                            (due, due)
+                        }
+                        _ => (sent_at.unwrap_or(now), now),
+                    };
+                    if clock.in_counting(phase_time) {
+                        *counted += 1;
+                    }
+                    if clock.in_measurement(phase_time) {
+                        recorder.record(
+                            now.saturating_sub(started),
+                            now.saturating_sub(clock.measure_from),
+                        );
+                        connection.completed += 1;
+                        *messages += 1;
+                    }
+                }
+                if shape == Shape::Closed && now < clock.count_until {
+                    connection.owed += size;
+                    connection.sent_at.push_back(now);
+                    send_next = true;
+                }
+            },
+        );
+        if let Err(failure) = checked {
+            self.fail(index, failure);
             return false;
         }
-        let mut offset = 0;
-        let mut send_next = false;
-        while offset < length {
-            let message = connection.received / size;
-            let message_end = (message + 1) * size;
-            let take = ((message_end - connection.received) as usize).min(length - offset);
-            let bytes = &self.read_buffer[offset..offset + take];
-            if !payload::matches(connection.stream_id, connection.received, bytes) {
-                connection.corrupt = true;
-            }
-            connection.received += take as u64;
-            offset += take;
-            if connection.received < message_end {
-                break;
-            }
-            self.completed_total += 1;
-            if connection.corrupt {
-                connection.corrupt = false;
-                self.errors.mismatch += 1;
-            } else {
-                let (started, phase_time) = match self.shape {
-                    Shape::Open => {
-                        let due = due_time(self.send_phase, self.send_period, message * count + index as u64);
-                        (due, due)
-                    }
-                    _ => (connection.sent_at, now),
-                };
-                if clock.in_counting(phase_time) {
-                    self.counted += 1;
-                }
-                if clock.in_measurement(phase_time) {
-                    self.recorder.record(
-                        now.saturating_sub(started),
-                        now.saturating_sub(clock.measure_from),
-                    );
-                    connection.completed += 1;
-                    self.messages += 1;
-                }
-            }
-            if self.shape == Shape::Closed && now < clock.count_until {
-                connection.owed += size;
-                connection.sent_at = now;
-                send_next = true;
-            }
-        }
+        connection.received += length as u64;
         if send_next {
             self.flush(index);
         }
@@ -427,19 +474,12 @@ impl Streams {
     /// Gives up connections whose oldest message has waited too long.
     fn check_deadlines(&mut self, now: u64) {
         let deadline = MESSAGE_DEADLINE.as_nanos() as u64;
-        let count = self.connections.len() as u64;
         for index in 0..self.connections.len() {
             let connection = &self.connections[index];
-            if connection.stream.is_none() || connection.received >= connection.owed {
+            if connection.stream.is_none() || !self.awaits(connection) {
                 continue;
             }
-            let started = match self.shape {
-                Shape::Open => {
-                    let message = connection.received / self.size;
-                    self.due_time(message * count + index as u64)
-                }
-                _ => connection.sent_at,
-            };
+            let started = self.oldest_sent(index);
             if now.saturating_sub(started) > deadline {
                 let failure = self.waited_out(index, now);
                 self.fail(index, failure);
@@ -475,7 +515,7 @@ impl Streams {
                 Some(failure) => failure.count(&mut errors),
                 // Served, and still waiting when the wait for the last
                 // echoes ended: lost bytes (or a timeout, still trickling).
-                None if connection.stream.is_some() && connection.received < connection.owed => {
+                None if connection.stream.is_some() && self.awaits(connection) => {
                     self.waited_out(index, now).count(&mut errors);
                 }
                 None => {}

@@ -3,6 +3,7 @@
 //! (plus the cell's `.hgrm` and `.hlog` files).
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// How load is offered.
 #[derive(
@@ -105,6 +106,41 @@ pub struct Errors {
     /// bytes, not of failures: not in [`Errors::total`]).
     #[serde(default)]
     pub lost_bytes: u64,
+    /// HTTP: responses whose status was not 200, by status code (never
+    /// counted as throughput).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub http_status: BTreeMap<u16, u64>,
+    /// HTTP: a `Content-Length` (or chunked length) other than the body's
+    /// (the connection is given up: its framing is lost).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub http_length: u64,
+    /// HTTP: a body that differs from what it must be.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub http_body: u64,
+    /// HTTP: a body that is another pipelined request's: answered out of order.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub http_order: u64,
+    /// HTTP: bytes that are not an HTTP/1.x response (the connection is given up).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub http_parse: u64,
+    /// HTTP: a `Date` missing, unparseable or more than 2 s from now, from a
+    /// model (from a user's server: [`Errors::http_date_warnings`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub http_date: u64,
+    /// HTTP: no `Server` header, or not `echolab-<model>`, from a model.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub http_server: u64,
+    /// HTTP: the same `Date` faults from a user's server (`--target`,
+    /// `--server-cmd`): warnings, not failures (not in [`Errors::total`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub http_date_warnings: u64,
+    /// HTTP: the same `Server` faults from a user's server: warnings.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub http_server_warnings: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 /// A UDP cell's datagrams by fate (`--protocol udp`). Each datagram carries
@@ -153,6 +189,13 @@ impl Errors {
             + self.closed
             + self.addr_unavailable
             + self.lost
+            + self.http_status.values().sum::<u64>()
+            + self.http_length
+            + self.http_body
+            + self.http_order
+            + self.http_parse
+            + self.http_date
+            + self.http_server
     }
 }
 
@@ -360,6 +403,7 @@ pub struct Cell {
     pub duration_s: f64,
     pub messages: u64,
     pub msgs_per_sec: f64,
+    /// Echo: bytes echoed per second; HTTP: response body bytes per second.
     pub bytes_per_sec: f64,
     /// Churn: completed connect+echo+close cycles per second.
     pub connections_per_sec: Option<f64>,

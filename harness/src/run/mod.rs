@@ -24,9 +24,14 @@ pub use suite::Suite;
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// `quick` (about 3 minutes), `full`, `course` (the Python servers beside
-    /// the Rust models, under 8 minutes), `udp` (the datagram model's
-    /// variants under --protocol udp), or a suite file (TOML).
-    #[arg(long, default_value = "quick", value_name = "quick|full|course|FILE.toml")]
+    /// the Rust models, under 8 minutes), `http` (every model and nginx
+    /// speaking HTTP), `work` (work per request), `udp` (the datagram
+    /// model's variants under --protocol udp), or a suite file (TOML).
+    #[arg(
+        long,
+        default_value = "quick",
+        value_name = "quick|full|course|http|work|udp|FILE.toml"
+    )]
     suite: String,
     /// Run only these models (labels or model names), comma-separated: the
     /// suite's entries (commands included) and any built-in model.
@@ -95,10 +100,27 @@ pub fn main(args: RunArgs) -> Result<()> {
     ensure_empty_of_cells(&cells_dir)?;
     echo_core::process::raise_fd_limit().ok();
 
+    let root = match suite.root.as_deref() {
+        Some("generated") => {
+            let root = out.join("www");
+            crate::protocol::write_static_set(&root)?;
+            Some(root)
+        }
+        Some(path) => Some(PathBuf::from(path)),
+        None => None,
+    };
     let mut scenarios = suite.scenarios();
     for scenario in &mut scenarios {
         scenario.load.client_threads = client_threads;
+        scenario.protocol.root = root.clone();
         cell::check_load(&scenario.load)?;
+        // Bad protocol options fail the run before its first cell.
+        for server in &servers {
+            scenario
+                .protocol
+                .apply(&mut server.clone())
+                .with_context(|| format!("scenario {} for {}", scenario.name, server.label))?;
+        }
     }
     let mut manifest = set::Manifest::new(
         started,
@@ -175,13 +197,15 @@ pub fn main(args: RunArgs) -> Result<()> {
     let run_started = Instant::now();
     let mut cells: Vec<Cell> = Vec::new();
     for (repeat, scenario, server) in owned {
-        let mut server = server.clone();
-        server.launch.count_syscalls &= scenario.count_syscalls;
+        let mut spoken = server.clone();
+        spoken.launch.count_syscalls &= scenario.count_syscalls;
+        let mut load = scenario.load.clone();
+        load.step = scenario.protocol.apply(&mut spoken)?;
         let spec = CellSpec {
-            server: server.clone(),
+            server: spoken,
             scenario: scenario.name.clone(),
             repeat,
-            load: scenario.load.clone(),
+            load,
             cpus: cpus.clone(),
         };
         progress.set_message(format!("{} / {} (run {repeat})", server.label, scenario.name));

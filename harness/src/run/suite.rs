@@ -18,10 +18,19 @@
 //! size = [64]          # bytes per message
 //! idle = [0]           # silent extra connections (optional)
 //! rate = [20000]       # open loop only: offered messages per second
+//! protocol = "echo"    # echo | http | udp (optional; TCP models are started with it)
+//! request = ["plaintext"]  # http: plaintext | echo:BYTES | static:PATH
+//! pipeline = [1]       # requests (messages) in flight per connection
+//! work = ["none"]      # passed to models: none | cpu:MICROS | wait:MICROS
 //! ```
+//!
+//! A suite's `root` is the directory HTTP servers serve (`--root`, `{root}`
+//! in a command): a path, or `"generated"` for a set of files the run
+//! writes into the result set's `www/` ([`crate::protocol::write_static_set`]).
 
 use crate::cell;
 use crate::load::LoadSpec;
+use crate::protocol::{Protocol, ProtocolArgs, Request, Work};
 use crate::results::cell::Shape;
 use crate::server::ServerUnderTest;
 use anyhow::{Context, Result, bail, ensure};
@@ -32,6 +41,8 @@ use std::time::Duration;
 const QUICK: &str = include_str!("../../suites/quick.toml");
 const FULL: &str = include_str!("../../suites/full.toml");
 const COURSE: &str = include_str!("../../suites/course.toml");
+const HTTP: &str = include_str!("../../suites/http.toml");
+const WORK: &str = include_str!("../../suites/work.toml");
 const UDP: &str = include_str!("../../suites/udp.toml");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +54,9 @@ pub struct Suite {
     pub warmup_s: f64,
     pub duration_s: f64,
     pub models: Vec<ModelEntry>,
+    /// The directory HTTP servers serve: a path, or "generated".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
     #[serde(rename = "sweep")]
     pub sweeps: Vec<Sweep>,
 }
@@ -103,22 +117,33 @@ impl ModelEntry {
 #[serde(deny_unknown_fields)]
 pub struct Sweep {
     pub name: String,
-    /// `echo` (TCP, the default) or `udp`.
-    #[serde(default)]
-    pub protocol: crate::protocol::Protocol,
     pub shape: Shape,
     pub connections: Vec<u32>,
+    /// Bytes per echo message (HTTP: unused, each request's own size).
+    #[serde(default = "default_size")]
     pub size: Vec<u32>,
     #[serde(default = "no_idle")]
     pub idle: Vec<u32>,
     #[serde(default)]
     pub rate: Vec<f64>,
+    #[serde(default, skip_serializing_if = "is_echo")]
+    pub protocol: Protocol,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request: Vec<String>,
+    #[serde(default = "one_in_flight", skip_serializing_if = "is_one_in_flight")]
+    pub pipeline: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub work: Vec<String>,
     /// Whether the cells of this sweep count the server's system calls (a
     /// counting phase after each window: about a second per cell, most of
     /// it detaching the tracepoints). `false` for sweeps where the suite's
     /// time matters more than their system calls.
     #[serde(default = "counted")]
     pub syscalls: bool,
+}
+
+fn default_size() -> Vec<u32> {
+    vec![64]
 }
 
 fn no_idle() -> Vec<u32> {
@@ -129,6 +154,79 @@ fn counted() -> bool {
     true
 }
 
+fn one_in_flight() -> Vec<u32> {
+    vec![1]
+}
+
+fn is_one_in_flight(pipeline: &Vec<u32>) -> bool {
+    *pipeline == [1]
+}
+
+fn is_echo(protocol: &Protocol) -> bool {
+    *protocol == Protocol::Echo
+}
+
+impl Sweep {
+    /// Every (request, pipeline, work) of the sweep, as protocol options.
+    fn protocols(&self) -> Result<Vec<ProtocolArgs>> {
+        let requests: Vec<Option<Request>> = if self.request.is_empty() {
+            vec![None]
+        } else {
+            ensure!(
+                self.protocol == Protocol::Http,
+                "sweep '{}': request applies to protocol \"http\" only",
+                self.name
+            );
+            self.request
+                .iter()
+                .map(|text| {
+                    text.parse()
+                        .map(Some)
+                        .map_err(|error: String| anyhow::anyhow!("sweep '{}': request {error}", self.name))
+                })
+                .collect::<Result<_>>()?
+        };
+        let works: Vec<Option<Work>> = if self.work.is_empty() {
+            vec![None]
+        } else {
+            self.work
+                .iter()
+                .map(|text| {
+                    text.parse()
+                        .map(Some)
+                        .map_err(|error: String| anyhow::anyhow!("sweep '{}': work {error}", self.name))
+                })
+                .collect::<Result<_>>()?
+        };
+        ensure!(
+            !self.pipeline.is_empty(),
+            "sweep '{}': pipeline is empty",
+            self.name
+        );
+        let mut all = Vec::new();
+        for request in &requests {
+            for &pipeline in &self.pipeline {
+                ensure!(
+                    (1..=crate::protocol::MAX_PIPELINE).contains(&pipeline),
+                    "sweep '{}': pipeline must be 1 to {}",
+                    self.name,
+                    crate::protocol::MAX_PIPELINE
+                );
+                for work in &works {
+                    all.push(ProtocolArgs {
+                        protocol: self.protocol,
+                        request: request.clone(),
+                        pipeline,
+                        root: None,
+                        work: *work,
+                    });
+                }
+            }
+        }
+        Ok(all)
+    }
+}
+
 /// One scenario: a named load, run against every model.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -136,6 +234,8 @@ pub struct Scenario {
     pub load: LoadSpec,
     /// Its sweep's `syscalls`.
     pub count_syscalls: bool,
+    /// What the load speaks and what a model is told (applied per cell).
+    pub protocol: ProtocolArgs,
 }
 
 impl Suite {
@@ -145,11 +245,13 @@ impl Suite {
             "quick" => ("built-in suite 'quick'".to_owned(), QUICK.to_owned()),
             "full" => ("built-in suite 'full'".to_owned(), FULL.to_owned()),
             "course" => ("built-in suite 'course'".to_owned(), COURSE.to_owned()),
+            "http" => ("built-in suite 'http'".to_owned(), HTTP.to_owned()),
+            "work" => ("built-in suite 'work'".to_owned(), WORK.to_owned()),
             "udp" => ("built-in suite 'udp'".to_owned(), UDP.to_owned()),
             path => {
                 let text = std::fs::read_to_string(Path::new(path)).with_context(|| {
                     format!(
-                        "cannot read suite '{path}' (the built-in suites are 'quick', 'full', 'course' and 'udp')"
+                        "cannot read suite '{path}' (the built-in suites are 'quick', 'full', 'course', 'http', 'work' and 'udp')"
                     )
                 })?;
                 (format!("suite file {path}"), text)
@@ -184,6 +286,7 @@ impl Suite {
             );
         }
         for sweep in &self.sweeps {
+            sweep.protocols()?;
             ensure!(
                 !sweep.connections.is_empty() && !sweep.size.is_empty(),
                 "sweep '{}' needs connections and size",
@@ -263,10 +366,13 @@ impl Suite {
             } else {
                 sweep.rate.iter().copied().map(Some).collect()
             };
+            let protocols = sweep.protocols().unwrap_or_default();
             for &size in &sweep.size {
                 for &idle in &sweep.idle {
                     for &rate in &rates {
-                        for &connections in &sweep.connections {
+                        for (&connections, protocol) in sweep.connections.iter().flat_map(|connections| {
+                            protocols.iter().map(move |protocol| (connections, protocol))
+                        }) {
                             let load = LoadSpec {
                                 protocol: sweep.protocol,
                                 shape: sweep.shape,
@@ -277,11 +383,14 @@ impl Suite {
                                 warmup: Duration::from_secs_f64(self.warmup_s),
                                 duration: Duration::from_secs_f64(self.duration_s),
                                 client_threads: 1,
+                                step: Default::default(),
+                                pipeline: protocol.pipeline,
                             };
                             scenarios.push(Scenario {
-                                name: cell::scenario_name(&load),
+                                name: protocol.scenario_name(&load),
                                 load,
                                 count_syscalls: sweep.syscalls,
+                                protocol: protocol.clone(),
                             });
                         }
                     }
@@ -379,6 +488,49 @@ mod tests {
             .collect();
         assert_eq!(counted, [100, 100]);
         assert!(quick.scenarios().iter().all(|scenario| scenario.count_syscalls));
+    }
+
+    #[test]
+    fn the_http_and_work_suites_expand_into_named_protocol_scenarios() {
+        let http = Suite::load("http").unwrap();
+        assert_eq!(http.root.as_deref(), Some("generated"));
+        let names: Vec<String> = http.scenarios().into_iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            [
+                "http-plaintext-closed-c1",
+                "http-plaintext-closed-c1-p16",
+                "http-plaintext-closed-c100",
+                "http-plaintext-closed-c100-p16",
+                "http-plaintext-closed-c1000",
+                "http-plaintext-closed-c1000-p16",
+                "http-static-64k.bin-closed-c1",
+                "http-static-64k.bin-closed-c100",
+                "http-static-64k.bin-closed-c1000",
+            ]
+        );
+        let labels: Vec<String> = http
+            .servers()
+            .unwrap()
+            .into_iter()
+            .map(|server| server.label)
+            .collect();
+        assert!(labels.contains(&"nginx-1".to_owned()) && labels.contains(&"nginx-2".to_owned()));
+        let work = Suite::load("work").unwrap();
+        let scenarios = work.scenarios();
+        let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+        assert!(names.contains(&"closed-c100-s64-wait1000"), "{names:?}");
+        assert!(names.contains(&"closed-c100-s64-cpu10"), "{names:?}");
+        assert!(names.contains(&"http-plaintext-closed-c100-cpu100"), "{names:?}");
+        let unique: std::collections::BTreeSet<_> = names.iter().collect();
+        assert_eq!(unique.len(), names.len());
+        // A model is told the work; a bad value is refused with the sweep's name.
+        let mut pool = ServerUnderTest::model("pool", &[], None).unwrap();
+        scenarios[1].protocol.apply(&mut pool).unwrap();
+        assert_eq!(pool.model_args(), ["--work", "wait:1000"]);
+        let bad = WORK.replace("\"wait:100\",", "\"wait:-1\",");
+        let error = toml::from_str::<Suite>(&bad).unwrap().check().unwrap_err();
+        assert!(format!("{error:#}").contains("sweep 'wait': work"), "{error:#}");
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct Launch {
     /// Count its system calls with the kernel's tracepoints
     /// ([`crate::measure::syscalls`]).
     pub count_syscalls: bool,
+    /// The directory the server serves (`--root`): `{root}` in a command.
+    pub root: Option<std::path::PathBuf>,
 }
 
 impl Default for Launch {
@@ -61,6 +63,7 @@ impl Default for Launch {
             ready_within: process::READY_DEADLINE,
             nofile_limit: None,
             count_syscalls: true,
+            root: None,
         }
     }
 }
@@ -201,19 +204,14 @@ impl ServerUnderTest {
                 })
             }
             Kind::Command { argv } => {
-                let needs_port = argv
-                    .iter()
-                    .any(|arg| arg.contains("{port}") || arg.contains("{addr}"));
+                let needs_port = argv.iter().any(|arg| {
+                    arg.contains("{port}") || arg.contains("{addr}") || config_template(arg).is_some()
+                });
                 let port = if needs_port { Some(free_port()?) } else { None };
                 let argv: Vec<String> = argv
                     .iter()
-                    .map(|arg| match port {
-                        Some(port) => arg
-                            .replace("{port}", &port.to_string())
-                            .replace("{addr}", &format!("127.0.0.1:{port}")),
-                        None => arg.clone(),
-                    })
-                    .collect();
+                    .map(|arg| fill_placeholders(arg, port, self.launch.root.as_deref()))
+                    .collect::<anyhow::Result<_>>()?;
                 let process = ServerProcess::spawn(
                     &self.describe(),
                     &argv,
@@ -294,6 +292,54 @@ fn resolve_target(target: &str) -> anyhow::Result<SocketAddr> {
 }
 
 /// A command line as a user would type it back: words that a shell would
+/// `{conf:PATH}`: the path of a configuration template.
+fn config_template(arg: &str) -> Option<&str> {
+    arg.strip_prefix("{conf:")?.strip_suffix('}')
+}
+
+/// Fills a command argument's placeholders: `{port}`, `{addr}`, `{root}`
+/// and, for a whole argument `{conf:PATH}`, the path of a copy of the file
+/// PATH with the same placeholders filled, and `{dir}`: the copy's own
+/// directory (fresh, for the server's pid and temporary files; `{root}`
+/// too when no `--root` is given).
+fn fill_placeholders(arg: &str, port: Option<u16>, root: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let fill = |text: &str, root: Option<&std::path::Path>| -> anyhow::Result<String> {
+        let mut text = text.to_owned();
+        if let Some(port) = port {
+            text = text
+                .replace("{port}", &port.to_string())
+                .replace("{addr}", &format!("127.0.0.1:{port}"));
+        }
+        if text.contains("{root}") {
+            let Some(root) = root else {
+                bail!("the server command uses {{root}}: give --root DIR");
+            };
+            text = text.replace("{root}", &root.display().to_string());
+        }
+        Ok(text)
+    };
+    let Some(template) = config_template(arg) else {
+        return fill(arg, root);
+    };
+    let text = std::fs::read_to_string(template)
+        .with_context(|| format!("cannot read the configuration template {template}"))?;
+    let dir = std::env::temp_dir().join(format!(
+        "echolab-conf-{}-{}",
+        std::process::id(),
+        port.unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Without --root a template serves its own, empty, directory.
+    let filled = fill(&text, Some(root.unwrap_or(&dir)))?.replace("{dir}", &dir.display().to_string());
+    let name = std::path::Path::new(template)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "server.conf".into());
+    let path = dir.join(name);
+    std::fs::write(&path, filled).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path.display().to_string())
+}
+
 /// split or expand are quoted, `{port}` is left as it is.
 pub fn join_command(argv: &[String]) -> String {
     let plain = |word: &str| {

@@ -136,6 +136,8 @@ impl Session {
             warmup: self.pace.warmup,
             duration: self.pace.duration,
             client_threads: self.client_threads,
+            step: Default::default(),
+            pipeline: 1,
         }
     }
 
