@@ -38,12 +38,16 @@ pub type ServeDatagrams<O> = fn(UdpSocket, &O) -> io::Result<()>;
 /// What the process contract binds before the model serves: a TCP listener,
 /// or the datagram model's UDP socket.
 pub trait Endpoint: Sized {
+    /// Whether it carries a byte stream, which the protocol step drives
+    /// (`--protocol`, `--work`); a datagram socket echoes datagrams only.
+    const STREAM: bool;
     /// Binds exactly `addr` (and listens, for TCP), with SO_REUSEPORT if asked.
     fn bind_exactly(addr: SocketAddr, reuse_port: bool) -> io::Result<Self>;
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }
 
 impl Endpoint for TcpListener {
+    const STREAM: bool = true;
     fn bind_exactly(addr: SocketAddr, reuse_port: bool) -> io::Result<Self> {
         listen_on(addr, reuse_port)
     }
@@ -53,6 +57,7 @@ impl Endpoint for TcpListener {
 }
 
 impl Endpoint for UdpSocket {
+    const STREAM: bool = false;
     fn bind_exactly(addr: SocketAddr, reuse_port: bool) -> io::Result<Self> {
         udp_socket_on(addr, reuse_port)
     }
@@ -190,6 +195,12 @@ where
         .and_then(|matches| Cli::<O>::from_arg_matches(&matches))
         .unwrap_or_else(|error| error.exit());
     match crate::service::Service::new(model, &cli.service) {
+        Ok(service) if !E::STREAM && (service.protocol, service.work) != Default::default() => {
+            eprintln!(
+                "{model}: --protocol and --work apply to the TCP models; {model} echoes datagrams only"
+            );
+            std::process::exit(2);
+        }
         Ok(service) => crate::service::install(service),
         Err(sentence) => {
             eprintln!("{model}: {sentence}");
