@@ -7,7 +7,8 @@
 //! does not have says so and measures the rest.
 
 use super::steps::{
-    BEYOND_FD_SETSIZE, CPU_MICROS, HOLD_MS, LANGUAGE_PAIRS, REACTOR_CPUS_MIN, WAIT_CONNECTIONS, WAIT_MICROS,
+    BEYOND_FD_SETSIZE, CPU_MICROS, HOLD_MS, KEEP_ALIVE_CONNECTIONS, LANGUAGE_PAIRS, OVERLAPPING_MODELS,
+    REACTOR_CPUS_MIN, WAIT_CONNECTIONS, WAIT_MICROS,
 };
 use super::{Figures, Session};
 use crate::results::cell::{Cell, Flag, Shape, Syscalls};
@@ -602,9 +603,9 @@ fn python(label: &str, args: &[String]) -> anyhow::Result<ServerUnderTest> {
     ServerUnderTest::command(argv, Some(label))
 }
 
-/// A Python server's cell, or None (with a note) when this machine cannot
-/// run it: no `python3`, or not the server's package.
-fn python_cell(
+/// A server's cell, or None (with a note) when this machine cannot run it:
+/// no `python3` or not a Python server's package, no io_uring.
+fn supported_cell(
     session: &mut Session,
     measured: &mut Measured,
     server: ServerUnderTest,
@@ -634,7 +635,7 @@ pub fn language_cost(session: &mut Session) -> anyhow::Result<Measured> {
     );
     for (python_label, rust) in LANGUAGE_PAIRS {
         let load = session.load(Shape::Closed, 100, 0, None);
-        let Some(cell) = python_cell(session, &mut measured, python(python_label, &[])?, load)? else {
+        let Some(cell) = supported_cell(session, &mut measured, python(python_label, &[])?, load)? else {
             return Ok(Measured::skipped(measured.notes.join("; ")));
         };
         let cost = server(&cell)?.cpu_us_per_msg;
@@ -672,7 +673,7 @@ pub fn waits_overlap(session: &mut Session) -> anyhow::Result<Measured> {
     let work = vec!["--work".to_owned(), format!("wait:{WAIT_MICROS}")];
     for label in labels {
         let load = session.load(Shape::Closed, WAIT_CONNECTIONS, 0, None);
-        let Some(cell) = python_cell(session, &mut measured, python(label, &work)?, load)? else {
+        let Some(cell) = supported_cell(session, &mut measured, python(label, &work)?, load)? else {
             if *label == "py-single" || *label == "py-threaded" {
                 return Ok(Measured::skipped(measured.notes.join("; ")));
             }
@@ -702,13 +703,95 @@ pub fn gil(session: &mut Session) -> anyhow::Result<Measured> {
     let work = vec!["--work".to_owned(), format!("cpu:{CPU_MICROS}")];
     for label in ["py-threaded", "py-prefork"] {
         let load = session.load(Shape::Closed, 10, 0, None);
-        let Some(cell) = python_cell(session, &mut measured, python(label, &work)?, load)? else {
+        let Some(cell) = supported_cell(session, &mut measured, python(label, &work)?, load)? else {
             return Ok(Measured::skipped(measured.notes.join("; ")));
         };
         let name = figure_name(label);
         measured.figure(format!("{name}_msgs_per_sec"), cell.msgs_per_sec);
         measured.figure(format!("{name}_cpu_percent"), server(&cell)?.cpu_percent);
         measured.bar(label, cell.msgs_per_sec, None);
+    }
+    Ok(measured)
+}
+
+// ── Steps 16 to 18: work per request, and keep-alive ───────────────────────
+
+pub fn rust_waits_overlap(session: &mut Session) -> anyhow::Result<Measured> {
+    let names: Vec<&str> = if session.quick {
+        vec!["single", "pool", "threaded", "epoll", "async"]
+    } else {
+        ["single", "pool"].into_iter().chain(OVERLAPPING_MODELS).collect()
+    };
+    let mut measured = Measured::with_chart(
+        &format!("Messages per second, a {WAIT_MICROS} µs wait per message, {WAIT_CONNECTIONS} connections"),
+        "messages per second",
+    );
+    let work = ["--work".to_owned(), format!("wait:{WAIT_MICROS}")];
+    for name in names.into_iter().filter(|name| built(name)) {
+        let load = session.load(Shape::Closed, WAIT_CONNECTIONS, 0, None);
+        let server = ServerUnderTest::model(name, &work, None)?;
+        let Some(cell) = supported_cell(session, &mut measured, server, load)? else {
+            continue;
+        };
+        measured.figure(format!("{name}_msgs_per_sec"), cell.msgs_per_sec);
+        measured.bar(name, cell.msgs_per_sec, Some(name));
+    }
+    Ok(measured)
+}
+
+pub fn cores(session: &mut Session) -> anyhow::Result<Measured> {
+    if session.mask.len() < REACTOR_CPUS_MIN {
+        return Ok(Measured::skipped(format!(
+            "needs ≥ {REACTOR_CPUS_MIN} CPUs (2 for the server, 2 for the load); the affinity mask has {}",
+            session.mask.len()
+        )));
+    }
+    let mut measured = Measured::with_chart(
+        &format!(
+            "Messages per second, about {CPU_MICROS} µs of CPU per message, on {} server CPUs",
+            session.cpus.server.len()
+        ),
+        "messages per second",
+    );
+    measured.figure("server_cpus", session.cpus.server.len() as f64);
+    let work = ["--work".to_owned(), format!("cpu:{CPU_MICROS}")];
+    for name in ["threaded", "epoll"] {
+        let load = session.load(Shape::Closed, 10, 0, None);
+        let cell = session.cell(ServerUnderTest::model(name, &work, None)?, load)?;
+        measured.figure(format!("{name}_msgs_per_sec"), cell.msgs_per_sec);
+        measured.bar(name, cell.msgs_per_sec, Some(name));
+    }
+    Ok(measured)
+}
+
+pub fn keep_alive(session: &mut Session) -> anyhow::Result<Measured> {
+    let mut measured = Measured::with_chart(
+        &format!("Plaintext requests per second, epoll, {KEEP_ALIVE_CONNECTIONS} connections or loops"),
+        "requests per second",
+    );
+    let http = crate::protocol::ProtocolArgs {
+        protocol: crate::protocol::Protocol::Http,
+        request: Some(crate::protocol::Request::Plaintext),
+        pipeline: 1,
+        root: None,
+        work: None,
+    };
+    for (figure, bar, shape) in [
+        ("keep_alive", "kept alive", Shape::Closed),
+        ("connection_per_request", "a connection per request", Shape::Churn),
+    ] {
+        let mut server = model("epoll")?;
+        let load = crate::load::LoadSpec {
+            protocol: crate::protocol::Protocol::Http,
+            step: http.apply(&mut server)?,
+            ..session.load(shape, KEEP_ALIVE_CONNECTIONS, 0, None)
+        };
+        let cell = session.cell(server, load)?;
+        if cell.errors.total() > 0 {
+            anyhow::bail!("{bar}: {} responses failed their checks", cell.errors.total());
+        }
+        measured.figure(format!("{figure}_requests_per_sec"), cell.msgs_per_sec);
+        measured.bar(bar, cell.msgs_per_sec, Some("epoll"));
     }
     Ok(measured)
 }

@@ -35,9 +35,9 @@ pub struct Step {
 }
 
 /// Every step, in the order of the course.
-pub const STEPS: [Step; 15] = [
+pub const STEPS: [Step; 18] = [
     STEP_1, STEP_2, STEP_3, STEP_4, STEP_5, STEP_6, STEP_7, STEP_8, STEP_9, STEP_10, STEP_11, STEP_12,
-    STEP_13, STEP_14, STEP_15,
+    STEP_13, STEP_14, STEP_15, STEP_16, STEP_17, STEP_18,
 ];
 
 /// The figure `name`, or Err(name) when the step did not measure it.
@@ -876,6 +876,187 @@ const STEP_15: Step = Step {
     judge: judge_batch,
 };
 
+// ── Step 16: waits overlap in the Rust models ───────────────────────────────
+
+/// The models whose waits overlap (a thread, a coroutine or a timer per
+/// waiting connection): each serves at least [`OVERLAP_MIN`] times `single`.
+pub const OVERLAPPING_MODELS: [&str; 7] = [
+    "threaded",
+    "select",
+    "epoll",
+    "coroutine",
+    "async",
+    "uring",
+    "reuseport",
+];
+/// `pool`'s workers (its default): with every worker asleep in a wait, it
+/// serves at most this many messages per wait.
+pub const POOL_WORKERS: f64 = 16.0;
+/// ... times this slack (a wait is a little longer than asked, never shorter).
+pub const POOL_SLACK: f64 = 1.25;
+
+fn rust_overlap_threshold() -> String {
+    format!(
+        "with a {} µs wait per message and {} connections, every model that overlaps waits ({}) serves at least {} times single's messages per second, and pool at most {} workers × {} msgs/s × {}",
+        WAIT_MICROS,
+        WAIT_CONNECTIONS,
+        OVERLAPPING_MODELS.join(", "),
+        short(OVERLAP_MIN),
+        short(POOL_WORKERS),
+        short(1e6 / f64::from(WAIT_MICROS)),
+        short(POOL_SLACK)
+    )
+}
+
+fn judge_rust_overlap(figures: &Figures) -> Result<Judgement, String> {
+    let single = get(figures, "single_msgs_per_sec")?;
+    let pool = get(figures, "pool_msgs_per_sec")?;
+    let overlapping: Vec<(&str, f64)> = OVERLAPPING_MODELS
+        .iter()
+        .filter_map(|name| Some((*name, get(figures, &format!("{name}_msgs_per_sec")).ok()?)))
+        .collect();
+    if overlapping.is_empty() {
+        return Err("epoll_msgs_per_sec".to_owned());
+    }
+    let text = format!(
+        "single served {} msgs/s, pool {}; {}",
+        short(single),
+        short(pool),
+        overlapping
+            .iter()
+            .map(|(name, value)| format!("{name} {} (ratio {})", short(*value), ratio(*value, single)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let behind: Vec<&str> = overlapping
+        .iter()
+        .filter(|(_, value)| *value < OVERLAP_MIN * single)
+        .map(|(name, _)| *name)
+        .collect();
+    if !behind.is_empty() {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}: {} below {}x; likely: the server's CPU or the load generator was the limit before the waits were",
+            behind.join(", "),
+            short(OVERLAP_MIN)
+        )));
+    }
+    let pool_bound = POOL_WORKERS * 1e6 / f64::from(WAIT_MICROS) * POOL_SLACK;
+    if pool > pool_bound {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}: pool above {} msgs/s, more than its workers can serve asleep; likely: its workers do not wait (--work not applied)",
+            short(pool_bound)
+        )));
+    }
+    Ok(Judgement::confirmed(text))
+}
+
+const STEP_16: Step = Step {
+    number: 16,
+    title: "I/O-bound work overlaps in threads, coroutines and event loops (Rust)",
+    claim: "I/O-bound work: threads or coroutines. While one request waits for something outside the server, a thread per client, coroutines, an event loop's timers and io_uring's timeouts all serve the others on one core; a pool serves as many at once as it has workers; the blocking server serves one wait at a time.",
+    source: "the course's last rule; the models' docs (Protocols and work)",
+    measures: "Each message costs the server a 1 ms wait (`--work wait:1000`: a sleeping thread, a coroutine's sleep, a timer feeding epoll_wait or select, an io_uring timeout); 100 connections in closed loop, the server on one CPU: messages per second of single, pool (16 workers) and the overlapping models.",
+    reference: Some(
+        "With 100 connections each waiting 1 ms per message: a model that overlaps every wait serves up to 100,000 msgs/s, pool with 16 workers about 16,000, single about 1,000.",
+    ),
+    threshold: rust_overlap_threshold,
+    measure: experiments::rust_waits_overlap,
+    judge: judge_rust_overlap,
+};
+
+// ── Step 17: compute-bound work needs cores ─────────────────────────────────
+
+/// `threaded`'s messages per second over `epoll`'s with CPU-bound work, on
+/// at least 2 server CPUs: at least this.
+pub const CORES_OVER_ONE_MIN: f64 = 1.5;
+
+fn cores_threshold() -> String {
+    format!(
+        "with about {} µs of CPU per message on at least 2 server CPUs, threaded (a thread per client, every CPU) serves at least {} times epoll's (one thread) messages per second",
+        CPU_MICROS,
+        short(CORES_OVER_ONE_MIN)
+    )
+}
+
+fn judge_cores(figures: &Figures) -> Result<Judgement, String> {
+    let cpus = get(figures, "server_cpus")?;
+    let threaded = get(figures, "threaded_msgs_per_sec")?;
+    let epoll = get(figures, "epoll_msgs_per_sec")?;
+    let text = format!(
+        "on {} server CPUs threaded served {} msgs/s, epoll {} (ratio {})",
+        short(cpus),
+        short(threaded),
+        short(epoll),
+        ratio(threaded, epoll)
+    );
+    if threaded < CORES_OVER_ONE_MIN * epoll {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}: below {}x; likely: the server CPUs are hyperthreads of one core, or the load generator was the limit",
+            short(CORES_OVER_ONE_MIN)
+        )));
+    }
+    Ok(Judgement::confirmed(text))
+}
+
+const STEP_17: Step = Step {
+    number: 17,
+    title: "compute-bound work needs cores",
+    claim: "Compute-bound work: processes (or threads, in a language without a global lock). One event-loop thread is bound by one core however well it waits; a model that runs clients on several threads uses every core it is given.",
+    source: "the course's last rule; the models' docs (Limits)",
+    measures: "Each message costs the server about 1 ms of CPU (`--work cpu:1000`, hashing, calibrated at start); 10 connections in closed loop, the server on half of the affinity mask (at least 2 CPUs): messages per second of threaded against epoll.",
+    reference: None,
+    threshold: cores_threshold,
+    measure: experiments::cores,
+    judge: judge_cores,
+};
+
+// ── Step 18: keep-alive ─────────────────────────────────────────────────────
+
+/// Requests per second on kept-alive connections over a connection per
+/// request: at least this.
+pub const KEEP_ALIVE_MIN: f64 = 2.0;
+/// Connections (kept alive) and concurrent connect-request-close loops.
+pub const KEEP_ALIVE_CONNECTIONS: u32 = 10;
+
+fn keep_alive_threshold() -> String {
+    format!(
+        "epoll speaking HTTP/1.1 serves at least {} times the plaintext requests per second on {} kept-alive connections as on {} loops of a connection per request",
+        short(KEEP_ALIVE_MIN),
+        KEEP_ALIVE_CONNECTIONS,
+        KEEP_ALIVE_CONNECTIONS
+    )
+}
+
+fn judge_keep_alive(figures: &Figures) -> Result<Judgement, String> {
+    let kept = get(figures, "keep_alive_requests_per_sec")?;
+    let each = get(figures, "connection_per_request_requests_per_sec")?;
+    let text = format!(
+        "kept alive {} requests/s, a connection per request {} (ratio {})",
+        short(kept),
+        short(each),
+        ratio(kept, each)
+    );
+    if kept < KEEP_ALIVE_MIN * each {
+        return Ok(Judgement::not_confirmed(format!(
+            "{text}: below {}x; likely: the load generator, not the server, was the limit of the kept-alive cell",
+            short(KEEP_ALIVE_MIN)
+        )));
+    }
+    Ok(Judgement::confirmed(text))
+}
+
+const STEP_18: Step = Step {
+    number: 18,
+    title: "keep-alive: one connection, many requests",
+    claim: "HTTP/1.1 keeps the connection open after a response, so that the next request skips the handshake, the accept and the teardown: persistent connections speed up transfer.",
+    source: "the course's HTTP chapter; RFC 9112, section 9.3",
+    measures: "epoll with --protocol http, GET /plaintext, every response checked: 10 connections in closed loop (kept alive) against 10 loops that each connect, send one request with Connection: close and read to the end (churn).",
+    reference: None,
+    threshold: keep_alive_threshold,
+    measure: experiments::keep_alive,
+    judge: judge_keep_alive,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1075,5 +1256,49 @@ mod tests {
         assert_eq!(judge_gil(&gil).unwrap().verdict, Verdict::Confirmed);
         gil.insert("py_threaded_cpu_percent".into(), 190.0);
         assert_eq!(judge_gil(&gil).unwrap().verdict, Verdict::NotConfirmedHere);
+    }
+
+    #[test]
+    fn work_and_keep_alive_steps_judge_their_figures() {
+        let mut overlap = figures(&[
+            ("single_msgs_per_sec", 990.0),
+            ("pool_msgs_per_sec", 15_800.0),
+            ("epoll_msgs_per_sec", 80_000.0),
+            ("async_msgs_per_sec", 7_000.0),
+        ]);
+        let judged = judge_rust_overlap(&overlap).unwrap();
+        assert_eq!(judged.verdict, Verdict::NotConfirmedHere);
+        assert!(judged.reason.contains("async below"), "{}", judged.reason);
+        overlap.insert("async_msgs_per_sec".into(), 60_000.0);
+        assert_eq!(judge_rust_overlap(&overlap).unwrap().verdict, Verdict::Confirmed);
+        // A pool faster than 16 sleeping workers allow did not wait.
+        overlap.insert("pool_msgs_per_sec".into(), 50_000.0);
+        let judged = judge_rust_overlap(&overlap).unwrap();
+        assert_eq!(judged.verdict, Verdict::NotConfirmedHere);
+        assert!(judged.reason.contains("pool above 20,000"), "{}", judged.reason);
+        assert_eq!(
+            judge_rust_overlap(&figures(&[("single_msgs_per_sec", 990.0)])).unwrap_err(),
+            "pool_msgs_per_sec"
+        );
+
+        let mut cores = figures(&[
+            ("server_cpus", 2.0),
+            ("threaded_msgs_per_sec", 1_900.0),
+            ("epoll_msgs_per_sec", 1_000.0),
+        ]);
+        assert_eq!(judge_cores(&cores).unwrap().verdict, Verdict::Confirmed);
+        cores.insert("threaded_msgs_per_sec".into(), 1_100.0);
+        assert_eq!(judge_cores(&cores).unwrap().verdict, Verdict::NotConfirmedHere);
+
+        let mut keep = figures(&[
+            ("keep_alive_requests_per_sec", 60_000.0),
+            ("connection_per_request_requests_per_sec", 9_000.0),
+        ]);
+        assert_eq!(judge_keep_alive(&keep).unwrap().verdict, Verdict::Confirmed);
+        keep.insert("keep_alive_requests_per_sec".into(), 12_000.0);
+        assert_eq!(
+            judge_keep_alive(&keep).unwrap().verdict,
+            Verdict::NotConfirmedHere
+        );
     }
 }
