@@ -1,4 +1,5 @@
-//! Every model's doc is checked against the kernel: each model crate states
+//! Every model's doc is checked against the kernel (the TCP models, and
+//! `udp` over `--protocol udp`): each model crate states
 //! its "System calls" section as numbers (`SYSCALLS`, next to the prose), and
 //! this test serves every variant under `echo_core::syscalls::PROFILE_LOAD`
 //! with the harness, reads the system calls per message the kernel's
@@ -46,9 +47,16 @@ fn every_model_makes_the_system_calls_its_doc_says() {
     let connections = PROFILE_LOAD.connections.to_string();
     let size = PROFILE_LOAD.size.to_string();
     let mut contradictions = Vec::new();
-    for (model, profiles) in MODELS {
+    // The TCP models, then the datagram model over UDP.
+    let udp: (&str, &[echo_core::syscalls::Profile], &[&str]) =
+        ("udp", server_udp::SYSCALLS, &["--protocol", "udp"]);
+    let every = MODELS
+        .iter()
+        .map(|&(model, profiles)| (model, profiles, &[][..]))
+        .chain([udp]);
+    for (model, profiles, protocol) in every {
         assert!(!profiles.is_empty(), "{model} states no profile");
-        for profile in *profiles {
+        for profile in profiles {
             let mut args = vec![
                 "--model",
                 model,
@@ -71,6 +79,7 @@ fn every_model_makes_the_system_calls_its_doc_says() {
                 .map(|arg| format!("--model-arg={arg}"))
                 .collect();
             args.extend(model_args.iter().map(String::as_str));
+            args.extend(protocol);
             let cell = bench_json(&args);
             let server = &cell["server"];
             if let Some(reason) = server["syscalls_unavailable"].as_str() {
