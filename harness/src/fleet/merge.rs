@@ -818,7 +818,6 @@ fn write(out: &Path, merged: &Merged) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::load::recorder::{self, Recorder};
-    use crate::results::cell::{Fairness, Latency, Shape};
     use crate::results::set::ShardRecord;
 
     const START: &str = "2026-01-01T12:00:00Z";
@@ -855,37 +854,10 @@ mod tests {
 
     fn cell(label: &str, scenario: &str, messages: u64) -> Cell {
         Cell {
-            model: None,
-            model_args: Vec::new(),
-            command: None,
-            label: label.to_owned(),
             target: "server:7000".to_owned(),
-            server_cpus: Vec::new(),
-            scenario: scenario.to_owned(),
-            repeat: 1,
-            shape: Shape::Closed,
             connections: 6,
-            size: 64,
-            idle: 0,
-            rate: None,
-            warmup_s: 0.5,
-            duration_s: 3.0,
             messages,
-            msgs_per_sec: messages as f64 / 3.0,
-            bytes_per_sec: 0.0,
-            connections_per_sec: None,
-            latency_us: Latency::default(),
-            errors: Errors::default(),
-            starved_connections: 0,
-            fairness: Fairness::default(),
-            server: None,
-            client: ClientStats::default(),
-            behind_schedule_fraction: 0.0,
-            machine: None,
-            flags: Vec::new(),
-            share: None,
-            hosts: Vec::new(),
-            udp: None,
+            ..Cell::example(label, scenario, 1, messages as f64 / 3.0)
         }
     }
 

@@ -438,6 +438,47 @@ pub struct Cell {
     pub udp: Option<UdpStats>,
 }
 
+#[cfg(test)]
+impl Cell {
+    /// A closed-loop cell for tests: `label` under `scenario` (10
+    /// connections, 64 bytes, 3 s) at `msgs_per_sec`, nothing else measured.
+    pub fn example(label: &str, scenario: &str, repeat: u32, msgs_per_sec: f64) -> Cell {
+        Cell {
+            model: None,
+            model_args: Vec::new(),
+            command: None,
+            label: label.to_owned(),
+            target: "127.0.0.1:7000".to_owned(),
+            server_cpus: Vec::new(),
+            scenario: scenario.to_owned(),
+            repeat,
+            shape: Shape::Closed,
+            connections: 10,
+            size: 64,
+            idle: 0,
+            rate: None,
+            warmup_s: 0.5,
+            duration_s: 3.0,
+            messages: (msgs_per_sec * 3.0) as u64,
+            msgs_per_sec,
+            bytes_per_sec: 0.0,
+            connections_per_sec: None,
+            latency_us: Latency::default(),
+            errors: Errors::default(),
+            starved_connections: 0,
+            fairness: Fairness::default(),
+            server: None,
+            client: ClientStats::default(),
+            behind_schedule_fraction: 0.0,
+            machine: None,
+            flags: Vec::new(),
+            share: None,
+            hosts: Vec::new(),
+            udp: None,
+        }
+    }
+}
+
 /// One load host's part of a multi-host cell, as that host measured it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoadShare {

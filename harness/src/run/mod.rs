@@ -453,40 +453,7 @@ mod tests {
     }
 
     fn cell(repeat: u32, msgs_per_sec: f64) -> Cell {
-        use crate::results::cell::{ClientStats, Errors, Fairness, Latency, Shape};
-        Cell {
-            model: None,
-            model_args: Vec::new(),
-            command: None,
-            label: "epoll".to_owned(),
-            target: "127.0.0.1:7000".to_owned(),
-            server_cpus: Vec::new(),
-            scenario: "closed-c10-s64".to_owned(),
-            repeat,
-            shape: Shape::Closed,
-            connections: 10,
-            size: 64,
-            idle: 0,
-            rate: None,
-            warmup_s: 0.5,
-            duration_s: 3.0,
-            messages: (msgs_per_sec * 3.0) as u64,
-            msgs_per_sec,
-            bytes_per_sec: 0.0,
-            connections_per_sec: None,
-            latency_us: Latency::default(),
-            errors: Errors::default(),
-            starved_connections: 0,
-            fairness: Fairness::default(),
-            server: None,
-            client: ClientStats::default(),
-            behind_schedule_fraction: 0.0,
-            machine: None,
-            flags: Vec::new(),
-            share: None,
-            hosts: Vec::new(),
-            udp: None,
-        }
+        Cell::example("epoll", "closed-c10-s64", repeat, msgs_per_sec)
     }
 
     #[test]

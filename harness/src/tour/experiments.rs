@@ -686,6 +686,21 @@ pub fn waits_overlap(session: &mut Session) -> anyhow::Result<Measured> {
 }
 
 pub fn gil(session: &mut Session) -> anyhow::Result<Measured> {
+    compute_bound(session, &["py-threaded", "py-prefork"], |label, work| {
+        python(label, work)
+    })
+}
+
+/// Steps 14 and 17: each of `labels` (made by `make` with `--work
+/// cpu:CPU_MICROS`) with about that much CPU per message, 10 connections in
+/// closed loop, on the server's half of the mask: its messages per second
+/// and CPU. Skipped where the mask cannot give the server 2 CPUs and the
+/// load 2, or a server cannot run here.
+fn compute_bound(
+    session: &mut Session,
+    labels: &[&str],
+    make: fn(&str, &[String]) -> anyhow::Result<ServerUnderTest>,
+) -> anyhow::Result<Measured> {
     if session.mask.len() < REACTOR_CPUS_MIN {
         return Ok(Measured::skipped(format!(
             "needs ≥ {REACTOR_CPUS_MIN} CPUs (2 for the server, 2 for the load); the affinity mask has {}",
@@ -701,15 +716,15 @@ pub fn gil(session: &mut Session) -> anyhow::Result<Measured> {
     );
     measured.figure("server_cpus", session.cpus.server.len() as f64);
     let work = vec!["--work".to_owned(), format!("cpu:{CPU_MICROS}")];
-    for label in ["py-threaded", "py-prefork"] {
+    for label in labels {
         let load = session.load(Shape::Closed, 10, 0, None);
-        let Some(cell) = supported_cell(session, &mut measured, python(label, &work)?, load)? else {
+        let Some(cell) = supported_cell(session, &mut measured, make(label, &work)?, load)? else {
             return Ok(Measured::skipped(measured.notes.join("; ")));
         };
         let name = figure_name(label);
         measured.figure(format!("{name}_msgs_per_sec"), cell.msgs_per_sec);
         measured.figure(format!("{name}_cpu_percent"), server(&cell)?.cpu_percent);
-        measured.bar(label, cell.msgs_per_sec, None);
+        measured.bar(*label, cell.msgs_per_sec, built(label).then_some(*label));
     }
     Ok(measured)
 }
@@ -740,28 +755,9 @@ pub fn rust_waits_overlap(session: &mut Session) -> anyhow::Result<Measured> {
 }
 
 pub fn cores(session: &mut Session) -> anyhow::Result<Measured> {
-    if session.mask.len() < REACTOR_CPUS_MIN {
-        return Ok(Measured::skipped(format!(
-            "needs ≥ {REACTOR_CPUS_MIN} CPUs (2 for the server, 2 for the load); the affinity mask has {}",
-            session.mask.len()
-        )));
-    }
-    let mut measured = Measured::with_chart(
-        &format!(
-            "Messages per second, about {CPU_MICROS} µs of CPU per message, on {} server CPUs",
-            session.cpus.server.len()
-        ),
-        "messages per second",
-    );
-    measured.figure("server_cpus", session.cpus.server.len() as f64);
-    let work = ["--work".to_owned(), format!("cpu:{CPU_MICROS}")];
-    for name in ["threaded", "epoll"] {
-        let load = session.load(Shape::Closed, 10, 0, None);
-        let cell = session.cell(ServerUnderTest::model(name, &work, None)?, load)?;
-        measured.figure(format!("{name}_msgs_per_sec"), cell.msgs_per_sec);
-        measured.bar(name, cell.msgs_per_sec, Some(name));
-    }
-    Ok(measured)
+    compute_bound(session, &["threaded", "epoll"], |name, work| {
+        ServerUnderTest::model(name, work, None)
+    })
 }
 
 pub fn keep_alive(session: &mut Session) -> anyhow::Result<Measured> {
