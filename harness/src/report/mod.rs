@@ -18,6 +18,7 @@
 mod charts;
 mod document;
 pub(crate) mod faults;
+mod findings;
 pub(crate) mod groups;
 mod html;
 pub(crate) mod load;
