@@ -324,7 +324,7 @@ impl Builder {
                     .collect();
                 (!points.is_empty()).then(|| SweepSeries {
                     label: label.to_owned(),
-                    colour: self.labels.colour(label),
+                    style: self.labels.style(label),
                     points,
                 })
             })
@@ -377,7 +377,7 @@ impl Builder {
             .iter()
             .map(|entry| SpectrumLine {
                 label: entry.label.to_owned(),
-                colour: self.labels.colour(entry.label),
+                style: self.labels.style(entry.label),
                 flags: entry
                     .representative()
                     .cell
