@@ -195,6 +195,103 @@ pub fn render(chart: &Chart) -> anyhow::Result<String> {
     Ok(svg)
 }
 
+/// A chart's alt text, written from its data: the title, what is drawn,
+/// and the extremes a reader would look for first.
+pub fn alt_text(chart: &Chart) -> String {
+    let extremes = |values: Vec<(String, f64)>, unit: &str| -> String {
+        let high = values.iter().max_by(|a, b| a.1.total_cmp(&b.1));
+        let low = values.iter().min_by(|a, b| a.1.total_cmp(&b.1));
+        match (high, low) {
+            (Some(high), Some(low)) if values.len() > 1 => format!(
+                " Highest: {} ({} {unit}); lowest: {} ({} {unit}).",
+                high.0,
+                super::groups::number(high.1),
+                low.0,
+                super::groups::number(low.1)
+            ),
+            _ => String::new(),
+        }
+    };
+    let body = match &chart.body {
+        ChartBody::Sweep(sweep) => {
+            let last_x = sweep
+                .series
+                .iter()
+                .flat_map(|series| series.points.iter().map(|point| point.x))
+                .fold(f64::NEG_INFINITY, f64::max);
+            let at_last: Vec<(String, f64)> = sweep
+                .series
+                .iter()
+                .filter_map(|series| {
+                    let point = series.points.iter().find(|point| point.x == last_x)?;
+                    Some((series.label.clone(), point.y.median))
+                })
+                .collect();
+            format!(
+                "Line chart of {} against {}, one line per label ({}), medians with interval bars. At {} {}:{}",
+                sweep.y_label,
+                sweep.x_label,
+                sweep
+                    .series
+                    .iter()
+                    .map(|series| series.label.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                super::groups::count(last_x),
+                sweep.x_label,
+                extremes(at_last, "")
+            )
+        }
+        ChartBody::Spectrum(lines) => {
+            let p99: Vec<(String, f64)> = lines
+                .iter()
+                .filter_map(|line| {
+                    let row = line.rows.iter().find(|row| row.percentile >= 0.99)?;
+                    Some((line.label.clone(), row.value_us))
+                })
+                .collect();
+            format!(
+                "Latency (µs, log scale) by percentile, one line per label. At the 99th percentile:{}",
+                extremes(p99, "µs")
+            )
+        }
+        ChartBody::Bars(bars) => format!(
+            "Bar chart of {}, one bar per label.{}",
+            bars.value_label,
+            extremes(
+                bars.bars
+                    .iter()
+                    .map(|bar| (bar.label.clone(), bar.value.median))
+                    .collect(),
+                ""
+            )
+        ),
+        ChartBody::StackedBars(bars) => format!(
+            "Stacked bar chart of {}, one bar per label, parts {}.{}",
+            bars.value_label,
+            bars.parts
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            extremes(
+                bars.bars
+                    .iter()
+                    .map(|bar| (bar.label.clone(), bar.values.iter().sum()))
+                    .collect(),
+                ""
+            )
+        ),
+        ChartBody::Timeline(panels) => format!(
+            "Latency per second, one panel per cell ({} panels).",
+            panels.len()
+        ),
+        ChartBody::Matrix(_) => "A matrix of outcomes: one row per fault, one column per server.".to_owned(),
+        ChartBody::FaultTimeline(_) => "Background throughput over time, one line per server.".to_owned(),
+    };
+    format!("{}. {}", chart.title, body.replace(" .", "."))
+}
+
 pub(super) fn colour((red, green, blue): Rgb) -> RGBColor {
     RGBColor(red, green, blue)
 }

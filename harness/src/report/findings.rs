@@ -124,9 +124,52 @@ fn summary(entry: &Entry, measure: &Measure) -> Option<Summary> {
     Summary::of(&values)
 }
 
-/// `40,000 msgs/s [39,000, 41,000]`.
+/// A median and its interval, without the words: `40,000 [39,000, 41,000]`
+/// (a 95% CI), `40,000 [38,000–41,000]` (min–max), `40,000` (one run).
+/// [`uncertainty`] says once per sentence which it is.
+fn value(summary: &Summary, format: fn(f64) -> String) -> String {
+    if summary.is_ci {
+        format!(
+            "{} [{}, {}]",
+            format(summary.median),
+            format(summary.low),
+            format(summary.high)
+        )
+    } else if summary.n > 1 {
+        format!(
+            "{} [{}–{}]",
+            format(summary.median),
+            format(summary.low),
+            format(summary.high)
+        )
+    } else {
+        format(summary.median)
+    }
+}
+
+/// What the brackets of a sentence's numbers are: ` (medians [95% CI])`,
+/// ` (n = 3: medians [min–max], no CI)`, ` (n = 1: single runs)`.
+fn uncertainty<'a>(summaries: impl IntoIterator<Item = &'a Summary>) -> String {
+    let summaries: Vec<&Summary> = summaries.into_iter().collect();
+    let smallest = summaries.iter().map(|summary| summary.n).min().unwrap_or(0);
+    if summaries.iter().all(|summary| summary.is_ci) {
+        " (medians [95% CI])".to_owned()
+    } else if smallest > 1 {
+        let largest = summaries.iter().map(|summary| summary.n).max().unwrap_or(0);
+        let n = if largest == smallest {
+            smallest.to_string()
+        } else {
+            format!("{smallest}–{largest}")
+        };
+        format!(" (n = {n}: medians [min–max], no CI)")
+    } else {
+        " (n = 1: single runs, no interval)".to_owned()
+    }
+}
+
+/// `40,000 [39,000, 41,000] msgs/s`.
 fn figure(summary: &Summary, measure: &Measure) -> String {
-    format!("{} {}", summary.text(measure.format), measure.unit)
+    format!("{} {}", value(&summary, measure.format), measure.unit)
 }
 
 /// The ratio of two medians with the Hodges–Lehmann interval where the
@@ -225,28 +268,29 @@ fn leaders(_scenarios: &[Scenario], sweeps: &[Sweep], charts: &ChartIndex) -> Ve
                     "{} {}'s {}",
                     ratio(best, runner_up, measure),
                     runner_up.label,
-                    runner_summary.text(measure.format)
+                    value(&runner_summary, measure.format)
                 )
             } else {
                 format!(
                     "{}'s {} is {} as long",
                     runner_up.label,
-                    runner_summary.text(measure.format),
+                    value(&runner_summary, measure.format),
                     ratio(best, runner_up, measure)
                 )
             };
             format!(
-                "{place}: {} leads in {} with {}; {comparison}.",
+                "{place}: {} leads in {} with {}; {comparison}{}.",
                 best.label,
                 measure.what,
                 figure(&best_summary, measure),
+                uncertainty([&best_summary, &runner_summary]),
             )
         } else {
             let mut names = vec![format!("{} {}", best.label, figure(&best_summary, measure))];
             names.extend(
                 tied.iter()
                     .take(NAMED - 1)
-                    .map(|(entry, summary)| format!("{} {}", entry.label, summary.text(measure.format))),
+                    .map(|(entry, summary)| format!("{} {}", entry.label, value(&summary, measure.format))),
             );
             let more = match tied.len().saturating_sub(NAMED - 1) {
                 0 => String::new(),
@@ -254,10 +298,11 @@ fn leaders(_scenarios: &[Scenario], sweeps: &[Sweep], charts: &ChartIndex) -> Ve
             };
             format!(
                 "{place}: the leaders in {} cannot be told apart: {}{more} lie within the leader's {} \
-                 (indistinguishable, not ranked).",
+                 (indistinguishable, not ranked){}.",
                 measure.what,
                 names.join(", "),
                 if best_summary.is_ci { "95% CI" } else { "min–max" },
+                uncertainty(std::iter::once(&best_summary).chain(tied.iter().map(|(_, summary)| summary))),
             )
         };
         found.push(Finding {
@@ -367,6 +412,7 @@ fn stops_scaling(sweeps: &[Sweep], charts: &ChartIndex) -> Vec<Finding> {
             }
         }
         let mut parts = Vec::new();
+        let mut shown: Vec<Summary> = Vec::new();
         for label in labels {
             let points: Vec<(&Scenario, Summary)> = sweep
                 .scenarios
@@ -395,16 +441,17 @@ fn stops_scaling(sweeps: &[Sweep], charts: &ChartIndex) -> Vec<Finding> {
                 continue;
             }
             let drop = 1.0 - last.median / peak_summary.median;
+            shown.extend([*peak_summary, *last]);
             parts.push((
                 drop,
                 format!(
                     "{} peaks at {} connections ({} msgs/s) and falls {}% by {} ({})",
                     label,
                     count(peak_scenario.connections.into()),
-                    peak_summary.text(count),
+                    value(&peak_summary, count),
                     count(drop * 100.0),
                     count(last_scenario.connections.into()),
-                    last.text(count),
+                    value(&last, count),
                 ),
             ));
         }
@@ -420,9 +467,10 @@ fn stops_scaling(sweeps: &[Sweep], charts: &ChartIndex) -> Vec<Finding> {
         }
         found.push(Finding {
             text: format!(
-                "{}: stops scaling: {}.",
+                "{}: stops scaling: {}{}.",
                 super::document::capitalise(&sweep.describe()),
-                parts.join("; ")
+                parts.join("; "),
+                uncertainty(&shown)
             ),
             chart: charts.get(&(sweep_key(sweep), THROUGHPUT.name)).copied(),
         });
@@ -486,7 +534,7 @@ fn largest_costs(sweeps: &[Sweep], charts: &ChartIndex) -> Vec<Finding> {
         };
         found.push(Finding {
             text: format!(
-                "The largest difference in {} is in {}: {} uses {}, {} {}'s {}.",
+                "The largest difference in {} is in {}: {} uses {}, {} {}'s {}{}.",
                 measure.what,
                 scenario.name,
                 costly.label,
@@ -500,7 +548,8 @@ fn largest_costs(sweeps: &[Sweep], charts: &ChartIndex) -> Vec<Finding> {
                     }
                 ),
                 cheap.label,
-                cheap_summary.text(measure.format),
+                value(&cheap_summary, measure.format),
+                uncertainty([&cheap_summary, &costly_summary]),
             ),
             chart: chart.copied(),
         });

@@ -5,7 +5,7 @@ use super::document::{Document, Section, Table};
 use std::fmt::Write;
 
 const STYLE: &str = "\
-body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}
+body{font-family:sans-serif;max-width:1240px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}
 h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ccc;padding-bottom:.2em}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
@@ -13,7 +13,9 @@ th{background:#f2f2f2}td:first-child,th:first-child,td:last-child,th:last-child{
 table.manifest td{text-align:left}
 figure{margin:1em 0}figcaption{font-size:.9em;color:#555}
 svg.chart{display:block;max-width:100%;height:auto;border:1px solid #eee;background:#fff}
-ul.findings li{margin:.3em 0}nav.contents{font-size:.85em;margin:1em 0}
+ul.findings{padding-left:1.2em;font-size:.92em}ul.findings li{margin:.3em 0}
+.lead{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1.5em;align-items:start}
+.lead h2{margin-top:.5em}@media (max-width:1000px){.lead{display:block}}nav.contents{font-size:.85em;margin:1em 0}
 @media (prefers-color-scheme: dark){body{background:#161616;color:#ddd}a{color:#8cb4ff}
 th{background:#2a2a2a}th,td{border-color:#444}h2{border-color:#444}figcaption{color:#aaa}svg.chart{border-color:#333}}
 ";
@@ -30,7 +32,9 @@ pub fn render(document: &Document, svgs: &[String]) -> String {
         title = escape(&document.title),
         headline = escape(&document.headline),
     );
-    out.push_str("<h2 id=\"findings\">Findings</h2>\n<ul class=\"findings\">\n");
+    // The findings, and beside them the figure of the first one.
+    let headline = document.findings.iter().find_map(|finding| finding.chart);
+    out.push_str("<div class=\"lead\">\n<div>\n<h2 id=\"findings\">Findings</h2>\n<ul class=\"findings\">\n");
     if document.findings.is_empty() {
         out.push_str("<li>No rule found a difference the data supports (see the sections below).</li>\n");
     }
@@ -43,7 +47,12 @@ pub fn render(document: &Document, svgs: &[String]) -> String {
         });
         let _ = writeln!(out, "<li>{}{link}</li>", escape(&finding.text));
     }
-    out.push_str("</ul>\n<nav class=\"contents\">Contents: ");
+    out.push_str("</ul>\n</div>\n");
+    if let Some(index) = headline {
+        figure(&mut out, document, svgs, index);
+    }
+    out.push_str("</div>\n");
+    out.push_str("<nav class=\"contents\">Contents: ");
     let entries: Vec<String> = document
         .sections
         .iter()
@@ -53,10 +62,10 @@ pub fn render(document: &Document, svgs: &[String]) -> String {
     out.push_str(&entries.join(" · "));
     out.push_str("</nav>\n");
     for section in &document.sections {
-        render_section(&mut out, document, svgs, section, "");
+        render_section(&mut out, document, svgs, section, "", headline);
     }
     for section in &document.appendix {
-        render_section(&mut out, document, svgs, section, "Appendix: ");
+        render_section(&mut out, document, svgs, section, "Appendix: ", headline);
     }
     out.push_str("</body>\n</html>\n");
     out
@@ -67,7 +76,15 @@ fn chart_id(file: &str) -> String {
     format!("chart-{}", file.trim_end_matches(".svg"))
 }
 
-fn render_section(out: &mut String, document: &Document, svgs: &[String], section: &Section, prefix: &str) {
+/// `headline`: the chart drawn beside the findings, linked here instead.
+fn render_section(
+    out: &mut String,
+    document: &Document,
+    svgs: &[String],
+    section: &Section,
+    prefix: &str,
+    headline: Option<usize>,
+) {
     let _ = writeln!(
         out,
         "<section>\n<h2 id=\"{}\">{prefix}{}</h2>",
@@ -78,24 +95,39 @@ fn render_section(out: &mut String, document: &Document, svgs: &[String], sectio
         let _ = writeln!(out, "<p>{}</p>", escape(paragraph));
     }
     for &index in &section.charts {
-        let chart = &document.charts[index];
-        let opening = format!(
-            "<svg class=\"chart\" id=\"{}\" role=\"img\" aria-label=\"{}\" ",
-            escape(&chart_id(&chart.file)),
-            escape(&chart.title)
-        );
-        let svg = svgs[index].replacen("<svg ", &opening, 1);
-        let _ = writeln!(
-            out,
-            "<figure>\n{}<figcaption>{}</figcaption>\n</figure>",
-            svg,
-            escape(&chart.title)
-        );
+        if Some(index) == headline {
+            let chart = &document.charts[index];
+            let _ = writeln!(
+                out,
+                "<p><a href=\"#{}\">{}</a>: shown beside the findings.</p>",
+                chart_id(&chart.file),
+                escape(&chart.title)
+            );
+        } else {
+            figure(out, document, svgs, index);
+        }
     }
     if let Some(section_table) = &section.table {
         table(out, section_table);
     }
     out.push_str("</section>\n");
+}
+
+/// One chart, inlined, its alt text written from its data.
+fn figure(out: &mut String, document: &Document, svgs: &[String], index: usize) {
+    let chart = &document.charts[index];
+    let opening = format!(
+        "<svg class=\"chart\" id=\"{}\" role=\"img\" aria-label=\"{}\" ",
+        escape(&chart_id(&chart.file)),
+        escape(&super::charts::alt_text(chart))
+    );
+    let svg = svgs[index].replacen("<svg ", &opening, 1);
+    let _ = writeln!(
+        out,
+        "<figure>\n{}<figcaption>{}</figcaption>\n</figure>",
+        svg,
+        escape(&chart.title)
+    );
 }
 
 fn table(out: &mut String, table: &Table) {

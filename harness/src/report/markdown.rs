@@ -28,6 +28,10 @@ pub fn render(document: &Document) -> String {
             }
         }
     }
+    if let Some(index) = document.findings.iter().find_map(|finding| finding.chart) {
+        let chart = &document.charts[index];
+        let _ = writeln!(out, "\n![{}](charts/{})", escape(&chart.title), chart.file);
+    }
     out.push_str("\n## Contents\n\n");
     for section in document.sections.iter().chain(&document.appendix) {
         let _ = writeln!(out, "- [{}](#{})", escape(&section.title), section.id);
