@@ -156,8 +156,11 @@ fn the_readme_suite_examples_are_valid_suites() {
 /// with the figure links made relative to the repository.
 #[test]
 fn the_readme_findings_are_the_reference_reports() {
-    let report = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../results/reference/report.md"))
-        .expect("results/reference/report.md");
+    let report = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../results/reference/report.md"
+    ))
+    .expect("results/reference/report.md");
     let generated = report
         .split("## Findings\n\n")
         .nth(1)

@@ -11,6 +11,7 @@ fn charts(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join("charts"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".svg"))
         .collect();
     names.sort();
     names
@@ -127,4 +128,67 @@ fn bad_input_is_one_line_and_writes_nothing() {
     assert!(!run.success);
     assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
     assert!(snapshot(empty.path()).is_empty(), "an empty set gets no report");
+}
+
+#[test]
+fn every_chart_is_exported_as_png_pdf_and_csv_byte_identical_on_regeneration() {
+    let set = tempfile::tempdir().unwrap();
+    write_result_set(set.path(), &suite(3), 3);
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let out = tempfile::tempdir().unwrap();
+        let run = harness(&["report", &path_arg(set.path()), "--out", &path_arg(out.path())]);
+        assert!(run.success, "report failed: {}", run.stderr);
+        runs.push((snapshot(out.path()), out));
+    }
+    let (first, second) = (&runs[0].0, &runs[1].0);
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        second.keys().collect::<Vec<_>>()
+    );
+    for (path, bytes) in first {
+        assert!(
+            second[path] == *bytes,
+            "{} differs between two regenerations",
+            path.display()
+        );
+    }
+    let svgs: Vec<&Path> = first
+        .keys()
+        .map(|path| path.as_path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "svg"))
+        .collect();
+    assert!(svgs.len() > 8);
+    for svg in svgs {
+        let png = &first[&svg.with_extension("png")];
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{} is not a PNG",
+            svg.display()
+        );
+        // IHDR: width and height, big-endian, at bytes 16..24.
+        let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+        let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
+        if !svg.to_string_lossy().contains("timeline") {
+            assert_eq!((width, height), (1920, 1080), "{}", svg.display());
+        }
+        let pdf = &first[&svg.with_extension("pdf")];
+        assert!(pdf.starts_with(b"%PDF-"), "{} is not a PDF", svg.display());
+        assert!(
+            pdf.windows(b"FontFile2".len())
+                .any(|window| window == b"FontFile2"),
+            "{}: the PDF embeds its font",
+            svg.display()
+        );
+    }
+    let csv = String::from_utf8(first[Path::new("charts/connections-closed-s64-i0--throughput.csv")].clone())
+        .unwrap();
+    assert!(
+        csv.starts_with("label,x,median,low,high,min,max,interval,runs,flagged\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("\nepoll,100,"), "{csv}");
+    let tex = String::from_utf8(first[Path::new("summary.tex")].clone()).unwrap();
+    assert!(tex.contains("\\toprule") && tex.contains("\\bottomrule"), "{tex}");
+    assert!(tex.contains("closed-c100-s64 & epoll & 3 & "), "{tex}");
 }

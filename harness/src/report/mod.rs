@@ -9,6 +9,8 @@
 //! - [`findings`]: the sentences the report opens with, written by rules;
 //! - [`select`]: which charts (`--charts paper|full`) and labels (`--labels`);
 //! - [`charts`]: each chart drawn to SVG with plotters;
+//! - [`export`]: each chart as PNG and PDF (resvg, svg2pdf, an embedded
+//!   font) and its data as CSV; the summary as a LaTeX table;
 //! - [`markdown`] and [`html`]: `report.md` (charts linked) and `report.html`
 //!   (charts inlined, self-contained);
 //! - [`tour`]: a tour's `tour.json` as the report's first sections, and as
@@ -19,6 +21,7 @@
 
 mod charts;
 mod document;
+mod export;
 pub(crate) mod faults;
 mod findings;
 pub(crate) mod groups;
@@ -117,19 +120,39 @@ pub fn generate_with(dir: &Path, options: &Options) -> anyhow::Result<PathBuf> {
         .par_iter()
         .map(|chart| charts::render(chart).with_context(|| format!("cannot draw chart {}", chart.file)))
         .collect::<anyhow::Result<Vec<String>>>()?;
+    let exports = svgs
+        .par_iter()
+        .zip(&document.charts)
+        .map(|(svg, chart)| {
+            export::png_and_pdf(svg).with_context(|| format!("cannot export chart {}", chart.file))
+        })
+        .collect::<anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>>>()?;
     let markdown = markdown::render(&document);
     let html = html::render(&document, &svgs);
+    let labels = groups::Labels::new(set.cells.iter().map(|data| data.cell.label.as_str()));
+    let latex = export::latex_summary(&groups::scenarios(&set.cells, &labels));
 
     let out = options.out.clone().unwrap_or_else(|| dir.to_path_buf());
     std::fs::create_dir_all(&out).with_context(|| format!("--out: cannot create {}", out.display()))?;
     let charts_dir = out.join("charts");
     std::fs::create_dir_all(&charts_dir)
         .with_context(|| format!("cannot create {}", charts_dir.display()))?;
-    let planned: BTreeSet<&str> = document.charts.iter().map(|chart| chart.file.as_str()).collect();
+    let planned: BTreeSet<&str> = document
+        .charts
+        .iter()
+        .map(|chart| chart.file.trim_end_matches(".svg"))
+        .collect();
     remove_stale_charts(&charts_dir, &planned)?;
-    for (chart, svg) in document.charts.iter().zip(&svgs) {
+    for ((chart, svg), (png, pdf)) in document.charts.iter().zip(&svgs).zip(&exports) {
         write(&charts_dir.join(&chart.file), svg)?;
+        let stem = chart.file.trim_end_matches(".svg");
+        write_bytes(&charts_dir.join(format!("{stem}.png")), png)?;
+        write_bytes(&charts_dir.join(format!("{stem}.pdf")), pdf)?;
+        if let Some(csv) = export::csv(chart) {
+            write(&charts_dir.join(format!("{stem}.csv")), &csv)?;
+        }
     }
+    write(&out.join("summary.tex"), &latex)?;
     write(&out.join("report.md"), &markdown)?;
     write(&out.join("report.html"), &html)?;
     if set.tour.is_some() {
@@ -164,11 +187,16 @@ pub fn generate_and_announce_after(out: &Path, before: &str) -> anyhow::Result<(
     Ok(())
 }
 
+fn write_bytes(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
+}
+
 fn write(path: &Path, contents: &str) -> anyhow::Result<()> {
     std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Charts left from an earlier report of a different result set shape.
+/// Charts (and their exports) left from an earlier report of a different
+/// result set shape; `planned` holds the stems of this report's charts.
 fn remove_stale_charts(charts_dir: &Path, planned: &BTreeSet<&str>) -> anyhow::Result<()> {
     let entries =
         std::fs::read_dir(charts_dir).with_context(|| format!("cannot read {}", charts_dir.display()))?;
@@ -180,7 +208,11 @@ fn remove_stale_charts(charts_dir: &Path, planned: &BTreeSet<&str>) -> anyhow::R
             .file_name()
             .and_then(|name| name.to_str())
             .unwrap_or_default();
-        if name.ends_with(".svg") && !planned.contains(name) {
+        let stale = [".svg", ".png", ".pdf", ".csv"]
+            .iter()
+            .find_map(|extension| name.strip_suffix(extension))
+            .is_some_and(|stem| !planned.contains(stem));
+        if stale {
             std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
         }
     }
