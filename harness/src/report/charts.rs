@@ -568,9 +568,12 @@ fn draw_line(
     Ok(())
 }
 
+/// A polygon to fill (if any) and the strokes to draw, in pixels.
+type Outline = (Option<Vec<(i32, i32)>>, Vec<Vec<(i32, i32)>>);
+
 /// A marker's outline around (0, 0), in pixels: the polygon to fill (none
 /// for a cross) and the strokes to draw.
-fn marker_outline(marker: Marker, radius: i32) -> (Option<Vec<(i32, i32)>>, Vec<Vec<(i32, i32)>>) {
+fn marker_outline(marker: Marker, radius: i32) -> Outline {
     let r = radius;
     let polygon = match marker {
         Marker::Circle => (0..16)

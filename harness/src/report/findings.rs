@@ -169,7 +169,7 @@ fn uncertainty<'a>(summaries: impl IntoIterator<Item = &'a Summary>) -> String {
 
 /// `40,000 [39,000, 41,000] msgs/s`.
 fn figure(summary: &Summary, measure: &Measure) -> String {
-    format!("{} {}", value(&summary, measure.format), measure.unit)
+    format!("{} {}", value(summary, measure.format), measure.unit)
 }
 
 /// The ratio of two medians with the Hodges–Lehmann interval where the
@@ -290,7 +290,7 @@ fn leaders(_scenarios: &[Scenario], sweeps: &[Sweep], charts: &ChartIndex) -> Ve
             names.extend(
                 tied.iter()
                     .take(NAMED - 1)
-                    .map(|(entry, summary)| format!("{} {}", entry.label, value(&summary, measure.format))),
+                    .map(|(entry, summary)| format!("{} {}", entry.label, value(summary, measure.format))),
             );
             let more = match tied.len().saturating_sub(NAMED - 1) {
                 0 => String::new(),
@@ -448,10 +448,10 @@ fn stops_scaling(sweeps: &[Sweep], charts: &ChartIndex) -> Vec<Finding> {
                     "{} peaks at {} connections ({} msgs/s) and falls {}% by {} ({})",
                     label,
                     count(peak_scenario.connections.into()),
-                    value(&peak_summary, count),
+                    value(peak_summary, count),
                     count(drop * 100.0),
                     count(last_scenario.connections.into()),
-                    value(&last, count),
+                    value(last, count),
                 ),
             ));
         }

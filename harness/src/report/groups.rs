@@ -13,12 +13,15 @@ pub const MODEL_ORDER: [&str; echo_core::MODELS.len()] = echo_core::MODELS;
 /// dash, after the models'.
 const KNOWN_VARIANTS: [&str; 3] = ["epoll-edge", "async-current-thread", "process-prefork"];
 
+/// A model family: its members, and the hue they share.
+type Family = (&'static [&'static str], (u8, u8, u8));
+
 /// Okabe & Ito's palette ("Color Universal Design", 2008): hues told apart
 /// under the common colour-vision deficiencies. Each model family takes one
 /// hue; its members take shades of it ([`SHADES`]), and every series also
 /// has its own marker and dash ([`Labels::style`]), so a chart stays
 /// readable in greyscale.
-const FAMILIES: [(&[&str], (u8, u8, u8)); 5] = [
+const FAMILIES: [Family; 5] = [
     // A process or a thread per client, and its bounded and serial forms.
     (
         &["single", "threaded", "pool", "process", "process-prefork"],
