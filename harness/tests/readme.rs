@@ -150,3 +150,30 @@ fn the_readme_suite_examples_are_valid_suites() {
         }
     }
 }
+
+/// The README's findings of the reference set are the report's own: the
+/// block between its markers is `results/reference/report.md`'s Findings,
+/// with the figure links made relative to the repository.
+#[test]
+fn the_readme_findings_are_the_reference_reports() {
+    let report = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../results/reference/report.md"
+    ))
+    .expect("results/reference/report.md");
+    let generated = report
+        .split("## Findings\n\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("report.md has Findings")
+        .replace("](charts/", "](results/reference/charts/");
+    let in_readme = README
+        .split("<!-- generated findings: begin -->\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n<!-- generated findings: end -->").next())
+        .expect("the README has the generated findings block");
+    assert_eq!(
+        in_readme, generated,
+        "the README's findings differ from results/reference/report.md's: copy them again"
+    );
+}

@@ -179,3 +179,91 @@ fn run_with_deadline(command: &mut Command, deadline: Duration) -> String {
     }
     std::fs::read_to_string(output.path()).unwrap()
 }
+
+/// Where the title, the findings and the first figure lie in a 1280×800
+/// window, as JSON in `data-first-screen`.
+const FIRST_SCREEN_SCRIPT: &str = r#"
+<script>
+window.addEventListener('load', () => {
+  const box = (element) => {
+    if (!element) return null;
+    const rect = element.getBoundingClientRect();
+    return { top: rect.top, bottom: rect.bottom, height: rect.height };
+  };
+  const result = {
+    viewport: window.innerHeight,
+    title: box(document.querySelector('h1')),
+    findings: box(document.querySelector('#findings')),
+    firstFinding: box(document.querySelector('ul.findings li')),
+    figure: box(document.querySelector('svg.chart')),
+  };
+  document.body.setAttribute('data-first-screen', JSON.stringify(result));
+});
+</script>
+"#;
+
+#[test]
+fn the_first_screen_shows_the_title_the_findings_and_the_first_figure() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium is not installed; .ci/run installs it (apt-get install chromium)"
+        );
+        eprintln!("skipped: chromium is not installed (apt-get install chromium, or run .ci/run)");
+        return;
+    };
+    let set = tempfile::tempdir().unwrap();
+    write_result_set(set.path(), &suite(3), 3);
+    let report = harness(&["report", &path_arg(set.path())]);
+    assert!(report.success, "report failed: {}", report.stderr);
+    let html = std::fs::read_to_string(set.path().join("report.html")).unwrap();
+    let page = set.path().join("first-screen.html");
+    std::fs::write(
+        &page,
+        html.replacen("</body>", &format!("{FIRST_SCREEN_SCRIPT}</body>"), 1),
+    )
+    .unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let dom = run_with_deadline(
+        Command::new(browser).args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--window-size=1280,800",
+            "--virtual-time-budget=5000",
+            &format!("--user-data-dir={}", profile.path().display()),
+            "--dump-dom",
+            &format!("file://{}", page.display()),
+        ]),
+        Duration::from_secs(60),
+    );
+    let marker = "data-first-screen=\"";
+    let start = dom.find(marker).expect("the first-screen script ran") + marker.len();
+    let end = start + dom[start..].find('"').unwrap();
+    let json = dom[start..end].replace("&quot;", "\"").replace("&amp;", "&");
+    let screen: serde_json::Value = serde_json::from_str(&json).unwrap();
+    eprintln!("first screen: {screen}");
+    let viewport = screen["viewport"].as_f64().unwrap();
+    let within = |name: &str| {
+        let element = &screen[name];
+        assert!(!element.is_null(), "no {name} in the page: {screen}");
+        let (top, bottom) = (
+            element["top"].as_f64().unwrap(),
+            element["bottom"].as_f64().unwrap(),
+        );
+        assert!(
+            top >= 0.0 && bottom <= viewport,
+            "{name} is not on the first screen: {screen}"
+        );
+    };
+    for name in ["title", "findings", "firstFinding", "figure"] {
+        within(name);
+    }
+    assert!(
+        screen["figure"]["height"].as_f64().unwrap() > 200.0,
+        "the first figure is readable, not a thumbnail: {screen}"
+    );
+}

@@ -6,7 +6,7 @@
 //! dashed segments (hollow bar, dashed line, red-framed panel), and the legend
 //! says so.
 
-use super::groups::{Spread, compact, count};
+use super::groups::{Dash, Marker, SeriesStyle, Spread, compact, count};
 use super::read::{IntervalSummary, PercentileRow};
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
@@ -47,7 +47,7 @@ pub enum ChartBody {
 #[derive(Debug, Clone)]
 pub struct SpectrumLine {
     pub label: String,
-    pub colour: Rgb,
+    pub style: SeriesStyle,
     pub flags: String,
     pub rows: Vec<PercentileRow>,
 }
@@ -73,7 +73,7 @@ pub enum XScale {
 #[derive(Debug, Clone)]
 pub struct SweepSeries {
     pub label: String,
-    pub colour: Rgb,
+    pub style: SeriesStyle,
     pub points: Vec<SweepPoint>,
 }
 
@@ -139,6 +139,7 @@ const FLAGGED_NOTE: &str = "flagged cell";
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 type Coord = Cartesian2d<Ticked, Ticked>;
+type Chart2d<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Coord>;
 
 /// A linear coordinate in plotting units whose ticks are exactly the axis's
 /// own (plotters' key-point combinator offers no label formatter for f64).
@@ -192,6 +193,103 @@ pub fn render(chart: &Chart) -> anyhow::Result<String> {
         root.present()?;
     }
     Ok(svg)
+}
+
+/// A chart's alt text, written from its data: the title, what is drawn,
+/// and the extremes a reader would look for first.
+pub fn alt_text(chart: &Chart) -> String {
+    let extremes = |values: Vec<(String, f64)>, unit: &str| -> String {
+        let high = values.iter().max_by(|a, b| a.1.total_cmp(&b.1));
+        let low = values.iter().min_by(|a, b| a.1.total_cmp(&b.1));
+        match (high, low) {
+            (Some(high), Some(low)) if values.len() > 1 => format!(
+                " Highest: {} ({} {unit}); lowest: {} ({} {unit}).",
+                high.0,
+                super::groups::number(high.1),
+                low.0,
+                super::groups::number(low.1)
+            ),
+            _ => String::new(),
+        }
+    };
+    let body = match &chart.body {
+        ChartBody::Sweep(sweep) => {
+            let last_x = sweep
+                .series
+                .iter()
+                .flat_map(|series| series.points.iter().map(|point| point.x))
+                .fold(f64::NEG_INFINITY, f64::max);
+            let at_last: Vec<(String, f64)> = sweep
+                .series
+                .iter()
+                .filter_map(|series| {
+                    let point = series.points.iter().find(|point| point.x == last_x)?;
+                    Some((series.label.clone(), point.y.median))
+                })
+                .collect();
+            format!(
+                "Line chart of {} against {}, one line per label ({}), medians with interval bars. At {} {}:{}",
+                sweep.y_label,
+                sweep.x_label,
+                sweep
+                    .series
+                    .iter()
+                    .map(|series| series.label.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                super::groups::count(last_x),
+                sweep.x_label,
+                extremes(at_last, "")
+            )
+        }
+        ChartBody::Spectrum(lines) => {
+            let p99: Vec<(String, f64)> = lines
+                .iter()
+                .filter_map(|line| {
+                    let row = line.rows.iter().find(|row| row.percentile >= 0.99)?;
+                    Some((line.label.clone(), row.value_us))
+                })
+                .collect();
+            format!(
+                "Latency (µs, log scale) by percentile, one line per label. At the 99th percentile:{}",
+                extremes(p99, "µs")
+            )
+        }
+        ChartBody::Bars(bars) => format!(
+            "Bar chart of {}, one bar per label.{}",
+            bars.value_label,
+            extremes(
+                bars.bars
+                    .iter()
+                    .map(|bar| (bar.label.clone(), bar.value.median))
+                    .collect(),
+                ""
+            )
+        ),
+        ChartBody::StackedBars(bars) => format!(
+            "Stacked bar chart of {}, one bar per label, parts {}.{}",
+            bars.value_label,
+            bars.parts
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            extremes(
+                bars.bars
+                    .iter()
+                    .map(|bar| (bar.label.clone(), bar.values.iter().sum()))
+                    .collect(),
+                ""
+            )
+        ),
+        ChartBody::Timeline(panels) => format!(
+            "Latency per second, one panel per cell ({} panels).",
+            panels.len()
+        ),
+        ChartBody::Matrix(_) => "A matrix of outcomes: one row per fault, one column per server.".to_owned(),
+        ChartBody::FaultTimeline(_) => "Background throughput over time, one line per server.".to_owned(),
+    };
+    format!("{}. {}", chart.title, body.replace(" .", "."))
 }
 
 pub(super) fn colour((red, green, blue): Rgb) -> RGBColor {
@@ -411,8 +509,9 @@ fn frame<'a, 'b>(
 pub(super) struct LegendItem {
     label: String,
     colour: RGBColor,
-    dashed: bool,
-    marker: Option<bool>,
+    dash: Dash,
+    /// The marker, filled or hollow.
+    marker: Option<(Marker, bool)>,
 }
 
 impl LegendItem {
@@ -420,8 +519,18 @@ impl LegendItem {
         LegendItem {
             label: label.into(),
             colour,
-            dashed,
+            dash: if dashed { Dash::Dashed } else { Dash::Solid },
             marker: None,
+        }
+    }
+
+    /// A series: its line and marker.
+    fn series(label: impl Into<String>, style: &SeriesStyle) -> Self {
+        LegendItem {
+            label: label.into(),
+            colour: colour(style.colour),
+            dash: style.dash,
+            marker: Some((style.marker, true)),
         }
     }
 
@@ -429,31 +538,138 @@ impl LegendItem {
         LegendItem {
             label: FLAGGED_NOTE.into(),
             colour: RGBColor(90, 90, 90),
-            dashed: true,
-            marker: Some(false),
+            dash: Dash::Solid,
+            marker: Some((Marker::Circle, false)),
         }
     }
 }
 
+/// The on-off lengths of a dash pattern, in pixels (`None`: solid).
+fn dash_lengths(dash: Dash) -> Option<(u32, u32)> {
+    match dash {
+        Dash::Solid => None,
+        Dash::Dashed => Some((8, 5)),
+        Dash::Dotted => Some((2, 4)),
+        Dash::Long => Some((16, 5)),
+    }
+}
+
+/// A line through `points` in `dash`.
+fn draw_line(
+    chart: &mut Chart2d,
+    points: Vec<(f64, f64)>,
+    style: ShapeStyle,
+    dash: Dash,
+) -> anyhow::Result<()> {
+    match dash_lengths(dash) {
+        None => chart.draw_series(LineSeries::new(points, style))?,
+        Some((on, off)) => chart.draw_series(DashedLineSeries::new(points, on, off, style))?,
+    };
+    Ok(())
+}
+
+/// A polygon to fill (if any) and the strokes to draw, in pixels.
+type Outline = (Option<Vec<(i32, i32)>>, Vec<Vec<(i32, i32)>>);
+
+/// A marker's outline around (0, 0), in pixels: the polygon to fill (none
+/// for a cross) and the strokes to draw.
+fn marker_outline(marker: Marker, radius: i32) -> Outline {
+    let r = radius;
+    let polygon = match marker {
+        Marker::Circle => (0..16)
+            .map(|step| {
+                let angle = f64::from(step) * std::f64::consts::PI / 8.0;
+                (
+                    (f64::from(r) * angle.cos()).round() as i32,
+                    (f64::from(r) * angle.sin()).round() as i32,
+                )
+            })
+            .collect(),
+        Marker::Square => vec![(-r + 1, -r + 1), (r - 1, -r + 1), (r - 1, r - 1), (-r + 1, r - 1)],
+        Marker::TriangleUp => vec![(0, -r - 1), (r, r - 1), (-r, r - 1)],
+        Marker::TriangleDown => vec![(0, r + 1), (r, -r + 1), (-r, -r + 1)],
+        Marker::Diamond => vec![(0, -r - 1), (r + 1, 0), (0, r + 1), (-r - 1, 0)],
+        Marker::Cross => {
+            return (None, vec![vec![(-r, -r), (r, r)], vec![(-r, r), (r, -r)]]);
+        }
+    };
+    let mut closed = polygon.clone();
+    closed.push(polygon[0]);
+    (Some(polygon), vec![closed])
+}
+
+/// A marker at `at` in a chart's coordinates: filled in `marker_colour`, or
+/// hollow (white inside, its outline in the colour).
+fn draw_marker(
+    chart: &mut Chart2d,
+    at: (f64, f64),
+    marker: Marker,
+    marker_colour: RGBColor,
+    filled: bool,
+) -> anyhow::Result<()> {
+    let (polygon, strokes) = marker_outline(marker, 5);
+    if let Some(polygon) = polygon {
+        let fill = if filled {
+            marker_colour.filled()
+        } else {
+            WHITE.filled()
+        };
+        chart.draw_series([EmptyElement::at(at) + Polygon::new(polygon, fill)])?;
+    }
+    let width = if filled && marker != Marker::Cross { 1 } else { 2 };
+    for stroke in strokes {
+        chart.draw_series([
+            EmptyElement::at(at) + PathElement::new(stroke, marker_colour.stroke_width(width))
+        ])?;
+    }
+    Ok(())
+}
+
+/// [`draw_marker`] on a drawing area, in pixels.
+fn draw_marker_at(
+    area: &Area,
+    at: (i32, i32),
+    marker: Marker,
+    marker_colour: RGBColor,
+    filled: bool,
+) -> anyhow::Result<()> {
+    let (polygon, strokes) = marker_outline(marker, 5);
+    let shift = |points: Vec<(i32, i32)>| -> Vec<(i32, i32)> {
+        points.into_iter().map(|(x, y)| (x + at.0, y + at.1)).collect()
+    };
+    if let Some(polygon) = polygon {
+        let fill = if filled {
+            marker_colour.filled()
+        } else {
+            WHITE.filled()
+        };
+        area.draw(&Polygon::new(shift(polygon), fill))?;
+    }
+    let width = if filled && marker != Marker::Cross { 1 } else { 2 };
+    for stroke in strokes {
+        area.draw(&PathElement::new(
+            shift(stroke),
+            marker_colour.stroke_width(width),
+        ))?;
+    }
+    Ok(())
+}
+
 fn draw_sample(area: &Area, item: &LegendItem, (x, y): (i32, i32)) -> anyhow::Result<()> {
     let stroke = item.colour.stroke_width(2);
-    if item.dashed {
-        for start in [0, 11, 22] {
-            area.draw(&PathElement::new(
-                vec![(x + start, y), (x + start + 7, y)],
-                stroke,
-            ))?;
+    match dash_lengths(item.dash) {
+        None => area.draw(&PathElement::new(vec![(x, y), (x + 29, y)], stroke))?,
+        Some((on, off)) => {
+            let mut start = 0;
+            while start < 30 {
+                let end = (start + on as i32).min(30);
+                area.draw(&PathElement::new(vec![(x + start, y), (x + end, y)], stroke))?;
+                start += (on + off) as i32;
+            }
         }
-    } else {
-        area.draw(&PathElement::new(vec![(x, y), (x + 29, y)], stroke))?;
     }
-    match item.marker {
-        Some(true) => area.draw(&Circle::new((x + 14, y), 4, item.colour.filled()))?,
-        Some(false) => {
-            area.draw(&Circle::new((x + 14, y), 5, WHITE.filled()))?;
-            area.draw(&Circle::new((x + 14, y), 5, hollow(item.colour, 2)))?;
-        }
-        None => {}
+    if let Some((marker, filled)) = item.marker {
+        draw_marker_at(area, (x + 14, y), marker, item.colour, filled)?;
     }
     Ok(())
 }
@@ -492,29 +708,42 @@ fn spectrum(root: &Area, title: &str, lines: &[SpectrumLine]) -> anyhow::Result<
     )?;
     let mut legend = Vec::new();
     for (line, curve) in lines.iter().zip(&curves) {
-        let line_colour = colour(line.colour);
+        let line_colour = colour(line.style.colour);
         let points: Vec<(f64, f64)> = curve
             .iter()
             .map(|(position, value)| (*position, y.at(*value)))
             .collect();
         let flagged = !line.flags.is_empty();
-        if points.is_empty() {
-            legend.push(LegendItem::line(
-                format!("{} (no messages)", line.label),
-                line_colour,
-                flagged,
-            ));
+        let label = if points.is_empty() {
+            format!("{} (no messages)", line.label)
         } else if flagged {
-            chart.draw_series(DashedLineSeries::new(points, 8, 5, line_colour.stroke_width(2)))?;
-            legend.push(LegendItem::line(
-                format!("{} (flagged)", line.label),
-                line_colour,
-                true,
-            ));
+            format!("{} (flagged)", line.label)
         } else {
-            chart.draw_series(LineSeries::new(points, line_colour.stroke_width(2)))?;
-            legend.push(LegendItem::line(line.label.clone(), line_colour, false));
+            line.label.clone()
+        };
+        // The series' marker at the 99% point, hollow when flagged.
+        let width = if flagged { 1 } else { 2 };
+        if let Some(&p99) = points.iter().find(|(position, _)| *position >= 2.0) {
+            draw_line(
+                &mut chart,
+                points,
+                line_colour.stroke_width(width),
+                line.style.dash,
+            )?;
+            draw_marker(&mut chart, p99, line.style.marker, line_colour, !flagged)?;
         }
+        let mut item = LegendItem::series(label, &line.style);
+        if flagged {
+            item.marker = Some((line.style.marker, false));
+        }
+        legend.push(item);
+    }
+    if lines.iter().any(|line| !line.flags.is_empty()) {
+        legend.push(LegendItem::line(
+            "thin, hollow marker: flagged",
+            RGBColor(90, 90, 90),
+            false,
+        ));
     }
     draw_legend(&legend_area, &legend)
 }
@@ -564,50 +793,49 @@ fn sweep_chart(root: &Area, title: &str, sweep: &SweepChart) -> anyhow::Result<(
         XScale::Ordinal => xs.iter().position(|known| *known == value).unwrap_or(0) as f64,
     };
     let all = || sweep.series.iter().flat_map(|series| series.points.iter());
-    let y = if sweep.y_log {
-        let (min, max) = min_max(
-            all()
-                .flat_map(|point| [point.y.min, point.y.max])
-                .filter(|value| *value > 0.0),
-        );
-        Axis::log(min, max, compact)
+    let positive = || {
+        all()
+            .flat_map(|point| [point.y.low, point.y.high, point.y.median])
+            .filter(|value| *value > 0.0)
+    };
+    let (low, high) = min_max(positive());
+    // A series spanning more than LOG_SPAN is drawn on a log axis.
+    let y_log = sweep.y_log || (low.is_finite() && high / low > LOG_SPAN);
+    let y = if y_log {
+        Axis::log(low, high, compact)
     } else {
-        let (_, max) = min_max(all().map(|point| point.y.max));
+        let (_, max) = min_max(all().map(|point| point.y.high.max(point.y.median)));
         Axis::linear(max, compact)
     };
-    let mut chart = frame(&plot_area, title, (&x, &sweep.x_label), (&y, &sweep.y_label), 22)?;
+    let y_label = if y_log && !sweep.y_label.contains("log") {
+        format!("{} (log scale)", sweep.y_label)
+    } else {
+        sweep.y_label.clone()
+    };
+    let mut chart = frame(&plot_area, title, (&x, &sweep.x_label), (&y, &y_label), 22)?;
     let mut legend = Vec::new();
     let mut any_flagged = false;
     // Drawn last, so no valid point of another series hides them.
     let mut flagged_markers = Vec::new();
     for series in &sweep.series {
-        let series_colour = colour(series.colour);
+        let series_colour = colour(series.style.colour);
         let mut points = series.points.clone();
         points.sort_by(|a, b| a.x.total_cmp(&b.x));
         let place = |point: &SweepPoint, value: f64| (x_at(point.x), y.at(value));
-        for pair in points.windows(2) {
-            let path = vec![
-                place(&pair[0], pair[0].y.median),
-                place(&pair[1], pair[1].y.median),
-            ];
-            if pair[0].flagged || pair[1].flagged {
-                chart.draw_series(DashedLineSeries::new(path, 8, 5, series_colour.stroke_width(2)))?;
-            } else {
-                chart.draw_series(LineSeries::new(path, series_colour.stroke_width(2)))?;
-            }
-        }
+        let path: Vec<(f64, f64)> = points.iter().map(|point| place(point, point.y.median)).collect();
+        draw_line(&mut chart, path, series_colour.stroke_width(2), series.style.dash)?;
         for point in &points {
-            if point.y.max > point.y.min {
-                let (low, high) = (place(point, point.y.min), place(point, point.y.max));
+            if point.y.high > point.y.low {
+                let (low, high) = (place(point, point.y.low), place(point, point.y.high));
                 let cap = |at| EmptyElement::at(at) + PathElement::new(vec![(-5, 0), (5, 0)], series_colour);
                 chart.draw_series([PathElement::new(vec![low, high], series_colour.stroke_width(1))])?;
                 chart.draw_series([cap(low), cap(high)])?;
             }
             let at = place(point, point.y.median);
             if point.flagged {
-                flagged_markers.push((at, series_colour));
+                flagged_markers.push((at, series.style.marker, series_colour));
             } else {
-                chart.draw_series([Circle::new(at, 4, series_colour.filled())])?;
+                draw_marker(&mut chart, at, series.style.marker, series_colour, true)?;
             }
         }
         let flagged = points.iter().filter(|point| point.flagged).count();
@@ -617,29 +845,35 @@ fn sweep_chart(root: &Area, title: &str, sweep: &SweepChart) -> anyhow::Result<(
         } else {
             series.label.clone()
         };
-        legend.push(LegendItem {
-            label,
-            colour: series_colour,
-            dashed: false,
-            marker: Some(true),
-        });
+        legend.push(LegendItem::series(label, &series.style));
     }
-    for (at, marker_colour) in flagged_markers {
-        chart.draw_series([Circle::new(at, 5, WHITE.filled())])?;
-        chart.draw_series([Circle::new(at, 5, hollow(marker_colour, 2))])?;
+    for (at, marker, marker_colour) in flagged_markers {
+        draw_marker(&mut chart, at, marker, marker_colour, false)?;
     }
     if any_flagged {
         legend.push(LegendItem::flagged_note());
     }
-    if all().any(|point| point.y.runs > 1) {
+    let with_bars = || all().filter(|point| point.y.runs > 1);
+    if with_bars().any(|point| point.y.is_ci) {
         legend.push(LegendItem::line(
-            "bars: min-max of repeats",
+            "bars: 95% CI of the median",
+            RGBColor(90, 90, 90),
+            false,
+        ));
+    }
+    if with_bars().any(|point| !point.y.is_ci) {
+        legend.push(LegendItem::line(
+            "bars: min-max (n < 6, no CI)",
             RGBColor(90, 90, 90),
             false,
         ));
     }
     draw_legend(&legend_area, &legend)
 }
+
+/// A sweep chart whose values span more than this factor (two decades) is
+/// drawn on a log axis, so the smallest series is not flattened to zero.
+const LOG_SPAN: f64 = 100.0;
 
 const TIMELINE_COLUMNS: usize = 2;
 const TIMELINE_HEADER: u32 = 84;
@@ -667,7 +901,7 @@ fn timeline(root: &Area, title: &str, panels: &[TimelinePanel]) -> anyhow::Resul
     let mut x_offset = 16;
     for (item, stroke_width) in &items {
         let y = 20;
-        if item.dashed {
+        if item.dash != Dash::Solid {
             for start in [0, 11, 22] {
                 let segment = vec![(x_offset + start, y), (x_offset + start + 7, y)];
                 legend_area.draw(&PathElement::new(
@@ -866,8 +1100,8 @@ fn bar_chart(root: &Area, title: &str, chart_data: &BarChart) -> anyhow::Result<
         legend.push(LegendItem {
             label,
             colour: bar_colour,
-            dashed: false,
-            marker: Some(!bar.flagged),
+            dash: Dash::Solid,
+            marker: Some((Marker::Square, !bar.flagged)),
         });
     }
     if bars.iter().any(|bar| bar.flagged) {
@@ -942,8 +1176,8 @@ fn stacked_bar_chart(root: &Area, title: &str, chart_data: &StackedBarChart) -> 
         .map(|(name, part_colour)| LegendItem {
             label: name.clone(),
             colour: colour(*part_colour),
-            dashed: false,
-            marker: Some(true),
+            dash: Dash::Solid,
+            marker: Some((Marker::Square, true)),
         })
         .collect();
     if bars.iter().any(|bar| bar.flagged) {

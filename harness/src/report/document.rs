@@ -5,6 +5,7 @@ use super::charts::{
     Bar, BarChart, Chart, ChartBody, SpectrumLine, StackedBar, StackedBarChart, SweepChart, SweepPoint,
     SweepSeries, TimelinePanel, XScale,
 };
+use super::findings::{ChartIndex, Finding};
 use super::groups::{self, Entry, Labels, Scenario, Spread, Sweep, SweepAxis, count, kib, number};
 use super::load::ResultSet;
 use crate::results::cell::{Cell, Flag, Shape, Syscalls};
@@ -29,9 +30,12 @@ pub struct Document {
     pub title: String,
     /// One sentence: suite, commit, machine.
     pub headline: String,
-    /// Every manifest field, flattened to dotted keys.
-    pub manifest: Vec<(String, String)>,
+    /// Sentences written from the data, each linking its figure: the
+    /// report's first part ([`super::findings`]).
+    pub findings: Vec<Finding>,
     pub sections: Vec<Section>,
+    /// After the sections: the flagged runs one by one, and the manifest.
+    pub appendix: Vec<Section>,
     /// Every chart the sections refer to.
     pub charts: Vec<Chart>,
 }
@@ -74,6 +78,7 @@ pub fn build(set: &ResultSet) -> Document {
         labels,
         charts: Vec::new(),
         files: BTreeSet::new(),
+        index: ChartIndex::new(),
     };
     // The tour, when the result set is one, is the lesson: it comes first;
     // then the robustness matrix, when `harness faults` wrote the set.
@@ -109,13 +114,6 @@ pub fn build(set: &ResultSet) -> Document {
             &timelines,
         ));
     }
-    sections.push(flagged_section(&scenarios));
-    if let Some(section) = unsupported_section(&set.manifest) {
-        sections.push(section);
-    }
-    if let Some(section) = python_section(&scenarios) {
-        sections.push(section);
-    }
     for sweep in &sweeps {
         sections.push(builder.sweep_section(sweep));
     }
@@ -132,15 +130,41 @@ pub fn build(set: &ResultSet) -> Document {
         sections.push(section);
     }
     sections.extend(super::udp::section(set, &mut builder));
+    if let Some(section) = python_section(&scenarios) {
+        sections.push(section);
+    }
+    if let Some(section) = unsupported_section(&set.manifest) {
+        sections.push(section);
+    }
+    let (flagged_summary, flagged_table) = flagged_sections(&scenarios);
+    sections.push(flagged_summary);
+    let mut appendix: Vec<Section> = flagged_table.into_iter().collect();
+    appendix.push(Section {
+        id: "manifest".to_owned(),
+        title: "Manifest".to_owned(),
+        paragraphs: vec![
+            "Every field of manifest.json: where, when and how the set was measured.".to_owned(),
+        ],
+        charts: Vec::new(),
+        table: Some(Table {
+            headers: vec!["field".to_owned(), "value".to_owned()],
+            rows: manifest
+                .iter()
+                .map(|(key, value)| vec![key.clone(), value.clone()])
+                .collect(),
+        }),
+    });
+    let findings = super::findings::findings(&scenarios, &sweeps, &builder.index);
     let mut ids = BTreeSet::new();
-    for section in &mut sections {
+    for section in sections.iter_mut().chain(&mut appendix) {
         section.id = unique(&slug(&section.id), &mut ids);
     }
     Document {
         title,
         headline: headline(&manifest, suite),
-        manifest,
+        findings,
         sections,
+        appendix,
         charts: builder.charts,
     }
 }
@@ -149,32 +173,34 @@ pub(super) struct Builder {
     pub(super) labels: Labels,
     charts: Vec<Chart>,
     files: BTreeSet<String>,
+    /// The charts findings link to, by sweep or scenario and metric.
+    index: ChartIndex,
 }
 
 /// A measure plotted or tabulated per cell.
-struct Metric {
+pub(super) struct Metric {
     name: &'static str,
     title: &'static str,
     axis_label: &'static str,
     log: bool,
-    value: fn(&Cell) -> Option<f64>,
+    pub(super) value: fn(&Cell) -> Option<f64>,
 }
 
-const THROUGHPUT: Metric = Metric {
+pub(super) const THROUGHPUT: Metric = Metric {
     name: "throughput",
     title: "Throughput",
     axis_label: "throughput (msgs/s)",
     log: false,
     value: |cell| Some(cell.msgs_per_sec),
 };
-const P99: Metric = Metric {
+pub(super) const P99: Metric = Metric {
     name: "p99",
     title: "p99 latency",
     axis_label: "p99 latency (µs, log scale)",
     log: true,
     value: |cell| Some(cell.latency_us.p99),
 };
-const CPU_PER_MESSAGE: Metric = Metric {
+pub(super) const CPU_PER_MESSAGE: Metric = Metric {
     name: "cpu",
     title: "Server CPU per message",
     axis_label: "server CPU per message (µs)",
@@ -185,7 +211,7 @@ const CPU_PER_MESSAGE: Metric = Metric {
 /// PSS sum: [`crate::results::cell::ServerStats::memory_kib`]), per open
 /// connection. Summed resident sets are not drawn: they count a forking
 /// server's shared pages once per process.
-const MEMORY_PER_CONNECTION: Metric = Metric {
+pub(super) const MEMORY_PER_CONNECTION: Metric = Metric {
     name: "memory",
     title: "Server memory per open connection",
     axis_label: "server peak memory per open connection (KiB, each page once, log scale)",
@@ -251,11 +277,14 @@ impl Builder {
                 y_log: metric.log,
                 series: self.sweep_series(sweep, metric.value),
             });
-            charts.push(self.add_chart(
+            let index = self.add_chart(
                 &format!("{axis_key}-{}--{}", sweep.slug(), metric.name),
                 title,
                 body,
-            ));
+            );
+            self.index
+                .insert((super::findings::sweep_key(sweep), metric.name), index);
+            charts.push(index);
         }
         let scenario_names: Vec<&str> = sweep.scenarios.iter().map(|scenario| scenario.name).collect();
         Section {
@@ -296,7 +325,7 @@ impl Builder {
                     .collect();
                 (!points.is_empty()).then(|| SweepSeries {
                     label: label.to_owned(),
-                    colour: self.labels.colour(label),
+                    style: self.labels.style(label),
                     points,
                 })
             })
@@ -349,7 +378,7 @@ impl Builder {
             .iter()
             .map(|entry| SpectrumLine {
                 label: entry.label.to_owned(),
-                colour: self.labels.colour(entry.label),
+                style: self.labels.style(entry.label),
                 flags: entry
                     .representative()
                     .cell
@@ -517,7 +546,9 @@ impl Builder {
                 bars,
             });
             let title = format!("System calls per message: {}", scenario.name);
-            charts.push(self.add_chart(&format!("syscalls--{}", scenario.name), title, body));
+            let index = self.add_chart(&format!("syscalls--{}", scenario.name), title, body);
+            self.index.insert((scenario.name.to_owned(), "syscalls"), index);
+            charts.push(index);
             for (_, entry, calls, eagain) in &here {
                 let listed = |map: &BTreeMap<String, f64>| -> String {
                     let text: Vec<String> = Syscalls::most_first(map)
@@ -690,7 +721,9 @@ fn scenario_table(scenario: &Scenario, repeats: bool) -> Table {
     }
 }
 
-fn flagged_section(scenarios: &[Scenario]) -> Section {
+/// The flagged runs: a summary by cause for the body of the report, and
+/// the table of every run for the appendix (none when nothing is flagged).
+fn flagged_sections(scenarios: &[Scenario]) -> (Section, Option<Section>) {
     let mut rows = Vec::new();
     for scenario in scenarios {
         for entry in &scenario.entries {
@@ -770,30 +803,110 @@ fn flagged_section(scenarios: &[Scenario]) -> Section {
             }
         }
     }
-    let mut paragraphs = vec![crate::cell::flags::meanings()];
-    let table = if rows.is_empty() {
-        paragraphs.insert(0, "No cell is flagged.".to_owned());
-        None
-    } else {
-        let runs = if rows.len() == 1 {
-            "1 flagged run".to_owned()
-        } else {
-            format!("{} flagged runs", rows.len())
-        };
-        paragraphs.insert(0, format!("{runs}: their numbers say less than they seem to."));
-        let headers = ["model", "scenario", "repeat", "flags", "details"];
-        Some(Table {
-            headers: headers.iter().map(|header| header.to_string()).collect(),
-            rows,
-        })
-    };
-    Section {
+    let summary = Section {
         id: "flagged-cells".to_owned(),
         title: "Flagged cells".to_owned(),
-        paragraphs,
+        paragraphs: flagged_summary(&rows),
         charts: Vec::new(),
-        table,
+        table: None,
+    };
+    if rows.is_empty() {
+        return (summary, None);
     }
+    let headers = ["model", "scenario", "repeat", "flags", "details"];
+    let table = Section {
+        id: "flagged-runs".to_owned(),
+        title: "Flagged runs, one by one".to_owned(),
+        paragraphs: vec![crate::cell::flags::meanings()],
+        charts: Vec::new(),
+        table: Some(Table {
+            headers: headers.iter().map(|header| header.to_string()).collect(),
+            rows,
+        }),
+    };
+    (summary, Some(table))
+}
+
+/// Above this many labels, a flag's summary line counts labels per scenario.
+const FLAGGED_LABELS_NAMED: usize = 4;
+
+/// Flags that are a model's design rather than a fault of the run: the
+/// label, the flag, and the sentence that says why.
+const DESIGN_LIMITS: [(&str, &str, &str); 1] = [(
+    "single",
+    "starved",
+    "single serves one client at a time by design, so every other connection waits",
+)];
+
+/// The flagged runs (rows of model, scenario, repeat, flags, details) in a
+/// few lines: per flag, how many runs, which labels in which scenarios, and
+/// whether it is a model's documented design limit.
+fn flagged_summary(rows: &[Vec<String>]) -> Vec<String> {
+    if rows.is_empty() {
+        return vec!["No cell is flagged.".to_owned()];
+    }
+    let mut by_flag: BTreeMap<&str, (usize, BTreeMap<&str, BTreeSet<&str>>)> = BTreeMap::new();
+    for row in rows {
+        for flag in row[3].split(", ").filter(|flag| !flag.is_empty()) {
+            let (runs, labels) = by_flag.entry(flag).or_default();
+            *runs += 1;
+            labels.entry(&row[0]).or_default().insert(&row[1]);
+        }
+    }
+    let runs = |count: usize| {
+        if count == 1 {
+            "1 run".to_owned()
+        } else {
+            format!("{count} runs")
+        }
+    };
+    let mut paragraphs = vec![format!(
+        "{} flagged: their numbers say less than they seem to. By cause (the full table is in the appendix):",
+        runs(rows.len())
+    )];
+    for (flag, (count, labels)) in by_flag {
+        let limits: Vec<String> = labels
+            .keys()
+            .filter_map(|label| {
+                DESIGN_LIMITS
+                    .iter()
+                    .find(|(model, limited, _)| model == label && *limited == flag)
+                    .map(|(_, _, why)| format!(" A design limit: {why}."))
+            })
+            .collect();
+        // Few labels: each with its scenarios; many: each scenario with how
+        // many labels, so that the line stays a line.
+        let who: Vec<String> = if labels.len() <= FLAGGED_LABELS_NAMED {
+            labels
+                .iter()
+                .map(|(label, scenarios)| {
+                    let scenarios: Vec<&str> = scenarios.iter().copied().collect();
+                    format!("{label} in {}", scenarios.join(", "))
+                })
+                .collect()
+        } else {
+            let mut by_scenario: BTreeMap<&str, usize> = BTreeMap::new();
+            for scenario in labels.values().flatten() {
+                *by_scenario.entry(scenario).or_default() += 1;
+            }
+            let scenarios: Vec<String> = by_scenario
+                .iter()
+                .map(|(scenario, labels)| format!("{scenario} ({labels})"))
+                .collect();
+            vec![format!(
+                "{} labels, in scenarios (labels flagged) {}",
+                labels.len(),
+                scenarios.join(", ")
+            )]
+        };
+        paragraphs.push(format!(
+            "{flag}: {}; {}.{}",
+            runs(count),
+            who.join("; "),
+            limits.concat()
+        ));
+    }
+    paragraphs
 }
 
 /// Models the machine could not run, from the manifest: each label once,

@@ -9,88 +9,256 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The models in the order of the progression; their colours never change.
 pub const MODEL_ORDER: [&str; echo_core::MODELS.len()] = echo_core::MODELS;
 
-/// The first models, whose places and colours come before any other label.
-/// The models added later are shown after the other labels and take the
-/// last colours of the palette, so that a result set made before they
-/// existed keeps every label's place and colour.
-const FIRST_MODELS: usize = 8;
+/// Variants of a model the suites name: each keeps a fixed marker and
+/// dash, after the models'.
+const KNOWN_VARIANTS: [&str; 3] = ["epoll-edge", "async-current-thread", "process-prefork"];
 
-/// Tableau-10 followed by darker shades: readable on white, distinct in print.
-const PALETTE: [(u8, u8, u8); 16] = [
-    (31, 119, 180),
-    (255, 127, 14),
-    (44, 160, 44),
-    (214, 39, 40),
-    (148, 103, 189),
-    (140, 86, 75),
-    (227, 119, 194),
-    (127, 127, 127),
-    (188, 189, 34),
-    (23, 190, 207),
-    (0, 63, 92),
-    (122, 81, 149),
-    (188, 80, 144),
-    (255, 166, 0),
-    (60, 90, 30),
-    (90, 40, 40),
+/// A model family: its members, and the hue they share.
+type Family = (&'static [&'static str], (u8, u8, u8));
+
+/// Okabe & Ito's palette ("Color Universal Design", 2008): hues told apart
+/// under the common colour-vision deficiencies. Each model family takes one
+/// hue; its members take shades of it ([`SHADES`]), and every series also
+/// has its own marker and dash ([`Labels::style`]), so a chart stays
+/// readable in greyscale.
+const FAMILIES: [Family; 5] = [
+    // A process or a thread per client, and its bounded and serial forms.
+    (
+        &["single", "threaded", "pool", "process", "process-prefork"],
+        (213, 94, 0),
+    ),
+    // Non-blocking sockets polled by the program.
+    (&["nonblocking", "select"], (230, 159, 0)),
+    // Readiness from the kernel's epoll.
+    (&["epoll", "epoll-edge", "reuseport"], (0, 114, 178)),
+    // Tasks and coroutines over readiness.
+    (&["coroutine", "async", "async-current-thread"], (0, 158, 115)),
+    // Completion: io_uring.
+    (&["uring"], (0, 0, 0)),
+];
+
+/// The Python servers (`py-MODEL`): Okabe–Ito's sky blue, shaded by their
+/// Rust twin's place in the progression.
+const PYTHON_HUE: (u8, u8, u8) = (86, 180, 233);
+
+/// Any other label: Okabe–Ito's reddish purple.
+const OTHER_HUE: (u8, u8, u8) = (204, 121, 167);
+
+/// A family member's shade: the hue mixed toward black (negative) or white
+/// (positive) by this fraction, by its place in the family.
+const SHADES: [f64; 6] = [0.0, -0.45, 0.45, -0.7, 0.7, -0.2];
+
+/// Colours of the parts of a stacked chart (Paul Tol's "muted" scheme,
+/// colour-blind safe), in order.
+const PARTS: [(u8, u8, u8); 10] = [
+    (51, 34, 136),
+    (136, 204, 238),
+    (68, 170, 153),
+    (17, 119, 51),
+    (153, 153, 51),
+    (221, 204, 119),
+    (204, 102, 119),
+    (136, 34, 85),
+    (170, 68, 153),
+    (221, 221, 221),
 ];
 
 /// The colour of the `index`-th part of a stacked chart.
 pub fn part_colour(index: usize) -> (u8, u8, u8) {
-    PALETTE[index % PALETTE.len()]
+    PARTS[index % PARTS.len()]
 }
 
-/// Labels in display order (the first eight models first, in their fixed order,
-/// then other labels sorted), each with a fixed colour.
+/// A marker shape, told apart without colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    Circle,
+    Square,
+    TriangleUp,
+    Diamond,
+    Cross,
+    TriangleDown,
+}
+
+const MARKERS: [Marker; 6] = [
+    Marker::Circle,
+    Marker::Square,
+    Marker::TriangleUp,
+    Marker::Diamond,
+    Marker::Cross,
+    Marker::TriangleDown,
+];
+
+/// A line's dash pattern, told apart without colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dash {
+    Solid,
+    /// 8 px on, 5 off.
+    Dashed,
+    /// 2 px on, 4 off.
+    Dotted,
+    /// 16 px on, 5 off.
+    Long,
+}
+
+const DASHES: [Dash; 4] = [Dash::Solid, Dash::Dashed, Dash::Dotted, Dash::Long];
+
+/// How one label's series is drawn in every chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesStyle {
+    pub colour: (u8, u8, u8),
+    pub marker: Marker,
+    pub dash: Dash,
+}
+
+/// Labels in display order: the models in the order of the progression,
+/// each variant (`epoll-edge`) right after its model, each Python server
+/// (`py-epoll`) after the Rust ones, then any other label, sorted.
 #[derive(Debug, Clone)]
 pub struct Labels {
-    others: Vec<String>,
+    order: Vec<String>,
 }
 
 impl Labels {
     pub fn new<'a>(labels: impl IntoIterator<Item = &'a str>) -> Self {
-        let others: BTreeSet<String> = labels
+        let mut order: Vec<String> = labels
             .into_iter()
-            .filter(|label| !MODEL_ORDER.contains(label))
+            .chain(MODEL_ORDER)
+            .collect::<BTreeSet<&str>>()
+            .into_iter()
             .map(str::to_owned)
             .collect();
-        Labels {
-            others: others.into_iter().collect(),
-        }
+        order.sort_by_key(|label| display_key(label));
+        Labels { order }
     }
 
     /// The position of `label` in display order.
     pub fn rank(&self, label: &str) -> usize {
-        match MODEL_ORDER.iter().position(|model| *model == label) {
-            Some(position) if position < FIRST_MODELS => position,
-            Some(position) => self.others.len() + position,
-            None => {
-                let position = self.others.iter().position(|other| other == label);
-                FIRST_MODELS + position.unwrap_or(self.others.len())
-            }
-        }
+        self.order
+            .iter()
+            .position(|known| known == label)
+            .unwrap_or(self.order.len())
     }
 
+    /// The label's colour: its family's hue, in its own shade. It depends on
+    /// the label alone, never on which other labels are present.
     pub fn colour(&self, label: &str) -> (u8, u8, u8) {
-        match MODEL_ORDER.iter().position(|model| *model == label) {
-            Some(position) if position >= FIRST_MODELS => {
-                PALETTE[PALETTE.len() - MODEL_ORDER.len() + position]
-            }
-            _ => PALETTE[self.rank(label) % PALETTE.len()],
+        family_colour(label)
+    }
+
+    /// Colour, marker and dash of `label`'s series. Models and the known
+    /// variants keep theirs whatever else is present; 6 markers and 4
+    /// dashes give 24 distinct pairs.
+    pub fn style(&self, label: &str) -> SeriesStyle {
+        let fixed = MODEL_ORDER.len() + KNOWN_VARIANTS.len();
+        let index = MODEL_ORDER
+            .iter()
+            .chain(&KNOWN_VARIANTS)
+            .position(|known| *known == label)
+            .unwrap_or_else(|| {
+                let others = self.order.iter().filter(|other| {
+                    !MODEL_ORDER.contains(&other.as_str()) && !KNOWN_VARIANTS.contains(&other.as_str())
+                });
+                fixed + others.take_while(|other| *other != label).count()
+            });
+        SeriesStyle {
+            colour: self.colour(label),
+            marker: MARKERS[index % MARKERS.len()],
+            dash: DASHES[(index + index / 12) % DASHES.len()],
         }
     }
 }
 
-/// Median, minimum and maximum over the repeats of one entry.
+/// Sorts a label in display order: (Python, its model's place, variant, label).
+fn display_key(label: &str) -> (bool, usize, bool, String) {
+    let python = label.starts_with("py-");
+    let bare = label.strip_prefix("py-").unwrap_or(label);
+    let bare = if bare == "asyncio" { "async" } else { bare };
+    let exact = MODEL_ORDER.iter().position(|model| *model == bare);
+    let base = exact.or_else(|| {
+        MODEL_ORDER
+            .iter()
+            .position(|model| bare.strip_prefix(model).is_some_and(|rest| rest.starts_with('-')))
+    });
+    (
+        python,
+        base.unwrap_or(MODEL_ORDER.len()),
+        exact.is_none(),
+        label.to_owned(),
+    )
+}
+
+/// See [`Labels::colour`].
+fn family_colour(label: &str) -> (u8, u8, u8) {
+    if let Some(twin) = label.strip_prefix("py-") {
+        let place = MODEL_ORDER
+            .iter()
+            .position(|model| twin.starts_with(model))
+            .unwrap_or(0);
+        return shade(PYTHON_HUE, SHADES[place % SHADES.len()]);
+    }
+    for (members, hue) in FAMILIES {
+        if let Some(place) = members.iter().position(|member| *member == label) {
+            return shade(hue, SHADES[place % SHADES.len()]);
+        }
+    }
+    // A variant of a model (`epoll-edge`, `pool-64`): its model's family,
+    // a shade after the named members'.
+    for (members, hue) in FAMILIES {
+        if members.iter().any(|member| {
+            label
+                .strip_prefix(member)
+                .is_some_and(|rest| rest.starts_with('-'))
+        }) {
+            return shade(hue, SHADES[members.len() % SHADES.len()]);
+        }
+    }
+    OTHER_HUE
+}
+
+/// `colour` mixed toward black (`amount` < 0) or white (> 0).
+fn shade((red, green, blue): (u8, u8, u8), amount: f64) -> (u8, u8, u8) {
+    let mix = |channel: u8| -> u8 {
+        let channel = f64::from(channel);
+        let mixed = if amount < 0.0 {
+            channel * (1.0 + amount)
+        } else {
+            channel + (255.0 - channel) * amount
+        };
+        mixed.round().clamp(0.0, 255.0) as u8
+    };
+    (mix(red), mix(green), mix(blue))
+}
+
+/// Median, minimum and maximum over the repeats of one entry, and the
+/// interval a chart draws around the median: the 95% CI of the median
+/// where the repeats allow one (n ≥ 6, [`crate::stats::Summary`]), the
+/// min–max otherwise.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Spread {
     pub median: f64,
     pub min: f64,
     pub max: f64,
     pub runs: usize,
+    pub low: f64,
+    pub high: f64,
+    /// `low`–`high` is a 95% CI (else it is the min–max).
+    pub is_ci: bool,
 }
 
 impl Spread {
+    /// A single value.
+    pub fn one(value: f64) -> Spread {
+        Spread {
+            median: value,
+            min: value,
+            max: value,
+            runs: 1,
+            low: value,
+            high: value,
+            is_ci: false,
+        }
+    }
+
     pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
         let mut values: Vec<f64> = values.into_iter().filter(|value| value.is_finite()).collect();
         if values.is_empty() {
@@ -103,11 +271,15 @@ impl Spread {
         } else {
             (values[middle - 1] + values[middle]) / 2.0
         };
+        let summary = crate::stats::Summary::of(&values)?;
         Some(Spread {
             median,
             min: values[0],
             max: values[values.len() - 1],
             runs: values.len(),
+            low: summary.low,
+            high: summary.high,
+            is_ci: summary.is_ci,
         })
     }
 }
@@ -509,17 +681,65 @@ mod tests {
     }
 
     #[test]
-    fn models_keep_their_colour_whatever_else_is_present() {
-        let labels = Labels::new(["epoll-edge", "async", "zeta"]);
+    fn labels_follow_the_progression_and_keep_their_look_whatever_else_is_present() {
+        let labels = Labels::new(["epoll-edge", "async", "zeta", "py-epoll"]);
+        let alone = Labels::new(["epoll"]);
         assert_eq!(labels.rank("single"), 0);
-        assert_eq!(labels.rank("async"), 7);
-        assert_eq!(labels.rank("epoll-edge"), 8);
-        assert_eq!(labels.rank("zeta"), 9);
-        assert_eq!(labels.colour("epoll"), PALETTE[5]);
-        // Models added later come after the other labels, with the last colours.
-        assert_eq!(labels.rank("process"), 10);
-        assert_eq!(labels.rank("reuseport"), 12);
-        assert_eq!(labels.colour("process"), PALETTE[13]);
-        assert_eq!(labels.colour("reuseport"), PALETTE[15]);
+        assert_eq!(labels.rank("epoll"), 5);
+        assert_eq!(labels.rank("epoll-edge"), 6);
+        assert_eq!(labels.rank("coroutine"), 7);
+        assert_eq!(labels.rank("reuseport"), 11);
+        assert_eq!(labels.rank("zeta"), 12);
+        assert_eq!(labels.rank("py-epoll"), 13);
+        assert_eq!(labels.colour("epoll"), alone.colour("epoll"));
+        assert_eq!(labels.style("reuseport"), alone.style("reuseport"));
+        assert_eq!(labels.colour("epoll"), (0, 114, 178));
+        assert_eq!(labels.colour("zeta"), OTHER_HUE);
+    }
+
+    #[test]
+    fn a_family_shares_a_hue_and_every_series_differs_without_colour() {
+        let labels = Labels::new([
+            "epoll-edge",
+            "async-current-thread",
+            "process-prefork",
+            "py-epoll",
+        ]);
+        // Members of a family are shades of one hue: the same hue angle.
+        let (r, g, b) = labels.colour("reuseport");
+        assert!(b > r && b > g, "reuseport is a blue: {:?}", (r, g, b));
+        assert_ne!(labels.colour("epoll"), labels.colour("reuseport"));
+        assert_ne!(labels.colour("epoll"), labels.colour("epoll-edge"));
+        let all = [
+            "single",
+            "threaded",
+            "pool",
+            "nonblocking",
+            "select",
+            "epoll",
+            "coroutine",
+            "async",
+            "process",
+            "uring",
+            "reuseport",
+            "epoll-edge",
+            "async-current-thread",
+            "process-prefork",
+            "py-epoll",
+        ];
+        let mut seen = Vec::new();
+        for label in all {
+            let style = labels.style(label);
+            assert!(
+                !seen.contains(&(style.marker, style.dash)),
+                "{label} repeats a marker and dash"
+            );
+            seen.push((style.marker, style.dash));
+            assert!(
+                !all.iter()
+                    .any(|other| *other != label && labels.colour(other) == style.colour),
+                "{label} shares its colour"
+            );
+        }
     }
 }

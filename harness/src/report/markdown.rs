@@ -1,47 +1,67 @@
 //! `report.md`: the document with charts linked by relative path.
 
-use super::document::{Document, Table};
+use super::document::{Document, Section, Table};
 use std::fmt::Write;
 
 pub fn render(document: &Document) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# {}\n\n{}\n\n## Manifest\n",
+        "# {}\n\n{}\n\n## Findings\n",
         document.title, document.headline
     );
-    let manifest = Table {
-        headers: vec!["field".into(), "value".into()],
-        rows: document
-            .manifest
-            .iter()
-            .map(|(key, value)| vec![key.clone(), value.clone()])
-            .collect(),
-    };
-    table(&mut out, &manifest);
+    if document.findings.is_empty() {
+        out.push_str("No rule found a difference the data supports (see the sections below).\n");
+    }
+    for finding in &document.findings {
+        match finding.chart {
+            Some(index) => {
+                let _ = writeln!(
+                    out,
+                    "- {} ([figure](charts/{}))",
+                    escape(&finding.text),
+                    document.charts[index].file
+                );
+            }
+            None => {
+                let _ = writeln!(out, "- {}", escape(&finding.text));
+            }
+        }
+    }
+    if let Some(index) = document.findings.iter().find_map(|finding| finding.chart) {
+        let chart = &document.charts[index];
+        let _ = writeln!(out, "\n![{}](charts/{})", escape(&chart.title), chart.file);
+    }
     out.push_str("\n## Contents\n\n");
-    for section in &document.sections {
+    for section in document.sections.iter().chain(&document.appendix) {
         let _ = writeln!(out, "- [{}](#{})", escape(&section.title), section.id);
     }
     for section in &document.sections {
-        let _ = writeln!(
-            out,
-            "\n<a id=\"{}\"></a>\n\n## {}\n",
-            section.id,
-            escape(&section.title)
-        );
-        for paragraph in &section.paragraphs {
-            let _ = writeln!(out, "{}\n", escape(paragraph));
-        }
-        for &index in &section.charts {
-            let chart = &document.charts[index];
-            let _ = writeln!(out, "![{}](charts/{})\n", escape(&chart.title), chart.file);
-        }
-        if let Some(section_table) = &section.table {
-            table(&mut out, section_table);
-        }
+        render_section(&mut out, document, section, "");
+    }
+    for section in &document.appendix {
+        render_section(&mut out, document, section, "Appendix: ");
     }
     out
+}
+
+fn render_section(out: &mut String, document: &Document, section: &Section, prefix: &str) {
+    let _ = writeln!(
+        out,
+        "\n<a id=\"{}\"></a>\n\n## {prefix}{}\n",
+        section.id,
+        escape(&section.title)
+    );
+    for paragraph in &section.paragraphs {
+        let _ = writeln!(out, "{}\n", escape(paragraph));
+    }
+    for &index in &section.charts {
+        let chart = &document.charts[index];
+        let _ = writeln!(out, "![{}](charts/{})\n", escape(&chart.title), chart.file);
+    }
+    if let Some(section_table) = &section.table {
+        table(out, section_table);
+    }
 }
 
 fn table(out: &mut String, table: &Table) {

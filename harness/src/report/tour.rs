@@ -105,12 +105,7 @@ fn step_section(entry: &TourEntry, builder: &mut Builder) -> Section {
                     Some(model) => builder.labels.colour(model),
                     None => part_colour(index),
                 },
-                value: Spread {
-                    median: bar.value,
-                    min: bar.value,
-                    max: bar.value,
-                    runs: 1,
-                },
+                value: Spread::one(bar.value),
                 flagged: false,
             })
             .collect();

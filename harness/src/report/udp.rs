@@ -60,7 +60,7 @@ pub(super) fn section(set: &ResultSet, builder: &mut Builder) -> Option<Section>
             .into_iter()
             .map(|(label, rates)| SweepSeries {
                 label: label.to_owned(),
-                colour: builder.labels.colour(label),
+                style: builder.labels.style(label),
                 points: rates
                     .into_iter()
                     .filter_map(|(rate, losses)| {
