@@ -467,6 +467,8 @@ impl Sweep<'_, '_> {
         let mut parts = vec![shape.to_owned(), format!("{} B messages", first.size)];
         if let Some(step) = tour_step(first.name) {
             parts.insert(0, format!("tour {step}"));
+        } else if !experiment(first).is_empty() {
+            parts.insert(0, experiment(first));
         }
         if self.axis != SweepAxis::Connections {
             parts.push(format!("{} connections", count(first.connections.into())));
@@ -486,8 +488,9 @@ impl Sweep<'_, '_> {
     pub fn slug(&self) -> String {
         let first = self.scenarios[0];
         let mut slug = format!("{}-s{}", first.shape.as_str(), first.size);
-        if let Some(step) = tour_step(first.name) {
-            slug = format!("{step}-{slug}");
+        let experiment = experiment(first);
+        if !experiment.is_empty() {
+            slug = format!("{experiment}-{slug}");
         }
         if self.axis != SweepAxis::Connections {
             slug.push_str(&format!("-c{}", first.connections));
@@ -504,23 +507,45 @@ impl Sweep<'_, '_> {
     }
 }
 
-/// What the scenarios of one sweep share: the tour step (or ""), shape,
-/// size, and the two parameters that are not swept.
-type SweepKey<'a> = (&'a str, Shape, u32, u32, u32, u64);
+/// What the scenarios of one sweep share: the experiment (see
+/// [`experiment`]), shape, size, and the two parameters that are not swept.
+type SweepKey = (String, Shape, u32, u32, u32, u64);
+
+/// What a scenario's name says beyond its load's shape, connections, size,
+/// idle connections and rate: the tour step (`step05`), the protocol and
+/// request (`http-plaintext`, `udp`), the pipeline depth (`p16`), the work
+/// (`wait1000`); "" for a plain echo scenario. Scenarios of different
+/// experiments are never one line of a sweep.
+pub fn experiment(scenario: &Scenario) -> String {
+    let load_tokens = [
+        scenario.shape.as_str().to_owned(),
+        format!("c{}", scenario.connections),
+        format!("s{}", scenario.size),
+        format!("i{}", scenario.idle),
+        scenario.rate.map_or_else(String::new, |rate| format!("r{rate}")),
+    ];
+    scenario
+        .name
+        .split('-')
+        .filter(|token| !load_tokens.iter().any(|load| load == token))
+        .collect::<Vec<_>>()
+        .join("-")
+}
 
 /// Every sweep over connections (any shape), idle connections (any shape)
 /// and offered rate (open loop) with at least two points.
 pub fn sweeps<'s, 'a>(scenarios: &'s [Scenario<'a>]) -> Vec<Sweep<'s, 'a>> {
     let mut sweeps = Vec::new();
     for axis in [SweepAxis::Connections, SweepAxis::Idle, SweepAxis::Rate] {
-        // Cells of different tour steps are different experiments: never one line.
+        // Cells of different experiments (tour steps, protocols, requests,
+        // work) are never one line.
         let mut groups: BTreeMap<SweepKey, Vec<&Scenario>> = BTreeMap::new();
         for scenario in scenarios {
             if axis == SweepAxis::Rate && scenario.shape != Shape::Open {
                 continue;
             }
             let rate_bits = scenario.rate.map_or(0, f64::to_bits);
-            let step = tour_step(scenario.name).unwrap_or("");
+            let step = experiment(scenario);
             let key = match axis {
                 SweepAxis::Connections => (step, scenario.shape, scenario.size, 0, scenario.idle, rate_bits),
                 SweepAxis::Idle => (
@@ -645,6 +670,45 @@ pub fn compact(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scenario(name: &str, shape: Shape, connections: u32, rate: Option<f64>) -> Scenario<'_> {
+        Scenario {
+            name,
+            shape,
+            connections,
+            size: 64,
+            idle: 0,
+            rate,
+            entries: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_sweep_never_joins_different_experiments() {
+        let closed = |name, connections| scenario(name, Shape::Closed, connections, None);
+        assert_eq!(experiment(&closed("closed-c100-s64", 100)), "");
+        assert_eq!(experiment(&closed("step05-closed-c1-s64", 1)), "step05");
+        assert_eq!(experiment(&closed("udp-closed-c100-s64", 100)), "udp");
+        assert_eq!(experiment(&closed("closed-c100-s64-wait1000", 100)), "wait1000");
+        assert_eq!(
+            experiment(&closed("http-plaintext-closed-c100-p16", 100)),
+            "http-plaintext-p16"
+        );
+        let open = scenario("open-r20000-c100-s64", Shape::Open, 100, Some(20000.0));
+        assert_eq!(experiment(&open), "");
+        // Plaintext and a static file at the same connection counts: two
+        // sweeps, not one line that zigzags between them.
+        let scenarios = [
+            closed("http-plaintext-closed-c1", 1),
+            closed("http-plaintext-closed-c100", 100),
+            closed("http-static-64k.bin-closed-c1", 1),
+            closed("http-static-64k.bin-closed-c100", 100),
+        ];
+        let found = sweeps(&scenarios);
+        assert_eq!(found.len(), 2);
+        assert!(found.iter().all(|sweep| sweep.scenarios.len() == 2));
+        assert_ne!(found[0].slug(), found[1].slug());
+    }
 
     #[test]
     fn numbers_format_the_same_way_every_time() {
