@@ -88,7 +88,7 @@ fn the_reports_show_every_chart_and_the_manifest() {
             "Test CPU @ 1.00GHz",
             "fixture",
             "closed-c100-s64",
-            "churn-c10-s64",
+            "churn-c10",
         ] {
             assert!(report.contains(expected), "a report lacks {expected}");
         }
@@ -183,14 +183,14 @@ fn a_missing_or_corrupt_file_is_named_in_one_line() {
     assert_fails_naming(set.path(), "epoll--closed-c10-s64.hgrm");
     std::fs::write(&hgrm, saved).unwrap();
 
-    let hlog = cells.join("async--churn-c10-s64.hlog");
+    let hlog = cells.join("async--churn-c10.hlog");
     let saved = std::fs::read(&hlog).unwrap();
     std::fs::write(
         &hlog,
         b"#[BaseTime: 0.000 (seconds since epoch)]\n0.000,1.000,1.0,notbase64!!\n",
     )
     .unwrap();
-    assert_fails_naming(set.path(), "async--churn-c10-s64.hlog");
+    assert_fails_naming(set.path(), "async--churn-c10.hlog");
     std::fs::write(&hlog, saved).unwrap();
 
     let json = cells.join("threaded--closed-c1-s64.json");

@@ -32,16 +32,17 @@ pub struct CellSpec {
 }
 
 /// The scenarios of a small "full" suite: a closed connection sweep, idle
-/// connections, an open-loop rate sweep and churn.
+/// connections, an open-loop rate sweep and churn, named as the harness
+/// names them (`cell::scenario_name`).
 pub fn scenarios() -> Vec<(String, &'static str, u32, u32, Option<f64>)> {
     vec![
         ("closed-c1-s64".into(), "closed", 1, 0, None),
         ("closed-c10-s64".into(), "closed", 10, 0, None),
         ("closed-c100-s64".into(), "closed", 100, 0, None),
-        ("idle-c10-s64-i2000".into(), "closed", 10, 2000, None),
-        ("open-c100-s64-r20000".into(), "open", 100, 0, Some(20000.0)),
-        ("open-c100-s64-r80000".into(), "open", 100, 0, Some(80000.0)),
-        ("churn-c10-s64".into(), "churn", 10, 0, None),
+        ("closed-c10-s64-i2000".into(), "closed", 10, 2000, None),
+        ("open-r20000-c100-s64".into(), "open", 100, 0, Some(20000.0)),
+        ("open-r80000-c100-s64".into(), "open", 100, 0, Some(80000.0)),
+        ("churn-c10".into(), "churn", 10, 0, None),
     ]
 }
 
