@@ -234,6 +234,22 @@ fn nginx_installed() -> bool {
     found
 }
 
+/// The directories of `{conf:FILE}` copies (`echolab-conf-PID-PORT`) whose
+/// harness has ended.
+fn config_copies_of_ended_harnesses() -> std::collections::BTreeSet<std::path::PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            name.strip_prefix("echolab-conf-")
+                .and_then(|rest| rest.split('-').next())
+                .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .collect()
+}
+
 /// The nginx command line of the template, with `workers` workers.
 pub fn nginx_command(workers: u32) -> String {
     format!(
@@ -252,6 +268,7 @@ fn nginx_serves_a_static_file_pipelined_16_without_an_error() {
     let bytes: Vec<u8> = (0..65536u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(root.path().join("64k.bin"), &bytes).unwrap();
     std::fs::write(root.path().join("plain.txt"), b"Hello, World!").unwrap();
+    let config_copies_before = config_copies_of_ended_harnesses();
     for (request, workers) in [("static:plain.txt", 1), ("static:64k.bin", 2)] {
         let command = nginx_command(workers);
         let cell = bench_json(&[
@@ -324,6 +341,13 @@ fn nginx_serves_a_static_file_pipelined_16_without_an_error() {
         "{cell}"
     );
     assert!(throughput(&cell) > 0.0, "{cell}");
+    // The template's filled copies (and nginx's pid and temporary files) go
+    // with the server.
+    let left: Vec<_> = config_copies_of_ended_harnesses()
+        .difference(&config_copies_before)
+        .cloned()
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]

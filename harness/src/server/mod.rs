@@ -201,6 +201,7 @@ impl ServerUnderTest {
                 Ok(Started {
                     addr: process.addr,
                     process: Some(process),
+                    _config: None,
                 })
             }
             Kind::Command { argv } => {
@@ -208,6 +209,12 @@ impl ServerUnderTest {
                     arg.contains("{port}") || arg.contains("{addr}") || config_template(arg).is_some()
                 });
                 let port = if needs_port { Some(free_port()?) } else { None };
+                // Removed when `Started` is dropped: after the server stopped,
+                // or at once if it does not start.
+                let config = argv
+                    .iter()
+                    .any(|arg| config_template(arg).is_some())
+                    .then(|| OwnedDir(config_dir(port)));
                 let argv: Vec<String> = argv
                     .iter()
                     .map(|arg| fill_placeholders(arg, port, self.launch.root.as_deref()))
@@ -222,6 +229,7 @@ impl ServerUnderTest {
                 Ok(Started {
                     addr: process.addr,
                     process: Some(process),
+                    _config: config,
                 })
             }
             Kind::Target { addr } => Ok(Started {
@@ -230,6 +238,7 @@ impl ServerUnderTest {
                     _ => check_target(addr)?,
                 },
                 process: None,
+                _config: None,
             }),
         }
     }
@@ -240,6 +249,8 @@ pub struct Started {
     pub addr: SocketAddr,
     /// The process tree, when the harness started it.
     pub process: Option<ServerProcess>,
+    /// The directory of its configuration copies, if it has one.
+    _config: Option<OwnedDir>,
 }
 
 impl Started {
@@ -297,6 +308,26 @@ fn config_template(arg: &str) -> Option<&str> {
     arg.strip_prefix("{conf:")?.strip_suffix('}')
 }
 
+/// Where the copies of a command's configuration templates go (`{dir}`):
+/// one directory per harness and port.
+fn config_dir(port: Option<u16>) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "echolab-conf-{}-{}",
+        std::process::id(),
+        port.unwrap_or(0)
+    ))
+}
+
+/// A directory the harness made for a server, removed (with what the server
+/// wrote into it: a pid file, temporary files) once the server is stopped.
+struct OwnedDir(std::path::PathBuf);
+
+impl Drop for OwnedDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Fills a command argument's placeholders: `{port}`, `{addr}`, `{root}`
 /// and, for a whole argument `{conf:PATH}`, the path of a copy of the file
 /// PATH with the same placeholders filled, and `{dir}`: the copy's own
@@ -323,11 +354,7 @@ fn fill_placeholders(arg: &str, port: Option<u16>, root: Option<&std::path::Path
     };
     let text = std::fs::read_to_string(template)
         .with_context(|| format!("cannot read the configuration template {template}"))?;
-    let dir = std::env::temp_dir().join(format!(
-        "echolab-conf-{}-{}",
-        std::process::id(),
-        port.unwrap_or(0)
-    ));
+    let dir = config_dir(port);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // Without --root a template serves its own, empty, directory.
     let filled = fill(&text, Some(root.unwrap_or(&dir)))?.replace("{dir}", &dir.display().to_string());
