@@ -618,7 +618,9 @@ fn sum_parts(parts: Vec<Part>) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
         duration_s: first.duration_s,
         messages,
         msgs_per_sec,
-        bytes_per_sec: msgs_per_sec * f64::from(first.size),
+        // Each host knows what an answer weighs (an echo its size, an HTTP
+        // response its body): their rates add up.
+        bytes_per_sec: parts.iter().map(|part| part.cell.bytes_per_sec).sum(),
         connections_per_sec: first.connections_per_sec.map(|_| msgs_per_sec),
         latency_us: record::latency(&histogram),
         errors,
@@ -884,6 +886,8 @@ mod tests {
         }
         let mut cell = cell("target", "closed-c6-s64", samples.len() as u64);
         cell.latency_us = record::latency(&histogram);
+        // Answers of 100 bytes, not the size: an HTTP response's body.
+        cell.bytes_per_sec = cell.msgs_per_sec * 100.0;
         cell.share = Some(LoadShare {
             host,
             hosts,
@@ -963,6 +967,11 @@ mod tests {
         let cell = files::read_cell_json(&out.join("cells/target--closed-c6-s64.json")).unwrap();
         assert_eq!(cell.messages, 15_000);
         assert_eq!(cell.msgs_per_sec, 5_000.0);
+        assert!(
+            (cell.bytes_per_sec - 500_000.0).abs() < 1e-6,
+            "{}",
+            cell.bytes_per_sec
+        );
         assert_eq!(cell.latency_us, record::latency(&reference));
         assert_eq!(cell.hosts.len(), 3);
         assert_eq!(cell.hosts[1].messages, 3_000);
