@@ -774,25 +774,17 @@ mod tests {
         assert!(b > r && b > g, "reuseport is a blue: {:?}", (r, g, b));
         assert_ne!(labels.colour("epoll"), labels.colour("reuseport"));
         assert_ne!(labels.colour("epoll"), labels.colour("epoll-edge"));
-        let all = [
-            "single",
-            "threaded",
-            "pool",
-            "nonblocking",
-            "select",
-            "epoll",
-            "coroutine",
-            "async",
-            "process",
-            "uring",
-            "reuseport",
-            "epoll-edge",
-            "async-current-thread",
-            "process-prefork",
-            "py-epoll",
-        ];
+        let all: Vec<&str> = echo_core::MODELS
+            .into_iter()
+            .chain([
+                "epoll-edge",
+                "async-current-thread",
+                "process-prefork",
+                "py-epoll",
+            ])
+            .collect();
         let mut seen = Vec::new();
-        for label in all {
+        for &label in &all {
             let style = labels.style(label);
             assert!(
                 !seen.contains(&(style.marker, style.dash)),
