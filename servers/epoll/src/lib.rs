@@ -23,9 +23,9 @@
 //! a static file goes out with nonblocking `sendfile(2)`, page cache to
 //! socket, no copy through this process (EAGAIN when the socket buffer is
 //! full, as for a write); `reuseport` and `process --prefork` inherit it.
-//! `--work wait:` is
-//! a timer per held connection in a heap (`echo_core::drive::Timers`), the
-//! earliest one `epoll_wait`'s timeout: O(log n) per wait, no system call.
+//! `--work wait:` is a timer per held connection in a heap
+//! (`echo_core::drive::Timers`), the earliest one `epoll_wait`'s timeout:
+//! O(log n) per wait, no system call.
 //!
 //! **Compare with.** `select`, which copies and scans every fd on every call,
 //! where epoll keeps the interest list in the kernel and returns only ready
@@ -180,7 +180,7 @@ impl Reactor {
                 epoll.add(&listener, EpollEvent::new(listening, LISTENER))?;
                 accepts_resume = None;
             }
-            let woken = timers.expired(Instant::now());
+            let woken = timers.due();
             let woken = woken.into_iter().map(|token| (token, EpollFlags::empty()));
             let ready_tokens = events[..ready].iter().map(|event| (event.data(), event.events()));
             for (token, flags) in ready_tokens.chain(woken) {
