@@ -13,7 +13,8 @@ lesson of its model (the same split as the Rust crate `echo-core`):
   and prints the ready line; `survive_datagram_error` tells one peer's
   error (logged, survived) from the socket's (raised).
 - `stop_on_signals`: SIGTERM and SIGINT end the process at once with status
-  0 (a model that forks first stops its children).
+  0 (a model that forks first stops its children); a thread of their own
+  takes them with `sigwait`, so they are never lost in a race.
 - `require`: a third-party package that is missing is one line naming it and
   its `pip install`, and exit status `EXIT_UNSUPPORTED` before the ready line.
 - `Work`: the cost of one message, computed (`cpu:`) or waited for (`wait:`).
@@ -215,34 +216,37 @@ def survive_datagram_error(whom, error):
     log(f"{whom}: {error.strerror or error}")
 
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
 def stop_on_signals(before_exit=None):
     """SIGTERM and SIGINT exit the process at once with status 0: every
     thread goes with it. `before_exit` runs first (a forking model stops
-    and reaps its children there)."""
+    and reaps its children there). Call it before any other thread starts.
 
-    def stop(signum, frame):
+    Why not `signal.signal`: Python runs a handler in the main thread,
+    between two bytecodes. A signal that lands after the main thread's last
+    check and before it enters a blocking call (accept, or epoll_wait with
+    no timeout) waits for that call to return: on an idle server, forever.
+    So every thread blocks the two signals (threads started later inherit
+    the mask) and one thread of their own takes them with `sigwait`, where
+    a pending signal cannot be missed."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+    def stop():
+        signal.sigwait(STOP_SIGNALS)
         if before_exit:
             before_exit()
         os._exit(0)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    threading.Thread(target=stop, name="stop", daemon=True).start()
 
 
 def start_thread(target, *args):
-    """Starts a daemon thread that never receives SIGTERM or SIGINT. A
-    process-directed signal goes to any thread that does not block it, and
-    Python runs its handler only in the main thread: a worker blocked in
-    recv that took the signal would leave the main thread asleep in accept
-    and the server running. The new thread inherits the mask it is started
-    with, so the stop signals are blocked around its start."""
-    stop_signals = {signal.SIGTERM, signal.SIGINT}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    try:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        thread.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    """Starts a daemon thread. It inherits the main thread's signal mask, so
+    after `stop_on_signals` it never takes SIGTERM or SIGINT."""
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
     return thread
 
 
@@ -351,19 +355,21 @@ class Children:
         signal.signal(signal.SIGCHLD, lambda signum, frame: self.reap())
 
     def fork(self):
-        """os.fork with SIGCHLD, SIGTERM and SIGINT held back until the
-        child is in `pids` (so a stop cannot miss it) or, in the child, until
-        it has its own signal dispositions (`become_child`)."""
+        """os.fork with SIGCHLD held back until the child is in `pids` (so
+        a stop cannot miss it); the child gets its own signal dispositions
+        and mask (`become_child`)."""
         parent = os.getpid()
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT})
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         try:
             pid = os.fork()
-            if pid:
-                self.pids.add(pid)
-            else:
-                become_child(parent)
-        finally:
+        except OSError:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            raise
+        if pid:
+            self.pids.add(pid)
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        else:
+            become_child(parent)
         return pid
 
     def reap(self):
@@ -378,7 +384,8 @@ class Children:
             self.pids.discard(pid)
 
     def stop(self):
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        """Runs in the stop thread; the main thread may reap beside it, so
+        a child already gone is no error."""
         for pid in list(self.pids):
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -392,10 +399,12 @@ class Children:
 
 
 def become_child(parent):
-    """In a freshly forked child: default signal dispositions (the server's
-    SIGTERM means the child dies), and death with the parent."""
+    """In a freshly forked child: default signal dispositions and an empty
+    mask (the server's SIGTERM means the child dies; the parent's stop
+    thread is not copied into the child), and death with the parent."""
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS | {signal.SIGCHLD})
     set_parent_death_signal(parent)
 
 
