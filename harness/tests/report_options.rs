@@ -172,6 +172,16 @@ fn every_chart_is_exported_as_png_pdf_and_csv_byte_identical_on_regeneration() {
         if !svg.to_string_lossy().contains("timeline") {
             assert_eq!((width, height), (1920, 1080), "{}", svg.display());
         }
+        // pHYs: 192 dpi, in pixels per metre, so the figure keeps its size.
+        let decoder = png::Decoder::new(std::io::Cursor::new(png.as_slice()));
+        let reader = decoder.read_info().unwrap();
+        let dims = reader.info().pixel_dims.expect("a pHYs chunk");
+        assert_eq!(
+            (dims.xppu, dims.yppu, dims.unit),
+            (7559, 7559, png::Unit::Meter),
+            "{}",
+            svg.display()
+        );
         let pdf = &first[&svg.with_extension("pdf")];
         assert!(pdf.starts_with(b"%PDF-"), "{} is not a PDF", svg.display());
         assert!(

@@ -5,7 +5,8 @@
 //! resvg and svg2pdf can see; no system font is loaded, no clock is read.
 //!
 //! - PNG: resvg, [`PNG_SCALE`] times the SVG's pixels (960 × 540 → 1920 ×
-//!   1080: 192 dpi at the SVG's 10 × 5.6 in at 96 dpi).
+//!   1080: 192 dpi at the SVG's 10 × 5.6 in at 96 dpi), the density written
+//!   into the file (pHYs).
 //! - PDF: svg2pdf, the SVG's size at 96 dpi, text embedded as the font.
 
 use super::charts::{Chart, ChartBody};
@@ -19,6 +20,9 @@ pub const PNG_SCALE: f32 = 2.0;
 
 /// The SVG's pixels per inch (CSS), which sets the PDF's page size.
 const SVG_DPI: f32 = 96.0;
+
+/// The PNG's density: the SVG's, times the scale (192 dpi).
+pub const PNG_DPI: f32 = SVG_DPI * PNG_SCALE;
 
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 const FONT_FAMILY: &str = "DejaVu Sans";
@@ -54,7 +58,7 @@ pub fn png_and_pdf(svg: &str) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
         resvg::tiny_skia::Transform::from_scale(PNG_SCALE, PNG_SCALE),
         &mut pixmap.as_mut(),
     );
-    let png = pixmap.encode_png().context("cannot encode the PNG")?;
+    let png = encode_png(&pixmap).context("cannot encode the PNG")?;
     let pdf = svg2pdf::to_pdf(
         &tree,
         svg2pdf::ConversionOptions::default(),
@@ -62,6 +66,35 @@ pub fn png_and_pdf(svg: &str) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
     )
     .map_err(|error| anyhow::anyhow!("cannot convert to PDF: {error}"))?;
     Ok((png, sort_references(pdf)))
+}
+
+/// The PNG of a rendered chart, tagged with its density ([`PNG_DPI`]) so
+/// that a word processor places it at the SVG's size, not at 72 dpi.
+/// tiny-skia's own `encode_png` writes no pHYs chunk.
+fn encode_png(pixmap: &resvg::tiny_skia::Pixmap) -> Result<Vec<u8>, png::EncodingError> {
+    // Straight alpha, as PNG stores it; the pixmap holds premultiplied.
+    let rgba: Vec<u8> = pixmap
+        .pixels()
+        .iter()
+        .flat_map(|pixel| {
+            let color = pixel.demultiply();
+            [color.red(), color.green(), color.blue(), color.alpha()]
+        })
+        .collect();
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, pixmap.width(), pixmap.height());
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    let per_metre = (PNG_DPI / 0.0254).round() as u32;
+    encoder.set_pixel_dims(Some(png::PixelDimensions {
+        xppu: per_metre,
+        yppu: per_metre,
+        unit: png::Unit::Meter,
+    }));
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(&rgba)?;
+    writer.finish()?;
+    Ok(bytes)
 }
 
 /// svg2pdf writes the entries of a resource dictionary (`/xo1 10 0 R`, one
