@@ -63,7 +63,8 @@ pub struct CompareArgs {
     /// (creating DIR): the sets, the manifest differences, the verdict
     /// table (as printed; every row with --all), then for each sweep and
     /// metric one chart drawing both sets, A solid and B dashed, as
-    /// DIR/compare-*.svg. A second run writes the same bytes.
+    /// DIR/compare-*.svg (replacing an earlier comparison's). A second run
+    /// writes the same bytes.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }

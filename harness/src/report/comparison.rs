@@ -51,8 +51,11 @@ pub struct Measure<'m> {
     pub title: &'static str,
     pub axis_label: &'static str,
     pub log: bool,
-    pub value: Box<dyn Fn(&Cell) -> Option<f64> + 'm>,
+    pub value: Box<CellValue<'m>>,
 }
+
+/// A measure's value in one cell (`None`: not measured there).
+pub type CellValue<'m> = dyn Fn(&Cell) -> Option<f64> + 'm;
 
 /// A chart of the comparison, under its section's heading.
 struct Figure {
