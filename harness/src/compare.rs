@@ -18,8 +18,11 @@
 //! in what was measured (suite, scenarios, sizes) is refused unless
 //! `--force`; one in where (CPU, cores, kernel) is a warning.
 //! `--fail-on-regression PCT` exits 1 for a `worse` row whose whole CI lies
-//! beyond PCT, and only then.
+//! beyond PCT, and only then. `--out DIR` also writes the comparison as
+//! `compare.md` and `compare.html` with its charts
+//! ([`crate::report::comparison`]).
 
+use crate::report::comparison::{Comparison, Measure, Part};
 use crate::report::groups::{Labels, count, kib, number};
 use crate::report::load::{self, Histograms, ResultSet};
 use crate::results::cell::Cell;
@@ -56,6 +59,14 @@ pub struct CompareArgs {
     /// Compare sets that measured different things (suite, scenarios, sizes).
     #[arg(long)]
     pub force: bool,
+    /// Also write the comparison as DIR/compare.md and DIR/compare.html
+    /// (creating DIR): the sets, the manifest differences, the verdict
+    /// table (as printed; every row with --all), then for each sweep and
+    /// metric one chart drawing both sets, A solid and B dashed, as
+    /// DIR/compare-*.svg (replacing an earlier comparison's). A second run
+    /// writes the same bytes.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// A compared measure.
@@ -119,6 +130,22 @@ impl Metric {
 
     fn higher_is_better(self) -> bool {
         self == Metric::MsgsPerSec
+    }
+
+    /// How `--out`'s charts name it: title, axis label, log axis.
+    fn chart_words(self) -> (&'static str, &'static str, bool) {
+        match self {
+            Metric::MsgsPerSec => ("Throughput", "throughput (msgs/s)", false),
+            Metric::P50 => ("p50 latency", "p50 latency (µs, log scale)", true),
+            Metric::P99 => ("p99 latency", "p99 latency (µs, log scale)", true),
+            Metric::P999 => ("p99.9 latency", "p99.9 latency (µs, log scale)", true),
+            Metric::CpuUsPerMsg => ("Server CPU per message", "server CPU per message (µs)", false),
+            Metric::MemoryKib => (
+                "Server memory",
+                "server peak memory (KiB, each page once, log scale)",
+                true,
+            ),
+        }
     }
 }
 
@@ -262,6 +289,17 @@ pub struct Difference {
     pub kind: &'static str,
 }
 
+impl Difference {
+    /// What the difference means, beside it.
+    fn note(&self) -> &'static str {
+        match self.kind {
+            "what" => "measured something else",
+            "where" => "warning: another machine or kernel",
+            _ => "",
+        }
+    }
+}
+
 type Key = (String, String);
 
 /// What a cell says of itself, as text.
@@ -332,6 +370,7 @@ pub fn main(args: CompareArgs) -> anyhow::Result<()> {
     for (&index, p_holm) in family.iter().zip(adjusted) {
         rows[index].judge(p_holm, args.threshold);
     }
+    let verdicts = verdicts(&rows, family.len(), &args);
     let regressions: Vec<&Row> = args
         .fail_on_regression
         .map(|limit| rows.iter().filter(|row| row.regressed_beyond(limit)).collect())
@@ -353,7 +392,7 @@ pub fn main(args: CompareArgs) -> anyhow::Result<()> {
         let mut out = String::new();
         let _ = writeln!(out, "A: {}\nB: {}", describe(&set_a), describe(&set_b));
         out.push_str(&differences_text(&differences));
-        out.push_str(&rows_text(&rows, family.len(), &args));
+        out.push_str(&rows_text(&verdicts));
         for (name, keys) in [("A", &only_a), ("B", &only_b)] {
             if !keys.is_empty() {
                 let _ = writeln!(out, "\nOnly in {name} ({}):", keys.len());
@@ -366,6 +405,20 @@ pub fn main(args: CompareArgs) -> anyhow::Result<()> {
             out.push_str(&fault_changes(faults_a, faults_b, &labels));
         }
         print!("{out}");
+    }
+    if let Some(dir) = &args.out {
+        let comparison = comparison(
+            &set_a,
+            &set_b,
+            &differences,
+            verdicts,
+            [&only_a, &only_b],
+            &metrics,
+        );
+        let [markdown, html] = crate::report::comparison::write(dir, &comparison)?;
+        if !args.json {
+            println!("\nreport: {} and {}", markdown.display(), html.display());
+        }
     }
     for difference in differences.iter().filter(|difference| difference.kind == "where") {
         eprintln!(
@@ -390,62 +443,83 @@ pub fn main(args: CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The verdicts as the terminal prints them (and `--out` writes them).
+struct Verdicts {
+    /// How the rows were judged, in a sentence.
+    method: String,
+    headers: Vec<String>,
+    /// The rows shown: significant ones, or every one with `--all`.
+    rows: Vec<Vec<String>>,
+    /// The rows not shown, counted in a line each, and why nothing could be
+    /// significant when the repeats were too few for the family's size.
+    notes: Vec<String>,
+}
+
+fn rows_text(verdicts: &Verdicts) -> String {
+    let mut out = format!("\n{}\n\n", verdicts.method);
+    if !verdicts.rows.is_empty() {
+        out.push_str(&table(&verdicts.headers, &verdicts.rows));
+    }
+    for note in &verdicts.notes {
+        out.push_str(note);
+        out.push('\n');
+    }
+    out
+}
+
 /// The table: significant rows (every row with `--all`), the others
 /// counted in a line each, and why nothing could be significant when the
 /// repeats were too few for the family's size.
-fn rows_text(rows: &[Row], family: usize, args: &CompareArgs) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "\nB/A: ratio of medians with its 95% CI (Hodges-Lehmann); p: Mann-Whitney U, two-sided, then \
-         Holm-Bonferroni over {family} rows; same: p(Holm) > {ALPHA} or the CI within ±{}%.\n",
+fn verdicts(rows: &[Row], family: usize, args: &CompareArgs) -> Verdicts {
+    let method = format!(
+        "B/A: ratio of medians with its 95% CI (Hodges-Lehmann); p: Mann-Whitney U, two-sided, then \
+         Holm-Bonferroni over {family} rows; same: p(Holm) > {ALPHA} or the CI within ±{}%.",
         args.threshold
     );
+    let mut notes = Vec::new();
     let shown: Vec<&Row> = rows
         .iter()
         .filter(|row| args.all || matches!(row.verdict, Verdict::Better | Verdict::Worse))
         .collect();
-    if !shown.is_empty() {
-        let headers = [
-            "label",
-            "scenario",
-            "metric",
-            "A",
-            "B",
-            "B/A [95% CI]",
-            "p",
-            "p Holm",
-            "n",
-            "verdict",
-            "flags",
-        ]
-        .map(String::from);
-        let metric_of = |row: &Row| {
-            Metric::ALL
-                .into_iter()
-                .find(|metric| metric.name() == row.metric)
-                .expect("a row's metric is one of ALL")
-        };
-        let cells: Vec<Vec<String>> = shown
-            .iter()
-            .map(|row| {
-                vec![
-                    row.label.clone(),
-                    row.scenario.clone(),
-                    row.metric.to_owned(),
-                    metric_of(row).format(row.a_median),
-                    metric_of(row).format(row.b_median),
-                    row.ratio_text(),
-                    p_text(row.p_value),
-                    row.p_holm.map_or_else(|| "-".to_owned(), p_text),
-                    format!("{}/{}", row.n_a, row.n_b),
-                    row.verdict.as_str().to_owned(),
-                    row.flags.clone(),
-                ]
-            })
-            .collect();
-        out.push_str(&table(&headers, &cells));
-    }
+    let headers = [
+        "label",
+        "scenario",
+        "metric",
+        "A",
+        "B",
+        "B/A [95% CI]",
+        "p",
+        "p Holm",
+        "n",
+        "verdict",
+        "flags",
+    ]
+    .map(String::from)
+    .to_vec();
+    let metric_of = |row: &Row| {
+        Metric::ALL
+            .into_iter()
+            .find(|metric| metric.name() == row.metric)
+            .expect("a row's metric is one of ALL")
+    };
+    let cells: Vec<Vec<String>> = shown
+        .iter()
+        .map(|row| {
+            vec![
+                row.label.clone(),
+                row.scenario.clone(),
+                row.metric.to_owned(),
+                metric_of(row).format(row.a_median),
+                metric_of(row).format(row.b_median),
+                row.ratio_text(),
+                p_text(row.p_value),
+                row.p_holm.map_or_else(|| "-".to_owned(), p_text),
+                format!("{}/{}", row.n_a, row.n_b),
+                row.verdict.as_str().to_owned(),
+                row.flags.clone(),
+            ]
+        })
+        .collect();
     if !args.all {
         let cells_of = |verdict: Verdict| {
             let selected: Vec<&Row> = rows.iter().filter(|row| row.verdict == verdict).collect();
@@ -457,21 +531,19 @@ fn rows_text(rows: &[Row], family: usize, args: &CompareArgs) -> String {
         };
         let (same, same_cells) = cells_of(Verdict::Same);
         if !same.is_empty() {
-            let _ = writeln!(
-                out,
+            notes.push(format!(
                 "{same_cells} cells: no significant change ({} rows; --all lists them)",
                 same.len()
-            );
+            ));
         }
         let (few, few_cells) = cells_of(Verdict::TooFewRepeats);
         if let Some(smallest) = few.iter().map(|row| row.smallest_p).reduce(f64::min) {
-            let _ = writeln!(
-                out,
+            notes.push(format!(
                 "{few_cells} cells: too few repeats to tell ({} rows; the smallest p their sizes allow is {}; \
                  4 repeats a side can reach p < 0.05, 6 give a CI)",
                 few.len(),
                 p_text(smallest)
-            );
+            ));
         }
     }
     // Holm over many rows asks more of each p than few repeats can give.
@@ -486,15 +558,19 @@ fn rows_text(rows: &[Row], family: usize, args: &CompareArgs) -> String {
         let needed = (2..=100)
             .find(|&n| stats::smallest_p(n, n) * family as f64 <= ALPHA)
             .unwrap_or(100);
-        let _ = writeln!(
-            out,
+        notes.push(format!(
             "No row can be significant: Holm over {family} rows needs p ≤ {} for the first, and these repeats \
              give p ≥ {}. Ask fewer questions (--metric) or repeat more (n = {needed} a side).",
             p_text(ALPHA / family as f64),
             p_text(smallest)
-        );
+        ));
     }
-    out
+    Verdicts {
+        method,
+        headers,
+        rows: cells,
+        notes,
+    }
 }
 
 fn p_text(p: f64) -> String {
@@ -594,16 +670,13 @@ fn syscalls_method(cell: &Cell) -> String {
 
 fn differences_text(differences: &[Difference]) -> String {
     if differences.is_empty() {
-        return "Manifests: measured alike (suite, machine, kernel, harness, CPU layout, repeats, duration, \
-                system-call counting).\n"
-            .to_owned();
+        return format!("Manifests: {MEASURED_ALIKE}.\n");
     }
     let mut out = String::from("Manifests differ:\n");
     for difference in differences {
-        let note = match difference.kind {
-            "what" => "  (measured something else)",
-            "where" => "  (warning: another machine or kernel)",
-            _ => "",
+        let note = match difference.note() {
+            "" => String::new(),
+            note => format!("  ({note})"),
         };
         let _ = writeln!(
             out,
@@ -612,6 +685,103 @@ fn differences_text(differences: &[Difference]) -> String {
         );
     }
     out
+}
+
+const MEASURED_ALIKE: &str = "measured alike (suite, machine, kernel, harness, CPU layout, repeats, duration, \
+                              system-call counting)";
+
+/// What `--out` writes: the terminal's words, and what its charts draw.
+fn comparison<'a>(
+    set_a: &'a ResultSet,
+    set_b: &'a ResultSet,
+    differences: &[Difference],
+    verdicts: Verdicts,
+    [only_a, only_b]: [&[&Key]; 2],
+    metrics: &[Metric],
+) -> Comparison<'a> {
+    let manifests = Part {
+        title: "Manifests".to_owned(),
+        paragraphs: vec![if differences.is_empty() {
+            format!("The two sets were {MEASURED_ALIKE}.")
+        } else {
+            "The manifests differ:".to_owned()
+        }],
+        table: (!differences.is_empty()).then(|| {
+            let headers = ["field", "A", "B", "note"].map(String::from).to_vec();
+            let rows = differences
+                .iter()
+                .map(|difference| {
+                    vec![
+                        difference.field.to_owned(),
+                        difference.a.clone(),
+                        difference.b.clone(),
+                        difference.note().to_owned(),
+                    ]
+                })
+                .collect();
+            (headers, rows)
+        }),
+        notes: Vec::new(),
+    };
+    let shown = !verdicts.rows.is_empty();
+    let mut parts = vec![
+        manifests,
+        Part {
+            title: "Verdicts".to_owned(),
+            paragraphs: vec![verdicts.method],
+            table: shown.then_some((verdicts.headers, verdicts.rows)),
+            notes: verdicts.notes,
+        },
+    ];
+    for (letter, keys) in [("A", only_a), ("B", only_b)] {
+        if !keys.is_empty() {
+            parts.push(Part {
+                title: format!("Only in {letter} ({})", keys.len()),
+                paragraphs: Vec::new(),
+                table: Some((
+                    ["label", "scenario"].map(String::from).to_vec(),
+                    keys.iter()
+                        .map(|(label, scenario)| vec![label.clone(), scenario.clone()])
+                        .collect(),
+                )),
+                notes: Vec::new(),
+            });
+        }
+    }
+    if let (Some(faults_a), Some(faults_b)) = (&set_a.faults, &set_b.faults) {
+        let labels = Labels::new(faults_a.iter().chain(faults_b).map(|row| row.label.as_str()));
+        parts.push(Part {
+            title: "Robustness matrix".to_owned(),
+            paragraphs: fault_changes(faults_a, faults_b, &labels)
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            table: None,
+            notes: Vec::new(),
+        });
+    }
+    let measures = metrics
+        .iter()
+        .map(|&metric| {
+            let (title, axis_label, log) = metric.chart_words();
+            Measure {
+                name: metric.name(),
+                title,
+                axis_label,
+                log,
+                value: Box::new(move |cell: &Cell| metric.value(cell)),
+            }
+        })
+        .collect();
+    Comparison {
+        a: set_a,
+        b: set_b,
+        described: [describe(set_a), describe(set_b)],
+        parts,
+        measures,
+    }
 }
 
 /// By scenario, then label in display order.

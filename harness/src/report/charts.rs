@@ -59,6 +59,19 @@ pub struct SweepChart {
     pub y_label: String,
     pub y_log: bool,
     pub series: Vec<SweepSeries>,
+    /// A second result set drawn over the first (`harness compare --out`):
+    /// `series` solid, these dashed, each label in its own colour and marker.
+    pub second: Option<SecondSet>,
+}
+
+/// The second set of a sweep chart, and the names the legend gives both.
+#[derive(Debug, Clone)]
+pub struct SecondSet {
+    /// The legend's name for [`SweepChart::series`] (drawn solid).
+    pub first_name: String,
+    /// The legend's name for this set (drawn dashed).
+    pub name: String,
+    pub series: Vec<SweepSeries>,
 }
 
 /// How a sweep's x values are placed.
@@ -192,8 +205,17 @@ pub fn render(chart: &Chart) -> anyhow::Result<String> {
         }
         root.present()?;
     }
-    Ok(svg)
+    Ok(svg.replace(
+        &format!("opacity=\"{SVG_DASHED_OPACITY}\""),
+        "opacity=\"1\" stroke-dasharray=\"8,5\"",
+    ))
 }
+
+/// The opacity a line is drawn in by plotters (whose SVG backend knows no
+/// dash attribute) when the SVG itself is to dash it: [`render`] turns it
+/// into `stroke-dasharray`, one line a reader's tools see as one (a second
+/// set's lines, see [`SecondSet`]). No other element is drawn in it.
+const SVG_DASHED_OPACITY: f64 = 0.999;
 
 /// A chart's alt text, written from its data: the title, what is drawn,
 /// and the extremes a reader would look for first.
@@ -213,6 +235,11 @@ pub fn alt_text(chart: &Chart) -> String {
         }
     };
     let body = match &chart.body {
+        ChartBody::Sweep(
+            sweep @ SweepChart {
+                second: Some(second), ..
+            },
+        ) => compared_alt_text(sweep, second),
         ChartBody::Sweep(sweep) => {
             let last_x = sweep
                 .series
@@ -290,6 +317,51 @@ pub fn alt_text(chart: &Chart) -> String {
         ChartBody::FaultTimeline(_) => "Background throughput over time, one line per server.".to_owned(),
     };
     format!("{}. {}", chart.title, body.replace(" .", "."))
+}
+
+/// The alt text of a sweep chart drawing two sets: each label's median in
+/// A and in B at the heaviest point either set reached.
+fn compared_alt_text(sweep: &SweepChart, second: &SecondSet) -> String {
+    let last_x = sweep
+        .series
+        .iter()
+        .chain(&second.series)
+        .flat_map(|series| series.points.iter().map(|point| point.x))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let at_last = |series: &[SweepSeries], label: &str| {
+        series
+            .iter()
+            .find(|series| series.label == label)
+            .and_then(|series| series.points.iter().find(|point| point.x == last_x))
+            .map_or_else(|| "-".to_owned(), |point| super::groups::number(point.y.median))
+    };
+    let mut labels: Vec<&str> = Vec::new();
+    for series in sweep.series.iter().chain(&second.series) {
+        if !labels.contains(&series.label.as_str()) {
+            labels.push(&series.label);
+        }
+    }
+    let values: Vec<String> = labels
+        .iter()
+        .map(|label| {
+            format!(
+                "{label} A {}, B {}",
+                at_last(&sweep.series, label),
+                at_last(&second.series, label)
+            )
+        })
+        .collect();
+    format!(
+        "Line chart of {} against {}, one line per label and set: A ({}) solid, B ({}) dashed, medians with \
+         interval bars. At {} {}: {}.",
+        sweep.y_label,
+        sweep.x_label,
+        second.first_name,
+        second.name,
+        super::groups::count(last_x),
+        sweep.x_label,
+        values.join("; ")
+    )
 }
 
 pub(super) fn colour((red, green, blue): Rgb) -> RGBColor {
@@ -780,6 +852,7 @@ fn sweep_chart(root: &Area, title: &str, sweep: &SweepChart) -> anyhow::Result<(
     let mut xs: Vec<f64> = sweep
         .series
         .iter()
+        .chain(sweep.second.iter().flat_map(|second| second.series.iter()))
         .flat_map(|series| series.points.iter().map(|point| point.x))
         .collect();
     xs.sort_by(f64::total_cmp);
@@ -792,7 +865,22 @@ fn sweep_chart(root: &Area, title: &str, sweep: &SweepChart) -> anyhow::Result<(
         XScale::Log => x.at(value),
         XScale::Ordinal => xs.iter().position(|known| *known == value).unwrap_or(0) as f64,
     };
-    let all = || sweep.series.iter().flat_map(|series| series.points.iter());
+    // With a second set, its series are drawn dashed after the first's, solid.
+    let second_series = sweep.second.iter().flat_map(|second| second.series.iter());
+    let drawn: Vec<(&SweepSeries, Dash)> = match &sweep.second {
+        None => sweep
+            .series
+            .iter()
+            .map(|series| (series, series.style.dash))
+            .collect(),
+        Some(_) => sweep
+            .series
+            .iter()
+            .map(|series| (series, Dash::Solid))
+            .chain(second_series.map(|series| (series, Dash::Dashed)))
+            .collect(),
+    };
+    let all = || drawn.iter().flat_map(|(series, _)| series.points.iter());
     let positive = || {
         all()
             .flat_map(|point| [point.y.low, point.y.high, point.y.median])
@@ -817,13 +905,21 @@ fn sweep_chart(root: &Area, title: &str, sweep: &SweepChart) -> anyhow::Result<(
     let mut any_flagged = false;
     // Drawn last, so no valid point of another series hides them.
     let mut flagged_markers = Vec::new();
-    for series in &sweep.series {
+    // A label's flagged points, in the first set and in the second.
+    let mut flagged_by_label: Vec<(&str, [usize; 2])> = Vec::new();
+    for (index, &(series, dash)) in drawn.iter().enumerate() {
+        let set = usize::from(index >= sweep.series.len());
         let series_colour = colour(series.style.colour);
         let mut points = series.points.clone();
         points.sort_by(|a, b| a.x.total_cmp(&b.x));
         let place = |point: &SweepPoint, value: f64| (x_at(point.x), y.at(value));
         let path: Vec<(f64, f64)> = points.iter().map(|point| place(point, point.y.median)).collect();
-        draw_line(&mut chart, path, series_colour.stroke_width(2), series.style.dash)?;
+        if sweep.second.is_some() && dash == Dash::Dashed {
+            let style = series_colour.mix(SVG_DASHED_OPACITY).stroke_width(2);
+            chart.draw_series(LineSeries::new(path, style))?;
+        } else {
+            draw_line(&mut chart, path, series_colour.stroke_width(2), dash)?;
+        }
         for point in &points {
             if point.y.high > point.y.low {
                 let (low, high) = (place(point, point.y.low), place(point, point.y.high));
@@ -840,15 +936,44 @@ fn sweep_chart(root: &Area, title: &str, sweep: &SweepChart) -> anyhow::Result<(
         }
         let flagged = points.iter().filter(|point| point.flagged).count();
         any_flagged |= flagged > 0;
-        let label = if flagged > 0 {
-            format!("{} ({flagged} flagged)", series.label)
-        } else {
-            series.label.clone()
+        let counts = match flagged_by_label
+            .iter_mut()
+            .find(|(label, _)| *label == series.label)
+        {
+            Some((_, counts)) => counts,
+            None => {
+                flagged_by_label.push((&series.label, [0, 0]));
+                &mut flagged_by_label.last_mut().expect("just pushed").1
+            }
         };
-        legend.push(LegendItem::series(label, &series.style));
+        counts[set] += flagged;
     }
     for (at, marker, marker_colour) in flagged_markers {
         draw_marker(&mut chart, at, marker, marker_colour, false)?;
+    }
+    // One entry per label (its colour and marker), then, with a second
+    // set, which set is solid and which dashed.
+    for (label, [flagged, flagged_second]) in flagged_by_label {
+        let Some((series, _)) = drawn.iter().find(|(series, _)| series.label == label) else {
+            continue;
+        };
+        let text = if sweep.second.is_some() && flagged + flagged_second > 0 {
+            format!("{label} (flagged: A {flagged}, B {flagged_second})")
+        } else if flagged > 0 {
+            format!("{label} ({flagged} flagged)")
+        } else {
+            label.to_owned()
+        };
+        let mut item = LegendItem::series(text, &series.style);
+        if sweep.second.is_some() {
+            item.dash = Dash::Solid;
+        }
+        legend.push(item);
+    }
+    if let Some(second) = &sweep.second {
+        let grey = RGBColor(60, 60, 60);
+        legend.push(LegendItem::line(format!("A: {}", second.first_name), grey, false));
+        legend.push(LegendItem::line(format!("B: {}", second.name), grey, true));
     }
     if any_flagged {
         legend.push(LegendItem::flagged_note());

@@ -275,7 +275,8 @@ impl Builder {
                 x_scale,
                 y_label: metric.axis_label.to_owned(),
                 y_log: metric.log,
-                series: self.sweep_series(sweep, metric.value),
+                series: sweep_series(&self.labels, sweep, metric.value),
+                second: None,
             });
             let index = self.add_chart(
                 &format!("{axis_key}-{}--{}", sweep.slug(), metric.name),
@@ -297,39 +298,6 @@ impl Builder {
             charts,
             table: Some(self.sweep_table(sweep)),
         }
-    }
-
-    /// One series per label present in the sweep, in label order.
-    fn sweep_series(&self, sweep: &Sweep, metric: fn(&Cell) -> Option<f64>) -> Vec<SweepSeries> {
-        let mut labels: Vec<&str> = sweep
-            .scenarios
-            .iter()
-            .flat_map(|scenario| scenario.entries.iter().map(|entry| entry.label))
-            .collect();
-        labels.sort_by_key(|label| (self.labels.rank(label), *label));
-        labels.dedup();
-        labels
-            .into_iter()
-            .filter_map(|label| {
-                let points: Vec<SweepPoint> = sweep
-                    .scenarios
-                    .iter()
-                    .filter_map(|scenario| {
-                        let entry = scenario.entries.iter().find(|entry| entry.label == label)?;
-                        Some(SweepPoint {
-                            x: sweep.axis.value(scenario),
-                            y: entry.spread(metric)?,
-                            flagged: entry.flagged(),
-                        })
-                    })
-                    .collect();
-                (!points.is_empty()).then(|| SweepSeries {
-                    label: label.to_owned(),
-                    style: self.labels.style(label),
-                    points,
-                })
-            })
-            .collect()
     }
 
     fn sweep_table(&self, sweep: &Sweep) -> Table {
@@ -665,6 +633,44 @@ impl Builder {
             table: None,
         })
     }
+}
+
+/// One series per label present in the sweep, in label order, each point
+/// the median of its repeats' `metric` with their interval.
+pub(super) fn sweep_series(
+    labels: &Labels,
+    sweep: &Sweep,
+    metric: impl Fn(&Cell) -> Option<f64>,
+) -> Vec<SweepSeries> {
+    let mut present: Vec<&str> = sweep
+        .scenarios
+        .iter()
+        .flat_map(|scenario| scenario.entries.iter().map(|entry| entry.label))
+        .collect();
+    present.sort_by_key(|label| (labels.rank(label), *label));
+    present.dedup();
+    present
+        .into_iter()
+        .filter_map(|label| {
+            let points: Vec<SweepPoint> = sweep
+                .scenarios
+                .iter()
+                .filter_map(|scenario| {
+                    let entry = scenario.entries.iter().find(|entry| entry.label == label)?;
+                    Some(SweepPoint {
+                        x: sweep.axis.value(scenario),
+                        y: entry.spread(&metric)?,
+                        flagged: entry.flagged(),
+                    })
+                })
+                .collect();
+            (!points.is_empty()).then(|| SweepSeries {
+                label: label.to_owned(),
+                style: labels.style(label),
+                points,
+            })
+        })
+        .collect()
 }
 
 /// The server's memory, each page once.
@@ -1135,7 +1141,7 @@ pub(super) fn capitalise(text: &str) -> String {
 }
 
 /// Letters, digits, `.`, `_` and `-` kept; anything else becomes `_`.
-fn slug(text: &str) -> String {
+pub(super) fn slug(text: &str) -> String {
     text.chars()
         .map(|character| {
             if character.is_ascii_alphanumeric() || "._-".contains(character) {

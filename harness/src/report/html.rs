@@ -4,7 +4,7 @@
 use super::document::{Document, Section, Table};
 use std::fmt::Write;
 
-const STYLE: &str = "\
+pub(super) const STYLE: &str = "\
 body{font-family:sans-serif;max-width:1240px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}
 h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ccc;padding-bottom:.2em}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}
@@ -130,7 +130,7 @@ fn figure(out: &mut String, document: &Document, svgs: &[String], index: usize) 
     );
 }
 
-fn table(out: &mut String, table: &Table) {
+pub(super) fn table(out: &mut String, table: &Table) {
     out.push_str("<table>\n<tr>");
     for header in &table.headers {
         let _ = write!(out, "<th>{}</th>", escape(header));
@@ -146,7 +146,7 @@ fn table(out: &mut String, table: &Table) {
     out.push_str("</table>\n");
 }
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {
         match character {

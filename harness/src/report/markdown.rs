@@ -64,7 +64,7 @@ fn render_section(out: &mut String, document: &Document, section: &Section, pref
     }
 }
 
-fn table(out: &mut String, table: &Table) {
+pub(super) fn table(out: &mut String, table: &Table) {
     let row = |cells: &[String]| {
         let cells: Vec<String> = cells
             .iter()
@@ -81,7 +81,7 @@ fn table(out: &mut String, table: &Table) {
 
 /// Characters that Markdown would read as markup (underscores inside words
 /// are text in CommonMark, and no line starts with the text).
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {
         if "\\`*[]<>".contains(character) {

@@ -17,11 +17,14 @@
 //!   `tour.md` on its own.
 //! - [`udp`]: the section of `--protocol udp` cells (datagrams by fate, loss
 //!   against offered rate).
+//! - [`comparison`]: `harness compare --out`, two sets' verdicts and their
+//!   sweeps drawn together.
 //!
 //! The output depends only on the raw files: no clock, sorted iteration,
 //! fixed number formatting, so a second run writes the same bytes.
 
 mod charts;
+pub(crate) mod comparison;
 mod document;
 mod export;
 pub(crate) mod faults;
