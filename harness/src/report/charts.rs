@@ -59,6 +59,18 @@ pub struct SweepChart {
     pub y_label: String,
     pub y_log: bool,
     pub series: Vec<SweepSeries>,
+    /// Lines computed from a rule, not measured (an ideal, a bound), drawn
+    /// dashed in grey under the series; usually none.
+    pub references: Vec<Reference>,
+}
+
+/// A computed line of a sweep chart: its points in the chart's units, its
+/// legend text, and a short tag written at its right end.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub label: String,
+    pub tag: String,
+    pub points: Vec<(f64, f64)>,
 }
 
 /// How a sweep's x values are placed.
@@ -227,8 +239,21 @@ pub fn alt_text(chart: &Chart) -> String {
                     Some((series.label.clone(), point.y.median))
                 })
                 .collect();
+            let references = if sweep.references.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " Dashed grey reference lines, computed, not measured: {}.",
+                    sweep
+                        .references
+                        .iter()
+                        .map(|reference| reference.label.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            };
             format!(
-                "Line chart of {} against {}, one line per label ({}), medians with interval bars. At {} {}:{}",
+                "Line chart of {} against {}, one line per label ({}), medians with interval bars. At {} {}:{}{}",
                 sweep.y_label,
                 sweep.x_label,
                 sweep
@@ -239,7 +264,8 @@ pub fn alt_text(chart: &Chart) -> String {
                     .join(", "),
                 super::groups::count(last_x),
                 sweep.x_label,
-                extremes(at_last, "")
+                extremes(at_last, ""),
+                references
             )
         }
         ChartBody::Spectrum(lines) => {
@@ -793,9 +819,16 @@ fn sweep_chart(root: &Area, title: &str, sweep: &SweepChart) -> anyhow::Result<(
         XScale::Ordinal => xs.iter().position(|known| *known == value).unwrap_or(0) as f64,
     };
     let all = || sweep.series.iter().flat_map(|series| series.points.iter());
+    let referenced = || {
+        sweep
+            .references
+            .iter()
+            .flat_map(|reference| reference.points.iter().map(|(_, value)| *value))
+    };
     let positive = || {
         all()
             .flat_map(|point| [point.y.low, point.y.high, point.y.median])
+            .chain(referenced())
             .filter(|value| *value > 0.0)
     };
     let (low, high) = min_max(positive());
@@ -804,7 +837,11 @@ fn sweep_chart(root: &Area, title: &str, sweep: &SweepChart) -> anyhow::Result<(
     let y = if y_log {
         Axis::log(low, high, compact)
     } else {
-        let (_, max) = min_max(all().map(|point| point.y.high.max(point.y.median)));
+        let (_, max) = min_max(
+            all()
+                .map(|point| point.y.high.max(point.y.median))
+                .chain(referenced()),
+        );
         Axis::linear(max, compact)
     };
     let y_label = if y_log && !sweep.y_label.contains("log") {
@@ -814,6 +851,33 @@ fn sweep_chart(root: &Area, title: &str, sweep: &SweepChart) -> anyhow::Result<(
     };
     let mut chart = frame(&plot_area, title, (&x, &sweep.x_label), (&y, &y_label), 22)?;
     let mut legend = Vec::new();
+    let mut reference_legend = Vec::new();
+    // Computed lines first, under the measured series.
+    let reference_colour = RGBColor(90, 90, 90);
+    let tag_style = (FONT, 13)
+        .into_font()
+        .color(&reference_colour)
+        .pos(Pos::new(HPos::Left, VPos::Bottom));
+    for reference in &sweep.references {
+        let mut path: Vec<(f64, f64)> = reference
+            .points
+            .iter()
+            .map(|(at, value)| (x_at(*at), y.at(*value)))
+            .collect();
+        path.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // A bound at one x alone is a short level segment there.
+        if let &[(only_x, only_y)] = path.as_slice() {
+            let half = (x.range.end - x.range.start) * 0.08;
+            path = vec![(only_x - half, only_y), (only_x + half, only_y)];
+        }
+        if let Some(&end) = path.last() {
+            draw_line(&mut chart, path, reference_colour.stroke_width(2), Dash::Dashed)?;
+            chart.draw_series([
+                EmptyElement::at(end) + Text::new(reference.tag.clone(), (4, -4), tag_style.clone())
+            ])?;
+            reference_legend.push(LegendItem::line(reference.label.clone(), reference_colour, true));
+        }
+    }
     let mut any_flagged = false;
     // Drawn last, so no valid point of another series hides them.
     let mut flagged_markers = Vec::new();
@@ -850,6 +914,7 @@ fn sweep_chart(root: &Area, title: &str, sweep: &SweepChart) -> anyhow::Result<(
     for (at, marker, marker_colour) in flagged_markers {
         draw_marker(&mut chart, at, marker, marker_colour, false)?;
     }
+    legend.extend(reference_legend);
     if any_flagged {
         legend.push(LegendItem::flagged_note());
     }

@@ -276,6 +276,7 @@ impl Builder {
                 y_label: metric.axis_label.to_owned(),
                 y_log: metric.log,
                 series: self.sweep_series(sweep, metric.value),
+                references: Vec::new(),
             });
             let index = self.add_chart(
                 &format!("{axis_key}-{}--{}", sweep.slug(), metric.name),

@@ -82,6 +82,7 @@ pub(super) fn section(set: &ResultSet, builder: &mut Builder) -> Option<Section>
                 y_label: "lost (%)".to_owned(),
                 y_log: false,
                 series,
+                references: Vec::new(),
             }),
         ));
     }
