@@ -130,6 +130,7 @@ pub fn build(set: &ResultSet) -> Document {
         sections.push(section);
     }
     sections.extend(super::udp::section(set, &mut builder));
+    sections.extend(super::http::sections(set, &mut builder));
     if let Some(section) = python_section(&scenarios) {
         sections.push(section);
     }

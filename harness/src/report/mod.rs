@@ -17,6 +17,9 @@
 //!   `tour.md` on its own.
 //! - [`udp`]: the section of `--protocol udp` cells (datagrams by fate, loss
 //!   against offered rate).
+//! - [`http`]: the sections of `--protocol http` cells (pipelining, a static
+//!   file against plaintext, errors by kind) and of cells with `--work`
+//!   (answers per second against the work, under the course's ideal).
 //!
 //! The output depends only on the raw files: no clock, sorted iteration,
 //! fixed number formatting, so a second run writes the same bytes.
@@ -28,6 +31,7 @@ pub(crate) mod faults;
 mod findings;
 pub(crate) mod groups;
 mod html;
+mod http;
 pub(crate) mod load;
 mod markdown;
 mod read;
