@@ -109,6 +109,17 @@ impl Request {
     }
 }
 
+/// As `--request` takes it: `plaintext`, `echo:BYTES`, `static:PATH`.
+impl std::fmt::Display for Request {
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Plaintext => write!(out, "plaintext"),
+            Request::Echo(size) => write!(out, "echo:{size}"),
+            Request::Static(path) => write!(out, "static:{}", path.display()),
+        }
+    }
+}
+
 /// What a model does before each answer (`--work`, passed to the model).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Work {
@@ -323,6 +334,9 @@ mod tests {
         assert!("wait:-1".parse::<Work>().unwrap_err().contains("microseconds"));
         assert!("sleep:5".parse::<Work>().is_err());
         assert_eq!(Work::Wait(7).to_string(), "wait:7");
+        for text in ["plaintext", "echo:512", "static:a/b.html"] {
+            assert_eq!(text.parse::<Request>().unwrap().to_string(), text);
+        }
     }
 
     #[test]

@@ -106,6 +106,12 @@ pub fn record(
         },
         server_cpus: spec.cpus.server.clone(),
         scenario: spec.scenario.clone(),
+        protocol: load.protocol,
+        request: match &load.step {
+            crate::load::StepSpec::Http(http) => Some(http.request.to_string()),
+            crate::load::StepSpec::Echo => None,
+        },
+        pipeline: load.pipeline,
         repeat: spec.repeat,
         shape: load.shape,
         connections: load.connections,

@@ -64,6 +64,8 @@ pub struct HttpLoad {
     pub model: Option<String>,
     /// Requests in flight per connection (the out-of-order window).
     pub pipeline: u32,
+    /// What each request asks for (recorded in the cell document).
+    pub request: Request,
 }
 
 /// The body every 200 response must carry.
@@ -123,6 +125,7 @@ impl HttpLoad {
             body,
             model,
             pipeline: pipeline.max(1),
+            request: request.clone(),
         })
     }
 

@@ -62,6 +62,9 @@ pub struct SweepChart {
     /// A second result set drawn over the first (`harness compare --out`):
     /// `series` solid, these dashed, each label in its own colour and marker.
     pub second: Option<SecondSet>,
+    /// Lines computed from a rule, not measured (an ideal, a bound), drawn
+    /// dashed in grey under the series; usually none.
+    pub references: Vec<Reference>,
 }
 
 /// The second set of a sweep chart, and the names the legend gives both.
@@ -72,6 +75,15 @@ pub struct SecondSet {
     /// The legend's name for this set (drawn dashed).
     pub name: String,
     pub series: Vec<SweepSeries>,
+}
+
+/// A computed line of a sweep chart: its points in the chart's units, its
+/// legend text, and a short tag written at its right end.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub label: String,
+    pub tag: String,
+    pub points: Vec<(f64, f64)>,
 }
 
 /// How a sweep's x values are placed.
@@ -254,8 +266,21 @@ pub fn alt_text(chart: &Chart) -> String {
                     Some((series.label.clone(), point.y.median))
                 })
                 .collect();
+            let references = if sweep.references.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " Dashed grey reference lines, computed, not measured: {}.",
+                    sweep
+                        .references
+                        .iter()
+                        .map(|reference| reference.label.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            };
             format!(
-                "Line chart of {} against {}, one line per label ({}), medians with interval bars. At {} {}:{}",
+                "Line chart of {} against {}, one line per label ({}), medians with interval bars. At {} {}:{}{}",
                 sweep.y_label,
                 sweep.x_label,
                 sweep
@@ -266,7 +291,8 @@ pub fn alt_text(chart: &Chart) -> String {
                     .join(", "),
                 super::groups::count(last_x),
                 sweep.x_label,
-                extremes(at_last, "")
+                extremes(at_last, ""),
+                references
             )
         }
         ChartBody::Spectrum(lines) => {
@@ -881,9 +907,16 @@ fn sweep_chart(root: &Area, title: &str, sweep: &SweepChart) -> anyhow::Result<(
             .collect(),
     };
     let all = || drawn.iter().flat_map(|(series, _)| series.points.iter());
+    let referenced = || {
+        sweep
+            .references
+            .iter()
+            .flat_map(|reference| reference.points.iter().map(|(_, value)| *value))
+    };
     let positive = || {
         all()
             .flat_map(|point| [point.y.low, point.y.high, point.y.median])
+            .chain(referenced())
             .filter(|value| *value > 0.0)
     };
     let (low, high) = min_max(positive());
@@ -892,7 +925,11 @@ fn sweep_chart(root: &Area, title: &str, sweep: &SweepChart) -> anyhow::Result<(
     let y = if y_log {
         Axis::log(low, high, compact)
     } else {
-        let (_, max) = min_max(all().map(|point| point.y.high.max(point.y.median)));
+        let (_, max) = min_max(
+            all()
+                .map(|point| point.y.high.max(point.y.median))
+                .chain(referenced()),
+        );
         Axis::linear(max, compact)
     };
     let y_label = if y_log && !sweep.y_label.contains("log") {
@@ -902,6 +939,33 @@ fn sweep_chart(root: &Area, title: &str, sweep: &SweepChart) -> anyhow::Result<(
     };
     let mut chart = frame(&plot_area, title, (&x, &sweep.x_label), (&y, &y_label), 22)?;
     let mut legend = Vec::new();
+    let mut reference_legend = Vec::new();
+    // Computed lines first, under the measured series.
+    let reference_colour = RGBColor(90, 90, 90);
+    let tag_style = (FONT, 13)
+        .into_font()
+        .color(&reference_colour)
+        .pos(Pos::new(HPos::Left, VPos::Bottom));
+    for reference in &sweep.references {
+        let mut path: Vec<(f64, f64)> = reference
+            .points
+            .iter()
+            .map(|(at, value)| (x_at(*at), y.at(*value)))
+            .collect();
+        path.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // A bound at one x alone is a short level segment there.
+        if let &[(only_x, only_y)] = path.as_slice() {
+            let half = (x.range.end - x.range.start) * 0.08;
+            path = vec![(only_x - half, only_y), (only_x + half, only_y)];
+        }
+        if let Some(&end) = path.last() {
+            draw_line(&mut chart, path, reference_colour.stroke_width(2), Dash::Dashed)?;
+            chart.draw_series([
+                EmptyElement::at(end) + Text::new(reference.tag.clone(), (4, -4), tag_style.clone())
+            ])?;
+            reference_legend.push(LegendItem::line(reference.label.clone(), reference_colour, true));
+        }
+    }
     let mut any_flagged = false;
     // Drawn last, so no valid point of another series hides them.
     let mut flagged_markers = Vec::new();
@@ -975,6 +1039,7 @@ fn sweep_chart(root: &Area, title: &str, sweep: &SweepChart) -> anyhow::Result<(
         legend.push(LegendItem::line(format!("A: {}", second.first_name), grey, false));
         legend.push(LegendItem::line(format!("B: {}", second.name), grey, true));
     }
+    legend.extend(reference_legend);
     if any_flagged {
         legend.push(LegendItem::flagged_note());
     }

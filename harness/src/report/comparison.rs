@@ -170,6 +170,7 @@ fn figures(comparison: &Comparison) -> Vec<Figure> {
                             name: name_b.clone(),
                             series: series_b,
                         }),
+                        references: Vec::new(),
                     }),
                 },
             });

@@ -130,6 +130,7 @@ pub fn build(set: &ResultSet) -> Document {
         sections.push(section);
     }
     sections.extend(super::udp::section(set, &mut builder));
+    sections.extend(super::http::sections(set, &mut builder));
     if let Some(section) = python_section(&scenarios) {
         sections.push(section);
     }
@@ -277,6 +278,7 @@ impl Builder {
                 y_log: metric.log,
                 series: sweep_series(&self.labels, sweep, metric.value),
                 second: None,
+                references: Vec::new(),
             });
             let index = self.add_chart(
                 &format!("{axis_key}-{}--{}", sweep.slug(), metric.name),

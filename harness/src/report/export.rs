@@ -159,6 +159,15 @@ pub fn csv(chart: &Chart) -> Option<String> {
                     );
                 }
             }
+            for reference in &sweep.references {
+                for (x, value) in &reference.points {
+                    let _ = writeln!(
+                        out,
+                        "{},{x},{value},{value},{value},{value},{value},computed,0,false",
+                        field(&reference.label)
+                    );
+                }
+            }
         }
         ChartBody::Spectrum(lines) => {
             out.push_str("label,percentile,latency_us\n");

@@ -19,6 +19,9 @@
 //!   against offered rate).
 //! - [`comparison`]: `harness compare --out`, two sets' verdicts and their
 //!   sweeps drawn together.
+//! - [`http`]: the sections of `--protocol http` cells (pipelining, a static
+//!   file against plaintext, errors by kind) and of cells with `--work`
+//!   (answers per second against the work, under the course's ideal).
 //!
 //! The output depends only on the raw files: no clock, sorted iteration,
 //! fixed number formatting, so a second run writes the same bytes.
@@ -31,6 +34,7 @@ pub(crate) mod faults;
 mod findings;
 pub(crate) mod groups;
 mod html;
+mod http;
 pub(crate) mod load;
 mod markdown;
 mod read;

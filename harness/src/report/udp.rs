@@ -83,6 +83,7 @@ pub(super) fn section(set: &ResultSet, builder: &mut Builder) -> Option<Section>
                 y_log: false,
                 series,
                 second: None,
+                references: Vec::new(),
             }),
         ));
     }

@@ -273,6 +273,10 @@ pub struct ServerStats {
     pub syscalls: Syscalls,
 }
 
+fn one() -> u32 {
+    1
+}
+
 fn whole() -> f64 {
     1.0
 }
@@ -391,6 +395,18 @@ pub struct Cell {
     pub server_cpus: Vec<usize>,
     /// The scenario's name in its suite (e.g. `closed-c100-s64`).
     pub scenario: String,
+    /// What the load spoke (cells written before it was recorded: `echo`,
+    /// the only protocol then).
+    #[serde(default)]
+    pub protocol: crate::protocol::Protocol,
+    /// HTTP: what each request asked for, as `--request` takes it
+    /// (`plaintext`, `echo:BYTES`, `static:PATH`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// Requests (echo: messages) in flight per connection in the closed
+    /// loop (`--pipeline`).
+    #[serde(default = "one")]
+    pub pipeline: u32,
     /// Repetition number, from 1.
     pub repeat: u32,
     pub shape: Shape,
@@ -451,6 +467,9 @@ impl Cell {
             target: "127.0.0.1:7000".to_owned(),
             server_cpus: Vec::new(),
             scenario: scenario.to_owned(),
+            protocol: crate::protocol::Protocol::Echo,
+            request: None,
+            pipeline: 1,
             repeat,
             shape: Shape::Closed,
             connections: 10,
