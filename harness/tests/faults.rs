@@ -243,9 +243,18 @@ fn bad_input_is_one_line_naming_the_valid_choices() {
         ),
         (&["faults", "--server-cmd", "echo 'open"], "unterminated quote"),
         (&["faults", "--repeat", "0"], "--repeat must be at least 1"),
-        (&["faults", "--protocol", "udp"], "its --protocol is echo or http, not udp"),
         (
-            &["faults", "--protocol", "http", "--faults", "slowloris,urgent-data,half-close-pending"],
+            &["faults", "--protocol", "udp"],
+            "its --protocol is echo or http, not udp",
+        ),
+        (
+            &[
+                "faults",
+                "--protocol",
+                "http",
+                "--faults",
+                "slowloris,urgent-data,half-close-pending",
+            ],
             "urgent-data, half-close-pending have no HTTP form under --protocol http",
         ),
     ] {
@@ -388,6 +397,8 @@ fn under_http_the_background_speaks_http_and_the_faults_send_requests() {
         "--quick",
         "--protocol",
         "http",
+        "--suite",
+        "quick",
         "--models",
         "epoll",
         "--faults",
@@ -400,10 +411,7 @@ fn under_http_the_background_speaks_http_and_the_faults_send_requests() {
     for fault in ["slow-reader", "reset-storm"] {
         let row = row(&rows, "epoll", fault);
         assert_eq!(row["protocol"], "http", "{row:#}");
-        assert!(
-            ["ok", "degraded", "failed"].contains(&outcome(row).0),
-            "{row:#}"
-        );
+        assert!(["ok", "degraded", "failed"].contains(&outcome(row).0), "{row:#}");
         // epoll answers every request right, whatever the fault does.
         assert_eq!(row["mismatches"], 0, "{row:#}");
         assert_eq!(row["fault_lost"], 0, "{row:#}");
@@ -417,7 +425,10 @@ fn under_http_the_background_speaks_http_and_the_faults_send_requests() {
         );
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("slow-reader") && stdout.contains("reset-storm"), "{stdout}");
+    assert!(
+        stdout.contains("slow-reader") && stdout.contains("reset-storm"),
+        "{stdout}"
+    );
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(markdown.contains("sending one HTTP request"), "{markdown}");
 }
@@ -431,6 +442,8 @@ fn repeated_runs_are_one_row_with_every_run_and_their_count() {
         "--quick",
         "--repeat",
         "3",
+        "--suite",
+        "quick",
         "--models",
         "epoll",
         "--faults",
@@ -446,7 +459,11 @@ fn repeated_runs_are_one_row_with_every_run_and_their_count() {
     let outcome = outcome(row).0;
     let agreeing = runs.iter().filter(|run| run["outcome"] == outcome).count();
     assert!(agreeing >= 2, "{row:#}");
-    assert_eq!(row["unstable"].as_bool().unwrap_or(false), agreeing < 3, "{row:#}");
+    assert_eq!(
+        row["unstable"].as_bool().unwrap_or(false),
+        agreeing < 3,
+        "{row:#}"
+    );
     let spread = &row["spread"];
     // Over every run that measured the deciding figure.
     assert!((1..=3).contains(&spread["n"].as_u64().unwrap()), "{row:#}");
@@ -461,7 +478,10 @@ fn repeated_runs_are_one_row_with_every_run_and_their_count() {
     assert!(stdout.contains(&text), "{stdout}");
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(markdown.contains(&text), "{markdown}");
-    assert!(markdown.contains("Each cell ran 3 times, interleaved"), "{markdown}");
+    assert!(
+        markdown.contains("Each cell ran 3 times, interleaved"),
+        "{markdown}"
+    );
     // One ordinary cell per run.
     for repeat in 1..=3 {
         cell(&out, &format!("epoll--fault-server-pause--r{repeat}"));

@@ -104,7 +104,9 @@ pub const FAULTS: [Fault; 10] = [
         },
         nofile_limit: None,
         length: None,
-        over_http: Some("The same clients pipeline GET /plaintext requests instead of the payload, and read none of the responses."),
+        over_http: Some(
+            "The same clients pipeline GET /plaintext requests instead of the payload, and read none of the responses.",
+        ),
         inject: slow_reader::inject,
     },
     Fault {
@@ -115,7 +117,9 @@ pub const FAULTS: [Fault; 10] = [
         limits: USUAL,
         nofile_limit: None,
         length: None,
-        over_http: Some("Each connection sends, a byte every 300 ms, a request whose header section never ends (the request line, a Host header, then a header that grows by a letter); whatever it is answered must be HTTP."),
+        over_http: Some(
+            "Each connection sends, a byte every 300 ms, a request whose header section never ends (the request line, a Host header, then a header that grows by a letter); whatever it is answered must be HTTP.",
+        ),
         inject: slowloris::inject,
     },
     Fault {
@@ -149,7 +153,9 @@ pub const FAULTS: [Fault; 10] = [
         limits: USUAL,
         nofile_limit: None,
         length: None,
-        over_http: Some("Each connection pipelines GET /plaintext requests instead of the payload and is reset once the first bytes of its responses are back (which must be HTTP)."),
+        over_http: Some(
+            "Each connection pipelines GET /plaintext requests instead of the payload and is reset once the first bytes of its responses are back (which must be HTTP).",
+        ),
         inject: reset_storm::inject,
     },
     Fault {
@@ -217,7 +223,9 @@ pub const FAULTS: [Fault; 10] = [
         limits: USUAL,
         nofile_limit: None,
         length: None,
-        over_http: Some("Each client pipelines GET /plaintext requests instead of the payload, then goes silent."),
+        over_http: Some(
+            "Each client pipelines GET /plaintext requests instead of the payload, then goes silent.",
+        ),
         inject: half_open::inject,
     },
     Fault {

@@ -188,7 +188,11 @@ pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
         eprintln!(
             "echolab: faults: under --protocol http, {} {} left out (no HTTP form)",
             catalog::echo_only().join(" and "),
-            if catalog::echo_only().len() == 1 { "is" } else { "are" }
+            if catalog::echo_only().len() == 1 {
+                "is"
+            } else {
+                "are"
+            }
         );
     }
     eprintln!(
@@ -219,67 +223,67 @@ pub fn main(args: FaultsArgs) -> anyhow::Result<()> {
     for repeat in 1..=args.repeat {
         for (fault_index, fault) in faults.iter().enumerate() {
             for (server_index, server) in servers.iter().enumerate() {
-            let run_note = if repeats > 1 {
-                format!(" [run {repeat}/{repeats}]")
-            } else {
-                String::new()
-            };
-            progress.set_message(format!("{} / {}{run_note}", server.label, fault.name));
-            let spec = FaultCellSpec {
-                server,
-                fault,
-                phases,
-                cpus: &cpus,
-                client_threads,
-                protocol: &protocol,
-                repeat,
-            };
-            let measured = cell::run(&spec).and_then(|measured| {
-                files::write_cell(&cells_dir, &measured.record, args.repeat)?;
-                Ok(measured)
-            });
-            let line = match measured {
-                Ok(measured) => {
-                    let mut line = format!(
-                        "{} / {}{run_note}: {} ({})",
-                        server.label,
-                        fault.name,
-                        measured.row.outcome.as_str(),
-                        measured.row.deciding
-                    );
-                    if crate::report::faults::busy(&measured.row) {
-                        line += &format!(
-                            " [busy machine: other processes took {:.0}% of a CPU, steal {:.0}%]",
-                            measured.row.others_cpu_percent, measured.row.steal_percent
+                let run_note = if repeats > 1 {
+                    format!(" [run {repeat}/{repeats}]")
+                } else {
+                    String::new()
+                };
+                progress.set_message(format!("{} / {}{run_note}", server.label, fault.name));
+                let spec = FaultCellSpec {
+                    server,
+                    fault,
+                    phases,
+                    cpus: &cpus,
+                    client_threads,
+                    protocol: &protocol,
+                    repeat,
+                };
+                let measured = cell::run(&spec).and_then(|measured| {
+                    files::write_cell(&cells_dir, &measured.record, args.repeat)?;
+                    Ok(measured)
+                });
+                let line = match measured {
+                    Ok(measured) => {
+                        let mut line = format!(
+                            "{} / {}{run_note}: {} ({})",
+                            server.label,
+                            fault.name,
+                            measured.row.outcome.as_str(),
+                            measured.row.deciding
                         );
+                        if crate::report::faults::busy(&measured.row) {
+                            line += &format!(
+                                " [busy machine: other processes took {:.0}% of a CPU, steal {:.0}%]",
+                                measured.row.others_cpu_percent, measured.row.steal_percent
+                            );
+                        }
+                        runs[fault_index * servers.len() + server_index].push(measured.row);
+                        cells.push(measured.record.cell);
+                        line
                     }
-                    runs[fault_index * servers.len() + server_index].push(measured.row);
-                    cells.push(measured.record.cell);
-                    line
+                    Err(error) => {
+                        manifest.failures.push(set::Failure {
+                            label: server.label.clone(),
+                            scenario: cell::scenario(fault, &protocol),
+                            repeat,
+                            error: format!("{error:#}"),
+                        });
+                        format!(
+                            "{} / {}{run_note}: NOT MEASURED: {error:#}",
+                            server.label, fault.name
+                        )
+                    }
+                };
+                progress.inc(1);
+                if progress.is_hidden() {
+                    crate::run::eprint_progress_line(progress.position(), total as u64, run_started, &line);
+                } else {
+                    progress.println(format!("  {line}"));
                 }
-                Err(error) => {
-                    manifest.failures.push(set::Failure {
-                        label: server.label.clone(),
-                        scenario: cell::scenario(fault, &protocol),
-                        repeat,
-                        error: format!("{error:#}"),
-                    });
-                    format!(
-                        "{} / {}{run_note}: NOT MEASURED: {error:#}",
-                        server.label, fault.name
-                    )
-                }
-            };
-            progress.inc(1);
-            if progress.is_hidden() {
-                crate::run::eprint_progress_line(progress.position(), total as u64, run_started, &line);
-            } else {
-                progress.println(format!("  {line}"));
-            }
-            // What is measured so far stays on disk if the run is stopped.
-            faults::write(&out, &combined(&runs))?;
-            set::write_summary(&out, &cells)?;
-            set::write_manifest(&out, &manifest)?;
+                // What is measured so far stays on disk if the run is stopped.
+                faults::write(&out, &combined(&runs))?;
+                set::write_summary(&out, &cells)?;
+                set::write_manifest(&out, &manifest)?;
             }
         }
     }
@@ -336,7 +340,12 @@ fn servers(args: &FaultsArgs) -> anyhow::Result<Vec<ServerUnderTest>> {
 }
 
 /// The manifest's `suite`: what this run did.
-fn describe_run(faults: &[&Fault], phases: Phases, quick: bool, protocol: &ProtocolArgs) -> serde_json::Value {
+fn describe_run(
+    faults: &[&Fault],
+    phases: Phases,
+    quick: bool,
+    protocol: &ProtocolArgs,
+) -> serde_json::Value {
     let mut described = serde_json::json!({
         "name": if quick { "faults-quick" } else { "faults" },
         "description": "every server against every fault: a background of new clients (churn) before, during and after each fault",

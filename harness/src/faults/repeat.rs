@@ -184,8 +184,15 @@ pub fn stability_sentence(rows: &[FaultRow]) -> Option<String> {
     let cells = repeated.len();
     let stable = cells - unstable.len();
     let first = match (stable, unstable.len()) {
+        (1, 0) => {
+            format!("Each cell ran {runs}, interleaved: its outcome was stable (the same in every run).")
+        }
         (_, 0) => format!(
             "Each cell ran {runs}, interleaved: all {cells} outcomes were stable (the same in every run)."
+        ),
+        (0, 1) => format!(
+            "Each cell ran {runs}, interleaved: its outcome was unstable: {}.",
+            unstable.join("; ")
         ),
         (0, _) => format!(
             "Each cell ran {runs}, interleaved: none of the {cells} outcomes was stable; every cell's runs disagreed: {}.",
@@ -244,13 +251,16 @@ mod tests {
         assert_eq!(outcome_text(&row), "degraded 2/3");
         let spread = row.spread.clone().unwrap();
         // Over all three runs: median 0.4, min–max 0.2–0.9 (three runs: no CI).
-        assert_eq!((spread.median, spread.low, spread.high, spread.is_ci), (0.4, 0.2, 0.9, false));
+        assert_eq!(
+            (spread.median, spread.low, spread.high, spread.is_ci),
+            (0.4, 0.2, 0.9, false)
+        );
         assert_eq!(figure_text(&row), "during 40% (20%–90%)");
         // The row's figures are the median run's.
         assert_eq!(row.during_fraction, 0.4);
-        let sentence = stability_sentence(&[row.clone()]).unwrap();
+        let sentence = stability_sentence(std::slice::from_ref(&row)).unwrap();
         assert!(
-            sentence.contains("none of the 1 outcomes was stable")
+            sentence.contains("its outcome was unstable")
                 && sentence.contains("epoll / slowloris (degraded 2/3, ok 1/3)"),
             "{sentence}"
         );

@@ -418,7 +418,10 @@ pub fn sections(
         ),
         _ => String::new(),
     };
-    let background = if rows.iter().any(|row| row.protocol == crate::protocol::Protocol::Http) {
+    let background = if rows
+        .iter()
+        .any(|row| row.protocol == crate::protocol::Protocol::Http)
+    {
         "sending one HTTP request, checking the response in full and closing"
     } else {
         "echoing one 64-byte message and closing"

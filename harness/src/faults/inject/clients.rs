@@ -3,9 +3,9 @@
 //! check it against the payload that was sent.
 
 use super::Injection;
-use crate::protocol::Protocol;
 use crate::load::connect::{IN_FLIGHT, connect_all_by, finish_connect};
 use crate::load::payload;
+use crate::protocol::Protocol;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use socket2::SockRef;

@@ -52,7 +52,14 @@ pub fn inject_with(injection: &Injection, count: usize) -> anyhow::Result<Inject
     for (index, stream) in streams.iter_mut().enumerate() {
         let id = FAULT_STREAMS + index as u64;
         // 64 bytes (or one request) always fit in a fresh socket's send buffer.
-        let _ = clients::send(injection.protocol, stream, id, &mut sent[index], message, &mut buffer);
+        let _ = clients::send(
+            injection.protocol,
+            stream,
+            id,
+            &mut sent[index],
+            message,
+            &mut buffer,
+        );
         poll.registry()
             .register(stream, Token(index), Interest::READABLE)?;
     }
