@@ -242,6 +242,21 @@ fn bad_input_is_one_line_naming_the_valid_choices() {
             "'epol' is neither in suite 'full'",
         ),
         (&["faults", "--server-cmd", "echo 'open"], "unterminated quote"),
+        (&["faults", "--repeat", "0"], "--repeat must be at least 1"),
+        (
+            &["faults", "--protocol", "udp"],
+            "its --protocol is echo or http, not udp",
+        ),
+        (
+            &[
+                "faults",
+                "--protocol",
+                "http",
+                "--faults",
+                "slowloris,urgent-data,half-close-pending",
+            ],
+            "urgent-data, half-close-pending have no HTTP form under --protocol http",
+        ),
     ] {
         let output = harness(args);
         assert!(!output.status.success(), "{args:?}");
@@ -365,4 +380,110 @@ fn a_command_server_runs_through_every_quick_fault_without_a_harness_error() {
     assert!(herd["fault_connections"].as_u64().unwrap() >= 5000, "{herd:#}");
     let pause = rows.iter().find(|row| row["fault"] == "server-pause").unwrap();
     assert!(pause["p99_during_us"].as_f64().unwrap() > 500_000.0, "{pause:#}");
+}
+
+fn cell(out: &Path, stem: &str) -> Value {
+    let path = out.join("cells").join(format!("{stem}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("no {}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn under_http_the_background_speaks_http_and_the_faults_send_requests() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("set");
+    let output = faults(&[
+        "--quick",
+        "--protocol",
+        "http",
+        "--suite",
+        "quick",
+        "--models",
+        "epoll",
+        "--faults",
+        "slow-reader,reset-storm",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let rows = rows(&out);
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    for fault in ["slow-reader", "reset-storm"] {
+        let row = row(&rows, "epoll", fault);
+        assert_eq!(row["protocol"], "http", "{row:#}");
+        assert!(["ok", "degraded", "failed"].contains(&outcome(row).0), "{row:#}");
+        // epoll answers every request right, whatever the fault does.
+        assert_eq!(row["mismatches"], 0, "{row:#}");
+        assert_eq!(row["fault_lost"], 0, "{row:#}");
+        assert!(row["fault_bytes"].as_u64().unwrap() > 0, "{row:#}");
+        // The background's cell is an HTTP cell with verified responses.
+        let background = cell(&out, &format!("epoll--http-plaintext-fault-{fault}"));
+        assert!(background["messages"].as_u64().unwrap() > 0, "{background:#}");
+        assert!(
+            background["bytes_per_sec"].as_f64().unwrap() > 0.0,
+            "{background:#}"
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("slow-reader") && stdout.contains("reset-storm"),
+        "{stdout}"
+    );
+    let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(markdown.contains("sending one HTTP request"), "{markdown}");
+}
+
+#[test]
+fn repeated_runs_are_one_row_with_every_run_and_their_count() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("set");
+    let output = faults(&[
+        "--quick",
+        "--repeat",
+        "3",
+        "--suite",
+        "quick",
+        "--models",
+        "epoll",
+        "--faults",
+        "server-pause",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let rows = rows(&out);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let row = &rows[0];
+    let runs = row["runs"].as_array().expect("the row keeps its runs");
+    assert_eq!(runs.len(), 3, "{row:#}");
+    let outcome = outcome(row).0;
+    let agreeing = runs.iter().filter(|run| run["outcome"] == outcome).count();
+    assert!(agreeing >= 2, "{row:#}");
+    assert_eq!(
+        row["unstable"].as_bool().unwrap_or(false),
+        agreeing < 3,
+        "{row:#}"
+    );
+    let spread = &row["spread"];
+    // Over every run that measured the deciding figure.
+    assert!((1..=3).contains(&spread["n"].as_u64().unwrap()), "{row:#}");
+    assert!(
+        spread["low"].as_f64().unwrap() <= spread["median"].as_f64().unwrap()
+            && spread["median"].as_f64().unwrap() <= spread["high"].as_f64().unwrap(),
+        "{row:#}"
+    );
+    // The printed matrix and the report say "k/3".
+    let text = format!("{outcome} {agreeing}/3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&text), "{stdout}");
+    let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(markdown.contains(&text), "{markdown}");
+    assert!(
+        markdown.contains("Each cell ran 3 times, interleaved"),
+        "{markdown}"
+    );
+    // One ordinary cell per run.
+    for repeat in 1..=3 {
+        cell(&out, &format!("epoll--fault-server-pause--r{repeat}"));
+    }
 }

@@ -8,6 +8,7 @@ use super::inject::{
     Inject, connect_flood, fd_exhaustion, half_close, half_open, idle_herd, reset_storm, server_pause,
     slow_reader, slowloris, urgent_data,
 };
+use crate::protocol::Protocol;
 use std::time::Duration;
 
 /// One fault.
@@ -27,6 +28,9 @@ pub struct Fault {
     pub nofile_limit: Option<u64>,
     /// The fault's length where its definition fixes it; otherwise the run's.
     pub length: Option<Duration>,
+    /// What it does under `--protocol http`, where that differs, or `None`
+    /// where it has no HTTP form: its clients check an echo byte for byte.
+    pub over_http: Option<&'static str>,
     pub inject: Inject,
 }
 
@@ -100,6 +104,9 @@ pub const FAULTS: [Fault; 10] = [
         },
         nofile_limit: None,
         length: None,
+        over_http: Some(
+            "The same clients pipeline GET /plaintext requests instead of the payload, and read none of the responses.",
+        ),
         inject: slow_reader::inject,
     },
     Fault {
@@ -110,6 +117,9 @@ pub const FAULTS: [Fault; 10] = [
         limits: USUAL,
         nofile_limit: None,
         length: None,
+        over_http: Some(
+            "Each connection sends, a byte every 300 ms, a request whose header section never ends (the request line, a Host header, then a header that grows by a letter); whatever it is answered must be HTTP.",
+        ),
         inject: slowloris::inject,
     },
     Fault {
@@ -132,6 +142,7 @@ pub const FAULTS: [Fault; 10] = [
         },
         nofile_limit: None,
         length: None,
+        over_http: Some("The same: silent connections speak no protocol."),
         inject: idle_herd::inject,
     },
     Fault {
@@ -142,6 +153,9 @@ pub const FAULTS: [Fault; 10] = [
         limits: USUAL,
         nofile_limit: None,
         length: None,
+        over_http: Some(
+            "Each connection pipelines GET /plaintext requests instead of the payload and is reset once the first bytes of its responses are back (which must be HTTP).",
+        ),
         inject: reset_storm::inject,
     },
     Fault {
@@ -155,6 +169,7 @@ pub const FAULTS: [Fault; 10] = [
         },
         nofile_limit: None,
         length: None,
+        over_http: Some("The same: silent connections speak no protocol."),
         inject: connect_flood::inject,
     },
     Fault {
@@ -170,6 +185,7 @@ pub const FAULTS: [Fault; 10] = [
         },
         nofile_limit: Some(fd_exhaustion::LIMIT),
         length: None,
+        over_http: Some("Each client sends one GET /plaintext instead of 64 bytes; an answer must be HTTP."),
         inject: fd_exhaustion::inject,
     },
     Fault {
@@ -185,6 +201,7 @@ pub const FAULTS: [Fault; 10] = [
         },
         nofile_limit: None,
         length: Some(server_pause::PAUSE),
+        over_http: Some("The same: a signal."),
         inject: server_pause::inject,
     },
     Fault {
@@ -195,6 +212,7 @@ pub const FAULTS: [Fault; 10] = [
         limits: USUAL,
         nofile_limit: None,
         length: None,
+        over_http: None,
         inject: urgent_data::inject,
     },
     Fault {
@@ -205,6 +223,9 @@ pub const FAULTS: [Fault; 10] = [
         limits: USUAL,
         nofile_limit: None,
         length: None,
+        over_http: Some(
+            "Each client pipelines GET /plaintext requests instead of the payload, then goes silent.",
+        ),
         inject: half_open::inject,
     },
     Fault {
@@ -215,6 +236,7 @@ pub const FAULTS: [Fault; 10] = [
         limits: USUAL,
         nofile_limit: None,
         length: None,
+        over_http: None,
         inject: half_close::inject,
     },
 ];
@@ -224,11 +246,41 @@ pub fn find(name: &str) -> Option<&'static Fault> {
     FAULTS.iter().find(|fault| fault.name == name)
 }
 
+/// The faults that have no HTTP form.
+pub fn echo_only() -> Vec<&'static str> {
+    FAULTS
+        .iter()
+        .filter(|fault| fault.over_http.is_none())
+        .map(|fault| fault.name)
+        .collect()
+}
+
 /// `--faults a,b`: the faults named, in the matrix's order; unknown names
-/// are one error listing the valid ones.
-pub fn select(names: &[String]) -> anyhow::Result<Vec<&'static Fault>> {
+/// are one error listing the valid ones. Under HTTP, by default the faults
+/// that have an HTTP form; naming one that has none is an error.
+pub fn select(names: &[String], protocol: Protocol) -> anyhow::Result<Vec<&'static Fault>> {
+    let http = protocol == Protocol::Http;
     if names.is_empty() {
-        return Ok(FAULTS.iter().collect());
+        return Ok(FAULTS
+            .iter()
+            .filter(|fault| !http || fault.over_http.is_some())
+            .collect());
+    }
+    if http {
+        let refused: Vec<&str> = names
+            .iter()
+            .filter_map(|name| find(name))
+            .filter(|fault| fault.over_http.is_none())
+            .map(|fault| fault.name)
+            .collect();
+        if !refused.is_empty() {
+            anyhow::bail!(
+                "{} {} no HTTP form under --protocol http (the fault's clients check an echo byte for byte); leave {} out of --faults",
+                refused.join(", "),
+                if refused.len() == 1 { "has" } else { "have" },
+                if refused.len() == 1 { "it" } else { "them" }
+            );
+        }
     }
     for name in names {
         if find(name).is_none() {
@@ -256,18 +308,34 @@ mod tests {
     fn names_are_unique_and_unknown_ones_are_listed() {
         let names: std::collections::BTreeSet<_> = FAULTS.iter().map(|fault| fault.name).collect();
         assert_eq!(names.len(), FAULTS.len());
-        let error = select(&["slowloris".into(), "nope".into()])
+        let error = select(&["slowloris".into(), "nope".into()], Protocol::Echo)
             .unwrap_err()
             .to_string();
         assert!(
             error.contains("'nope'") && error.contains("slow-reader") && error.contains("half-close-pending"),
             "{error}"
         );
-        let chosen = select(&["server-pause".into(), "slow-reader".into()]).unwrap();
+        let chosen = select(&["server-pause".into(), "slow-reader".into()], Protocol::Echo).unwrap();
         assert_eq!(
             chosen.iter().map(|fault| fault.name).collect::<Vec<_>>(),
             ["slow-reader", "server-pause"]
         );
+    }
+
+    #[test]
+    fn under_http_the_faults_without_an_http_form_are_left_out_or_refused() {
+        let all = select(&[], Protocol::Http).unwrap();
+        assert_eq!(all.len(), FAULTS.len() - echo_only().len());
+        assert!(all.iter().all(|fault| fault.over_http.is_some()));
+        assert_eq!(echo_only(), ["urgent-data", "half-close-pending"]);
+        let error = select(&["slow-reader".into(), "urgent-data".into()], Protocol::Http)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("urgent-data has no HTTP form") && !error.contains("slow-reader"),
+            "{error}"
+        );
+        assert_eq!(select(&["urgent-data".into()], Protocol::Echo).unwrap().len(), 1);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::load::recorder::new_histogram;
 use crate::load::{LoadOutcome, LoadPlan, LoadRun, LoadSpec};
 use crate::measure::machine::MachineCpu;
 use crate::measure::{self, Sampler, TreeSample, Watch};
+use crate::protocol::{Protocol, ProtocolArgs, Request, Work};
 use crate::results::cell::{CellRecord, MachineStats, Shape};
 use crate::results::faults::FaultRow;
 use crate::server::ServerUnderTest;
@@ -107,6 +108,10 @@ pub struct FaultCellSpec<'a> {
     pub phases: Phases,
     pub cpus: &'a CpuLayout,
     pub client_threads: u32,
+    /// What the background speaks, and what a model is told to serve.
+    pub protocol: &'a ProtocolArgs,
+    /// Which run of the cell this is (1 to `--repeat`).
+    pub repeat: u32,
 }
 
 /// A measured fault cell: its row of `faults.json` and the background
@@ -116,9 +121,20 @@ pub struct Measured {
     pub record: CellRecord,
 }
 
-/// The scenario name of `fault`'s background cells.
-pub fn scenario(fault: &Fault) -> String {
-    format!("fault-{}", fault.name)
+/// The scenario name of `fault`'s background cells: `fault-slowloris`;
+/// under HTTP led by the protocol and the request, as `bench` names its
+/// scenarios (`http-plaintext-fault-slowloris`); with the work a model
+/// does (`-wait1000`).
+pub fn scenario(fault: &Fault, protocol: &ProtocolArgs) -> String {
+    let mut name = format!("fault-{}", fault.name);
+    if protocol.protocol == Protocol::Http {
+        let request = protocol.request.clone().unwrap_or(Request::Plaintext);
+        name = format!("http-{}-{name}", request.tag());
+    }
+    if let Some(work) = protocol.work.filter(|work| *work != Work::None) {
+        name.push_str(&format!("-{}", work.to_string().replace(':', "")));
+    }
+    name
 }
 
 /// Measures one fault cell.
@@ -133,10 +149,11 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
     // A fault cell records no system calls: counters, once open, would put
     // every call on the machine on the kernel's traced path for nothing.
     server.launch.count_syscalls = false;
+    let step = spec.protocol.apply(&mut server)?;
     echo_core::process::raise_fd_limit().context("cannot raise the open-file limit")?;
     let phases = spec.phases.for_fault(spec.fault);
     let load = LoadSpec {
-        protocol: crate::protocol::Protocol::Echo,
+        protocol: spec.protocol.protocol,
         shape: Shape::Churn,
         connections: BACKGROUND_LOOPS,
         size: MESSAGE,
@@ -145,7 +162,7 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
         warmup: phases.warmup,
         duration: phases.measured(),
         client_threads: spec.client_threads,
-        step: Default::default(),
+        step,
         pipeline: 1,
     };
     let mut started = server.start(&spec.cpus.server)?;
@@ -197,6 +214,16 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
         outcome: verdict.outcome,
         deciding: verdict.deciding,
         reasons: verdict.reasons,
+        rule: verdict.rule.to_owned(),
+        rule_figures: verdict
+            .figures
+            .iter()
+            .map(|&(rule, value)| (rule.to_owned(), round(value, 6)))
+            .collect(),
+        protocol: spec.protocol.protocol,
+        runs: Vec::new(),
+        unstable: false,
+        spread: None,
         baseline_msgs_per_sec: round(figures.baseline_rate, 1),
         during_fraction: round(figures.during_fraction, 4),
         p99_during_us: round(figures.p99_during_us, 1),
@@ -211,7 +238,7 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
         recovery_s: figures.recovery_s.map(|seconds| round(seconds, 2)),
         recovered_fraction: round(figures.recovered_fraction, 4),
         errors: watched.outcome.errors.total() - watched.outcome.errors.addr_unavailable,
-        mismatches: watched.outcome.errors.mismatch,
+        mismatches: judge::wrong_answers(&watched.outcome.errors),
         alive: watched.alive,
         exit: exit.clone(),
         fault_connections: watched.injected.connections,
@@ -251,8 +278,8 @@ pub fn run(spec: &FaultCellSpec) -> anyhow::Result<Measured> {
 
     let cell_spec = CellSpec {
         server,
-        scenario: scenario(spec.fault),
-        repeat: 1,
+        scenario: scenario(spec.fault, spec.protocol),
+        repeat: spec.repeat,
         load,
         cpus: spec.cpus.clone(),
     };
@@ -385,7 +412,7 @@ fn watch(
                 None
             };
             listen_before = listen_counters();
-            let injection = Injection::new(plan.addr, pid, fault_until);
+            let injection = Injection::new(plan.addr, pid, fault_until).speaking(plan.load.protocol);
             let handle = spawn_injector(fault, &injection, fault_cpus)?;
             injector = Some((injection, handle));
         }

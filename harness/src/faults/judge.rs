@@ -72,6 +72,11 @@ pub struct Verdict {
     pub outcome: Outcome,
     pub deciding: String,
     pub reasons: Vec<String>,
+    /// The rule that decided; for `ok`, the rule whose figure is the
+    /// headline (`throughput` or `slow recovery`).
+    pub rule: &'static str,
+    /// Every rule's figure in this run, by rule name.
+    pub figures: Vec<(&'static str, f64)>,
 }
 
 /// One rule.
@@ -82,6 +87,17 @@ pub struct Rule {
     pub threshold: &'static str,
     /// `(deciding figure, sentence)` when the rule fires.
     pub check: fn(&Figures, &Limits) -> Option<(String, String)>,
+    /// The number the rule looks at, measured whether it fires or not, so
+    /// that repeated runs of a cell can give its median and spread; `None`
+    /// for a rule that is a yes or a no (crashed).
+    pub figure: Option<Figure>,
+}
+
+/// A rule's figure: its value in one run, and how one value is written
+/// (`12%`, `8.1 ms`, `400`).
+pub struct Figure {
+    pub value: fn(&Figures, &Limits) -> Option<f64>,
+    pub number: fn(f64) -> String,
 }
 
 /// `97%`, `4.5%`.
@@ -95,7 +111,7 @@ pub fn percent(fraction: f64) -> String {
 }
 
 /// `0.8 s`.
-fn seconds(value: f64) -> String {
+pub fn seconds(value: f64) -> String {
     format!("{value:.1} s")
 }
 
@@ -119,9 +135,32 @@ fn dropped(errors: &Errors) -> u64 {
     errors.closed + errors.reset
 }
 
+/// Background answers that were wrong: an echo with a wrong byte, or an
+/// HTTP response with a status other than 200, a wrong length or body,
+/// out of order, or not HTTP at all.
+pub fn wrong_answers(errors: &Errors) -> u64 {
+    errors.mismatch
+        + errors.http_status.values().sum::<u64>()
+        + errors.http_length
+        + errors.http_body
+        + errors.http_order
+        + errors.http_parse
+}
+
 /// Background clients that got no answer in time or could not connect.
 fn unanswered(errors: &Errors) -> u64 {
     errors.timeout + errors.connect
+}
+
+/// Background clients refused: unanswered, and, under a fault that takes
+/// what new clients need, those the server closed or reset.
+fn refused(errors: &Errors, limits: &Limits) -> u64 {
+    unanswered(errors)
+        + if limits.refusals_allowed {
+            dropped(errors)
+        } else {
+            0
+        }
 }
 
 /// Every rule, most severe first: the first that fires decides.
@@ -139,6 +178,7 @@ pub const RULES: [Rule; 14] = [
                 )
             })
         },
+        figure: None,
     },
     Rule {
         outcome: Outcome::Failed,
@@ -153,6 +193,7 @@ pub const RULES: [Rule; 14] = [
                 )
             })
         },
+        figure: None,
     },
     Rule {
         outcome: Outcome::Failed,
@@ -166,14 +207,24 @@ pub const RULES: [Rule; 14] = [
                 )
             })
         },
+        figure: None,
     },
     Rule {
         outcome: Outcome::Failed,
         name: "wrong bytes",
-        threshold: "any background echo with a wrong byte, or with bytes lost (its echo stopped partway)",
+        threshold: "any background echo with a wrong byte or HTTP response that was wrong (status, length, body, order), or with bytes lost (its echo stopped partway)",
         check: |figures, _| {
             let (wrong, lost) = (figures.errors.mismatch, figures.errors.lost);
-            if wrong > 0 {
+            let wrong_http = wrong_answers(&figures.errors) - wrong;
+            if wrong_http > 0 {
+                Some((
+                    format!("{} wrong responses", count(wrong_http as f64)),
+                    format!(
+                        "{} background HTTP responses were wrong (status, length, body, order or not HTTP)",
+                        count(wrong_http as f64)
+                    ),
+                ))
+            } else if wrong > 0 {
                 Some((
                     format!("{} wrong echoes", count(wrong as f64)),
                     format!(
@@ -194,6 +245,10 @@ pub const RULES: [Rule; 14] = [
                 None
             }
         },
+        figure: Some(Figure {
+            value: |figures, _| Some((wrong_answers(&figures.errors) + figures.errors.lost) as f64),
+            number: count,
+        }),
     },
     Rule {
         outcome: Outcome::Failed,
@@ -211,6 +266,10 @@ pub const RULES: [Rule; 14] = [
                 )
             })
         },
+        figure: Some(Figure {
+            value: |figures, _| Some(figures.fault_lost as f64),
+            number: count,
+        }),
     },
     Rule {
         outcome: Outcome::Failed,
@@ -228,6 +287,10 @@ pub const RULES: [Rule; 14] = [
                 )
             })
         },
+        figure: Some(Figure {
+            value: |figures, _| Some(dropped(&figures.errors) as f64),
+            number: count,
+        }),
     },
     Rule {
         outcome: Outcome::Failed,
@@ -245,6 +308,10 @@ pub const RULES: [Rule; 14] = [
                 )
             })
         },
+        figure: Some(Figure {
+            value: |figures, _| Some(figures.fds_leaked as f64),
+            number: count,
+        }),
     },
     Rule {
         outcome: Outcome::Failed,
@@ -265,6 +332,10 @@ pub const RULES: [Rule; 14] = [
                 )
             })
         },
+        figure: Some(Figure {
+            value: |figures, _| figures.cpu_engaged_percent,
+            number: |cpu| format!("{cpu:.0}%"),
+        }),
     },
     Rule {
         outcome: Outcome::Failed,
@@ -283,6 +354,10 @@ pub const RULES: [Rule; 14] = [
                 )
             })
         },
+        figure: Some(Figure {
+            value: |figures, _| Some(figures.memory_growth_kib as f64),
+            number: |kib| mib(kib as i64),
+        }),
     },
     Rule {
         outcome: Outcome::Failed,
@@ -299,18 +374,17 @@ pub const RULES: [Rule; 14] = [
                 )
             })
         },
+        figure: Some(Figure {
+            value: |figures, _| Some(figures.recovered_fraction),
+            number: percent,
+        }),
     },
     Rule {
         outcome: Outcome::Degraded,
         name: "clients refused",
         threshold: "background clients unanswered for 5 s or not connected, and, under a fault that takes what new clients need, those the server closed or reset",
         check: |figures, limits| {
-            let refused = unanswered(&figures.errors)
-                + if limits.refusals_allowed {
-                    dropped(&figures.errors)
-                } else {
-                    0
-                };
+            let refused = refused(&figures.errors, limits);
             (refused > 0).then(|| {
                 (
                     format!("refused {}", count(refused as f64)),
@@ -321,6 +395,10 @@ pub const RULES: [Rule; 14] = [
                 )
             })
         },
+        figure: Some(Figure {
+            value: |figures, limits| Some(refused(&figures.errors, limits) as f64),
+            number: count,
+        }),
     },
     Rule {
         outcome: Outcome::Degraded,
@@ -338,6 +416,10 @@ pub const RULES: [Rule; 14] = [
                 )
             })
         },
+        figure: Some(Figure {
+            value: |figures, _| Some(figures.during_fraction),
+            number: percent,
+        }),
     },
     Rule {
         outcome: Outcome::Degraded,
@@ -358,6 +440,10 @@ pub const RULES: [Rule; 14] = [
                 )
             })
         },
+        figure: Some(Figure {
+            value: |figures, _| Some(figures.p99_during_us),
+            number: duration_us,
+        }),
     },
     Rule {
         outcome: Outcome::Degraded,
@@ -380,6 +466,10 @@ pub const RULES: [Rule; 14] = [
                 ),
             )),
         },
+        figure: Some(Figure {
+            value: |figures, _| figures.recovery_s,
+            number: seconds,
+        }),
     },
 ];
 
@@ -387,25 +477,46 @@ pub const RULES: [Rule; 14] = [
 pub fn judge(fault: &Fault, figures: &Figures) -> Verdict {
     // RULES is ordered most severe first (a test checks it): the first rule
     // that fires decides.
-    let fired: Vec<(Outcome, String, String)> = RULES
+    let fired: Vec<(Outcome, String, String, &'static str)> = RULES
         .iter()
         .filter_map(|rule| {
             let (figure, sentence) = (rule.check)(figures, &fault.limits)?;
-            Some((rule.outcome, figure, sentence))
+            Some((rule.outcome, figure, sentence, rule.name))
+        })
+        .collect();
+    let measured = RULES
+        .iter()
+        .filter_map(|rule| {
+            let figure = rule.figure.as_ref()?;
+            let value = (figure.value)(figures, &fault.limits)?;
+            value.is_finite().then_some((rule.name, value))
         })
         .collect();
     match fired.first() {
-        Some((outcome, figure, _)) => Verdict {
+        Some((outcome, figure, _, rule)) => Verdict {
             outcome: *outcome,
             deciding: figure.clone(),
-            reasons: fired.iter().map(|(_, _, sentence)| sentence.clone()).collect(),
+            reasons: fired.iter().map(|(_, _, sentence, _)| sentence.clone()).collect(),
+            rule,
+            figures: measured,
         },
         None => Verdict {
             outcome: Outcome::Ok,
             deciding: headline(fault, figures),
             reasons: Vec::new(),
+            rule: if fault.limits.throughput_floor.is_some() {
+                "throughput"
+            } else {
+                "slow recovery"
+            },
+            figures: measured,
         },
     }
+}
+
+/// The rule named `name`.
+pub fn rule(name: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|rule| rule.name == name)
 }
 
 /// The figure an `ok` cell is labelled with: the background's throughput

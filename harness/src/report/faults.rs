@@ -11,6 +11,7 @@ use super::document::{Section, Table};
 use super::groups::{Labels, count, kib, number};
 use crate::faults::catalog;
 use crate::faults::judge::{duration_us, percent};
+use crate::faults::repeat::{figure_text, outcome_text, stability_sentence};
 use crate::results::faults::{FaultRow, Outcome};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -119,12 +120,19 @@ pub(crate) fn find<'a>(rows: &'a [FaultRow], fault: &str, label: &str) -> Option
     rows.iter().find(|row| row.fault == fault && row.label == label)
 }
 
-/// A matrix cell's text: its outcome and the figure that decided it, or
-/// "not measured".
+/// A matrix cell's text: its outcome and the figure that decided it
+/// (repeated: `degraded 2/3`, the figure's median and spread, `unstable`
+/// when the runs disagreed), or "not measured".
 pub(crate) fn cell_text(rows: &[FaultRow], fault: &str, label: &str) -> String {
     find(rows, fault, label).map_or_else(
         || "not measured".to_owned(),
-        |row| format!("{} {}", row.outcome.as_str(), row.deciding),
+        |row| {
+            let mut text = format!("{} {}", outcome_text(row), figure_text(row));
+            if row.unstable {
+                text.push_str(" unstable");
+            }
+            text
+        },
     )
 }
 
@@ -139,7 +147,10 @@ pub fn matrix(rows: &[FaultRow], labels: &Labels) -> Matrix {
                 .iter()
                 .map(|label| match find(rows, fault, label) {
                     Some(row) => {
-                        let mut lines = vec![row.outcome.as_str().to_owned(), row.deciding.clone()];
+                        let mut lines = vec![outcome_text(row), figure_text(row)];
+                        if row.unstable {
+                            lines.push("unstable".to_owned());
+                        }
                         if design_limit(row).is_some() {
                             lines.push("design limit".to_owned());
                         }
@@ -407,10 +418,21 @@ pub fn sections(
         ),
         _ => String::new(),
     };
+    let background = if rows
+        .iter()
+        .any(|row| row.protocol == crate::protocol::Protocol::Http)
+    {
+        "sending one HTTP request, checking the response in full and closing"
+    } else {
+        "echoing one 64-byte message and closing"
+    };
     paragraphs.push(format!(
-        "Every server against every fault. A background of new clients (each connecting, echoing one 64-byte message and closing, a few at a time) runs before, during and after the fault; its throughput during the fault is a fraction of its baseline, its p99 covers the fault and the catch-up after it, corrected for coordinated omission. The server is watched as a whole process tree: CPU, memory growth, open descriptors before the fault and after the recovery, and whether it is still alive.{phases} Each cell is coloured by its outcome and labelled with the figure that decided it; a cell marked design limit is that model's documented limit (the lesson), not a bug; a cell marked busy machine ran while {} (the rule that flags an ordinary cell noisy), so its throughput, p99 and recovery say as much about them as about the server.",
+        "Every server against every fault. A background of new clients (each connecting, {background}, a few at a time) runs before, during and after the fault; its throughput during the fault is a fraction of its baseline, its p99 covers the fault and the catch-up after it, corrected for coordinated omission. The server is watched as a whole process tree: CPU, memory growth, open descriptors before the fault and after the recovery, and whether it is still alive.{phases} Each cell is coloured by its outcome and labelled with the figure that decided it; a cell marked design limit is that model's documented limit (the lesson), not a bug; a cell marked busy machine ran while {} (the rule that flags an ordinary cell noisy), so its throughput, p99 and recovery say as much about them as about the server.",
         busy_meaning()
     ));
+    if let Some(sentence) = stability_sentence(rows) {
+        paragraphs.push(sentence);
+    }
     let lessons = vec![
         crate::faults::judge::rules_text(),
         "Each fault's section below says what the fault does and shows, what was measured, and which outcomes are a model's documented limit; its chart is the background's throughput over the measurement, each server's line as a share of its own baseline, the fault shaded.".to_owned(),
@@ -467,6 +489,12 @@ fn fault_paragraph(fault: &str, rows: &[FaultRow], servers: &[String]) -> String
     let mut text = format!("{fault}: ");
     if let Some(entry) = catalog::find(fault) {
         text += &format!("{} {} ", entry.does, entry.shows);
+        let http = rows
+            .iter()
+            .any(|row| row.fault == fault && row.protocol == crate::protocol::Protocol::Http);
+        if let (true, Some(over_http)) = (http, entry.over_http) {
+            text += &format!("Under HTTP: {over_http} ");
+        }
     }
     let mut measured = Vec::new();
     for outcome in [Outcome::Ok, Outcome::Degraded, Outcome::Failed] {
@@ -474,7 +502,17 @@ fn fault_paragraph(fault: &str, rows: &[FaultRow], servers: &[String]) -> String
             .iter()
             .filter_map(|label| find(rows, fault, label))
             .filter(|row| row.outcome == outcome)
-            .map(|row| format!("{} ({})", row.label, row.deciding))
+            .map(|row| {
+                let mut figure = figure_text(row);
+                if !row.runs.is_empty() {
+                    let (agreeing, runs) = row.agreeing();
+                    figure = format!("{agreeing}/{runs}, {figure}");
+                }
+                if row.unstable {
+                    figure.push_str(", unstable");
+                }
+                format!("{} ({figure})", row.label)
+            })
             .collect();
         if !named.is_empty() {
             measured.push(format!("{} for {}", outcome.as_str(), named.join(", ")));
@@ -525,8 +563,8 @@ fn details(rows: &[FaultRow], faults: &[String], servers: &[String]) -> Section 
             table_rows.push(vec![
                 row.fault.clone(),
                 row.label.clone(),
-                row.outcome.as_str().to_owned(),
-                row.deciding.clone(),
+                outcome_text(row) + if row.unstable { " unstable" } else { "" },
+                figure_text(row),
                 count(row.baseline_msgs_per_sec),
                 percent(row.during_fraction),
                 duration_us(row.p99_baseline_us),

@@ -2,7 +2,9 @@
 //! each with its outcome and the figures the outcome was decided on. The
 //! report's robustness matrix is drawn from this file alone.
 
+use crate::protocol::Protocol;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// What a fault did to a server, from its figures and thresholds
@@ -47,6 +49,33 @@ pub struct FaultRow {
     /// Every rule that fired, most severe first (empty for `ok`).
     #[serde(default)]
     pub reasons: Vec<String>,
+    /// The judge's rule that decided (for `ok`, the one whose figure is the
+    /// headline), and every rule's figure, by rule name
+    /// (`harness/src/faults/judge.rs`): what a repeated cell's median and
+    /// spread are taken from.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rule: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rule_figures: BTreeMap<String, f64>,
+    /// What the background spoke: `echo`, or `http` (each new client sends
+    /// one request and checks the response).
+    #[serde(default, skip_serializing_if = "is_echo")]
+    pub protocol: Protocol,
+    /// With `harness faults --repeat N` (N > 1): every run of this cell, in
+    /// the order they ran, each a row of its own (without `runs`). The
+    /// row's outcome is then the runs' majority (a tie goes to the worse
+    /// outcome), its other figures (and `deciding`) are those of the
+    /// majority's run whose deciding figure is nearest the median, and
+    /// `spread` gives the median and spread over the runs
+    /// (`harness/src/faults/repeat.rs`). Empty for a single run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<FaultRow>,
+    /// The runs did not all have the same outcome.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unstable: bool,
+    /// The deciding figure over the runs: median and spread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Spread>,
 
     /// The background load (new clients: connect, echo one message, close)
     /// before the fault, in completed cycles per second.
@@ -161,6 +190,45 @@ pub struct FaultRow {
     /// the start in seconds after the fault's end.
     #[serde(default)]
     pub recovery_probes: Vec<[f64; 2]>,
+}
+
+/// A repeated cell's deciding figure over its runs: the median, and either
+/// the min–max (fewer than six runs) or a 95% confidence interval of the
+/// median (`crate::stats::Summary`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// The judge's rule whose figure this is.
+    pub rule: String,
+    pub median: f64,
+    pub low: f64,
+    pub high: f64,
+    /// Runs that had the figure.
+    pub n: usize,
+    /// `low`–`high` is a 95% CI of the median (n ≥ 6), else the min–max.
+    pub is_ci: bool,
+    /// `12% (8.0%–20%)` or `12% [10%, 14%]`.
+    pub text: String,
+}
+
+impl FaultRow {
+    /// How many of its runs had the row's outcome, and how many ran (1 of
+    /// 1 for a single run).
+    pub fn agreeing(&self) -> (usize, usize) {
+        if self.runs.is_empty() {
+            (1, 1)
+        } else {
+            let agreeing = self.runs.iter().filter(|run| run.outcome == self.outcome).count();
+            (agreeing, self.runs.len())
+        }
+    }
+}
+
+fn is_echo(protocol: &Protocol) -> bool {
+    *protocol == Protocol::Echo
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// Writes `faults.json` into `dir`.

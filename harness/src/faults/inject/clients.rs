@@ -5,6 +5,7 @@
 use super::Injection;
 use crate::load::connect::{IN_FLIGHT, connect_all_by, finish_connect};
 use crate::load::payload;
+use crate::protocol::Protocol;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use socket2::SockRef;
@@ -231,5 +232,75 @@ pub fn closed_by_server(mut stream: &TcpStream) -> bool {
         Ok(0) => true,
         Ok(_) => false,
         Err(error) => error.kind() != io::ErrorKind::WouldBlock,
+    }
+}
+
+/// The request an HTTP fault client sends, pipelined again and again: the
+/// background's own, `GET /plaintext`, kept alive.
+pub const HTTP_REQUEST: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: echolab\r\n\r\n";
+
+/// Bytes `*written..end` of what a fault client sends under `protocol`:
+/// its payload stream `stream_id` (echo), or [`HTTP_REQUEST`] after
+/// [`HTTP_REQUEST`] (http). As [`payload::send`].
+pub fn send(
+    protocol: Protocol,
+    socket: &mut TcpStream,
+    stream_id: u64,
+    written: &mut u64,
+    end: u64,
+    buffer: &mut [u8],
+) -> io::Result<bool> {
+    match protocol {
+        Protocol::Http => payload::send_from(socket, written, end, buffer, |offset, chunk| {
+            for (index, byte) in chunk.iter_mut().enumerate() {
+                *byte = HTTP_REQUEST[(offset as usize + index) % HTTP_REQUEST.len()];
+            }
+        }),
+        Protocol::Echo | Protocol::Udp => payload::send(socket, stream_id, written, end, buffer),
+    }
+}
+
+/// The start every HTTP response has.
+const HTTP_RESPONSE: &[u8] = b"HTTP/1.";
+
+/// Reads what `stream` answered under `protocol`: for echo,
+/// [`read_echo`]; for HTTP, the responses to what it sent, of which only
+/// the first bytes are checked (`HTTP/1.`): a fault client pipelines
+/// without parsing, and the background load checks every response in full.
+pub fn read_answer(
+    protocol: Protocol,
+    stream: &mut TcpStream,
+    stream_id: u64,
+    received: &mut u64,
+    sent: u64,
+    buffer: &mut [u8],
+) -> Echoed {
+    if protocol != Protocol::Http {
+        return read_echo(stream, stream_id, received, sent, buffer);
+    }
+    let mut total = 0;
+    loop {
+        match stream.read(buffer) {
+            Ok(0) => return Echoed::Closed,
+            Ok(length) => {
+                let checked = (HTTP_RESPONSE.len() as u64).saturating_sub(*received) as usize;
+                let checked = checked.min(length);
+                let from = *received as usize;
+                if checked > 0 && buffer[..checked] != HTTP_RESPONSE[from..from + checked] {
+                    return Echoed::Wrong;
+                }
+                *received += length as u64;
+                total += length;
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                return if total > 0 {
+                    Echoed::Bytes(total)
+                } else {
+                    Echoed::Nothing
+                };
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Echoed::Closed,
+        }
     }
 }

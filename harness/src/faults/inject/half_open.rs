@@ -12,7 +12,6 @@
 
 use super::clients::{self, FAULT_STREAMS};
 use super::{Injected, Injection, bytes, plural};
-use crate::load::payload;
 use mio::{Events, Interest};
 use std::time::{Duration, Instant};
 
@@ -50,7 +49,8 @@ pub fn inject_with(injection: &Injection, count: usize) -> anyhow::Result<Inject
         for event in events.iter() {
             let index = event.token().0;
             let id = FAULT_STREAMS + index as u64;
-            let _ = payload::send(
+            let _ = clients::send(
+                injection.protocol,
                 &mut streams[index],
                 id,
                 &mut written[index],

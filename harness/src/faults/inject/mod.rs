@@ -24,6 +24,7 @@ pub mod slow_reader;
 pub mod slowloris;
 pub mod urgent_data;
 
+use crate::protocol::Protocol;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +44,9 @@ pub struct Injection {
     /// stopped): from then on the server has nothing left to set up, so the
     /// CPU it uses is judged for spinning.
     engaged: Arc<AtomicBool>,
+    /// What the server speaks: an injector whose clients send data sends
+    /// what the protocol expects ([`clients::send`]).
+    pub protocol: Protocol,
 }
 
 impl Injection {
@@ -52,7 +56,13 @@ impl Injection {
             server_pid,
             until,
             engaged: Arc::new(AtomicBool::new(false)),
+            protocol: Protocol::Echo,
         }
+    }
+
+    /// This injection against a server that speaks `protocol`.
+    pub fn speaking(self, protocol: Protocol) -> Injection {
+        Injection { protocol, ..self }
     }
 
     /// Marks the fault as in place.

@@ -10,7 +10,6 @@
 
 use super::clients::{self, Echoed, FAULT_STREAMS};
 use super::{Injected, Injection, bytes, plural};
-use crate::load::payload;
 use mio::{Events, Interest};
 use std::time::{Duration, Instant};
 
@@ -78,10 +77,24 @@ pub fn inject_with(injection: &Injection, connections: usize, waves: usize) -> a
                     continue;
                 };
                 if event.is_writable() {
-                    let _ = payload::send(stream, id, &mut written[index], BYTES_EACH, &mut buffer);
+                    let _ = clients::send(
+                        injection.protocol,
+                        stream,
+                        id,
+                        &mut written[index],
+                        BYTES_EACH,
+                        &mut buffer,
+                    );
                 }
                 if event.is_readable() {
-                    match clients::read_echo(stream, id, &mut received[index], written[index], &mut buffer) {
+                    match clients::read_answer(
+                        injection.protocol,
+                        stream,
+                        id,
+                        &mut received[index],
+                        written[index],
+                        &mut buffer,
+                    ) {
                         Echoed::Wrong => lost += 1,
                         Echoed::Closed => {}
                         Echoed::Bytes(_) | Echoed::Nothing => {}

@@ -12,7 +12,6 @@
 
 use super::clients::{self, FAULT_STREAMS};
 use super::{Injected, Injection, bytes, plural};
-use crate::load::payload;
 use mio::{Events, Interest};
 use std::time::{Duration, Instant};
 
@@ -56,7 +55,16 @@ pub fn inject_with(injection: &Injection, count: usize, cap: u64) -> anyhow::Res
                 continue;
             }
             let id = FAULT_STREAMS + index as u64;
-            if payload::send(&mut streams[index], id, &mut written[index], due, &mut buffer).is_err() {
+            if clients::send(
+                injection.protocol,
+                &mut streams[index],
+                id,
+                &mut written[index],
+                due,
+                &mut buffer,
+            )
+            .is_err()
+            {
                 open[index] = false; // closed by the server
             }
         }

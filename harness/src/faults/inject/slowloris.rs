@@ -10,6 +10,7 @@
 use super::clients::{self, Echoed, FAULT_STREAMS};
 use super::{Injected, Injection, plural};
 use crate::load::payload;
+use crate::protocol::Protocol;
 use mio::{Events, Interest};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -46,8 +47,7 @@ pub fn inject_with(injection: &Injection, count: usize, period: Duration) -> any
             }
             if next_byte[index] <= now {
                 let id = FAULT_STREAMS + index as u64;
-                let mut byte = [0u8; 1];
-                payload::fill(id, sent[index], &mut byte);
+                let byte = [byte_of(injection.protocol, id, sent[index])];
                 match streams[index].write(&byte) {
                     Ok(1) => sent[index] += 1,
                     Ok(_) => {}
@@ -65,7 +65,8 @@ pub fn inject_with(injection: &Injection, count: usize, period: Duration) -> any
                 continue;
             }
             let id = FAULT_STREAMS + index as u64;
-            match clients::read_echo(
+            match clients::read_answer(
+                injection.protocol,
                 &mut streams[index],
                 id,
                 &mut received[index],
@@ -101,6 +102,23 @@ pub fn inject_with(injection: &Injection, count: usize, period: Duration) -> any
             closed
         ),
     })
+}
+
+/// Byte `offset` a connection sends: its echo payload, or under HTTP a
+/// request whose header section never ends: the request line, a `Host`,
+/// then one header whose value grows by a letter a period (a server
+/// answers nothing until the blank line, which never comes; far fewer
+/// bytes than any header limit in a fault's length).
+fn byte_of(protocol: Protocol, stream_id: u64, offset: u64) -> u8 {
+    const HEADER: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: echolab\r\nX-Slowloris: ";
+    match protocol {
+        Protocol::Http => HEADER.get(offset as usize).copied().unwrap_or(b'a'),
+        Protocol::Echo | Protocol::Udp => {
+            let mut byte = [0u8; 1];
+            payload::fill(stream_id, offset, &mut byte);
+            byte[0]
+        }
+    }
 }
 
 #[cfg(test)]
