@@ -86,6 +86,16 @@ fn a_quick_tour_is_a_result_set_that_opens_with_the_lesson_and_reruns_a_step() {
                 .as_array()
                 .expect("a measured step has a chart");
             assert!(!bars.is_empty() && bars.iter().all(|bar| bar["value"].is_number()));
+            // n, and the deciding figure's margin, on the side of its verdict.
+            assert!(entry["n"].as_u64().is_some_and(|n| n >= 1), "{entry}");
+            let margin = entry["margin"]["margin"].as_f64().expect("a margin");
+            assert_eq!(margin >= 0.0, verdict == "confirmed", "{entry}");
+            assert!(!text(&entry["margin"], "figure").is_empty(), "{entry}");
+        } else {
+            assert!(
+                entry.get("n").is_none() && entry.get("margin").is_none(),
+                "{entry}"
+            );
         }
         for stem in entry["cells"].as_array().unwrap() {
             let stem = stem.as_str().unwrap();
@@ -131,6 +141,10 @@ fn a_quick_tour_is_a_result_set_that_opens_with_the_lesson_and_reruns_a_step() {
     assert!(first.contains("(#tour)"), "the first section is {first}");
     let first_heading = contents.lines().find(|line| line.starts_with("## ")).unwrap();
     assert!(first_heading.starts_with("## Tour"), "{first_heading}");
+    // A judged step states n and its margin in the console and the report.
+    let judged = steps.iter().filter(|entry| entry.get("margin").is_some()).count();
+    assert_eq!(stdout.matches("  margin     n = ").count(), judged, "{stdout}");
+    assert_eq!(report.matches("Margin: n = ").count(), judged, "{report}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     let first_section = html.split("<section>").nth(1).expect("report.html has sections");
     assert!(

@@ -136,6 +136,7 @@ pub fn record(
         share,
         hosts: Vec::new(),
         udp: outcome.udp.clone(),
+        until_ci: None,
     };
     cell.flags = flags::judge(&cell);
     CellRecord {

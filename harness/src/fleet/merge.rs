@@ -648,6 +648,7 @@ fn sum_parts(parts: Vec<Part>) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
                 crate::load::add_udp(&mut sum, udp);
                 Some(sum)
             }),
+        until_ci: None,
     };
     // The cell's own numbers judged, and every flag any host earned: a host
     // behind schedule, client-bound, late or on a shared CPU taints the sum.

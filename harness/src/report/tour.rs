@@ -80,6 +80,12 @@ fn step_section(entry: &TourEntry, builder: &mut Builder) -> Section {
             capitalise(&entry.reason)
         ),
     ];
+    if let (Some(n), Some(margin)) = (entry.n, &entry.margin) {
+        paragraphs.push(format!(
+            "Margin: n = {n}; {}.",
+            margin.text(crate::report::groups::figure)
+        ));
+    }
     if let Some(reference) = &entry.reference {
         paragraphs.push(format!("Reference (published, not measured here): {reference}"));
     }

@@ -452,6 +452,26 @@ pub struct Cell {
     /// `--protocol udp`: the datagrams by fate and the kernel's drops.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp: Option<UdpStats>,
+    /// `run --until-ci PCT`: how many repeats this cell (label, scenario)
+    /// needed and the CI they reached; the same record in each of its runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ci: Option<UntilCi>,
+}
+
+/// What `run --until-ci PCT` reached for one cell, once its repeats stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UntilCi {
+    /// PCT: the 95% CIs of throughput and p99 had to lie within ±PCT% of their medians.
+    pub target_percent: f64,
+    /// The runs measured (the repeats the cell needed, or the cap).
+    pub repeats: u32,
+    /// True when both CIs came within the target; false when the cap (`--max-repeat`) stopped it.
+    pub converged: bool,
+    /// The throughput's CI half-width: the farther end of its 95% CI from the
+    /// median, % of the median; null with fewer than 6 measured runs.
+    pub throughput_ci_percent: Option<f64>,
+    /// The same for the p99 latency.
+    pub p99_ci_percent: Option<f64>,
 }
 
 #[cfg(test)]
@@ -494,6 +514,7 @@ impl Cell {
             share: None,
             hosts: Vec::new(),
             udp: None,
+            until_ci: None,
         }
     }
 }

@@ -7,8 +7,14 @@
 //!     "reason": "…", "measured": { "nonblocking_cpu_percent": 97.0, … },
 //!     "threshold": "…", "reference": "…" | absent, "notes": [ "…" ],
 //!     "chart": { "title": "…", "unit": "…", "bars": [ { "label": "…", "value": 97.0, "model": "nonblocking" } ] } | null,
-//!     "mode": "full" | "quick", "cells": [ "nonblocking--step03-open-r10-c1-s64-i10" ] } ]
+//!     "mode": "full" | "quick", "cells": [ "nonblocking--step03-open-r10-c1-s64-i10" ],
+//!     "n": 1, "margin": { "figure": "nonblocking_cpu_percent", "measured": 97.0,
+//!       "bound": "at least", "threshold": 80.0, "margin": 17.0, "ratio": 1.2125 } } ]
 //! ```
+//!
+//! `n` and `margin` are absent for a skipped step: `n` is how many runs of
+//! each measurement the figures come from, `margin` the deciding figure
+//! against its threshold ([`Margin`]).
 //!
 //! `measured` keeps the order the step wrote its figures in; every figure
 //! is a number the step measured (or a ratio of two), named with its unit.
@@ -96,6 +102,112 @@ pub struct TourEntry {
     /// The file stems of the cells the step wrote under `cells/`.
     #[serde(default)]
     pub cells: Vec<String>,
+    /// How many runs of each measurement the deciding figure comes from
+    /// (the tour takes each once, so no CI); absent when skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<u32>,
+    /// The deciding figure against its threshold; absent when skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<Margin>,
+}
+
+/// Which side of its threshold a figure must be on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Bound {
+    #[serde(rename = "at least")]
+    AtLeast,
+    #[serde(rename = "at most")]
+    AtMost,
+}
+
+/// A measured figure held against its threshold: the margin between them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Margin {
+    /// The figure, as named in `measured` (or what the threshold is built
+    /// from: `threaded_msgs_per_sec vs 1.5 × epoll_msgs_per_sec`).
+    pub figure: String,
+    pub measured: f64,
+    pub bound: Bound,
+    pub threshold: f64,
+    /// `measured − threshold` signed so that a positive margin meets the
+    /// threshold with that much to spare and a negative one falls short.
+    pub margin: f64,
+    /// `measured / threshold`; null for a threshold of 0.
+    pub ratio: Option<f64>,
+}
+
+impl Margin {
+    /// `figure` must be at least `threshold`.
+    pub fn at_least(figure: impl Into<String>, measured: f64, threshold: f64) -> Margin {
+        Margin::new(figure.into(), measured, Bound::AtLeast, threshold)
+    }
+
+    /// `figure` must be at most `threshold`.
+    pub fn at_most(figure: impl Into<String>, measured: f64, threshold: f64) -> Margin {
+        Margin::new(figure.into(), measured, Bound::AtMost, threshold)
+    }
+
+    fn new(figure: String, measured: f64, bound: Bound, threshold: f64) -> Margin {
+        let margin = match bound {
+            Bound::AtLeast => measured - threshold,
+            Bound::AtMost => threshold - measured,
+        };
+        Margin {
+            figure,
+            measured,
+            bound,
+            threshold,
+            margin,
+            ratio: (threshold != 0.0).then(|| measured / threshold),
+        }
+    }
+
+    pub fn met(&self) -> bool {
+        self.margin >= 0.0
+    }
+
+    /// The margin as a share of the threshold, to rank figures of
+    /// different units; a threshold of 0 is all or nothing.
+    fn relative(&self) -> f64 {
+        if self.threshold == 0.0 {
+            if self.met() {
+                f64::INFINITY
+            } else {
+                f64::NEG_INFINITY
+            }
+        } else {
+            self.margin / self.threshold.abs()
+        }
+    }
+
+    /// Of several checks, the one that decides: the farthest short of its
+    /// threshold, or, when all are met, the nearest to it.
+    pub fn deciding(checks: &[Margin]) -> Option<&Margin> {
+        checks.iter().min_by(|a, b| a.relative().total_cmp(&b.relative()))
+    }
+
+    /// `select_growth 1.39 against at least 2: 0.61 short (0.695 of the threshold)`,
+    /// the numbers written by `number`.
+    pub fn text(&self, number: impl Fn(f64) -> String) -> String {
+        let bound = match self.bound {
+            Bound::AtLeast => "at least",
+            Bound::AtMost => "at most",
+        };
+        let side = if self.met() {
+            format!("{} to spare", number(self.margin))
+        } else {
+            format!("{} short", number(-self.margin))
+        };
+        let ratio = self.ratio.map_or_else(String::new, |ratio| {
+            format!(" ({} of the threshold)", number(ratio))
+        });
+        format!(
+            "{} {} against {bound} {}: {side}{ratio}",
+            self.figure,
+            number(self.measured),
+            number(self.threshold)
+        )
+    }
 }
 
 /// One bar chart: a value per bar.
@@ -156,11 +268,14 @@ mod tests {
             chart: None,
             mode: "quick".into(),
             cells: vec!["epoll--step03-x".into()],
+            n: Some(1),
+            margin: Some(Margin::at_least("zeta_percent", 97.5, 80.0)),
         };
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), std::slice::from_ref(&entry)).unwrap();
         let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
         assert!(text.contains("\"verdict\": \"not confirmed here\""), "{text}");
+        assert!(text.contains("\"bound\": \"at least\""), "{text}");
         assert!(
             text.find("zeta_percent").unwrap() < text.find("alpha_percent").unwrap(),
             "figures keep their order: {text}"
@@ -188,6 +303,8 @@ mod tests {
             chart: None,
             mode: "quick".into(),
             cells: Vec::new(),
+            n: None,
+            margin: None,
         };
         let entries = [
             entry(Verdict::Confirmed),
@@ -195,5 +312,32 @@ mod tests {
             entry(Verdict::Confirmed),
         ];
         assert_eq!(tally(&entries), "2 confirmed, 0 not confirmed here, 1 skipped");
+    }
+}
+
+#[cfg(test)]
+mod margin_tests {
+    use super::*;
+
+    #[test]
+    fn a_margin_is_signed_by_the_side_of_its_threshold() {
+        let short = Margin::at_least("growth", 1.39, 1.5);
+        assert!(!short.met());
+        assert!((short.margin + 0.11).abs() < 1e-9, "{short:?}");
+        let spare = Margin::at_most("epoll_cpu_percent", 2.0, 10.0);
+        assert!(spare.met());
+        assert_eq!((spare.margin, spare.ratio), (8.0, Some(0.2)));
+        let text = short.text(|value| format!("{value:.2}"));
+        assert_eq!(
+            text,
+            "growth 1.39 against at least 1.50: 0.11 short (0.93 of the threshold)"
+        );
+        // The deciding check: the farthest short, else the nearest met.
+        let busy = Margin::at_least("busy", 97.0, 80.0);
+        assert_eq!(Margin::deciding(&[spare.clone(), busy.clone()]), Some(&busy));
+        assert_eq!(Margin::deciding(&[spare, short.clone(), busy]), Some(&short));
+        let unserved = Margin::at_most("unserved", 1.0, 0.0);
+        assert_eq!(unserved.ratio, None);
+        assert_eq!(Margin::deciding(&[short, unserved.clone()]), Some(&unserved));
     }
 }

@@ -1,8 +1,10 @@
 //! `harness run`: the main job. Runs a suite (every scenario × every model,
-//! `--repeat` times) into a result set, prints a summary table, and writes the
-//! report and charts.
+//! `--repeat` times, or until their CIs are narrow enough with `--until-ci`)
+//! into a result set, prints a summary table, and writes the report and
+//! charts.
 
 mod suite;
+mod until_ci;
 
 use crate::bench;
 use crate::cell::{self, CellSpec};
@@ -11,15 +13,16 @@ use crate::fleet::shard::Shard;
 use crate::report;
 use crate::results::cell::Cell;
 use crate::results::{files, set};
+use crate::server::ServerUnderTest;
 use crate::server::process::Unsupported;
 use crate::stats;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use indicatif::{HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
-pub use suite::Suite;
+pub use suite::{Scenario, Suite};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -55,6 +58,14 @@ pub struct RunArgs {
     /// median with its 95% CI from 6 repeats, the min–max below.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     repeat: u32,
+    /// Repeat every cell, interleaved, until the 95% CIs of its throughput
+    /// and its p99 both lie within ±PCT% of their medians (from 6 runs on),
+    /// or --max-repeat is reached; instead of --repeat.
+    #[arg(long, value_name = "PCT", conflicts_with = "repeat", value_parser = until_ci::parse_percent)]
+    until_ci: Option<f64>,
+    /// With --until-ci: the most runs of a cell [default: 20].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(6..=100))]
+    max_repeat: Option<u32>,
     /// Where to write the result set [default: results/runs/<UTC time>-<hostname>]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -71,6 +82,19 @@ pub struct RunArgs {
 }
 
 pub fn main(args: RunArgs) -> Result<()> {
+    if args.max_repeat.is_some() && args.until_ci.is_none() {
+        bail!("--max-repeat caps --until-ci; without it, --repeat N gives the number of runs");
+    }
+    if args.until_ci.is_some() && args.shard.is_some() {
+        bail!(
+            "--until-ci cannot run with --shard: the shards split each cell's repeats between them, so no machine sees the runs that decide when a cell is done"
+        );
+    }
+    // Rounds of repeats: --repeat's, or --until-ci's cap.
+    let rounds = match args.until_ci {
+        Some(_) => args.max_repeat.unwrap_or(until_ci::DEFAULT_MAX_REPEAT),
+        None => args.repeat,
+    };
     let mut suite = Suite::load(&args.suite)?;
     if let Some(protocol) = args.protocol {
         for sweep in &mut suite.sweeps {
@@ -126,29 +150,37 @@ pub fn main(args: RunArgs) -> Result<()> {
         started,
         serde_json::to_value(&suite)?,
         &cpus,
-        args.repeat,
+        rounds,
         servers.iter().map(|server| server.label.clone()).collect(),
     );
     manifest.shard = shard.as_ref().map(Shard::record);
     set::write_manifest(&out, &manifest)?;
 
-    let all_cells = servers.len() * scenarios.len() * args.repeat as usize;
-    // The cells this run measures, in order: repeat by repeat, scenario by
-    // scenario, server by server.
-    let mut owned = Vec::new();
-    for repeat in 1..=args.repeat {
-        for scenario in &scenarios {
-            for server in &servers {
-                if shard
-                    .as_ref()
-                    .is_none_or(|shard| shard.owns(&server.label, &scenario.name, repeat))
-                {
-                    owned.push((repeat, scenario, server));
-                }
-            }
-        }
-    }
-    let total = owned.len();
+    let all_cells = servers.len() * scenarios.len() * rounds as usize;
+    let owns = |repeat: u32, scenario: &Scenario, server: &ServerUnderTest| {
+        shard
+            .as_ref()
+            .is_none_or(|shard| shard.owns(&server.label, &scenario.name, repeat))
+    };
+    // The cells this run measures, in order: repeat by repeat (round by
+    // round), scenario by scenario, server by server. With --until-ci a
+    // cell leaves `pending` once its CIs are narrow enough.
+    let mut pending: Vec<(&Scenario, &ServerUnderTest)> = scenarios
+        .iter()
+        .flat_map(|scenario| servers.iter().map(move |server| (scenario, server)))
+        .collect();
+    let total = if args.until_ci.is_some() {
+        pending.len()
+    } else {
+        (1..=rounds)
+            .map(|repeat| {
+                pending
+                    .iter()
+                    .filter(|(scenario, server)| owns(repeat, scenario, server))
+                    .count()
+            })
+            .sum()
+    };
     if let Some(shard) = &shard {
         eprintln!(
             "echolab: shard {} from {}: {total} of the suite's {all_cells} cells",
@@ -157,13 +189,33 @@ pub fn main(args: RunArgs) -> Result<()> {
         );
     }
     let per_cell = Duration::from_secs_f64(suite.warmup_s + suite.duration_s);
+    let minutes = |cells: usize| ((per_cell.as_secs_f64() + 1.0) * cells as f64 / 60.0).ceil();
+    let (runs, took) = match args.until_ci {
+        Some(percent) => (
+            format!(
+                "{} to {rounds} runs until the CIs are within ±{percent}%",
+                until_ci::MIN_REPEATS
+            ),
+            match (
+                minutes(total * until_ci::MIN_REPEATS as usize),
+                minutes(all_cells),
+            ) {
+                (least, most) if least == most => format!("about {most} min"),
+                (least, most) => format!("{least} to {most} min"),
+            },
+        ),
+        None => (rounds.to_string(), format!("about {} min", minutes(total))),
+    };
     eprintln!(
-        "echolab: suite '{}': {} models x {} scenarios x {} = {all_cells} cells, about {} min here; server on CPU {}, load on CPU {} ({client_threads} load thread{})",
+        "echolab: suite '{}': {} models x {} scenarios x {runs} = {} cells, {took} here; server on CPU {}, load on CPU {} ({client_threads} load thread{})",
         suite.name,
         servers.len(),
         scenarios.len(),
-        args.repeat,
-        ((per_cell.as_secs_f64() + 1.0) * total as f64 / 60.0).ceil(),
+        if args.until_ci.is_some() {
+            format!("up to {all_cells}")
+        } else {
+            all_cells.to_string()
+        },
         format_cpulist(&cpus.server),
         format_cpulist(&cpus.client),
         if client_threads == 1 { "" } else { "s" },
@@ -190,95 +242,156 @@ pub fn main(args: RunArgs) -> Result<()> {
         );
         return Ok(());
     }
+    // With --until-ci the bar grows by each round's cells as it starts.
     let progress = progress_bar(total as u64);
     // Without a terminal (CI, nohup, a pipe) the bar is hidden: one line per
     // cell instead, so a long run still shows where it is.
     let plain_progress = !std::io::stderr().is_terminal();
     let run_started = Instant::now();
     let mut cells: Vec<Cell> = Vec::new();
-    for (repeat, scenario, server) in owned {
-        let mut spoken = server.clone();
-        spoken.launch.count_syscalls &= scenario.count_syscalls;
-        let mut load = scenario.load.clone();
-        load.step = scenario.protocol.apply(&mut spoken)?;
-        let spec = CellSpec {
-            server: spoken,
-            scenario: scenario.name.clone(),
-            repeat,
-            load,
-            cpus: cpus.clone(),
-        };
-        progress.set_message(format!("{} / {} (run {repeat})", server.label, scenario.name));
-        let outcome = cell::run_cell(&spec).and_then(|record| {
-            files::write_cell(&cells_dir, &record, args.repeat)?;
-            Ok(record.cell)
-        });
-        // What the plain progress line says of the cell.
-        let measured = match outcome {
-            Ok(cell) => {
-                if !cell.flags.is_empty() {
-                    let flags: Vec<_> = cell.flags.iter().map(|f| f.as_str()).collect();
+    let mut measured_cells = 0;
+    for repeat in 1..=rounds {
+        if pending.is_empty() {
+            break;
+        }
+        let this_round: Vec<(&Scenario, &ServerUnderTest)> = pending
+            .iter()
+            .copied()
+            .filter(|(scenario, server)| owns(repeat, scenario, server))
+            .collect();
+        if args.until_ci.is_some() && repeat > 1 {
+            progress.set_length(progress.position() + this_round.len() as u64);
+        }
+        // Cells a machine cannot run leave the later rounds of --until-ci.
+        let mut unsupported_here: BTreeSet<(String, String)> = BTreeSet::new();
+        for (scenario, server) in this_round {
+            let mut spoken = server.clone();
+            spoken.launch.count_syscalls &= scenario.count_syscalls;
+            let mut load = scenario.load.clone();
+            load.step = scenario.protocol.apply(&mut spoken)?;
+            let spec = CellSpec {
+                server: spoken,
+                scenario: scenario.name.clone(),
+                repeat,
+                load,
+                cpus: cpus.clone(),
+            };
+            progress.set_message(format!("{} / {} (run {repeat})", server.label, scenario.name));
+            let outcome = cell::run_cell(&spec).and_then(|record| {
+                files::write_cell(&cells_dir, &record, rounds)?;
+                Ok(record.cell)
+            });
+            // What the plain progress line says of the cell.
+            let measured = match outcome {
+                Ok(cell) => {
+                    if !cell.flags.is_empty() {
+                        let flags: Vec<_> = cell.flags.iter().map(|f| f.as_str()).collect();
+                        say(
+                            &progress,
+                            format!(
+                                "  {} / {}: flagged {}",
+                                cell.label,
+                                cell.scenario,
+                                flags.join(", ")
+                            ),
+                        );
+                    }
+                    let measured = format!("{:.0} msgs/s", cell.msgs_per_sec);
+                    cells.push(cell);
+                    measured
+                }
+                Err(ref error) if let Some(unsupported) = error.downcast_ref::<Unsupported>() => {
+                    let known = manifest
+                        .unsupported
+                        .iter()
+                        .any(|known| known.label == server.label);
+                    if !known {
+                        say(&progress, format!("  {}: {unsupported}", server.label));
+                    }
+                    manifest.unsupported.push(set::Unsupported {
+                        label: server.label.clone(),
+                        scenario: scenario.name.clone(),
+                        repeat,
+                        reason: unsupported.reason.clone(),
+                    });
+                    unsupported_here.insert((server.label.clone(), scenario.name.clone()));
+                    "unsupported here".to_owned()
+                }
+                Err(error) => {
                     say(
                         &progress,
-                        format!(
-                            "  {} / {}: flagged {}",
-                            cell.label,
-                            cell.scenario,
-                            flags.join(", ")
-                        ),
+                        format!("  {} / {}: FAILED: {error:#}", server.label, scenario.name),
                     );
+                    manifest.failures.push(set::Failure {
+                        label: server.label.clone(),
+                        scenario: scenario.name.clone(),
+                        repeat,
+                        error: format!("{error:#}"),
+                    });
+                    "failed".to_owned()
                 }
-                let measured = format!("{:.0} msgs/s", cell.msgs_per_sec);
-                cells.push(cell);
-                measured
+            };
+            measured_cells += 1;
+            progress.inc(1);
+            if plain_progress {
+                eprint_progress_line(
+                    progress.position(),
+                    progress.length().unwrap_or(total as u64),
+                    run_started,
+                    &format!("{} / {} (run {repeat}): {measured}", server.label, scenario.name),
+                );
             }
-            Err(ref error) if let Some(unsupported) = error.downcast_ref::<Unsupported>() => {
-                let known = manifest
-                    .unsupported
+            // Keep what is measured so far on disk: an interrupted run
+            // still leaves a readable result set.
+            set::write_summary(&out, &cells)?;
+            set::write_manifest(&out, &manifest)?;
+        }
+        if let Some(target) = args.until_ci {
+            let mut stopped = Vec::new();
+            pending.retain(|(scenario, server)| {
+                let key = (server.label.clone(), scenario.name.clone());
+                if unsupported_here.contains(&key) {
+                    return false;
+                }
+                let measured: Vec<&Cell> = cells
                     .iter()
-                    .any(|known| known.label == server.label);
-                if !known {
-                    say(&progress, format!("  {}: {unsupported}", server.label));
+                    .filter(|cell| cell.label == key.0 && cell.scenario == key.1)
+                    .collect();
+                match until_ci::stop(repeat, &measured, target, rounds) {
+                    Some(reached) => {
+                        stopped.push((key, reached));
+                        false
+                    }
+                    None => true,
                 }
-                manifest.unsupported.push(set::Unsupported {
-                    label: server.label.clone(),
-                    scenario: scenario.name.clone(),
-                    repeat,
-                    reason: unsupported.reason.clone(),
-                });
-                "unsupported here".to_owned()
-            }
-            Err(error) => {
+            });
+            for ((label, scenario), reached) in stopped {
                 say(
                     &progress,
-                    format!("  {} / {}: FAILED: {error:#}", server.label, scenario.name),
+                    format!(
+                        "  {label} / {scenario}: {} after {} runs",
+                        if reached.converged {
+                            "within the target"
+                        } else {
+                            "stopped by --max-repeat"
+                        },
+                        reached.repeats
+                    ),
                 );
-                manifest.failures.push(set::Failure {
-                    label: server.label.clone(),
-                    scenario: scenario.name.clone(),
-                    repeat,
-                    error: format!("{error:#}"),
-                });
-                "failed".to_owned()
+                // Each of its runs' documents says what the cell reached.
+                for cell in cells
+                    .iter_mut()
+                    .filter(|cell| cell.label == label && cell.scenario == scenario)
+                {
+                    cell.until_ci = Some(reached.clone());
+                    files::write_json(&cells_dir.join(format!("{}.json", cell.file_stem(rounds))), cell)?;
+                }
             }
-        };
-        progress.inc(1);
-        if plain_progress {
-            eprint_progress_line(
-                progress.position(),
-                total as u64,
-                run_started,
-                &format!("{} / {} (run {repeat}): {measured}", server.label, scenario.name),
-            );
         }
-        // Keep what is measured so far on disk: an interrupted run
-        // still leaves a readable result set.
-        set::write_summary(&out, &cells)?;
-        set::write_manifest(&out, &manifest)?;
     }
     progress.finish_and_clear();
 
-    print!("{}", summary_table(&cells, args.repeat));
+    print!("{}", summary_table(&cells, rounds));
     let unsupported: BTreeSet<&str> = manifest
         .unsupported
         .iter()
@@ -311,7 +424,7 @@ pub fn main(args: RunArgs) -> Result<()> {
     if !cells.is_empty() {
         report::generate_and_announce(&out)?;
     }
-    set::fail_on_failures(&out, manifest.failures.len(), total)
+    set::fail_on_failures(&out, manifest.failures.len(), measured_cells)
 }
 
 /// Prints a line above the progress bar, or on stderr when there is no bar
@@ -368,7 +481,8 @@ pub(crate) fn eprint_progress_line(done: u64, total: u64, started: Instant, what
 
 /// The table printed at the end: one row per scenario and label; with
 /// repeats, the throughput's median and its 95% CI (n ≥ 6), or its min–max
-/// marked `n = N: no CI`.
+/// marked `n = N: no CI`. After `--until-ci`, the runs each cell took (`n`)
+/// and the CIs it reached.
 fn summary_table(cells: &[Cell], repeats: u32) -> String {
     use std::collections::BTreeMap;
     use std::fmt::Write;
@@ -381,12 +495,17 @@ fn summary_table(cells: &[Cell], repeats: u32) -> String {
         }
         groups.entry(key).or_default().push(cell);
     }
+    let stopped_by_ci = cells.iter().any(|cell| cell.until_ci.is_some());
     let mut out = String::new();
-    let _ = writeln!(
+    let _ = write!(
         out,
-        "\n{:<24} {:<22} {:>36} {:>9} {:>9} {:>10} {:>7} {:>9}  flags",
+        "\n{:<24} {:<22} {:>36} {:>9} {:>9} {:>10} {:>7} {:>9}",
         "scenario", "model", "msgs/s", "p50 µs", "p99 µs", "max µs", "cpu %", "cpu µs/m"
     );
+    if stopped_by_ci {
+        let _ = write!(out, " {:>3}  {:<26}", "n", "CI reached (msgs/s, p99)");
+    }
+    let _ = writeln!(out, "  flags");
     let mut last_scenario = String::new();
     for key in order {
         let group = &groups[&key];
@@ -410,9 +529,9 @@ fn summary_table(cells: &[Cell], repeats: u32) -> String {
             key.0.clone()
         };
         last_scenario = key.0.clone();
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "{:<24} {:<22} {:>36} {:>9.1} {:>9.1} {:>10.1} {:>7.1} {:>9.2}  {}",
+            "{:<24} {:<22} {:>36} {:>9.1} {:>9.1} {:>10.1} {:>7.1} {:>9.2}",
             scenario,
             key.1,
             throughput,
@@ -421,8 +540,15 @@ fn summary_table(cells: &[Cell], repeats: u32) -> String {
             median(&|c| c.latency_us.max),
             median(&|c| c.server.as_ref().map_or(f64::NAN, |s| s.cpu_percent)),
             median(&|c| c.server.as_ref().map_or(f64::NAN, |s| s.cpu_us_per_msg)),
-            flags.join(" "),
         );
+        if stopped_by_ci {
+            let reached = group[0]
+                .until_ci
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), until_ci::reached_text);
+            let _ = write!(out, " {:>3}  {reached:<26}", group.len());
+        }
+        let _ = writeln!(out, "  {}", flags.join(" "));
     }
     out
 }

@@ -20,7 +20,7 @@ use crate::cell::{self, CellProgress, CellSpec};
 use crate::cpus::{CpuLayout, format_cpulist};
 use crate::load::LoadSpec;
 use crate::results::cell::{Cell, Shape};
-use crate::results::tour::{self, TourEntry, Verdict};
+use crate::results::tour::{self, Margin, TourEntry, Verdict};
 use crate::results::{files, set};
 use crate::server::ServerUnderTest;
 use anyhow::{Context, Result, bail};
@@ -35,25 +35,40 @@ use steps::{STEPS, Step};
 /// The figures a step measured, by name (with their unit), in order.
 pub type Figures = IndexMap<String, f64>;
 
-/// A step's verdict and the sentence that explains it.
+/// How many times the tour takes each measurement (a cell, a scene): once.
+/// A verdict's figures therefore come from n = 1 run each, too few for a
+/// CI; the margin to the threshold says how close the verdict was.
+const RUNS_PER_MEASUREMENT: u32 = 1;
+
+/// A step's verdict, the sentence that explains it, and the deciding
+/// figure against its threshold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judgement {
     pub verdict: Verdict,
     pub reason: String,
+    /// Of the step's checks, the one that decides ([`Margin::deciding`]);
+    /// none when skipped.
+    pub margin: Option<Margin>,
 }
 
 impl Judgement {
-    pub fn confirmed(reason: String) -> Judgement {
+    /// Every check met; `checks` are the step's figures against their thresholds.
+    pub fn confirmed(checks: &[Margin], reason: String) -> Judgement {
+        debug_assert!(checks.iter().all(Margin::met), "{checks:?}");
         Judgement {
             verdict: Verdict::Confirmed,
             reason,
+            margin: Margin::deciding(checks).cloned(),
         }
     }
 
-    pub fn not_confirmed(reason: String) -> Judgement {
+    /// A check not met: `checks` hold it (and may hold the met ones).
+    pub fn not_confirmed(checks: &[Margin], reason: String) -> Judgement {
+        debug_assert!(!checks.iter().all(Margin::met), "{checks:?}");
         Judgement {
             verdict: Verdict::NotConfirmedHere,
             reason,
+            margin: Margin::deciding(checks).cloned(),
         }
     }
 
@@ -61,7 +76,13 @@ impl Judgement {
         Judgement {
             verdict: Verdict::Skipped,
             reason,
+            margin: None,
         }
+    }
+
+    /// What the verdict line adds to the reason: `n = 1; FIGURE … short (…)`.
+    pub fn margin_text(n: u32, margin: &Margin) -> String {
+        format!("n = {n}; {}", margin.text(steps::short))
     }
 }
 
@@ -346,6 +367,8 @@ fn run_step(step: &Step, session: &mut Session, failures: &mut Vec<set::Failure>
             .filter(|chart| measured_anything && !chart.bars.is_empty()),
         mode: session.mode().to_owned(),
         cells: session.written.clone(),
+        n: judgement.margin.is_some().then_some(RUNS_PER_MEASUREMENT),
+        margin: judgement.margin,
     }
 }
 
@@ -387,6 +410,9 @@ fn outcome(entry: &TourEntry, took: Duration) -> String {
         entry.reason,
         took.as_secs_f64()
     );
+    if let (Some(n), Some(margin)) = (entry.n, &entry.margin) {
+        text += &format!("  margin     {}\n", Judgement::margin_text(n, margin));
+    }
     text
 }
 

@@ -13,6 +13,7 @@
 
 use super::experiments;
 use super::{Figures, Judgement};
+use crate::results::tour::Margin;
 use crate::tour::Session;
 use crate::tour::experiments::Measured;
 
@@ -88,49 +89,75 @@ fn judge_hold(figures: &Figures) -> Result<Judgement, String> {
     let served = get(figures, "holding_clients_echoed")?;
     let during = get(figures, "waiting_client_echoed_while_held")?;
     let waited = get(figures, "waiting_client_waited_ms")?;
+    let mut checks = vec![
+        Margin::at_least("holding_clients_echoed", served, holders),
+        Margin::at_most("waiting_client_echoed_while_held", during, 0.0),
+    ];
     if served < holders {
-        return Ok(Judgement::not_confirmed(format!(
-            "only {} of the {} holding clients were echoed (ratio {}); likely: the server could not serve them all at once, or the machine was too loaded to answer within the deadline",
-            short(served),
-            short(holders),
-            ratio(served, holders)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "only {} of the {} holding clients were echoed (ratio {}); likely: the server could not serve them all at once, or the machine was too loaded to answer within the deadline",
+                short(served),
+                short(holders),
+                ratio(served, holders)
+            ),
+        ));
     }
     if during > 0.0 {
-        return Ok(Judgement::not_confirmed(format!(
-            "the waiting client was echoed {} ms after it sent, while the {} holding clients stayed (expected no echo for {} ms: ratio {}); likely: this server serves more clients at once than the claim says",
-            short(waited),
-            short(holders),
-            short(HOLD_MS),
-            ratio(waited, HOLD_MS)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "the waiting client was echoed {} ms after it sent, while the {} holding clients stayed (expected no echo for {} ms: ratio {}); likely: this server serves more clients at once than the claim says",
+                short(waited),
+                short(holders),
+                short(HOLD_MS),
+                ratio(waited, HOLD_MS)
+            ),
+        ));
     }
     let Some(after) = figures.get("waiting_client_echo_after_leave_ms").copied() else {
-        return Ok(Judgement::not_confirmed(format!(
-            "the waiting client got no echo while the others stayed ({} ms) and still none after one left; likely: the server did not move on to the next client",
-            short(waited)
-        )));
+        checks.push(Margin::at_least("waiting_client_echoed_after_leave", 0.0, 1.0));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "the waiting client got no echo while the others stayed ({} ms) and still none after one left; likely: the server did not move on to the next client",
+                short(waited)
+            ),
+        ));
     };
+    checks.push(Margin::at_least("waiting_client_waited_ms", waited, HOLD_MS));
+    checks.push(Margin::at_most(
+        "waiting_client_echo_after_leave_ms",
+        after,
+        PROMPT_AFTER_LEAVE_MS,
+    ));
     if waited < HOLD_MS || after > PROMPT_AFTER_LEAVE_MS {
-        return Ok(Judgement::not_confirmed(format!(
-            "the waiting client waited {} ms with no echo (threshold {} ms) and was echoed {} ms after a holder left (threshold {} ms: ratio {}); likely: a loaded machine delayed the server",
-            short(waited),
-            short(HOLD_MS),
-            short(after),
-            short(PROMPT_AFTER_LEAVE_MS),
-            ratio(after, PROMPT_AFTER_LEAVE_MS)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "the waiting client waited {} ms with no echo (threshold {} ms) and was echoed {} ms after a holder left (threshold {} ms: ratio {}); likely: a loaded machine delayed the server",
+                short(waited),
+                short(HOLD_MS),
+                short(after),
+                short(PROMPT_AFTER_LEAVE_MS),
+                ratio(after, PROMPT_AFTER_LEAVE_MS)
+            ),
+        ));
     }
     let holding = if holders == 1.0 {
         "the first client".to_owned()
     } else {
         format!("{} clients", short(holders))
     };
-    Ok(Judgement::confirmed(format!(
-        "the waiting client got no echo for {} ms while {holding} held the server, and was echoed {} ms after one left",
-        short(waited),
-        short(after)
-    )))
+    Ok(Judgement::confirmed(
+        &checks,
+        format!(
+            "the waiting client got no echo for {} ms while {holding} held the server, and was echoed {} ms after one left",
+            short(waited),
+            short(after)
+        ),
+    ))
 }
 
 const STEP_1: Step = Step {
@@ -175,6 +202,10 @@ fn busy_threshold() -> String {
 fn judge_busy(figures: &Figures) -> Result<Judgement, String> {
     let spinning = get(figures, "nonblocking_cpu_percent")?;
     let sleeping = get(figures, "epoll_cpu_percent")?;
+    let checks = [
+        Margin::at_least("nonblocking_cpu_percent", spinning, BUSY_POLL_MIN_PERCENT),
+        Margin::at_most("epoll_cpu_percent", sleeping, SLEEPING_MAX_PERCENT),
+    ];
     let figures_text = format!(
         "nonblocking used {}% of a CPU, epoll {}% (ratio {})",
         short(spinning),
@@ -182,20 +213,27 @@ fn judge_busy(figures: &Figures) -> Result<Judgement, String> {
         ratio(spinning, sleeping)
     );
     if spinning < BUSY_POLL_MIN_PERCENT {
-        return Ok(Judgement::not_confirmed(format!(
-            "{figures_text}: nonblocking is below {}%; likely: other processes shared the server's CPU, so the poller got less of it to burn",
-            short(BUSY_POLL_MIN_PERCENT)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{figures_text}: nonblocking is below {}%; likely: other processes shared the server's CPU, so the poller got less of it to burn",
+                short(BUSY_POLL_MIN_PERCENT)
+            ),
+        ));
     }
     if sleeping > SLEEPING_MAX_PERCENT {
-        return Ok(Judgement::not_confirmed(format!(
-            "{figures_text}: epoll is above {}%; likely: it was not idle (messages or connections kept it awake)",
-            short(SLEEPING_MAX_PERCENT)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{figures_text}: epoll is above {}%; likely: it was not idle (messages or connections kept it awake)",
+                short(SLEEPING_MAX_PERCENT)
+            ),
+        ));
     }
-    Ok(Judgement::confirmed(format!(
-        "with nothing but a message every 100 ms to serve, {figures_text}"
-    )))
+    Ok(Judgement::confirmed(
+        &checks,
+        format!("with nothing but a message every 100 ms to serve, {figures_text}"),
+    ))
 }
 
 const STEP_3: Step = Step {
@@ -229,29 +267,42 @@ fn judge_fd_setsize(figures: &Figures) -> Result<Judgement, String> {
     let connections = get(figures, "connections")?;
     let select = get(figures, "select_served")?;
     let epoll = get(figures, "epoll_served")?;
+    let checks = [
+        Margin::at_most("select_served", select, FD_SETSIZE.min(connections - 1.0)),
+        Margin::at_least("epoll_served", epoll, connections),
+    ];
     if select > FD_SETSIZE || select >= connections {
-        return Ok(Judgement::not_confirmed(format!(
-            "select served {} of {} connections (ratio {}), more than FD_SETSIZE ({}); likely: its descriptors stayed below FD_SETSIZE (not all connections reached it at once)",
-            short(select),
-            short(connections),
-            ratio(select, connections),
-            short(FD_SETSIZE)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "select served {} of {} connections (ratio {}), more than FD_SETSIZE ({}); likely: its descriptors stayed below FD_SETSIZE (not all connections reached it at once)",
+                short(select),
+                short(connections),
+                ratio(select, connections),
+                short(FD_SETSIZE)
+            ),
+        ));
     }
     if epoll < connections {
-        return Ok(Judgement::not_confirmed(format!(
-            "epoll served only {} of {} connections (ratio {}); likely: the open-file limit, or connections that timed out on a loaded machine",
-            short(epoll),
-            short(connections),
-            ratio(epoll, connections)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "epoll served only {} of {} connections (ratio {}); likely: the open-file limit, or connections that timed out on a loaded machine",
+                short(epoll),
+                short(connections),
+                ratio(epoll, connections)
+            ),
+        ));
     }
-    Ok(Judgement::confirmed(format!(
-        "of {} connections, select served {} and closed the rest, whose descriptors were past FD_SETSIZE; epoll served all {}",
-        short(connections),
-        short(select),
-        short(epoll)
-    )))
+    Ok(Judgement::confirmed(
+        &checks,
+        format!(
+            "of {} connections, select served {} and closed the rest, whose descriptors were past FD_SETSIZE; epoll served all {}",
+            short(connections),
+            short(select),
+            short(epoll)
+        ),
+    ))
 }
 
 const STEP_4: Step = Step {
@@ -287,6 +338,10 @@ fn judge_scan(figures: &Figures) -> Result<Judgement, String> {
     let epoll = get(figures, "epoll_growth")?;
     let select_idle = get(figures, "select_most_idle")?;
     let epoll_idle = get(figures, "epoll_most_idle")?;
+    let checks = [
+        Margin::at_least("select_growth", select, SELECT_GROWTH_MIN),
+        Margin::at_most("epoll_growth", epoll, EPOLL_GROWTH_MAX),
+    ];
     let text = format!(
         "from 0 to {} idle connections select's CPU per message grew {}, from 0 to {} epoll's {}",
         short(select_idle),
@@ -295,18 +350,24 @@ fn judge_scan(figures: &Figures) -> Result<Judgement, String> {
         ratio(epoll, 1.0)
     );
     if select < SELECT_GROWTH_MIN {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}: select grew less than {}x; likely: the scan is small next to the loopback TCP cost of a message on this machine",
-            short(SELECT_GROWTH_MIN)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}: select grew less than {}x; likely: the scan is small next to the loopback TCP cost of a message on this machine",
+                short(SELECT_GROWTH_MIN)
+            ),
+        ));
     }
     if epoll > EPOLL_GROWTH_MAX {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}: epoll grew more than {}x; likely: a busy machine (cache misses, other work) slowed the cells with many connections",
-            short(EPOLL_GROWTH_MAX)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}: epoll grew more than {}x; likely: a busy machine (cache misses, other work) slowed the cells with many connections",
+                short(EPOLL_GROWTH_MAX)
+            ),
+        ));
     }
-    Ok(Judgement::confirmed(text))
+    Ok(Judgement::confirmed(&checks, text))
 }
 
 const STEP_5: Step = Step {
@@ -349,6 +410,21 @@ fn judge_thread_cost(figures: &Figures) -> Result<Judgement, String> {
     let epoll_resident = get(figures, "epoll_memory_per_client_kib")?;
     let threaded_switches = get(figures, "threaded_switches_per_msg")?;
     let epoll_switches = get(figures, "epoll_switches_per_msg")?;
+    let checks = [
+        Margin::at_least(
+            "threaded_address_space_per_client_kib",
+            threaded_space,
+            STACK_RESERVED_MIN_KIB.max(ADDRESS_SPACE_RATIO_MIN * epoll_space),
+        ),
+        Margin::at_least(
+            format!(
+                "threaded_switches_per_msg vs {} × epoll_switches_per_msg",
+                short(SWITCH_RATIO_MIN)
+            ),
+            threaded_switches,
+            SWITCH_RATIO_MIN * epoll_switches,
+        ),
+    ];
     let text = format!(
         "per added client threaded reserved {} KiB of address space, epoll {} KiB (ratio {}); memory charged (each page once): {} KiB and {} KiB. Context switches per message: threaded {}, epoll {} (ratio {})",
         short(threaded_space),
@@ -361,19 +437,26 @@ fn judge_thread_cost(figures: &Figures) -> Result<Judgement, String> {
         ratio(threaded_switches, epoll_switches)
     );
     if threaded_space < STACK_RESERVED_MIN_KIB || threaded_space < ADDRESS_SPACE_RATIO_MIN * epoll_space {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}: threaded reserved less than the threshold; likely: threads were started with small stacks, or the clients were not all accepted"
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}: threaded reserved less than the threshold; likely: threads were started with small stacks, or the clients were not all accepted"
+            ),
+        ));
     }
     if threaded_switches < SWITCH_RATIO_MIN * epoll_switches {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}: threaded switched less than {}x as often; likely: its threads found their next message already there and did not sleep",
-            short(SWITCH_RATIO_MIN)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}: threaded switched less than {}x as often; likely: its threads found their next message already there and did not sleep",
+                short(SWITCH_RATIO_MIN)
+            ),
+        ));
     }
-    Ok(Judgement::confirmed(format!(
-        "{text}. The memory a thread costs is mostly reserved, not touched."
-    )))
+    Ok(Judgement::confirmed(
+        &checks,
+        format!("{text}. The memory a thread costs is mostly reserved, not touched."),
+    ))
 }
 
 const STEP_6: Step = Step {
@@ -411,6 +494,22 @@ fn judge_coroutine(figures: &Figures) -> Result<Judgement, String> {
     let switches = get(figures, "coroutine_switches_per_msg")?;
     let threaded_switches = get(figures, "threaded_switches_per_msg")?;
     let starved = get(figures, "coroutine_unserved_clients")?;
+    let checks = [
+        Margin::at_most(
+            "coroutine_threads",
+            threads,
+            COROUTINE_MAX_THREADS.min(threaded_threads / COROUTINE_SAVING_MIN),
+        ),
+        Margin::at_most(
+            format!(
+                "coroutine_switches_per_msg vs threaded_switches_per_msg / {}",
+                short(COROUTINE_SAVING_MIN)
+            ),
+            switches,
+            threaded_switches / COROUTINE_SAVING_MIN,
+        ),
+        Margin::at_most("coroutine_unserved_clients", starved, 0.0),
+    ];
     let text = format!(
         "coroutine ran its clients on {} OS threads, threaded on {} (ratio {}); context switches per message {} against {} (ratio {}); coroutine left {} clients unserved, threaded {}",
         short(threads),
@@ -423,21 +522,30 @@ fn judge_coroutine(figures: &Figures) -> Result<Judgement, String> {
         short(get(figures, "threaded_unserved_clients")?)
     );
     if threads > COROUTINE_MAX_THREADS || threads * COROUTINE_SAVING_MIN > threaded_threads {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}: coroutine used too many OS threads; likely: its runtime was given more workers (--workers) or saw more CPUs"
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}: coroutine used too many OS threads; likely: its runtime was given more workers (--workers) or saw more CPUs"
+            ),
+        ));
     }
     if switches * COROUTINE_SAVING_MIN > threaded_switches {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}: coroutine switched too often; likely: its workers slept between messages at this load"
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}: coroutine switched too often; likely: its workers slept between messages at this load"
+            ),
+        ));
     }
     if starved > 0.0 {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}: coroutine did not serve every client; likely: connections were not accepted in time on a loaded machine"
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}: coroutine did not serve every client; likely: connections were not accepted in time on a loaded machine"
+            ),
+        ));
     }
-    Ok(Judgement::confirmed(text))
+    Ok(Judgement::confirmed(&checks, text))
 }
 
 const STEP_7: Step = Step {
@@ -473,6 +581,7 @@ fn connect_threshold() -> String {
 fn judge_connect(figures: &Figures) -> Result<Judgement, String> {
     let iterative = get(figures, "single_cpu_us_per_connection")?;
     let epoll_added = get(figures, "epoll_cpu_us_per_connection")? - iterative;
+    let mut checks = Vec::new();
     let mut parts = Vec::new();
     let mut short_of = Vec::new();
     for model in ["threaded", "process"] {
@@ -489,7 +598,13 @@ fn judge_connect(figures: &Figures) -> Result<Judgement, String> {
             short(epoll_added),
             ratio(added, epoll_added.max(0.0))
         ));
-        if added < ADDED_SHARE_MIN * iterative || added < ADDED_OVER_EPOLL_MIN * epoll_added.max(0.0) {
+        let least = (ADDED_SHARE_MIN * iterative).max(ADDED_OVER_EPOLL_MIN * epoll_added.max(0.0));
+        checks.push(Margin::at_least(
+            format!("{model}_cpu_us_per_connection − single_cpu_us_per_connection"),
+            added,
+            least,
+        ));
+        if added < least {
             short_of.push(model);
         }
     }
@@ -498,12 +613,15 @@ fn judge_connect(figures: &Figures) -> Result<Judgement, String> {
     }
     let text = parts.join("; ");
     if !short_of.is_empty() {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}: {} adds less than the threshold; likely: the client, not the server, was the limit (churn is client-bound on loopback), leaving the server's CPU samples small and noisy",
-            short_of.join(" and ")
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}: {} adds less than the threshold; likely: the client, not the server, was the limit (churn is client-bound on loopback), leaving the server's CPU samples small and noisy",
+                short_of.join(" and ")
+            ),
+        ));
     }
-    Ok(Judgement::confirmed(text))
+    Ok(Judgement::confirmed(&checks, text))
 }
 
 const STEP_8: Step = Step {
@@ -529,18 +647,25 @@ fn syscall_threshold() -> String {
 fn judge_syscalls(figures: &Figures) -> Result<Judgement, String> {
     let checked = get(figures, "ranges_checked")?;
     let contradicted = get(figures, "ranges_contradicted")?;
+    let checks = [Margin::at_most("ranges_contradicted", contradicted, 0.0)];
     if contradicted > 0.0 {
-        return Ok(Judgement::not_confirmed(format!(
-            "{} of {} stated ranges were contradicted (ratio {}; see the notes); likely: a runtime changed how it waits, or a loaded machine batched more messages per wake-up",
-            short(contradicted),
-            short(checked),
-            ratio(contradicted, checked)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{} of {} stated ranges were contradicted (ratio {}; see the notes); likely: a runtime changed how it waits, or a loaded machine batched more messages per wake-up",
+                short(contradicted),
+                short(checked),
+                ratio(contradicted, checked)
+            ),
+        ));
     }
-    Ok(Judgement::confirmed(format!(
-        "all {} ranges the models' docs state hold, model by model (see the notes)",
-        short(checked)
-    )))
+    Ok(Judgement::confirmed(
+        &checks,
+        format!(
+            "all {} ranges the models' docs state hold, model by model (see the notes)",
+            short(checked)
+        ),
+    ))
 }
 
 const STEP_9: Step = Step {
@@ -570,6 +695,14 @@ fn uring_threshold() -> String {
 fn judge_uring(figures: &Figures) -> Result<Judgement, String> {
     let uring = get(figures, "uring_syscalls_per_msg")?;
     let epoll = get(figures, "epoll_syscalls_per_msg")?;
+    let checks = [Margin::at_most(
+        format!(
+            "uring_syscalls_per_msg vs {} × epoll_syscalls_per_msg",
+            short(URING_SYSCALL_RATIO_MAX)
+        ),
+        uring,
+        URING_SYSCALL_RATIO_MAX * epoll,
+    )];
     let text = format!(
         "uring made {} system calls per message, epoll {} (ratio {})",
         short(uring),
@@ -577,11 +710,14 @@ fn judge_uring(figures: &Figures) -> Result<Judgement, String> {
         ratio(uring, epoll)
     );
     if uring > URING_SYSCALL_RATIO_MAX * epoll {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}; likely: few completions were ready per io_uring_enter at this load, so little was batched"
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}; likely: few completions were ready per io_uring_enter at this load, so little was batched"
+            ),
+        ));
     }
-    Ok(Judgement::confirmed(text))
+    Ok(Judgement::confirmed(&checks, text))
 }
 
 const STEP_10: Step = Step {
@@ -615,6 +751,17 @@ fn judge_reactor(figures: &Figures) -> Result<Judgement, String> {
     let reuseport = get(figures, "reuseport_msgs_per_sec")?;
     let epoll = get(figures, "epoll_msgs_per_sec")?;
     let client_bound = get(figures, "reuseport_client_bound")?;
+    let checks = [
+        Margin::at_least(
+            format!(
+                "reuseport_msgs_per_sec vs {} × epoll_msgs_per_sec",
+                short(REACTOR_SCALING_MIN)
+            ),
+            reuseport,
+            REACTOR_SCALING_MIN * epoll,
+        ),
+        Margin::at_most("reuseport_client_bound", client_bound, 0.0),
+    ];
     let text = format!(
         "on {} server CPUs reuseport served {} msgs/s, epoll {} (ratio {})",
         short(cpus),
@@ -628,14 +775,20 @@ fn judge_reactor(figures: &Figures) -> Result<Judgement, String> {
         } else {
             "the reactors did not get a fair share of the connections, or the CPUs are hyperthreads of one core"
         };
-        return Ok(Judgement::not_confirmed(format!("{text}; likely: {likely}")));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!("{text}; likely: {likely}"),
+        ));
     }
     if client_bound > 0.0 {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}, but the load generator was the limit (client-bound), so the scaling is a lower bound, not a measurement"
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}, but the load generator was the limit (client-bound), so the scaling is a lower bound, not a measurement"
+            ),
+        ));
     }
-    Ok(Judgement::confirmed(text))
+    Ok(Judgement::confirmed(&checks, text))
 }
 
 const STEP_11: Step = Step {
@@ -665,6 +818,7 @@ fn language_threshold() -> String {
 }
 
 fn judge_language(figures: &Figures) -> Result<Judgement, String> {
+    let mut checks = Vec::new();
     let mut parts = Vec::new();
     let mut short_of = Vec::new();
     for (python, rust) in LANGUAGE_PAIRS {
@@ -676,19 +830,31 @@ fn judge_language(figures: &Figures) -> Result<Judgement, String> {
             short(rust_cost),
             ratio(py_cost, rust_cost)
         ));
+        checks.push(Margin::at_least(
+            format!(
+                "{}_cpu_us_per_msg vs {} × {rust}_cpu_us_per_msg",
+                python.replace('-', "_"),
+                short(LANGUAGE_COST_MIN)
+            ),
+            py_cost,
+            LANGUAGE_COST_MIN * rust_cost,
+        ));
         if py_cost < LANGUAGE_COST_MIN * rust_cost {
             short_of.push(python);
         }
     }
     let text = parts.join("; ");
     if !short_of.is_empty() {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}: {} below {}x; likely: the kernel's loopback TCP, the same for both languages, is most of what a message costs, so the interpreter's share is small",
-            short_of.join(" and "),
-            short(LANGUAGE_COST_MIN)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}: {} below {}x; likely: the kernel's loopback TCP, the same for both languages, is most of what a message costs, so the interpreter's share is small",
+                short_of.join(" and "),
+                short(LANGUAGE_COST_MIN)
+            ),
+        ));
     }
-    Ok(Judgement::confirmed(text))
+    Ok(Judgement::confirmed(&checks, text))
 }
 
 const STEP_12: Step = Step {
@@ -743,19 +909,36 @@ fn judge_overlap(figures: &Figures) -> Result<Judgement, String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let checks: Vec<Margin> = overlapping
+        .iter()
+        .map(|(name, value)| {
+            Margin::at_least(
+                format!(
+                    "{}_msgs_per_sec vs {} × py_single_msgs_per_sec",
+                    name.replace('-', "_"),
+                    short(OVERLAP_MIN)
+                ),
+                *value,
+                OVERLAP_MIN * single,
+            )
+        })
+        .collect();
     let behind: Vec<&str> = overlapping
         .iter()
         .filter(|(_, value)| *value < OVERLAP_MIN * single)
         .map(|(name, _)| name.as_str())
         .collect();
     if !behind.is_empty() {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}: {} below {}x; likely: the server's one CPU was the limit before the waits were (a loaded machine, or the interpreter's cost per message)",
-            behind.join(", "),
-            short(OVERLAP_MIN)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}: {} below {}x; likely: the server's one CPU was the limit before the waits were (a loaded machine, or the interpreter's cost per message)",
+                behind.join(", "),
+                short(OVERLAP_MIN)
+            ),
+        ));
     }
-    Ok(Judgement::confirmed(text))
+    Ok(Judgement::confirmed(&checks, text))
 }
 
 const STEP_13: Step = Step {
@@ -794,6 +977,17 @@ fn judge_gil(figures: &Figures) -> Result<Judgement, String> {
     let threads = get(figures, "py_threaded_msgs_per_sec")?;
     let processes = get(figures, "py_prefork_msgs_per_sec")?;
     let threads_cpu = get(figures, "py_threaded_cpu_percent")?;
+    let checks = [
+        Margin::at_most("py_threaded_cpu_percent", threads_cpu, GIL_CPU_PERCENT_MAX),
+        Margin::at_least(
+            format!(
+                "py_prefork_msgs_per_sec vs {} × py_threaded_msgs_per_sec",
+                short(PROCESSES_OVER_THREADS_MIN)
+            ),
+            processes,
+            PROCESSES_OVER_THREADS_MIN * threads,
+        ),
+    ];
     let text = format!(
         "on {} server CPUs py-prefork served {} msgs/s, py-threaded {} (ratio {}) using {}% of one CPU",
         short(cpus),
@@ -803,18 +997,24 @@ fn judge_gil(figures: &Figures) -> Result<Judgement, String> {
         short(threads_cpu)
     );
     if threads_cpu > GIL_CPU_PERCENT_MAX {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}: the threads used more than {}% of one CPU; likely: the work released the GIL (a build without it, or hashing large blocks)",
-            short(GIL_CPU_PERCENT_MAX)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}: the threads used more than {}% of one CPU; likely: the work released the GIL (a build without it, or hashing large blocks)",
+                short(GIL_CPU_PERCENT_MAX)
+            ),
+        ));
     }
     if processes < PROCESSES_OVER_THREADS_MIN * threads {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}: below {}x; likely: the server CPUs are hyperthreads of one core, or the load generator was the limit",
-            short(PROCESSES_OVER_THREADS_MIN)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}: below {}x; likely: the server CPUs are hyperthreads of one core, or the load generator was the limit",
+                short(PROCESSES_OVER_THREADS_MIN)
+            ),
+        ));
     }
-    Ok(Judgement::confirmed(text))
+    Ok(Judgement::confirmed(&checks, text))
 }
 
 const STEP_14: Step = Step {
@@ -850,6 +1050,14 @@ fn batch_threshold() -> String {
 fn judge_batch(figures: &Figures) -> Result<Judgement, String> {
     let batched = get(figures, "udp_batch32_syscalls_per_msg")?;
     let single = get(figures, "udp_syscalls_per_msg")?;
+    let checks = [Margin::at_most(
+        format!(
+            "udp_batch32_syscalls_per_msg vs {} × udp_syscalls_per_msg",
+            short(BATCH_SYSCALL_RATIO_MAX)
+        ),
+        batched,
+        BATCH_SYSCALL_RATIO_MAX * single,
+    )];
     let text = format!(
         "udp --batch 32 made {} system calls per datagram, udp {} (ratio {})",
         short(batched),
@@ -857,11 +1065,12 @@ fn judge_batch(figures: &Figures) -> Result<Judgement, String> {
         ratio(batched, single)
     );
     if batched > BATCH_SYSCALL_RATIO_MAX * single {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}; likely: the server kept up, so each recvmmsg found about one datagram waiting"
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!("{text}; likely: the server kept up, so each recvmmsg found about one datagram waiting"),
+        ));
     }
-    Ok(Judgement::confirmed(text))
+    Ok(Judgement::confirmed(&checks, text))
 }
 
 const STEP_15: Step = Step {
@@ -928,26 +1137,46 @@ fn judge_rust_overlap(figures: &Figures) -> Result<Judgement, String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let pool_bound = POOL_WORKERS * 1e6 / f64::from(WAIT_MICROS) * POOL_SLACK;
+    let mut checks: Vec<Margin> = overlapping
+        .iter()
+        .map(|(name, value)| {
+            Margin::at_least(
+                format!(
+                    "{name}_msgs_per_sec vs {} × single_msgs_per_sec",
+                    short(OVERLAP_MIN)
+                ),
+                *value,
+                OVERLAP_MIN * single,
+            )
+        })
+        .collect();
+    checks.push(Margin::at_most("pool_msgs_per_sec", pool, pool_bound));
     let behind: Vec<&str> = overlapping
         .iter()
         .filter(|(_, value)| *value < OVERLAP_MIN * single)
         .map(|(name, _)| *name)
         .collect();
     if !behind.is_empty() {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}: {} below {}x; likely: the server's CPU or the load generator was the limit before the waits were",
-            behind.join(", "),
-            short(OVERLAP_MIN)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}: {} below {}x; likely: the server's CPU or the load generator was the limit before the waits were",
+                behind.join(", "),
+                short(OVERLAP_MIN)
+            ),
+        ));
     }
-    let pool_bound = POOL_WORKERS * 1e6 / f64::from(WAIT_MICROS) * POOL_SLACK;
     if pool > pool_bound {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}: pool above {} msgs/s, more than its workers can serve asleep; likely: its workers do not wait (--work not applied)",
-            short(pool_bound)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}: pool above {} msgs/s, more than its workers can serve asleep; likely: its workers do not wait (--work not applied)",
+                short(pool_bound)
+            ),
+        ));
     }
-    Ok(Judgement::confirmed(text))
+    Ok(Judgement::confirmed(&checks, text))
 }
 
 const STEP_16: Step = Step {
@@ -982,6 +1211,14 @@ fn judge_cores(figures: &Figures) -> Result<Judgement, String> {
     let cpus = get(figures, "server_cpus")?;
     let threaded = get(figures, "threaded_msgs_per_sec")?;
     let epoll = get(figures, "epoll_msgs_per_sec")?;
+    let checks = [Margin::at_least(
+        format!(
+            "threaded_msgs_per_sec vs {} × epoll_msgs_per_sec",
+            short(CORES_OVER_ONE_MIN)
+        ),
+        threaded,
+        CORES_OVER_ONE_MIN * epoll,
+    )];
     let text = format!(
         "on {} server CPUs threaded served {} msgs/s, epoll {} (ratio {})",
         short(cpus),
@@ -990,12 +1227,15 @@ fn judge_cores(figures: &Figures) -> Result<Judgement, String> {
         ratio(threaded, epoll)
     );
     if threaded < CORES_OVER_ONE_MIN * epoll {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}: below {}x; likely: the server CPUs are hyperthreads of one core, or the load generator was the limit",
-            short(CORES_OVER_ONE_MIN)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}: below {}x; likely: the server CPUs are hyperthreads of one core, or the load generator was the limit",
+                short(CORES_OVER_ONE_MIN)
+            ),
+        ));
     }
-    Ok(Judgement::confirmed(text))
+    Ok(Judgement::confirmed(&checks, text))
 }
 
 const STEP_17: Step = Step {
@@ -1030,6 +1270,14 @@ fn keep_alive_threshold() -> String {
 fn judge_keep_alive(figures: &Figures) -> Result<Judgement, String> {
     let kept = get(figures, "keep_alive_requests_per_sec")?;
     let each = get(figures, "connection_per_request_requests_per_sec")?;
+    let checks = [Margin::at_least(
+        format!(
+            "keep_alive_requests_per_sec vs {} × connection_per_request_requests_per_sec",
+            short(KEEP_ALIVE_MIN)
+        ),
+        kept,
+        KEEP_ALIVE_MIN * each,
+    )];
     let text = format!(
         "kept alive {} requests/s, a connection per request {} (ratio {})",
         short(kept),
@@ -1037,12 +1285,15 @@ fn judge_keep_alive(figures: &Figures) -> Result<Judgement, String> {
         ratio(kept, each)
     );
     if kept < KEEP_ALIVE_MIN * each {
-        return Ok(Judgement::not_confirmed(format!(
-            "{text}: below {}x; likely: the load generator, not the server, was the limit of the kept-alive cell",
-            short(KEEP_ALIVE_MIN)
-        )));
+        return Ok(Judgement::not_confirmed(
+            &checks,
+            format!(
+                "{text}: below {}x; likely: the load generator, not the server, was the limit of the kept-alive cell",
+                short(KEEP_ALIVE_MIN)
+            ),
+        ));
     }
-    Ok(Judgement::confirmed(text))
+    Ok(Judgement::confirmed(&checks, text))
 }
 
 const STEP_18: Step = Step {
@@ -1079,6 +1330,55 @@ mod tests {
             "{}",
             judged(1.5).reason
         );
+    }
+
+    #[test]
+    fn a_verdict_states_n_and_its_signed_margin_to_the_threshold() {
+        let judged = |threaded: f64| {
+            judge_cores(&figures(&[
+                ("server_cpus", 2.0),
+                ("threaded_msgs_per_sec", threaded),
+                ("epoll_msgs_per_sec", 1_000.0),
+            ]))
+            .unwrap()
+        };
+        let line = |judgement: &Judgement| {
+            Judgement::margin_text(
+                super::super::RUNS_PER_MEASUREMENT,
+                judgement.margin.as_ref().unwrap(),
+            )
+        };
+        // Threshold: 1.5 × epoll's 1,000 = 1,500 msgs/s.
+        let confirmed = judged(1_900.0);
+        assert_eq!(confirmed.verdict, Verdict::Confirmed);
+        let margin = confirmed.margin.as_ref().unwrap();
+        assert_eq!((margin.threshold, margin.margin), (1_500.0, 400.0));
+        assert_eq!(
+            line(&confirmed),
+            "n = 1; threaded_msgs_per_sec vs 1.50 × epoll_msgs_per_sec 1,900 against at least 1,500: 400 to spare (1.27 of the threshold)"
+        );
+        let short_of = judged(1_100.0);
+        assert_eq!(short_of.verdict, Verdict::NotConfirmedHere);
+        assert_eq!(short_of.margin.as_ref().unwrap().margin, -400.0);
+        assert!(line(&short_of).starts_with("n = 1; "), "{}", line(&short_of));
+        assert!(
+            line(&short_of).ends_with(": 400 short (0.733 of the threshold)"),
+            "{}",
+            line(&short_of)
+        );
+        // Of two checks, the one short decides; met, the nearer one.
+        let busy = |spinning: f64, sleeping: f64| {
+            judge_busy(&figures(&[
+                ("nonblocking_cpu_percent", spinning),
+                ("epoll_cpu_percent", sleeping),
+            ]))
+            .unwrap()
+            .margin
+            .unwrap()
+        };
+        assert_eq!(busy(97.0, 0.5).figure, "nonblocking_cpu_percent");
+        assert_eq!(busy(97.0, 9.5).figure, "epoll_cpu_percent");
+        assert_eq!(busy(97.0, 30.0).margin, -20.0);
     }
 
     fn figures(pairs: &[(&str, f64)]) -> Figures {
