@@ -7,9 +7,10 @@
 //! on log values, the interval that inverts the rank test: see
 //! [`crate::stats`]), the two-sided Mann–Whitney p-value and a verdict:
 //!
-//! - `better` / `worse`: significant after Holm–Bonferroni over every row
-//!   that could be significant, and the ratio's CI reaches beyond
-//!   ±`--threshold`;
+//! - `better` / `worse`: significant after the correction for many rows
+//!   (`--correction`: Benjamini–Hochberg by default, Holm–Bonferroni on
+//!   request) over every row that could be significant, and the ratio's CI
+//!   reaches beyond ±`--threshold`;
 //! - `same`: no significant difference, or a CI inside ±`--threshold`;
 //! - `too few repeats`: the sample sizes cannot give p < 0.05 at all (the
 //!   smallest p they allow is shown); 3 repeats a side cannot.
@@ -32,6 +33,32 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::PathBuf;
+
+/// The correction for testing many rows at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Correction {
+    /// Benjamini–Hochberg: the false discovery rate at 5%.
+    Bh,
+    /// Holm–Bonferroni: the family-wise error rate at 5%.
+    Holm,
+}
+
+impl Correction {
+    fn name(self) -> &'static str {
+        match self {
+            Correction::Bh => "Benjamini-Hochberg",
+            Correction::Holm => "Holm-Bonferroni",
+        }
+    }
+
+    fn adjust(self, p_values: &[f64]) -> Vec<f64> {
+        match self {
+            Correction::Bh => stats::benjamini_hochberg(p_values),
+            Correction::Holm => stats::holm(p_values),
+        }
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct CompareArgs {
@@ -59,6 +86,13 @@ pub struct CompareArgs {
     /// Compare sets that measured different things (suite, scenarios, sizes).
     #[arg(long)]
     pub force: bool,
+    /// How the p-values of many rows are corrected: `bh` (Benjamini–Hochberg:
+    /// at most 5% of the changes it finds are false, on average; when nothing
+    /// changed, a 5% chance of any finding, as Holm) or `holm`
+    /// (Holm–Bonferroni: at most a 5% chance of any false change; with 6
+    /// repeats a side it finds nothing in more than 23 rows).
+    #[arg(long, value_enum, default_value_t = Correction::Bh)]
+    pub correction: Correction,
     /// Also write the comparison as DIR/compare.md and DIR/compare.html
     /// (creating DIR): the sets, the manifest differences, the verdict
     /// table (as printed; every row with --all), then for each sweep and
@@ -187,9 +221,9 @@ pub struct Row {
     pub ratio_ci: Option<[f64; 2]>,
     /// Mann–Whitney, two-sided, before any adjustment.
     pub p_value: f64,
-    /// After Holm–Bonferroni over the rows that could be significant (null
-    /// for too few repeats).
-    pub p_holm: Option<f64>,
+    /// After the correction (`--correction`) over the rows that could be
+    /// significant (null for too few repeats).
+    pub p_adjusted: Option<f64>,
     /// The smallest p the sample sizes allow.
     pub smallest_p: f64,
     pub n_a: usize,
@@ -223,7 +257,7 @@ impl Row {
             ratio: (a_median != 0.0).then(|| b_median / a_median),
             ratio_ci: stats::ratio_ci(&values_a, &values_b).map(|ci| [ci.low, ci.high]),
             p_value: test.p_value,
-            p_holm: None,
+            p_adjusted: None,
             smallest_p,
             n_a,
             n_b,
@@ -237,12 +271,12 @@ impl Row {
         })
     }
 
-    /// The verdict once `p_holm` is known.
-    fn judge(&mut self, p_holm: f64, threshold: f64) {
-        self.p_holm = Some(p_holm);
+    /// The verdict once `p_adjusted` is known.
+    fn judge(&mut self, p_adjusted: f64, threshold: f64) {
+        self.p_adjusted = Some(p_adjusted);
         let within =
             |[low, high]: [f64; 2]| low >= 1.0 - threshold / 100.0 && high <= 1.0 + threshold / 100.0;
-        self.verdict = if p_holm > ALPHA || self.ratio_ci.is_some_and(within) {
+        self.verdict = if p_adjusted > ALPHA || self.ratio_ci.is_some_and(within) {
             Verdict::Same
         } else if (self.b_median > self.a_median) == self.higher_is_better {
             Verdict::Better
@@ -357,18 +391,18 @@ pub fn main(args: CompareArgs) -> anyhow::Result<()> {
                 .filter_map(move |&metric| Row::of(key, metric, a, b))
         })
         .collect();
-    // Holm over the family of rows that could be significant at all.
+    // The correction over the family of rows that could be significant at all.
     let family: Vec<usize> = (0..rows.len())
         .filter(|&index| rows[index].verdict != Verdict::TooFewRepeats)
         .collect();
-    let adjusted = stats::holm(
+    let adjusted = args.correction.adjust(
         &family
             .iter()
             .map(|&index| rows[index].p_value)
             .collect::<Vec<_>>(),
     );
-    for (&index, p_holm) in family.iter().zip(adjusted) {
-        rows[index].judge(p_holm, args.threshold);
+    for (&index, p_adjusted) in family.iter().zip(adjusted) {
+        rows[index].judge(p_adjusted, args.threshold);
     }
     let verdicts = verdicts(&rows, family.len(), &args);
     let regressions: Vec<&Row> = args
@@ -382,7 +416,8 @@ pub fn main(args: CompareArgs) -> anyhow::Result<()> {
             "b": describe_json(&set_b),
             "manifest_differences": differences,
             "threshold_percent": args.threshold,
-            "holm_rows": family.len(),
+            "correction": args.correction,
+            "family_rows": family.len(),
             "rows": rows,
             "only_in_a": only_a.iter().map(|(label, scenario)| json!({ "label": label, "scenario": scenario })).collect::<Vec<_>>(),
             "only_in_b": only_b.iter().map(|(label, scenario)| json!({ "label": label, "scenario": scenario })).collect::<Vec<_>>(),
@@ -473,7 +508,8 @@ fn rows_text(verdicts: &Verdicts) -> String {
 fn verdicts(rows: &[Row], family: usize, args: &CompareArgs) -> Verdicts {
     let method = format!(
         "B/A: ratio of medians with its 95% CI (Hodges-Lehmann); p: Mann-Whitney U, two-sided, then \
-         Holm-Bonferroni over {family} rows; same: p(Holm) > {ALPHA} or the CI within ±{}%.",
+         {} over {family} rows (p adj.); same: p adj. > {ALPHA} or the CI within ±{}%.",
+        args.correction.name(),
         args.threshold
     );
     let mut notes = Vec::new();
@@ -489,7 +525,7 @@ fn verdicts(rows: &[Row], family: usize, args: &CompareArgs) -> Verdicts {
         "B",
         "B/A [95% CI]",
         "p",
-        "p Holm",
+        "p adj.",
         "n",
         "verdict",
         "flags",
@@ -513,7 +549,7 @@ fn verdicts(rows: &[Row], family: usize, args: &CompareArgs) -> Verdicts {
                 metric_of(row).format(row.b_median),
                 row.ratio_text(),
                 p_text(row.p_value),
-                row.p_holm.map_or_else(|| "-".to_owned(), p_text),
+                row.p_adjusted.map_or_else(|| "-".to_owned(), p_text),
                 format!("{}/{}", row.n_a, row.n_b),
                 row.verdict.as_str().to_owned(),
                 row.flags.clone(),
@@ -546,7 +582,9 @@ fn verdicts(rows: &[Row], family: usize, args: &CompareArgs) -> Verdicts {
             ));
         }
     }
-    // Holm over many rows asks more of each p than few repeats can give.
+    // A correction over many rows asks more of each p than few repeats can
+    // give: Holm asks α/m of the first row, and so does Benjamini–Hochberg
+    // of a change found alone (k changes found together need α·k/m each).
     let reachable = rows
         .iter()
         .filter(|row| row.verdict != Verdict::TooFewRepeats)
@@ -558,12 +596,22 @@ fn verdicts(rows: &[Row], family: usize, args: &CompareArgs) -> Verdicts {
         let needed = (2..=100)
             .find(|&n| stats::smallest_p(n, n) * family as f64 <= ALPHA)
             .unwrap_or(100);
-        notes.push(format!(
-            "No row can be significant: Holm over {family} rows needs p ≤ {} for the first, and these repeats \
-             give p ≥ {}. Ask fewer questions (--metric) or repeat more (n = {needed} a side).",
-            p_text(ALPHA / family as f64),
-            p_text(smallest)
-        ));
+        notes.push(match args.correction {
+            Correction::Holm => format!(
+                "No row can be significant: Holm over {family} rows needs p ≤ {} for the first, and these \
+                 repeats give p ≥ {}. Ask fewer questions (--metric), repeat more (n = {needed} a side), or \
+                 use --correction bh.",
+                p_text(ALPHA / family as f64),
+                p_text(smallest)
+            ),
+            Correction::Bh => format!(
+                "A change in one row alone cannot be significant: over {family} rows it needs p ≤ {}, and \
+                 these repeats give p ≥ {}; changes in several rows together can (k of them need p ≤ \
+                 {ALPHA}·k/{family} each). Ask fewer questions (--metric) or repeat more (n = {needed} a side).",
+                p_text(ALPHA / family as f64),
+                p_text(smallest)
+            ),
+        });
     }
     Verdicts {
         method,
@@ -998,8 +1046,24 @@ mod tests {
         unadjusted.judge(0.2, 2.0);
         assert_eq!(unadjusted.verdict, Verdict::Same, "not significant after Holm");
         let few = row(Metric::MsgsPerSec, &A[..3], &[50.0, 51.0, 52.0]);
+        assert!(few.p_adjusted.is_none());
         assert_eq!(few.verdict, Verdict::TooFewRepeats);
         assert_eq!(few.smallest_p, 0.1);
         assert!(few.ratio_ci.is_none());
+    }
+
+    /// 36 rows, 8 of them a clean separation at 6 repeats a side (the
+    /// smallest p those sizes allow, 2/924): Holm finds none, since its
+    /// first row needs 0.05/36; Benjamini–Hochberg finds the 8, since the
+    /// 8th needs 0.05·8/36.
+    #[test]
+    fn benjamini_hochberg_finds_a_change_spread_over_rows_that_holm_cannot() {
+        let separated = stats::smallest_p(6, 6);
+        let p: Vec<f64> = (0..36).map(|row| if row < 8 { separated } else { 0.5 }).collect();
+        let bh = Correction::Bh.adjust(&p);
+        let holm = Correction::Holm.adjust(&p);
+        assert!(bh[..8].iter().all(|&q| q <= ALPHA), "{bh:?}");
+        assert!(bh[8..].iter().all(|&q| q > ALPHA), "{bh:?}");
+        assert!(holm.iter().all(|&q| q > ALPHA), "{holm:?}");
     }
 }
