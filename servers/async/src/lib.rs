@@ -20,7 +20,8 @@
 //!
 //! **Protocols and work.** `--protocol http`: the same loop over the HTTP step.
 //! `--work wait:` is tokio's sleep: a timer entry in the runtime's wheel, the
-//! worker runs other tasks.
+//! worker runs other tasks. The wheel ticks in milliseconds, so a 1 ms wait
+//! lasts 1 to 2.
 //!
 //! **Compare with.** `epoll`, the same readiness loop written by hand as an
 //! explicit state machine; `coroutine`, which suspends whole stacks instead of

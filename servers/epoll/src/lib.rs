@@ -25,7 +25,8 @@
 //! full, as for a write); `reuseport` and `process --prefork` inherit it.
 //! `--work wait:` is a timer per held connection in a heap
 //! (`echo_core::drive::Timers`), the earliest one `epoll_wait`'s timeout:
-//! O(log n) per wait, no system call.
+//! O(log n) per wait, no system call. That timeout is whole milliseconds,
+//! rounded up, so a 1 ms wait lasts 1 to 2.
 //!
 //! **Compare with.** `select`, which copies and scans every fd on every call,
 //! where epoll keeps the interest list in the kernel and returns only ready
