@@ -23,7 +23,6 @@
 //! report; `report` and `compare` read it like any other.
 
 use crate::cell::{flags, record};
-use crate::load::add_errors;
 use crate::load::recorder;
 use crate::report;
 use crate::results::cell::{
@@ -556,7 +555,7 @@ fn sum_parts(parts: Vec<Part>) -> anyhow::Result<(CellRecord, Vec<Tagged>)> {
     let msgs_per_sec = messages as f64 / first.duration_s;
     let mut errors = Errors::default();
     for part in &parts {
-        add_errors(&mut errors, &part.cell.errors);
+        errors.add(&part.cell.errors);
     }
     let per_connection: Vec<u64> = parts
         .iter()

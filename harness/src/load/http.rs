@@ -590,36 +590,11 @@ impl Http {
 /// The HTTP kinds of `errors` and its warnings, for a summary line (empty
 /// when there are none): `; http_status 500×3, http_body 2; warnings http_date 9`.
 pub fn error_summary(errors: &Errors) -> String {
-    let mut kinds: Vec<String> = errors
-        .http_status
-        .iter()
-        .map(|(status, count)| format!("http_status {status}×{count}"))
-        .collect();
-    for (name, count) in [
-        ("http_length", errors.http_length),
-        ("http_body", errors.http_body),
-        ("http_order", errors.http_order),
-        ("http_parse", errors.http_parse),
-        ("http_date", errors.http_date),
-        ("http_server", errors.http_server),
-    ] {
-        if count > 0 {
-            kinds.push(format!("{name} {count}"));
-        }
+    let (failures, warnings) = errors.http_kinds();
+    let mut text = String::new();
+    if !failures.is_empty() {
+        text += &format!("; {}", failures.join(", "));
     }
-    let mut text = if kinds.is_empty() {
-        String::new()
-    } else {
-        format!("; {}", kinds.join(", "))
-    };
-    let warnings: Vec<String> = [
-        ("http_date", errors.http_date_warnings),
-        ("http_server", errors.http_server_warnings),
-    ]
-    .iter()
-    .filter(|(_, count)| *count > 0)
-    .map(|(name, count)| format!("{name} {count}"))
-    .collect();
     if !warnings.is_empty() {
         text += &format!("; warnings {}", warnings.join(", "));
     }

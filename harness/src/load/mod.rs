@@ -288,7 +288,7 @@ impl LoadOutcome {
         // Same bounds everywhere, so adding never fails.
         let _ = self.histogram.add(&other.histogram);
         let _ = recorder::add_by_index(&mut self.intervals, &other.intervals);
-        add_errors(&mut self.errors, &other.errors);
+        self.errors.add(&other.errors);
         self.messages += other.messages;
         self.counted += other.counted;
         self.per_connection.extend_from_slice(&other.per_connection);
@@ -607,28 +607,6 @@ pub fn add_udp(into: &mut UdpStats, from: &UdpStats) {
     };
 }
 
-pub fn add_errors(into: &mut Errors, from: &Errors) {
-    into.mismatch += from.mismatch;
-    into.reset += from.reset;
-    into.timeout += from.timeout;
-    into.connect += from.connect;
-    into.closed += from.closed;
-    into.addr_unavailable += from.addr_unavailable;
-    into.lost += from.lost;
-    into.lost_bytes += from.lost_bytes;
-    for (status, count) in &from.http_status {
-        *into.http_status.entry(*status).or_default() += count;
-    }
-    into.http_length += from.http_length;
-    into.http_body += from.http_body;
-    into.http_order += from.http_order;
-    into.http_parse += from.http_parse;
-    into.http_date += from.http_date;
-    into.http_server += from.http_server;
-    into.http_date_warnings += from.http_date_warnings;
-    into.http_server_warnings += from.http_server_warnings;
-}
-
 /// Counts a failed connect: out of local addresses, or any other failure.
 pub fn count_connect_error(errors: &mut Errors, error: &io::Error) {
     if is_addr_unavailable(error) {
@@ -817,7 +795,7 @@ mod tests {
         // Two failures; the bytes are not failures.
         assert_eq!(errors.total(), 2);
         let mut sum = errors.clone();
-        add_errors(&mut sum, &errors);
+        sum.add(&errors);
         assert_eq!((sum.lost, sum.lost_bytes), (4, 130));
     }
 

@@ -42,7 +42,7 @@ use super::step::{ClientStep, Stands};
 use super::timer::Timer;
 use super::{
     Clock, Failure, HOUSEKEEPING, LATE_SEND, LOST_AFTER, LoadOutcome, LoadPlan, MESSAGE_DEADLINE, ThreadCpu,
-    ThreadShare, add_errors,
+    ThreadShare,
 };
 use crate::results::cell::{Errors, Shape};
 use mio::net::TcpStream;
@@ -120,7 +120,7 @@ impl<S: ClientStep> Streams<S> {
         poll.registry().register(&mut timer, TIMER, Interest::READABLE)?;
         let (streams, mut errors) = connect_all_from(plan.addr, plan.source, share.connections)?;
         let (idle, idle_errors) = connect_all_from(plan.addr, plan.source, share.idle)?;
-        add_errors(&mut errors, &idle_errors);
+        errors.add(&idle_errors);
         let mut connections = Vec::with_capacity(share.connections);
         for (index, stream) in streams.into_iter().enumerate() {
             let connected = stream.is_some();

@@ -336,7 +336,7 @@ fn http_sections(cells: &[&Cell], builder: &mut Builder) -> Vec<Section> {
             .entry((labels.rank(&cell.label), cell.label.as_str()))
             .or_default();
         *verified += cell.messages;
-        add_errors(errors, &cell.errors);
+        errors.add(&cell.errors);
     }
     let error_rows: Vec<Vec<String>> = by_label
         .iter()
@@ -393,62 +393,24 @@ const VERIFIED: &str = "Every response is parsed in full and checked (status 200
     Date and Server): requests per second count verified responses only. Medians of the \
     repeats, [min–max] where there are several.";
 
-fn add_errors(sum: &mut Errors, errors: &Errors) {
-    sum.mismatch += errors.mismatch;
-    sum.reset += errors.reset;
-    sum.timeout += errors.timeout;
-    sum.connect += errors.connect;
-    sum.closed += errors.closed;
-    sum.addr_unavailable += errors.addr_unavailable;
-    sum.lost += errors.lost;
-    for (status, times) in &errors.http_status {
-        *sum.http_status.entry(*status).or_default() += times;
-    }
-    sum.http_length += errors.http_length;
-    sum.http_body += errors.http_body;
-    sum.http_order += errors.http_order;
-    sum.http_parse += errors.http_parse;
-    sum.http_date += errors.http_date;
-    sum.http_server += errors.http_server;
-    sum.http_date_warnings += errors.http_date_warnings;
-    sum.http_server_warnings += errors.http_server_warnings;
-}
-
-/// The kinds counted, as `http_status 500×3`, `http_body 2`: failures,
-/// then warnings.
+/// The kinds counted, as `http_status 500×3`, `http_body 2`: failures
+/// (HTTP's, then the transport's), then warnings.
 fn kinds(errors: &Errors) -> (Vec<String>, Vec<String>) {
-    let mut failures: Vec<String> = errors
-        .http_status
+    let (mut failures, warnings) = errors.http_kinds();
+    failures.extend(
+        [
+            ("mismatch", errors.mismatch),
+            ("reset", errors.reset),
+            ("timeout", errors.timeout),
+            ("connect", errors.connect),
+            ("closed", errors.closed),
+            ("addr_unavailable", errors.addr_unavailable),
+            ("lost", errors.lost),
+        ]
         .iter()
-        .filter(|(_, times)| **times > 0)
-        .map(|(status, times)| format!("http_status {status}×{times}"))
-        .collect();
-    let counted = |pairs: &[(&str, u64)]| -> Vec<String> {
-        pairs
-            .iter()
-            .filter(|(_, times)| *times > 0)
-            .map(|(kind, times)| format!("{kind} {times}"))
-            .collect()
-    };
-    failures.extend(counted(&[
-        ("http_length", errors.http_length),
-        ("http_body", errors.http_body),
-        ("http_order", errors.http_order),
-        ("http_parse", errors.http_parse),
-        ("http_date", errors.http_date),
-        ("http_server", errors.http_server),
-        ("mismatch", errors.mismatch),
-        ("reset", errors.reset),
-        ("timeout", errors.timeout),
-        ("connect", errors.connect),
-        ("closed", errors.closed),
-        ("addr_unavailable", errors.addr_unavailable),
-        ("lost", errors.lost),
-    ]));
-    let warnings = counted(&[
-        ("http_date", errors.http_date_warnings),
-        ("http_server", errors.http_server_warnings),
-    ]);
+        .filter(|(_, count)| *count > 0)
+        .map(|(kind, count)| format!("{kind} {count}")),
+    );
     (failures, warnings)
 }
 

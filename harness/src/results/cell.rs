@@ -197,6 +197,60 @@ impl Errors {
             + self.http_date
             + self.http_server
     }
+
+    /// Adds `other`'s counts to these, kind by kind (status by status).
+    pub fn add(&mut self, other: &Errors) {
+        self.mismatch += other.mismatch;
+        self.reset += other.reset;
+        self.timeout += other.timeout;
+        self.connect += other.connect;
+        self.closed += other.closed;
+        self.addr_unavailable += other.addr_unavailable;
+        self.lost += other.lost;
+        self.lost_bytes += other.lost_bytes;
+        for (status, count) in &other.http_status {
+            *self.http_status.entry(*status).or_default() += count;
+        }
+        self.http_length += other.http_length;
+        self.http_body += other.http_body;
+        self.http_order += other.http_order;
+        self.http_parse += other.http_parse;
+        self.http_date += other.http_date;
+        self.http_server += other.http_server;
+        self.http_date_warnings += other.http_date_warnings;
+        self.http_server_warnings += other.http_server_warnings;
+    }
+
+    /// The HTTP kinds counted, as `http_status 500×3`, `http_body 2`: the
+    /// failures, then the warnings (a user's server's `Date` and `Server`).
+    pub fn http_kinds(&self) -> (Vec<String>, Vec<String>) {
+        let counted = |pairs: &[(&str, u64)]| -> Vec<String> {
+            pairs
+                .iter()
+                .filter(|(_, count)| *count > 0)
+                .map(|(kind, count)| format!("{kind} {count}"))
+                .collect()
+        };
+        let mut failures: Vec<String> = self
+            .http_status
+            .iter()
+            .filter(|(_, count)| **count > 0)
+            .map(|(status, count)| format!("http_status {status}×{count}"))
+            .collect();
+        failures.extend(counted(&[
+            ("http_length", self.http_length),
+            ("http_body", self.http_body),
+            ("http_order", self.http_order),
+            ("http_parse", self.http_parse),
+            ("http_date", self.http_date),
+            ("http_server", self.http_server),
+        ]));
+        let warnings = counted(&[
+            ("http_date", self.http_date_warnings),
+            ("http_server", self.http_server_warnings),
+        ]);
+        (failures, warnings)
+    }
 }
 
 /// Messages per connection during the measurement.
