@@ -24,9 +24,11 @@
 //! socket, no copy through this process (EAGAIN when the socket buffer is
 //! full, as for a write); `reuseport` and `process --prefork` inherit it.
 //! `--work wait:` is a timer per held connection in a heap
-//! (`echo_core::drive::Timers`), the earliest one `epoll_wait`'s timeout:
-//! O(log n) per wait, no system call. That timeout is whole milliseconds,
-//! rounded up, so a 1 ms wait lasts 1 to 2.
+//! (`echo_core::drive::Timers`), O(log n) per wait; the earliest arms a
+//! `timerfd` in the interest list, so time is one more readable fd. Not
+//! `epoll_wait`'s timeout: that is whole milliseconds, and a 1 ms wait would
+//! last 1 to 2. A `timerfd_settime` when the earliest changes, a `read` when
+//! it fires.
 //!
 //! **Compare with.** `select`, which copies and scans every fd on every call,
 //! where epoll keeps the interest list in the kernel and returns only ready
@@ -42,11 +44,14 @@ use echo_core::syscalls::{EPOLL_ECHO, EPOLL_WAIT, Expect, ONCE, Profile, RECV, S
 use echo_core::workers::Tally;
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::time::TimeSpec;
+use nix::sys::timer::Expiration;
+use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags, TimerSetTimeFlags};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The "System calls" section above as numbers: calls per message under
 /// [`echo_core::syscalls::PROFILE_LOAD`], checked against the kernel's
@@ -79,6 +84,8 @@ pub struct Options {
 
 /// The listener's token in `epoll_data`; a connection's token is its fd.
 const LISTENER: u64 = u64::MAX;
+/// The timerfd's token: the earliest `wait:` timer has come.
+const CLOCK: u64 = u64::MAX - 1;
 
 /// Ready sockets returned by one `epoll_wait`.
 const EVENTS_PER_WAIT: usize = 1024;
@@ -157,14 +164,29 @@ impl Reactor {
         // this instant; level-triggered epoll would otherwise report it at once.
         // (DEL and ADD rather than MOD: EPOLLEXCLUSIVE forbids MOD.)
         let mut accepts_resume: Option<Instant> = None;
-        // Connections held by a `wait:` work, by fd: the earliest bounds the wait.
+        // Connections held by a `wait:` work, by fd; the earliest arms `clock`.
         let mut timers = Timers::default();
+        let clock = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        epoll.add(&clock, EpollEvent::new(EpollFlags::EPOLLIN, CLOCK))?;
+        let mut clock_set_for: Option<Instant> = None;
         loop {
-            let millis = [accepts_resume.map(accept::millis_until), timers.millis_to_next()]
-                .into_iter()
-                .flatten()
-                .min();
-            let timeout = match millis {
+            if let Some(next) = timers.next()
+                && clock_set_for != Some(next)
+            {
+                // Relative, from now; zero would disarm it, so at least 1 ns.
+                let after = next
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_nanos(1));
+                clock.set(
+                    Expiration::OneShot(TimeSpec::from_duration(after)),
+                    TimerSetTimeFlags::empty(),
+                )?;
+                clock_set_for = Some(next);
+            }
+            let timeout = match accepts_resume.map(accept::millis_until) {
                 Some(millis) => EpollTimeout::try_from(millis).unwrap_or(EpollTimeout::MAX),
                 None => EpollTimeout::NONE,
             };
@@ -185,7 +207,11 @@ impl Reactor {
             let woken = woken.into_iter().map(|token| (token, EpollFlags::empty()));
             let ready_tokens = events[..ready].iter().map(|event| (event.data(), event.events()));
             for (token, flags) in ready_tokens.chain(woken) {
-                if token != LISTENER {
+                if token == CLOCK {
+                    // Fired: read its count, or it stays readable.
+                    let _ = nix::unistd::read(&clock, &mut [0u8; 8]);
+                    clock_set_for = None;
+                } else if token != LISTENER {
                     let slot = &mut connections[token as usize];
                     if let Some(connection) = slot
                         && !connection.serve_ready(&epoll, drain, &mut timers, flags)
