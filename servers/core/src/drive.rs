@@ -267,12 +267,6 @@ impl Timers {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
-    /// The time from now to the earliest timer, rounded up to whole
-    /// milliseconds (a loop must not wake just before it): for a
-    /// millisecond timeout such as `epoll_wait`'s.
-    pub fn millis_to_next(&self) -> Option<u128> {
-        self.next().map(crate::accept::millis_until)
-    }
 
     /// Removes and returns the tokens whose instant has come, reading the
     /// clock only when a timer is set: a loop with no `wait:` work pays
@@ -458,7 +452,6 @@ mod tests {
         timers.add(now + Duration::from_millis(10), 1);
         timers.add(now + Duration::from_secs(60), 3);
         assert_eq!(timers.next(), Some(now + Duration::from_millis(10)));
-        assert!(timers.millis_to_next().unwrap() <= 10);
         assert!(timers.expired(now).is_empty());
         assert_eq!(timers.expired(now + Duration::from_millis(30)), vec![1, 2]);
         assert_eq!(timers.next(), Some(now + Duration::from_secs(60)));
