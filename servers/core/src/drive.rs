@@ -248,7 +248,7 @@ impl Session {
 
 /// The timers of a readiness loop: which connection (by token) to pump
 /// again at which instant. The earliest one bounds the loop's wait
-/// (`epoll_wait`'s or `select`'s timeout). A binary heap: O(log n) per
+/// (`select`'s timeout, `epoll`'s timerfd). A binary heap: O(log n) per
 /// timer; an entry whose connection has gone, or was pumped since, fires
 /// anyway and costs one spurious pump, which is harmless.
 #[derive(Debug, Default)]
