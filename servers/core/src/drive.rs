@@ -267,7 +267,6 @@ impl Timers {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
-
     /// Removes and returns the tokens whose instant has come, reading the
     /// clock only when a timer is set: a loop with no `wait:` work pays
     /// nothing for the timers on each wake-up.

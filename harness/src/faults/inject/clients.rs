@@ -198,14 +198,26 @@ pub fn read_echo(
     sent: u64,
     buffer: &mut [u8],
 ) -> Echoed {
+    read_checked(stream, received, buffer, |at, bytes| {
+        at + bytes.len() as u64 <= sent && payload::matches(stream_id, at, bytes)
+    })
+}
+
+/// Reads what `stream` has, until it would block, passing each piece and
+/// its offset (`*received`, which it advances) to `expected`: false is
+/// [`Echoed::Wrong`].
+fn read_checked(
+    stream: &mut TcpStream,
+    received: &mut u64,
+    buffer: &mut [u8],
+    expected: impl Fn(u64, &[u8]) -> bool,
+) -> Echoed {
     let mut total = 0;
     loop {
         match stream.read(buffer) {
             Ok(0) => return Echoed::Closed,
             Ok(length) => {
-                if *received + length as u64 > sent
-                    || !payload::matches(stream_id, *received, &buffer[..length])
-                {
+                if !expected(*received, &buffer[..length]) {
                     return Echoed::Wrong;
                 }
                 *received += length as u64;
@@ -278,29 +290,10 @@ pub fn read_answer(
     if protocol != Protocol::Http {
         return read_echo(stream, stream_id, received, sent, buffer);
     }
-    let mut total = 0;
-    loop {
-        match stream.read(buffer) {
-            Ok(0) => return Echoed::Closed,
-            Ok(length) => {
-                let checked = (HTTP_RESPONSE.len() as u64).saturating_sub(*received) as usize;
-                let checked = checked.min(length);
-                let from = *received as usize;
-                if checked > 0 && buffer[..checked] != HTTP_RESPONSE[from..from + checked] {
-                    return Echoed::Wrong;
-                }
-                *received += length as u64;
-                total += length;
-            }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                return if total > 0 {
-                    Echoed::Bytes(total)
-                } else {
-                    Echoed::Nothing
-                };
-            }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Echoed::Closed,
-        }
-    }
+    read_checked(stream, received, buffer, |at, bytes| {
+        let checked = (HTTP_RESPONSE.len() as u64).saturating_sub(at) as usize;
+        let checked = checked.min(bytes.len());
+        let from = at as usize;
+        checked == 0 || bytes[..checked] == HTTP_RESPONSE[from..from + checked]
+    })
 }
