@@ -376,21 +376,7 @@ fn a_one_cell_http_suite_runs_into_a_result_set() {
     )
     .unwrap();
     let out = dir.path().join("set");
-    let output = harness(&[
-        "run",
-        "--suite",
-        suite.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--no-syscalls",
-        "--client-threads",
-        "1",
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    support::run_suite(&suite, &out, &["--no-syscalls", "--client-threads", "1"]);
     assert!(out.join("www/64k.bin").is_file());
     let cells: Vec<_> = std::fs::read_dir(out.join("cells"))
         .unwrap()

@@ -9,7 +9,6 @@
 mod support;
 
 use serde_json::Value;
-use support::harness;
 
 fn cells(dir: &std::path::Path) -> Vec<Value> {
     let mut cells: Vec<(std::path::PathBuf, Value)> = std::fs::read_dir(dir.join("cells"))
@@ -44,21 +43,7 @@ fn an_http_suite_reports_pipelining_static_files_and_errors_by_kind() {
     )
     .unwrap();
     let out = dir.path().join("set");
-    let output = harness(&[
-        "run",
-        "--suite",
-        suite.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--no-syscalls",
-        "--client-threads",
-        "1",
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    support::run_suite(&suite, &out, &["--no-syscalls", "--client-threads", "1"]);
 
     // Each cell says what it spoke.
     let cells = cells(&out);

@@ -193,18 +193,7 @@ rate = [2000]
     )
     .unwrap();
     let out = dir.path().join("out");
-    let output = harness(&[
-        "run",
-        "--suite",
-        suite.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    support::run_suite(&suite, &out, &[]);
     for cell in ["udp--udp-closed-c10-s64", "udp-batch32--udp-open-r2000-c10-s64"] {
         let cell = support::json(&out.join("cells").join(format!("{cell}.json")));
         assert!(udp(&cell, "received") > 0, "{cell}");

@@ -145,6 +145,21 @@ pub fn help(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// `harness run --suite SUITE --out OUT EXTRA…`, which must succeed: the
+/// test fails with the harness's stderr otherwise.
+pub fn run_suite(suite: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> Output {
+    let (suite, out) = (suite.to_str().unwrap(), out.to_str().unwrap());
+    let mut args = vec!["run", "--suite", suite, "--out", out];
+    args.extend_from_slice(extra);
+    let output = harness(&args);
+    assert!(
+        output.status.success(),
+        "harness {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// Writes `DIR/NAME.toml`: a one-scenario suite (closed loop, 10
 /// connections, 64 bytes, 0.2 s warm-up, 0.5 s measured) over `models`, a
 /// TOML array's inside, e.g. `"epoll", { label = "mine", command = [..] }`.
